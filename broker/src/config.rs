@@ -1,0 +1,222 @@
+//! Command-line flags, `SLUICE_*` environment variables and Kafka-named broker configs.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::topic_config::{self, ConfigType};
+
+/// Flags of `sluice serve`; each also read from its `SLUICE_*` environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// This node's id in the cluster.
+    #[arg(long, env = "SLUICE_NODE_ID", default_value_t = 1)]
+    pub node_id: u64,
+    /// Where this node keeps its data.
+    #[arg(long, env = "SLUICE_DATA_DIR", default_value = "./sluice-data")]
+    pub data_dir: PathBuf,
+    /// Kafka listener address (port 0 picks a free port).
+    #[arg(long, env = "SLUICE_KAFKA_ADDR", default_value = "127.0.0.1:9092")]
+    pub kafka_addr: String,
+    /// host:port clients are told to connect to (defaults to the Kafka listener).
+    #[arg(long, env = "SLUICE_ADVERTISED_ADDR")]
+    pub advertised_addr: Option<String>,
+    /// Controller (Raft) address.
+    #[arg(long, env = "SLUICE_CONTROLLER_ADDR", default_value = "127.0.0.1:9093")]
+    pub controller_addr: String,
+    /// HTTP address for /metrics, /healthz and the admin API (port 0 picks a free port).
+    #[arg(long, env = "SLUICE_HTTP_ADDR", default_value = "127.0.0.1:9644")]
+    pub http_addr: String,
+    /// Controller voters, `id@host:port,...` (defaults to this node alone).
+    #[arg(long, env = "SLUICE_VOTERS")]
+    pub voters: Option<String>,
+    /// Roles of this node: `broker`, `controller` or both.
+    #[arg(long, env = "SLUICE_ROLES", default_value = "broker,controller")]
+    pub roles: String,
+    /// A broker config by its Kafka name, e.g. `--config num.partitions=3` (repeatable).
+    #[arg(long = "config", env = "SLUICE_CONFIG", value_delimiter = ',')]
+    pub configs: Vec<String>,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, env = "SLUICE_LOG_JSON")]
+    pub log_json: bool,
+}
+
+/// Broker-wide settings, by Kafka name, with Kafka's defaults.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    overrides: BTreeMap<String, String>,
+}
+
+/// Broker configs Sluice knows: (name, default, type).
+pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
+    ("auto.create.topics.enable", "true", ConfigType::Boolean),
+    ("num.partitions", "1", ConfigType::Int),
+    ("default.replication.factor", "1", ConfigType::Short),
+    ("message.max.bytes", "1048588", ConfigType::Int),
+    ("socket.request.max.bytes", "104857600", ConfigType::Int),
+    ("log.retention.ms", "604800000", ConfigType::Long),
+    ("log.retention.bytes", "-1", ConfigType::Long),
+    ("log.segment.bytes", "1073741824", ConfigType::Int),
+    ("log.cleanup.policy", "delete", ConfigType::List),
+    (
+        "log.flush.interval.messages",
+        "9223372036854775807",
+        ConfigType::Long,
+    ),
+    (
+        "log.flush.interval.ms",
+        "9223372036854775807",
+        ConfigType::Long,
+    ),
+    (
+        "log.message.timestamp.type",
+        "CreateTime",
+        ConfigType::String,
+    ),
+    ("min.insync.replicas", "1", ConfigType::Int),
+    ("compression.type", "producer", ConfigType::String),
+    (
+        "unclean.leader.election.enable",
+        "false",
+        ConfigType::Boolean,
+    ),
+    ("delete.topic.enable", "true", ConfigType::Boolean),
+    ("offsets.topic.num.partitions", "50", ConfigType::Int),
+    ("offsets.topic.replication.factor", "3", ConfigType::Short),
+    ("group.initial.rebalance.delay.ms", "3000", ConfigType::Int),
+    ("replica.lag.time.max.ms", "30000", ConfigType::Long),
+    ("broker.session.timeout.ms", "9000", ConfigType::Int),
+    ("max.connections", "2147483647", ConfigType::Int),
+    ("fetch.max.bytes", "57671680", ConfigType::Int),
+    (
+        "max.incremental.fetch.session.cache.slots",
+        "1000",
+        ConfigType::Int,
+    ),
+    (
+        "sluice.storage.write.buffer.budget.bytes",
+        "268435456",
+        ConfigType::Long,
+    ),
+    (
+        "sluice.storage.block.cache.bytes",
+        "67108864",
+        ConfigType::Long,
+    ),
+];
+
+impl BrokerConfig {
+    /// Parses `KEY=VALUE` pairs; unknown keys and ill-typed values are errors.
+    pub fn parse(pairs: &[String]) -> anyhow::Result<Self> {
+        let mut overrides = BTreeMap::new();
+        for pair in pairs.iter().filter(|p| !p.trim().is_empty()) {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--config expects KEY=VALUE, got '{pair}'"))?;
+            let (k, v) = (k.trim(), v.trim());
+            let Some((_, _, ty)) = BROKER_CONFIGS.iter().find(|(n, _, _)| *n == k) else {
+                anyhow::bail!("unknown broker config '{k}'");
+            };
+            topic_config::check_type(k, v, *ty).map_err(|e| anyhow::anyhow!(e))?;
+            overrides.insert(k.to_string(), v.to_string());
+        }
+        Ok(Self { overrides })
+    }
+
+    /// The value of a config (override or Kafka's default).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.overrides.get(name).map(String::as_str).or_else(|| {
+            BROKER_CONFIGS
+                .iter()
+                .find(|(n, _, _)| *n == name)
+                .map(|(_, d, _)| *d)
+        })
+    }
+
+    /// Whether the config was set explicitly.
+    pub fn is_overridden(&self, name: &str) -> bool {
+        self.overrides.contains_key(name)
+    }
+
+    fn parsed<T: std::str::FromStr>(&self, name: &str, fallback: T) -> T {
+        self.get(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(fallback)
+    }
+
+    /// `auto.create.topics.enable`
+    pub fn auto_create_topics(&self) -> bool {
+        self.parsed("auto.create.topics.enable", true)
+    }
+    /// `num.partitions`
+    pub fn num_partitions(&self) -> i32 {
+        self.parsed("num.partitions", 1)
+    }
+    /// `default.replication.factor`
+    pub fn default_replication_factor(&self) -> i16 {
+        self.parsed("default.replication.factor", 1)
+    }
+    /// `socket.request.max.bytes`: the largest request frame accepted.
+    pub fn max_request_bytes(&self) -> usize {
+        self.parsed("socket.request.max.bytes", 104_857_600usize)
+    }
+    /// `max.connections`
+    pub fn max_connections(&self) -> usize {
+        self.parsed("max.connections", i32::MAX as usize)
+    }
+    /// `max.incremental.fetch.session.cache.slots`
+    pub fn fetch_session_slots(&self) -> usize {
+        self.parsed("max.incremental.fetch.session.cache.slots", 1000usize)
+    }
+    /// `fetch.max.bytes`
+    pub fn fetch_max_bytes(&self) -> usize {
+        self.parsed("fetch.max.bytes", 57_671_680usize)
+    }
+    /// Memtable budget for all partitions together.
+    pub fn write_buffer_budget(&self) -> usize {
+        self.parsed("sluice.storage.write.buffer.budget.bytes", 256usize << 20)
+    }
+    /// Shared block cache size.
+    pub fn block_cache_bytes(&self) -> usize {
+        self.parsed("sluice.storage.block.cache.bytes", 64usize << 20)
+    }
+}
+
+/// Parses `--voters 1@host:port,2@host:port`.
+pub fn parse_voters(spec: &str) -> anyhow::Result<Vec<(u64, String)>> {
+    spec.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|v| {
+            let (id, addr) = v
+                .trim()
+                .split_once('@')
+                .ok_or_else(|| anyhow::anyhow!("voter '{v}' is not id@host:port"))?;
+            Ok((id.parse()?, addr.to_string()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_parse_with_defaults_and_reject_unknown() {
+        let c = BrokerConfig::parse(&["num.partitions=3".into()]).unwrap();
+        assert_eq!(c.num_partitions(), 3);
+        assert!(c.auto_create_topics());
+        assert!(BrokerConfig::parse(&["nope=1".into()]).is_err());
+        assert!(BrokerConfig::parse(&["num.partitions=x".into()]).is_err());
+        assert!(BrokerConfig::parse(&["num.partitions".into()]).is_err());
+    }
+
+    #[test]
+    fn voters_parse() {
+        assert_eq!(
+            parse_voters("1@127.0.0.1:1,2@h:2").unwrap(),
+            vec![(1, "127.0.0.1:1".into()), (2, "h:2".into())]
+        );
+        assert!(parse_voters("x@h:1").is_err());
+    }
+}

@@ -1,0 +1,32 @@
+//! The services every handler reaches through `&Broker`.
+
+use std::sync::Arc;
+
+use sluice_controller::ControllerClient;
+use sluice_storage::Store;
+
+use crate::config::BrokerConfig;
+use crate::fetch_session::FetchSessions;
+use crate::producer_ids::ProducerIdAllocator;
+use crate::replication::ReplicaManager;
+
+/// One broker node's shared state.
+pub struct Broker {
+    /// This broker's id.
+    pub node_id: i32,
+    /// Broker configs by Kafka name.
+    pub config: BrokerConfig,
+    /// Node storage.
+    pub store: Arc<Store>,
+    /// The metadata controller.
+    pub controller: ControllerClient,
+    /// Local partition replicas and their roles.
+    pub replicas: ReplicaManager,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: FetchSessions,
+    /// Producer ids for InitProducerId.
+    pub producer_ids: ProducerIdAllocator,
+}
+
+/// Handlers take the broker by shared reference.
+pub type Ctx = Arc<Broker>;

@@ -1,0 +1,180 @@
+//! Request decoding, the one `match` on the API, and response encoding. Builds ApiVersions.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use crate::context::Ctx;
+use crate::handlers;
+use crate::metrics;
+
+/// The APIs and versions Sluice serves: (key, min, max). Versions outside these are refused.
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    // Produce v0-2 is advertised but refused: librdkafka < 2.11.1 disables compression when
+    // the advertised minimum is 3.
+    (ApiKey::Produce, 0, 11),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 2),
+];
+
+/// The smallest Produce version actually decoded (the crate reads v3+).
+const MIN_DECODED_PRODUCE: i16 = 3;
+
+/// Why a connection must be closed instead of answered.
+#[derive(Debug, thiserror::Error)]
+pub enum CloseReason {
+    /// Unparseable header, unknown API, unsupported version or undecodable body.
+    #[error("malformed request: {0}")]
+    Malformed(String),
+}
+
+fn supported(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED_APIS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, lo, hi)| (*lo, *hi))
+}
+
+/// The ApiVersions list every response carries.
+pub fn api_versions() -> Vec<ApiVersion> {
+    SUPPORTED_APIS
+        .iter()
+        .map(|(k, lo, hi)| {
+            ApiVersion::default()
+                .with_api_key(*k as i16)
+                .with_min_version(*lo)
+                .with_max_version(*hi)
+        })
+        .collect()
+}
+
+/// Handles one request frame; `Ok(None)` means no response is due (acks=0 produce).
+pub async fn dispatch(ctx: &Ctx, frame: Bytes) -> Result<Option<BytesMut>, CloseReason> {
+    if frame.len() < 8 {
+        return Err(CloseReason::Malformed(
+            "frame shorter than a request header".into(),
+        ));
+    }
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let key = ApiKey::try_from(raw_key)
+        .map_err(|_| CloseReason::Malformed(format!("unknown api key {raw_key}")))?;
+    let (min, max) =
+        supported(key).ok_or_else(|| CloseReason::Malformed(format!("unsupported api {key:?}")))?;
+    if key == ApiKey::ApiVersions && version > max {
+        // KIP-511: answer in v0 so the client can pick a version we speak.
+        return Ok(Some(unsupported_api_versions(correlation_id)));
+    }
+    if version < min || version > max || (key == ApiKey::Produce && version < MIN_DECODED_PRODUCE) {
+        return Err(CloseReason::Malformed(format!(
+            "{key:?} v{version} is not supported"
+        )));
+    }
+
+    let mut body = frame;
+    let header =
+        decode_guarded(|| RequestHeader::decode(&mut body, key.request_header_version(version)))?;
+    let request = decode_guarded(|| RequestKind::decode(key, &mut body, version))?;
+    let started = std::time::Instant::now();
+    let response: ResponseKind = match request {
+        RequestKind::Produce(r) => match handlers::produce::handle(ctx, &header, r).await {
+            Some(resp) => resp.into(),
+            None => return Ok(None),
+        },
+        RequestKind::Fetch(r) => handlers::fetch::handle(ctx, &header, r).await.into(),
+        RequestKind::ListOffsets(r) => handlers::list_offsets::handle(ctx, &header, r).await.into(),
+        RequestKind::Metadata(r) => handlers::metadata::handle(ctx, &header, r).await.into(),
+        RequestKind::ApiVersions(r) => handlers::api_versions::handle(ctx, &header, r).await.into(),
+        RequestKind::CreateTopics(r) => handlers::create_topics::handle(ctx, &header, r)
+            .await
+            .into(),
+        RequestKind::DeleteTopics(r) => handlers::delete_topics::handle(ctx, &header, r)
+            .await
+            .into(),
+        RequestKind::InitProducerId(r) => handlers::init_producer_id::handle(ctx, &header, r)
+            .await
+            .into(),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            handlers::offset_for_leader_epoch::handle(ctx, &header, r)
+                .await
+                .into()
+        }
+        RequestKind::DescribeConfigs(r) => handlers::describe_configs::handle(ctx, &header, r)
+            .await
+            .into(),
+        RequestKind::CreatePartitions(r) => handlers::create_partitions::handle(ctx, &header, r)
+            .await
+            .into(),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            handlers::incremental_alter_configs::handle(ctx, &header, r)
+                .await
+                .into()
+        }
+        RequestKind::DescribeCluster(r) => handlers::describe_cluster::handle(ctx, &header, r)
+            .await
+            .into(),
+        other => {
+            return Err(CloseReason::Malformed(format!("no handler for {other:?}")));
+        }
+    };
+    metrics::record_request(key, started.elapsed());
+    encode_response(key, version, correlation_id, &response).map(Some)
+}
+
+/// Runs a decoder with the allocation guard on (see `decode_guard`).
+fn decode_guarded<T>(decode: impl FnOnce() -> anyhow::Result<T>) -> Result<T, CloseReason> {
+    crate::decode_guard::with_guard(decode).map_err(|e| CloseReason::Malformed(e.to_string()))
+}
+
+fn frame_with<F: FnOnce(&mut BytesMut) -> anyhow::Result<()>>(
+    f: F,
+) -> Result<BytesMut, CloseReason> {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    f(&mut buf).map_err(|e| CloseReason::Malformed(format!("encoding response: {e}")))?;
+    let len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf)
+}
+
+fn encode_response(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &ResponseKind,
+) -> Result<BytesMut, CloseReason> {
+    frame_with(|buf| {
+        ResponseHeader::default()
+            .with_correlation_id(correlation_id)
+            .encode(buf, key.response_header_version(version))?;
+        response.encode(buf, version)
+    })
+}
+
+fn unsupported_api_versions(correlation_id: i32) -> BytesMut {
+    let body = ApiVersionsResponse::default()
+        .with_error_code(kafka_protocol::error::ResponseError::UnsupportedVersion.code())
+        .with_api_keys(api_versions());
+    let encoded = frame_with(|buf| {
+        ResponseHeader::default()
+            .with_correlation_id(correlation_id)
+            .encode(buf, 0)?;
+        body.encode(buf, 0)
+    });
+    // Encoding a fixed v0 body cannot fail; fall back to an empty frame rather than panic.
+    encoded.unwrap_or_else(|_| BytesMut::from(&[0u8, 0, 0, 0][..]))
+}

@@ -1,0 +1,169 @@
+//! BrokerError and the single mapping from every failure to a Kafka error code.
+
+use kafka_protocol::error::ResponseError as Code;
+use sluice_controller::{ControllerError, MetadataError};
+use sluice_storage::{AppendError, StorageError};
+
+/// A failure that a client sees as a Kafka error code (plus, where the API has one, a message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    /// UNKNOWN_TOPIC_OR_PARTITION
+    #[error("This server does not host this topic-partition.")]
+    UnknownTopicOrPartition,
+    /// UNKNOWN_TOPIC_ID
+    #[error("This server does not host this topic ID.")]
+    UnknownTopicId,
+    /// NOT_LEADER_OR_FOLLOWER
+    #[error("This server is not the leader for that topic-partition.")]
+    NotLeaderOrFollower,
+    /// CORRUPT_MESSAGE
+    #[error("the record batch failed its CRC check")]
+    CorruptMessage,
+    /// INVALID_RECORD
+    #[error("{0}")]
+    InvalidRecord(String),
+    /// MESSAGE_TOO_LARGE
+    #[error("the record batch is larger than max.message.bytes")]
+    MessageTooLarge,
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER
+    #[error("out of order sequence number")]
+    OutOfOrderSequence,
+    /// INVALID_PRODUCER_EPOCH
+    #[error("producer epoch is stale")]
+    InvalidProducerEpoch,
+    /// KAFKA_STORAGE_ERROR
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// NOT_ENOUGH_REPLICAS
+    #[error("fewer in-sync replicas than min.insync.replicas")]
+    NotEnoughReplicas,
+    /// OFFSET_OUT_OF_RANGE
+    #[error("offset out of range")]
+    OffsetOutOfRange,
+    /// FENCED_LEADER_EPOCH
+    #[error("the leader epoch in the request is older than the broker's")]
+    FencedLeaderEpoch,
+    /// UNKNOWN_LEADER_EPOCH
+    #[error("the leader epoch in the request is newer than the broker's")]
+    UnknownLeaderEpoch,
+    /// INVALID_TOPIC_EXCEPTION
+    #[error("{0}")]
+    InvalidTopic(String),
+    /// TOPIC_ALREADY_EXISTS
+    #[error("{0}")]
+    TopicAlreadyExists(String),
+    /// INVALID_PARTITIONS
+    #[error("{0}")]
+    InvalidPartitions(String),
+    /// INVALID_REPLICATION_FACTOR
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    /// INVALID_REPLICA_ASSIGNMENT
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    /// INVALID_CONFIG
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// INVALID_REQUEST
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// LEADER_NOT_AVAILABLE
+    #[error("leader not available")]
+    LeaderNotAvailable,
+    /// NOT_CONTROLLER / REQUEST_TIMED_OUT: the controller could not commit the change.
+    #[error("controller: {0}")]
+    Controller(String),
+    /// FETCH_SESSION_ID_NOT_FOUND
+    #[error("fetch session not found")]
+    FetchSessionIdNotFound,
+    /// INVALID_FETCH_SESSION_EPOCH
+    #[error("invalid fetch session epoch")]
+    InvalidFetchSessionEpoch,
+}
+
+impl BrokerError {
+    /// The Kafka error code.
+    pub fn code(&self) -> i16 {
+        let code = match self {
+            Self::UnknownTopicOrPartition => Code::UnknownTopicOrPartition,
+            Self::UnknownTopicId => Code::UnknownTopicId,
+            Self::NotLeaderOrFollower => Code::NotLeaderOrFollower,
+            Self::CorruptMessage => Code::CorruptMessage,
+            Self::InvalidRecord(_) => Code::InvalidRecord,
+            Self::MessageTooLarge => Code::MessageTooLarge,
+            Self::OutOfOrderSequence => Code::OutOfOrderSequenceNumber,
+            Self::InvalidProducerEpoch => Code::InvalidProducerEpoch,
+            Self::Storage(_) => Code::KafkaStorageError,
+            Self::NotEnoughReplicas => Code::NotEnoughReplicas,
+            Self::OffsetOutOfRange => Code::OffsetOutOfRange,
+            Self::FencedLeaderEpoch => Code::FencedLeaderEpoch,
+            Self::UnknownLeaderEpoch => Code::UnknownLeaderEpoch,
+            Self::InvalidTopic(_) => Code::InvalidTopicException,
+            Self::TopicAlreadyExists(_) => Code::TopicAlreadyExists,
+            Self::InvalidPartitions(_) => Code::InvalidPartitions,
+            Self::InvalidReplicationFactor(_) => Code::InvalidReplicationFactor,
+            Self::InvalidReplicaAssignment(_) => Code::InvalidReplicaAssignment,
+            Self::InvalidConfig(_) => Code::InvalidConfig,
+            Self::InvalidRequest(_) => Code::InvalidRequest,
+            Self::LeaderNotAvailable => Code::LeaderNotAvailable,
+            Self::Controller(_) => Code::RequestTimedOut,
+            Self::FetchSessionIdNotFound => Code::FetchSessionIdNotFound,
+            Self::InvalidFetchSessionEpoch => Code::InvalidFetchSessionEpoch,
+        };
+        code.code()
+    }
+
+    /// The message for APIs that carry one.
+    pub fn message(&self) -> kafka_protocol::protocol::StrBytes {
+        kafka_protocol::protocol::StrBytes::from_string(self.to_string())
+    }
+}
+
+/// The error code of a result (0 for success).
+pub fn code_of<T>(r: &Result<T, BrokerError>) -> i16 {
+    r.as_ref().err().map(BrokerError::code).unwrap_or(0)
+}
+
+impl From<MetadataError> for BrokerError {
+    fn from(e: MetadataError) -> Self {
+        match e {
+            MetadataError::TopicAlreadyExists(n) => {
+                Self::TopicAlreadyExists(format!("Topic '{n}' already exists."))
+            }
+            MetadataError::UnknownTopic(_) => Self::UnknownTopicOrPartition,
+            MetadataError::InvalidTopic(m) => Self::InvalidTopic(m),
+            MetadataError::InvalidPartitions(m) => Self::InvalidPartitions(m),
+            MetadataError::InvalidReplicationFactor(m) => Self::InvalidReplicationFactor(m),
+            MetadataError::InvalidReplicaAssignment(m) => Self::InvalidReplicaAssignment(m),
+            MetadataError::InvalidConfig(m) => Self::InvalidConfig(m),
+        }
+    }
+}
+
+impl From<AppendError> for BrokerError {
+    fn from(e: AppendError) -> Self {
+        match e {
+            AppendError::OutOfOrderSequence => Self::OutOfOrderSequence,
+            AppendError::InvalidProducerEpoch => Self::InvalidProducerEpoch,
+            AppendError::UnknownPartition => Self::NotLeaderOrFollower,
+            AppendError::Storage(m) => Self::Storage(m),
+        }
+    }
+}
+
+impl From<StorageError> for BrokerError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::CorruptBatch => Self::CorruptMessage,
+            StorageError::InvalidBatch(m) => Self::InvalidRecord(m.to_string()),
+            StorageError::UnknownPartition(_) => Self::NotLeaderOrFollower,
+            other => Self::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<ControllerError> for BrokerError {
+    fn from(e: ControllerError) -> Self {
+        Self::Controller(e.to_string())
+    }
+}

@@ -1,0 +1,52 @@
+//! CreatePartitions: grow topics through the controller.
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, RequestHeader};
+use sluice_controller::{Command, CommandResult};
+
+use crate::context::Ctx;
+use crate::error::BrokerError;
+
+/// Grows each topic to its requested partition count.
+pub async fn handle(
+    ctx: &Ctx,
+    _header: &RequestHeader,
+    req: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let command = Command::CreatePartitions {
+            topic: t.name.0.to_string(),
+            total: t.count,
+            assignment: t.assignments.as_ref().map(|a| {
+                a.iter()
+                    .map(|x| x.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
+            }),
+        };
+        let outcome = if req.validate_only {
+            let mut image = (*ctx.controller.image()).clone();
+            Ok(image.apply(&command))
+        } else {
+            ctx.controller.execute(command).await
+        };
+        let r = match outcome {
+            Ok(CommandResult::Failed(e)) => Err(BrokerError::from(e)),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+        let mut out = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        if let Err(e) = r {
+            out = out
+                .with_error_code(e.code())
+                .with_error_message(Some(e.message()));
+        }
+        results.push(out);
+    }
+    if !req.validate_only {
+        if let Err(e) = ctx.replicas.reconcile(&ctx.controller.image()).await {
+            tracing::warn!(error = %e, "creating new partitions locally");
+        }
+    }
+    CreatePartitionsResponse::default().with_results(results)
+}

@@ -1,0 +1,89 @@
+//! DeleteTopics: remove topics by name or id through the controller.
+
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, RequestHeader};
+use sluice_controller::{Command, CommandResult};
+
+use super::topic_name;
+use crate::context::Ctx;
+use crate::error::BrokerError;
+
+/// Deletes the named topics; their partitions are dropped from every replica.
+pub async fn handle(
+    ctx: &Ctx,
+    _header: &RequestHeader,
+    req: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
+    let image = ctx.controller.image();
+    // v0-5 name topics in `topic_names`; v6+ in `topics`, by name or by id.
+    let mut targets: Vec<(Option<String>, uuid::Uuid)> = req
+        .topic_names
+        .iter()
+        .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+        .collect();
+    targets.extend(
+        req.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)),
+    );
+
+    let mut results: Vec<(Option<String>, uuid::Uuid, Result<(), BrokerError>)> = Vec::new();
+    let mut to_delete = Vec::new();
+    for (name, id) in targets {
+        let found = match &name {
+            Some(n) => image.topics.get(n),
+            None => image.topic_by_id(&id),
+        };
+        match found {
+            Some(t) => {
+                to_delete.push(t.name.clone());
+                results.push((Some(t.name.clone()), t.id, Ok(())));
+            }
+            None => {
+                let err = if name.is_some() {
+                    BrokerError::UnknownTopicOrPartition
+                } else {
+                    BrokerError::UnknownTopicId
+                };
+                results.push((name, id, Err(err)));
+            }
+        }
+    }
+    if !to_delete.is_empty() {
+        let outcome = ctx
+            .controller
+            .execute(Command::DeleteTopics(to_delete.clone()))
+            .await;
+        let mut per_topic: Vec<Result<(), BrokerError>> = match outcome {
+            Ok(CommandResult::PerItem(items)) => {
+                items.into_iter().map(|r| r.map_err(Into::into)).collect()
+            }
+            Ok(other) => {
+                vec![Err(BrokerError::Controller(format!("unexpected {other:?}"))); to_delete.len()]
+            }
+            Err(e) => vec![Err(e.into()); to_delete.len()],
+        };
+        per_topic.reverse();
+        for r in results.iter_mut().filter(|r| r.2.is_ok()) {
+            r.2 = per_topic.pop().unwrap_or(Ok(()));
+        }
+        if let Err(e) = ctx.replicas.reconcile(&ctx.controller.image()).await {
+            tracing::warn!(error = %e, "dropping deleted partitions");
+        }
+    }
+    let responses = results
+        .into_iter()
+        .map(|(name, id, r)| {
+            let mut out = DeletableTopicResult::default()
+                .with_name(name.as_deref().map(topic_name))
+                .with_topic_id(id);
+            if let Err(e) = r {
+                out = out
+                    .with_error_code(e.code())
+                    .with_error_message(Some(e.message()));
+            }
+            out
+        })
+        .collect();
+    DeleteTopicsResponse::default().with_responses(responses)
+}

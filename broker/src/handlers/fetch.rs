@@ -1,0 +1,253 @@
+//! Fetch: read stored batches below the high watermark; long-poll until min_bytes or
+//! max_wait_ms; full and incremental (session) fetches.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::future::select_all;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, RequestHeader};
+use sluice_controller::MetadataImage;
+use tokio::sync::watch;
+
+use super::topic_name;
+use crate::context::Ctx;
+use crate::error::BrokerError;
+use crate::fetch_session::{FetchTarget, PartitionMarks, SessionMode};
+use crate::metrics;
+
+/// What one partition's read produced.
+struct PartitionRead {
+    target: FetchTarget,
+    result: Result<ReadData, BrokerError>,
+}
+
+struct ReadData {
+    records: Bytes,
+    high_watermark: i64,
+    log_start: i64,
+}
+
+/// Serves a fetch, waiting up to max_wait_ms for min_bytes to be available.
+pub async fn handle(ctx: &Ctx, _header: &RequestHeader, req: FetchRequest) -> FetchResponse {
+    let requested: Vec<FetchTarget> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| FetchTarget {
+                topic: t.topic.0.to_string(),
+                partition: p.partition,
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes,
+                leader_epoch: p.current_leader_epoch,
+            })
+        })
+        .collect();
+    let forgotten: Vec<(String, i32)> = req
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.topic.0.to_string(), *p))
+        })
+        .collect();
+    let (mode, targets) =
+        match ctx
+            .fetch_sessions
+            .begin(req.session_id, req.session_epoch, requested, &forgotten)
+        {
+            Ok(v) => v,
+            Err(e) => {
+                return FetchResponse::default()
+                    .with_error_code(e.code())
+                    .with_session_id(0)
+            }
+        };
+
+    let max_bytes = (req.max_bytes.max(0) as usize).min(ctx.config.fetch_max_bytes());
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let image = ctx.controller.image();
+    // Subscribe before reading so that data arriving in between still wakes us.
+    let mut watchers = watchers(ctx, &image, &targets);
+    let reads = loop {
+        let reads = read_all(ctx, &image, &targets, max_bytes);
+        let bytes: usize = reads
+            .iter()
+            .filter_map(|r| r.result.as_ref().ok())
+            .map(|d| d.records.len())
+            .sum();
+        let errors = reads.iter().any(|r| r.result.is_err());
+        if bytes >= req.min_bytes.max(0) as usize
+            || errors
+            || watchers.is_empty()
+            || tokio::time::Instant::now() >= deadline
+        {
+            break reads;
+        }
+        let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
+        tokio::select! {
+            _ = changed => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    };
+
+    respond(ctx, mode, reads)
+}
+
+fn watchers(
+    ctx: &Ctx,
+    image: &MetadataImage,
+    targets: &[FetchTarget],
+) -> Vec<watch::Receiver<i64>> {
+    targets
+        .iter()
+        .filter_map(|t| {
+            let info = image.topics.get(&t.topic)?;
+            let leader = ctx.replicas.leader(info, t.partition).ok()?;
+            let mut rx = leader.log.watch_high_watermark();
+            rx.borrow_and_update();
+            Some(rx)
+        })
+        .collect()
+}
+
+fn read_all(
+    ctx: &Ctx,
+    image: &MetadataImage,
+    targets: &[FetchTarget],
+    max_bytes: usize,
+) -> Vec<PartitionRead> {
+    let mut budget = max_bytes;
+    let mut any_data = false;
+    targets
+        .iter()
+        .map(|t| {
+            let result = read_one(ctx, image, t, budget, !any_data);
+            if let Ok(d) = &result {
+                budget = budget.saturating_sub(d.records.len());
+                any_data |= !d.records.is_empty();
+            }
+            PartitionRead {
+                target: t.clone(),
+                result,
+            }
+        })
+        .collect()
+}
+
+fn read_one(
+    ctx: &Ctx,
+    image: &MetadataImage,
+    t: &FetchTarget,
+    budget: usize,
+    first: bool,
+) -> Result<ReadData, BrokerError> {
+    let info = image
+        .topics
+        .get(&t.topic)
+        .ok_or(BrokerError::UnknownTopicOrPartition)?;
+    let leader = ctx.replicas.leader(info, t.partition)?;
+    ctx.replicas.check_leader_epoch(&leader, t.leader_epoch)?;
+    let log = &leader.log;
+    let (log_start, high_watermark) = (log.log_start_offset(), log.high_watermark());
+    if t.fetch_offset < log_start || t.fetch_offset > log.log_end_offset() {
+        return Err(BrokerError::OffsetOutOfRange);
+    }
+    let limit = budget.min(t.max_bytes.max(0) as usize);
+    let records = if limit == 0 && !first {
+        Bytes::new()
+    } else {
+        concat(
+            ctx.store
+                .read(log, t.fetch_offset, high_watermark, limit, first)?,
+        )
+    };
+    Ok(ReadData {
+        records,
+        high_watermark,
+        log_start,
+    })
+}
+
+fn concat(mut batches: Vec<Bytes>) -> Bytes {
+    match batches.len() {
+        0 => Bytes::new(),
+        1 => batches.pop().unwrap_or_default(),
+        _ => {
+            let mut out = BytesMut::with_capacity(batches.iter().map(Bytes::len).sum());
+            for b in batches {
+                out.extend_from_slice(&b);
+            }
+            out.freeze()
+        }
+    }
+}
+
+fn respond(ctx: &Ctx, mode: SessionMode, reads: Vec<PartitionRead>) -> FetchResponse {
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    for r in reads {
+        let (data, has_news, marks) = match r.result {
+            Ok(d) => {
+                metrics::record_fetch(&r.target.topic, d.records.len());
+                let marks = PartitionMarks {
+                    high_watermark: d.high_watermark,
+                    log_start: d.log_start,
+                };
+                let news = !d.records.is_empty();
+                let data = PartitionData::default()
+                    .with_partition_index(r.target.partition)
+                    .with_high_watermark(d.high_watermark)
+                    .with_last_stable_offset(d.high_watermark)
+                    .with_log_start_offset(d.log_start)
+                    .with_records(Some(d.records));
+                (data, news, marks)
+            }
+            Err(e) => {
+                let data = PartitionData::default()
+                    .with_partition_index(r.target.partition)
+                    .with_error_code(e.code())
+                    .with_high_watermark(-1)
+                    .with_records(Some(Bytes::new()));
+                (
+                    data,
+                    true,
+                    PartitionMarks {
+                        high_watermark: -1,
+                        log_start: -1,
+                    },
+                )
+            }
+        };
+        if let SessionMode::Session { id, created: false } = mode {
+            if !ctx.fetch_sessions.note_sent(
+                id,
+                &r.target.topic,
+                r.target.partition,
+                marks,
+                has_news,
+            ) {
+                continue;
+            }
+        } else if let SessionMode::Session { id, created: true } = mode {
+            ctx.fetch_sessions
+                .note_sent(id, &r.target.topic, r.target.partition, marks, has_news);
+        }
+        match topics.last_mut() {
+            Some(t) if t.topic.0.as_str() == r.target.topic => t.partitions.push(data),
+            _ => topics.push(
+                FetchableTopicResponse::default()
+                    .with_topic(topic_name(&r.target.topic))
+                    .with_partitions(vec![data]),
+            ),
+        }
+    }
+    let session_id = match mode {
+        SessionMode::Session { id, .. } => id,
+        SessionMode::Sessionless => 0,
+    };
+    FetchResponse::default()
+        .with_session_id(session_id)
+        .with_responses(topics)
+}

@@ -1,0 +1,140 @@
+//! IncrementalAlterConfigs: set, delete, append to or subtract from topic configs.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, RequestHeader,
+};
+use sluice_controller::{Command, CommandResult, ConfigChange, TopicInfo};
+
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use crate::context::Ctx;
+use crate::error::BrokerError;
+use crate::topic_config::{self, ConfigType, TopicConfigs};
+
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+/// Applies each resource's changes atomically (all of a resource's changes or none).
+pub async fn handle(
+    ctx: &Ctx,
+    _header: &RequestHeader,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in &req.resources {
+        let result = match r.resource_type {
+            RESOURCE_TOPIC => alter_topic(ctx, r, req.validate_only).await,
+            RESOURCE_BROKER => Err(BrokerError::InvalidRequest(
+                "dynamic broker configs are not supported; set them with --config at start".into(),
+            )),
+            other => Err(BrokerError::InvalidRequest(format!(
+                "Unsupported resource type {other}"
+            ))),
+        };
+        let mut out = AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone());
+        if let Err(e) = result {
+            out = out
+                .with_error_code(e.code())
+                .with_error_message(Some(e.message()));
+        }
+        responses.push(out);
+    }
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+async fn alter_topic(
+    ctx: &Ctx,
+    r: &AlterConfigsResource,
+    validate_only: bool,
+) -> Result<(), BrokerError> {
+    let image = ctx.controller.image();
+    let topic = image
+        .topics
+        .get(r.resource_name.as_str())
+        .ok_or(BrokerError::UnknownTopicOrPartition)?;
+    let change = plan(ctx, topic, r)?;
+    if validate_only {
+        return Ok(());
+    }
+    match ctx
+        .controller
+        .execute(Command::AlterConfigs(vec![change]))
+        .await?
+    {
+        CommandResult::PerItem(mut items) => items.pop().unwrap_or(Ok(())).map_err(Into::into),
+        CommandResult::Failed(e) => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Turns the operations into the final set/delete lists, validating every value.
+fn plan(
+    ctx: &Ctx,
+    topic: &TopicInfo,
+    r: &AlterConfigsResource,
+) -> Result<ConfigChange, BrokerError> {
+    let effective = TopicConfigs::new(&topic.configs, &ctx.config);
+    let mut set = BTreeMap::new();
+    let mut delete = Vec::new();
+    for c in &r.configs {
+        let name = c.name.to_string();
+        let def = topic_config::topic_config(&name).ok_or_else(|| {
+            BrokerError::InvalidConfig(format!("Unknown topic config name: {name}"))
+        })?;
+        let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+        match c.config_operation {
+            OP_SET => {
+                topic_config::validate(&name, &value).map_err(BrokerError::InvalidConfig)?;
+                set.insert(name, value);
+            }
+            OP_DELETE => delete.push(name),
+            OP_APPEND | OP_SUBTRACT if def.ty == ConfigType::List => {
+                let current = set
+                    .get(&name)
+                    .cloned()
+                    .or_else(|| effective.get(&name))
+                    .unwrap_or_default();
+                let mut items: Vec<String> = current
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
+                for v in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    if c.config_operation == OP_APPEND {
+                        if !items.iter().any(|i| i == v) {
+                            items.push(v.to_string());
+                        }
+                    } else {
+                        items.retain(|i| i != v);
+                    }
+                }
+                let joined = items.join(",");
+                topic_config::validate(&name, &joined).map_err(BrokerError::InvalidConfig)?;
+                set.insert(name, joined);
+            }
+            OP_APPEND | OP_SUBTRACT => {
+                return Err(BrokerError::InvalidConfig(format!(
+                    "Config value append is not allowed for config key: {name}"
+                )))
+            }
+            other => {
+                return Err(BrokerError::InvalidRequest(format!(
+                    "Unknown config operation {other}"
+                )))
+            }
+        }
+    }
+    Ok(ConfigChange {
+        topic: topic.name.clone(),
+        set,
+        delete,
+    })
+}

@@ -1,0 +1,95 @@
+//! ListOffsets: earliest, latest, max-timestamp and by-timestamp offsets.
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
+
+use crate::context::Ctx;
+use crate::error::BrokerError;
+use crate::replication::LeaderPartition;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+/// Answers each partition's offset query.
+pub async fn handle(
+    ctx: &Ctx,
+    header: &RequestHeader,
+    req: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    // leader_epoch exists from v4; the codec refuses to drop a set field silently.
+    let with_epoch = header.request_api_version >= 4;
+    let image = ctx.controller.image();
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let info = image.topics.get(t.name.0.as_str());
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let answer = info
+                        .ok_or(BrokerError::UnknownTopicOrPartition)
+                        .and_then(|info| ctx.replicas.leader(info, p.partition_index))
+                        .and_then(|leader| {
+                            ctx.replicas
+                                .check_leader_epoch(&leader, p.current_leader_epoch)?;
+                            lookup(ctx, &leader, p.timestamp)
+                        });
+                    let out = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    match answer {
+                        Ok((offset, timestamp, epoch)) => out
+                            .with_offset(offset)
+                            .with_timestamp(timestamp)
+                            .with_leader_epoch(if with_epoch { epoch } else { -1 }),
+                        Err(e) => out
+                            .with_error_code(e.code())
+                            .with_offset(-1)
+                            .with_timestamp(-1),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// (offset, timestamp, leader epoch) for one query; offset -1 when no record qualifies.
+fn lookup(ctx: &Ctx, p: &LeaderPartition, timestamp: i64) -> Result<(i64, i64, i32), BrokerError> {
+    let log = &p.log;
+    let hw = log.high_watermark();
+    let epoch_at = |offset: i64| {
+        log.leader_epochs()
+            .iter()
+            .rev()
+            .find(|(_, start)| *start <= offset)
+            .map(|(e, _)| *e)
+            .unwrap_or(p.info.leader_epoch)
+    };
+    Ok(match timestamp {
+        LATEST | LATEST_TIERED => (hw, -1, p.info.leader_epoch),
+        EARLIEST | EARLIEST_LOCAL => (log.log_start_offset(), -1, epoch_at(log.log_start_offset())),
+        MAX_TIMESTAMP => match ctx.store.max_timestamp(log, hw)? {
+            Some((offset, ts)) => (offset, ts, epoch_at(offset)),
+            None => (-1, -1, -1),
+        },
+        ts if ts >= 0 => match ctx.store.offset_for_timestamp(log, ts, hw)? {
+            Some((offset, found)) => (offset, found, epoch_at(offset)),
+            None => (-1, -1, -1),
+        },
+        other => {
+            return Err(BrokerError::InvalidRequest(format!(
+                "unknown timestamp {other}"
+            )))
+        }
+    })
+}

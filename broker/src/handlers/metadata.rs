@@ -1,0 +1,126 @@
+//! Metadata: brokers, topics, partitions and leaders; creates topics on demand as Kafka does.
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse, RequestHeader};
+use sluice_controller::metadata::validate_topic_name;
+use sluice_controller::{MetadataImage, TopicInfo};
+use uuid::Uuid;
+
+use super::create_topics::create_with_defaults;
+use super::{str_bytes, topic_name, AUTHORIZED_OPS_OMITTED};
+use crate::context::Ctx;
+use crate::error::{code_of, BrokerError};
+
+/// Describes the requested topics (all of them when the list is null).
+pub async fn handle(ctx: &Ctx, header: &RequestHeader, req: MetadataRequest) -> MetadataResponse {
+    let version = header.request_api_version;
+    // v0 treats an empty list as "all topics"; v1+ uses null for that.
+    let all =
+        req.topics.is_none() || (version == 0 && req.topics.as_ref().is_some_and(|t| t.is_empty()));
+    let mut image = ctx.controller.image();
+    let mut topics = Vec::new();
+
+    if all {
+        topics.extend(image.topics.values().map(|t| describe(t, version)));
+    } else {
+        let requested = req.topics.unwrap_or_default();
+        let auto_create =
+            ctx.config.auto_create_topics() && (version < 4 || req.allow_auto_topic_creation);
+        // Create what is missing first, in one command, then describe everything.
+        if auto_create {
+            let missing: Vec<String> = requested
+                .iter()
+                .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+                .filter(|n| !image.topics.contains_key(n) && validate_topic_name(n).is_ok())
+                .collect();
+            if !missing.is_empty() {
+                let _ = create_with_defaults(ctx, &missing).await;
+                image = ctx.controller.image();
+            }
+        }
+        for t in &requested {
+            topics.push(match &t.name {
+                Some(name) => describe_named(&image, &name.0, version),
+                None => describe_by_id(&image, t.topic_id, version),
+            });
+        }
+    }
+
+    let brokers = image
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(b.id.into())
+                .with_host(str_bytes(&b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.clone().map(str_bytes))
+        })
+        .collect();
+    let controller = ctx
+        .controller
+        .status()
+        .leader
+        .map(|l| l as i32)
+        .unwrap_or(-1);
+    MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id(Some(str_bytes(&image.cluster_id)))
+        .with_controller_id(controller.into())
+        .with_topics(topics)
+        .with_cluster_authorized_operations(AUTHORIZED_OPS_OMITTED)
+}
+
+fn describe_named(image: &MetadataImage, name: &str, version: i16) -> MetadataResponseTopic {
+    if let Some(t) = image.topics.get(name) {
+        return describe(t, version);
+    }
+    let err = match validate_topic_name(name) {
+        Err(e) => BrokerError::InvalidTopic(e.to_string()),
+        Ok(()) => BrokerError::UnknownTopicOrPartition,
+    };
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(name)))
+        .with_error_code(err.code())
+        .with_topic_authorized_operations(AUTHORIZED_OPS_OMITTED)
+}
+
+fn describe_by_id(image: &MetadataImage, id: Uuid, version: i16) -> MetadataResponseTopic {
+    match image.topic_by_id(&id) {
+        Some(t) => describe(t, version),
+        None => MetadataResponseTopic::default()
+            .with_topic_id(id)
+            .with_error_code(code_of::<()>(&Err(BrokerError::UnknownTopicId)))
+            .with_topic_authorized_operations(AUTHORIZED_OPS_OMITTED),
+    }
+}
+
+fn describe(t: &TopicInfo, _version: i16) -> MetadataResponseTopic {
+    let partitions = t
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            MetadataResponsePartition::default()
+                .with_partition_index(i as i32)
+                .with_leader_id(p.leader.into())
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(p.replicas.iter().map(|r| (*r).into()).collect())
+                .with_isr_nodes(p.isr.iter().map(|r| (*r).into()).collect())
+                .with_error_code(if p.leader < 0 {
+                    BrokerError::LeaderNotAvailable.code()
+                } else {
+                    0
+                })
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&t.name)))
+        .with_topic_id(t.id)
+        .with_is_internal(t.name.starts_with("__"))
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(AUTHORIZED_OPS_OMITTED)
+}

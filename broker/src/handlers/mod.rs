@@ -1,0 +1,33 @@
+//! One file per Kafka API. Each `handle(ctx, header, request) -> response` is thin: it maps
+//! the request onto the replica manager, storage and controller, and puts every failure
+//! inside the response as a Kafka error code; none of them can fail as a whole.
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod incremental_alter_configs;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+
+use kafka_protocol::messages::TopicName;
+use kafka_protocol::protocol::StrBytes;
+
+/// A topic name for a response.
+pub fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+/// A string for a response.
+pub fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// Kafka's "authorized operations not requested" marker.
+pub const AUTHORIZED_OPS_OMITTED: i32 = i32::MIN;

@@ -1,0 +1,187 @@
+//! Produce: validate batches, append them in one storage write, answer per acks.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
+use sluice_storage::{batch, AppendEntry};
+
+use crate::context::Ctx;
+use crate::error::BrokerError;
+use crate::metrics;
+use crate::replication::LeaderPartition;
+use crate::topic_config::TopicConfigs;
+
+/// One partition's part of the request, once validated.
+struct Accepted {
+    topic: usize,
+    partition: i32,
+    leader: LeaderPartition,
+    bytes: usize,
+    records: i64,
+}
+
+/// Appends every valid partition's batches; `None` for acks=0 (no response is sent).
+pub async fn handle(
+    ctx: &Ctx,
+    _header: &RequestHeader,
+    req: ProduceRequest,
+) -> Option<ProduceResponse> {
+    let image = ctx.controller.image();
+    let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
+    let mut accepted: Vec<Accepted> = Vec::new();
+    let mut entries: Vec<AppendEntry> = Vec::new();
+    let mut sync = false;
+
+    for (ti, topic) in req.topic_data.iter().enumerate() {
+        let name = topic.name.0.as_str();
+        let info = image.topics.get(name);
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for p in &topic.partition_data {
+            let prepared = info
+                .ok_or(BrokerError::UnknownTopicOrPartition)
+                .and_then(|info| {
+                    let leader = ctx.replicas.leader(info, p.index)?;
+                    let configs = TopicConfigs::new(&info.configs, &ctx.config);
+                    if leader.info.isr.len() < configs.min_insync_replicas() && req.acks == -1 {
+                        return Err(BrokerError::NotEnoughReplicas);
+                    }
+                    let records = p.records.clone().unwrap_or_default();
+                    let (batches, count) = validate(&records, configs.max_message_bytes())?;
+                    sync |= configs.flush_messages() <= 1;
+                    Ok((
+                        leader,
+                        batches,
+                        count,
+                        records.len(),
+                        configs.log_append_time(),
+                    ))
+                });
+            match prepared {
+                Ok((leader, batches, count, bytes, log_append_time)) => {
+                    entries.push(AppendEntry {
+                        log: leader.log.clone(),
+                        batches,
+                        leader_epoch: leader.info.leader_epoch,
+                        log_append_time,
+                    });
+                    accepted.push(Accepted {
+                        topic: ti,
+                        partition: p.index,
+                        leader,
+                        bytes,
+                        records: count,
+                    });
+                    partitions.push(None);
+                }
+                Err(e) => partitions.push(Some(error_response(p.index, &e))),
+            }
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name.clone())
+                .with_partition_responses(partitions.into_iter().flatten().collect()),
+        );
+    }
+
+    if !entries.is_empty() {
+        let outcomes = match ctx.store.append(entries, sync).await {
+            Ok(o) => o
+                .into_iter()
+                .map(|r| r.map_err(BrokerError::from))
+                .collect(),
+            Err(e) => vec![Err(BrokerError::from(e)); accepted.len()],
+        };
+        let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
+        for (a, outcome) in accepted.iter().zip(outcomes) {
+            let response = match outcome {
+                Ok(o) => {
+                    ctx.replicas.on_append(&a.leader);
+                    let committed = if req.acks == -1 {
+                        wait_committed(&a.leader, o.last_offset, timeout).await
+                    } else {
+                        Ok(())
+                    };
+                    match committed {
+                        Ok(()) => {
+                            if !o.duplicate {
+                                metrics::record_produce(
+                                    req.topic_data[a.topic].name.0.as_str(),
+                                    a.bytes,
+                                    a.records,
+                                );
+                            }
+                            PartitionProduceResponse::default()
+                                .with_index(a.partition)
+                                .with_base_offset(o.base_offset)
+                                .with_log_append_time_ms(o.log_append_time)
+                                .with_log_start_offset(a.leader.log.log_start_offset())
+                        }
+                        Err(e) => error_response(a.partition, &e),
+                    }
+                }
+                Err(e) => error_response(a.partition, &e),
+            };
+            if let Some(t) = responses.get_mut(a.topic) {
+                t.partition_responses.push(response);
+            }
+        }
+    }
+    if req.acks == 0 {
+        return None;
+    }
+    Some(ProduceResponse::default().with_responses(responses))
+}
+
+/// Splits and checks the request's batches; returns them as owned buffers and the record count.
+fn validate(
+    records: &Bytes,
+    max_message_bytes: usize,
+) -> Result<(Vec<BytesMut>, i64), BrokerError> {
+    if records.is_empty() {
+        return Err(BrokerError::InvalidRecord(
+            "produce request without record batches".into(),
+        ));
+    }
+    let parts = batch::split_batches(records)?;
+    let mut out = Vec::with_capacity(parts.len());
+    let mut count = 0i64;
+    for (pos, h) in parts {
+        if h.total_len() > max_message_bytes {
+            return Err(BrokerError::MessageTooLarge);
+        }
+        if h.is_transactional() || h.is_control() {
+            return Err(BrokerError::InvalidRecord(
+                "transactional batches are not supported".into(),
+            ));
+        }
+        count += i64::from(h.records_count);
+        out.push(BytesMut::from(&records[pos..pos + h.total_len()]));
+    }
+    Ok((out, count))
+}
+
+/// acks=all: waits until the high watermark passes the batch (at once with a lone replica).
+async fn wait_committed(
+    p: &LeaderPartition,
+    last_offset: i64,
+    timeout: Duration,
+) -> Result<(), BrokerError> {
+    let mut hw = p.log.watch_high_watermark();
+    let reached = tokio::time::timeout(timeout, hw.wait_for(|hw| *hw > last_offset)).await;
+    match reached {
+        Ok(Ok(_)) => Ok(()),
+        _ => Err(BrokerError::NotEnoughReplicas),
+    }
+}
+
+fn error_response(index: i32, e: &BrokerError) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(e.code())
+        .with_error_message(Some(e.message()))
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+}

@@ -1,0 +1,47 @@
+//! The HTTP endpoint: `/healthz` for readiness, `/metrics` for Prometheus.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Shared by the HTTP handlers.
+#[derive(Clone)]
+pub struct HttpState {
+    /// Set once the node can serve Kafka requests.
+    pub ready: Arc<AtomicBool>,
+    /// Renders the Prometheus text.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+async fn healthz(State(s): State<HttpState>) -> (StatusCode, &'static str) {
+    if s.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+    }
+}
+
+async fn metrics(State(s): State<HttpState>) -> String {
+    s.metrics.as_ref().map(|h| h.render()).unwrap_or_default()
+}
+
+/// Serves HTTP on `listener` until shutdown.
+pub async fn serve(listener: TcpListener, state: HttpState, shutdown: CancellationToken) {
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "http server failed");
+    }
+}

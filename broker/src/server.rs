@@ -1,0 +1,208 @@
+//! Node startup and shutdown: storage, controller, registration, listeners, accept loop.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use sluice_controller::{BrokerInfo, ControllerClient, ControllerConfig};
+use sluice_storage::{Store, StoreConfig};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{parse_voters, BrokerConfig, ServeArgs};
+use crate::connection;
+use crate::context::{Broker, Ctx};
+use crate::fetch_session::FetchSessions;
+use crate::http::{self, HttpState};
+use crate::producer_ids::ProducerIdAllocator;
+use crate::replication::ReplicaManager;
+
+/// Starts a node and runs it until SIGTERM/SIGINT.
+pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::Result<()> {
+    let config = BrokerConfig::parse(&args.configs)?;
+    if !args.roles.split(',').any(|r| r.trim() == "broker") {
+        anyhow::bail!("controller-only nodes are not supported yet: --roles must include broker");
+    }
+    let node_id = i32::try_from(args.node_id)?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+
+    // HTTP comes up first so /healthz can tell "starting" from "down".
+    let ready = Arc::new(AtomicBool::new(false));
+    let http_listener = TcpListener::bind(&args.http_addr).await?;
+    let http_addr = http_listener.local_addr()?;
+    tokio::spawn(http::serve(
+        http_listener,
+        HttpState {
+            ready: ready.clone(),
+            metrics,
+        },
+        shutdown.clone(),
+    ));
+
+    // Reserve the Kafka port now (so its number can be advertised) but listen only once
+    // ready: until then connections are refused rather than left hanging.
+    let kafka_addr: SocketAddr = tokio::net::lookup_host(&args.kafka_addr)
+        .await?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("cannot resolve {}", args.kafka_addr))?;
+    let socket = if kafka_addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(kafka_addr)?;
+    let kafka_addr = socket.local_addr()?;
+    let (adv_host, adv_port) = advertised(&args, kafka_addr)?;
+
+    std::fs::create_dir_all(&args.data_dir)?;
+    let store_config = StoreConfig {
+        write_buffer_budget: config.write_buffer_budget(),
+        block_cache_size: config.block_cache_bytes(),
+        system_tables: sluice_controller::system_tables(),
+        ..StoreConfig::default()
+    };
+    let db_dir = args.data_dir.join("db");
+    let started = std::time::Instant::now();
+    let store =
+        Arc::new(tokio::task::spawn_blocking(move || Store::open(&db_dir, &store_config)).await??);
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "storage open"
+    );
+
+    let voters = match &args.voters {
+        Some(spec) => parse_voters(spec)?,
+        None => vec![(args.node_id, args.controller_addr.clone())],
+    };
+    let controller = ControllerClient::start(
+        &store,
+        &ControllerConfig {
+            node_id: args.node_id,
+            voters,
+            ready_timeout: Duration::from_secs(30),
+        },
+    )
+    .await?;
+    controller
+        .register_broker(BrokerInfo {
+            id: node_id,
+            host: adv_host.clone(),
+            port: adv_port,
+            rack: None,
+            fenced: false,
+        })
+        .await?;
+
+    let ctx: Ctx = Arc::new(Broker {
+        node_id,
+        fetch_sessions: FetchSessions::new(config.fetch_session_slots()),
+        config,
+        replicas: ReplicaManager::new(node_id, store.clone()),
+        store: store.clone(),
+        controller: controller.clone(),
+        producer_ids: ProducerIdAllocator::default(),
+    });
+    ctx.replicas.reconcile(&controller.image()).await?;
+    tokio::spawn(follow_metadata(ctx.clone(), shutdown.clone()));
+
+    let listener = socket.listen(1024)?;
+    ready.store(true, Ordering::Release);
+    println!(
+        "sluice ready: node_id={node_id} kafka={kafka_addr} advertised={adv_host}:{adv_port} \
+         http={http_addr} data_dir={}",
+        args.data_dir.display()
+    );
+    tracing::info!(%kafka_addr, %http_addr, "serving");
+
+    accept_loop(ctx.clone(), listener, shutdown.clone()).await;
+
+    tracing::info!("shutting down");
+    ready.store(false, Ordering::Release);
+    controller.shutdown().await;
+    drop(ctx);
+    tokio::task::spawn_blocking(move || store.close()).await??;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+fn advertised(args: &ServeArgs, bound: SocketAddr) -> anyhow::Result<(String, i32)> {
+    match &args.advertised_addr {
+        Some(a) => {
+            let (host, port) = a
+                .rsplit_once(':')
+                .ok_or_else(|| anyhow::anyhow!("--advertised-addr must be host:port"))?;
+            Ok((host.to_string(), port.parse()?))
+        }
+        None => Ok((bound.ip().to_string(), i32::from(bound.port()))),
+    }
+}
+
+async fn accept_loop(ctx: Ctx, listener: TcpListener, shutdown: CancellationToken) {
+    let limit = Arc::new(Semaphore::new(
+        ctx.config.max_connections().min(Semaphore::MAX_PERMITS),
+    ));
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = limit.clone().acquire_owned() => p,
+        };
+        let Ok(permit) = permit else { break };
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let ctx = ctx.clone();
+                let token = shutdown.clone();
+                connections.spawn(async move {
+                    connection::serve(ctx, stream, token).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    connections.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), connections.wait()).await;
+}
+
+/// Applies every new metadata image to the local replicas.
+async fn follow_metadata(ctx: Ctx, shutdown: CancellationToken) {
+    let mut images = ctx.controller.subscribe();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = images.changed() => if changed.is_err() { return },
+        }
+        let image = images.borrow_and_update().clone();
+        if let Err(e) = ctx.replicas.reconcile(&image).await {
+            tracing::error!(error = %e, "applying metadata to local replicas failed");
+        }
+    }
+}
+
+async fn watch_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    shutdown.cancel();
+}

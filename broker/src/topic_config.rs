@@ -1,0 +1,315 @@
+//! Topic configs by their Kafka names: defaults, broker-level synonyms, validation.
+
+use std::collections::BTreeMap;
+
+use crate::config::BrokerConfig;
+
+/// Kafka's config types (DescribeConfigs `config_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    /// true/false
+    Boolean = 1,
+    /// free text
+    String = 2,
+    /// 32-bit integer
+    Int = 3,
+    /// 16-bit integer
+    Short = 4,
+    /// 64-bit integer
+    Long = 5,
+    /// floating point
+    Double = 6,
+    /// comma-separated list
+    List = 7,
+}
+
+/// One topic config: name, Kafka default, type, and the broker config that sets its default.
+pub struct TopicConfigDef {
+    /// Kafka name.
+    pub name: &'static str,
+    /// Kafka's default when no broker synonym is set.
+    pub default: &'static str,
+    /// Value type.
+    pub ty: ConfigType,
+    /// Broker config whose value is the topic default (e.g. `log.retention.ms`).
+    pub broker_synonym: Option<&'static str>,
+}
+
+const fn def(
+    name: &'static str,
+    default: &'static str,
+    ty: ConfigType,
+    broker_synonym: Option<&'static str>,
+) -> TopicConfigDef {
+    TopicConfigDef {
+        name,
+        default,
+        ty,
+        broker_synonym,
+    }
+}
+
+const MAX_LONG: &str = "9223372036854775807";
+
+/// Every topic config Kafka 4.x accepts.
+pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    def(
+        "cleanup.policy",
+        "delete",
+        ConfigType::List,
+        Some("log.cleanup.policy"),
+    ),
+    def(
+        "compression.type",
+        "producer",
+        ConfigType::String,
+        Some("compression.type"),
+    ),
+    def("delete.retention.ms", "86400000", ConfigType::Long, None),
+    def("file.delete.delay.ms", "60000", ConfigType::Long, None),
+    def(
+        "flush.messages",
+        MAX_LONG,
+        ConfigType::Long,
+        Some("log.flush.interval.messages"),
+    ),
+    def(
+        "flush.ms",
+        MAX_LONG,
+        ConfigType::Long,
+        Some("log.flush.interval.ms"),
+    ),
+    def(
+        "follower.replication.throttled.replicas",
+        "",
+        ConfigType::List,
+        None,
+    ),
+    def("index.interval.bytes", "4096", ConfigType::Int, None),
+    def(
+        "leader.replication.throttled.replicas",
+        "",
+        ConfigType::List,
+        None,
+    ),
+    def("local.retention.bytes", "-2", ConfigType::Long, None),
+    def("local.retention.ms", "-2", ConfigType::Long, None),
+    def("max.compaction.lag.ms", MAX_LONG, ConfigType::Long, None),
+    def(
+        "max.message.bytes",
+        "1048588",
+        ConfigType::Int,
+        Some("message.max.bytes"),
+    ),
+    def(
+        "message.timestamp.after.max.ms",
+        "3600000",
+        ConfigType::Long,
+        None,
+    ),
+    def(
+        "message.timestamp.before.max.ms",
+        MAX_LONG,
+        ConfigType::Long,
+        None,
+    ),
+    def(
+        "message.timestamp.type",
+        "CreateTime",
+        ConfigType::String,
+        Some("log.message.timestamp.type"),
+    ),
+    def("min.cleanable.dirty.ratio", "0.5", ConfigType::Double, None),
+    def("min.compaction.lag.ms", "0", ConfigType::Long, None),
+    def(
+        "min.insync.replicas",
+        "1",
+        ConfigType::Int,
+        Some("min.insync.replicas"),
+    ),
+    def("preallocate", "false", ConfigType::Boolean, None),
+    def("remote.storage.enable", "false", ConfigType::Boolean, None),
+    def(
+        "retention.bytes",
+        "-1",
+        ConfigType::Long,
+        Some("log.retention.bytes"),
+    ),
+    def(
+        "retention.ms",
+        "604800000",
+        ConfigType::Long,
+        Some("log.retention.ms"),
+    ),
+    def(
+        "segment.bytes",
+        "1073741824",
+        ConfigType::Int,
+        Some("log.segment.bytes"),
+    ),
+    def("segment.index.bytes", "10485760", ConfigType::Int, None),
+    def("segment.jitter.ms", "0", ConfigType::Long, None),
+    def("segment.ms", "604800000", ConfigType::Long, None),
+    def(
+        "unclean.leader.election.enable",
+        "false",
+        ConfigType::Boolean,
+        Some("unclean.leader.election.enable"),
+    ),
+];
+
+/// Looks up a topic config definition.
+pub fn topic_config(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// Checks that `value` parses as `ty`.
+pub fn check_type(name: &str, value: &str, ty: ConfigType) -> Result<(), String> {
+    let ok = match ty {
+        ConfigType::Boolean => {
+            value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false")
+        }
+        ConfigType::Int => value.parse::<i32>().is_ok(),
+        ConfigType::Short => value.parse::<i16>().is_ok(),
+        ConfigType::Long => value.parse::<i64>().is_ok(),
+        ConfigType::Double => value.parse::<f64>().is_ok(),
+        ConfigType::String | ConfigType::List => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("Invalid value {value} for configuration {name}"))
+    }
+}
+
+/// Validates a topic config as Kafka would for CreateTopics/AlterConfigs.
+pub fn validate(name: &str, value: &str) -> Result<(), String> {
+    let def = topic_config(name).ok_or_else(|| format!("Unknown topic config name: {name}"))?;
+    check_type(name, value, def.ty)?;
+    match name {
+        "cleanup.policy" => {
+            for p in value.split(',').map(str::trim) {
+                if p != "delete" && p != "compact" {
+                    return Err(format!("Invalid value {value} for configuration cleanup.policy: String must be one of: compact, delete"));
+                }
+            }
+        }
+        "message.timestamp.type" if value != "CreateTime" && value != "LogAppendTime" => {
+            return Err(format!("Invalid value {value} for configuration message.timestamp.type: String must be one of: CreateTime, LogAppendTime"));
+        }
+        "compression.type"
+            if !["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"].contains(&value) =>
+        {
+            return Err(format!(
+                "Invalid value {value} for configuration compression.type"
+            ));
+        }
+        "min.insync.replicas" | "max.message.bytes" if value.parse::<i64>().unwrap_or(0) < 1 => {
+            return Err(format!(
+                "Invalid value {value} for configuration {name}: Value must be at least 1"
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Where a config's effective value comes from (DescribeConfigs `config_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// Set on the topic.
+    Topic = 1,
+    /// Set in the broker's static config (`--config`).
+    StaticBroker = 4,
+    /// Kafka's default.
+    Default = 5,
+}
+
+/// A topic's effective configs: overrides, broker defaults and Kafka defaults merged.
+#[derive(Debug, Clone)]
+pub struct TopicConfigs<'a> {
+    overrides: &'a BTreeMap<String, String>,
+    broker: &'a BrokerConfig,
+}
+
+impl<'a> TopicConfigs<'a> {
+    /// Views a topic's overrides over the broker's configs.
+    pub fn new(overrides: &'a BTreeMap<String, String>, broker: &'a BrokerConfig) -> Self {
+        Self { overrides, broker }
+    }
+
+    /// Effective value and its source.
+    pub fn resolve(&self, def: &TopicConfigDef) -> (String, ConfigSource) {
+        if let Some(v) = self.overrides.get(def.name) {
+            return (v.clone(), ConfigSource::Topic);
+        }
+        if let Some(syn) = def.broker_synonym.filter(|s| self.broker.is_overridden(s)) {
+            if let Some(v) = self.broker.get(syn) {
+                return (v.to_string(), ConfigSource::StaticBroker);
+            }
+        }
+        (def.default.to_string(), ConfigSource::Default)
+    }
+
+    /// Effective value of a config by name.
+    pub fn get(&self, name: &str) -> Option<String> {
+        topic_config(name).map(|d| self.resolve(d).0)
+    }
+
+    fn parsed<T: std::str::FromStr>(&self, name: &str, fallback: T) -> T {
+        self.get(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(fallback)
+    }
+
+    /// `max.message.bytes`
+    pub fn max_message_bytes(&self) -> usize {
+        self.parsed("max.message.bytes", 1_048_588usize)
+    }
+    /// `min.insync.replicas`
+    pub fn min_insync_replicas(&self) -> usize {
+        self.parsed("min.insync.replicas", 1usize)
+    }
+    /// `flush.messages`: 1 means fsync before acknowledging.
+    pub fn flush_messages(&self) -> i64 {
+        self.parsed("flush.messages", i64::MAX)
+    }
+    /// `message.timestamp.type` is LogAppendTime.
+    pub fn log_append_time(&self) -> bool {
+        self.get("message.timestamp.type").as_deref() == Some("LogAppendTime")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_matches_kafka_rules() {
+        assert!(validate("retention.ms", "1000").is_ok());
+        assert!(validate("retention.ms", "soon").is_err());
+        assert!(validate("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate("cleanup.policy", "shred").is_err());
+        assert!(validate("no.such.config", "1").is_err());
+        assert!(validate("min.insync.replicas", "0").is_err());
+    }
+
+    #[test]
+    fn effective_values_follow_topic_then_broker_then_default() {
+        let broker = BrokerConfig::parse(&["log.retention.ms=5".into()]).unwrap();
+        let mut overrides = BTreeMap::new();
+        let c = TopicConfigs::new(&overrides, &broker);
+        let def = topic_config("retention.ms").unwrap();
+        assert_eq!(
+            c.resolve(def),
+            ("5".to_string(), ConfigSource::StaticBroker)
+        );
+        assert_eq!(
+            c.resolve(topic_config("segment.ms").unwrap()).1,
+            ConfigSource::Default
+        );
+        overrides.insert("retention.ms".to_string(), "7".to_string());
+        let c = TopicConfigs::new(&overrides, &broker);
+        assert_eq!(c.resolve(def), ("7".to_string(), ConfigSource::Topic));
+    }
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Installs every real Kafka client used by the compatibility tests into a cache dir.
+# Idempotent: each step leaves a stamp file and is skipped when the stamp matches.
+#   SLUICE_COMPAT_CACHE   cache dir (default ~/.cache/sluice-compat)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CACHE="${SLUICE_COMPAT_CACHE:-$HOME/.cache/sluice-compat}"
+
+KAFKA_VERSION=4.3.1
+LOG4J_VERSION=2.25.4    # = the log4j-core that kafka 4.3.1 depends on
+CONFLUENT_KAFKA_VERSION=2.16.1
+KAFKA_PYTHON_VERSION=3.0.12
+KAFKAJS_VERSION=2.2.4   # pinned in clients/node/package.json + package-lock.json
+
+mkdir -p "$CACHE"
+step() { printf '[setup] %-28s %s\n' "$1" "$2"; }
+die() { echo "[setup] FAILED: $*" >&2; exit 1; }
+trap 'die "line $LINENO: $BASH_COMMAND"' ERR
+
+# stamp NAME CONTENT: true (0) if the stamp for NAME already holds CONTENT.
+stamp_ok() { [[ -f "$CACHE/.stamp-$1" && "$(cat "$CACHE/.stamp-$1")" == "$2" ]]; }
+stamp_set() { printf '%s' "$2" >"$CACHE/.stamp-$1"; }
+hash_files() { cat "$@" | sha256sum | cut -c1-16; }
+# quiet CMD...: run CMD with its output in $CACHE/setup.log, shown only if it fails.
+quiet() { "$@" >"$CACHE/setup.log" 2>&1 || { cat "$CACHE/setup.log" >&2; die "$*"; }; }
+
+for tool in java javac mvn python3 go node npm; do
+  command -v "$tool" >/dev/null || die "$tool not found (needs Java 17 + Maven, Python 3, Go, Node)"
+done
+
+# --- 1. kcat (Debian's; links librdkafka 2.0.2) --------------------------------------
+if command -v kcat >/dev/null; then
+  step kcat "present ($(dpkg-query -W -f='${Version}' kcat 2>/dev/null || echo '?'))"
+else
+  step kcat "installing via apt-get"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! $SUDO apt-get install -y -q kcat >"$CACHE/setup.log" 2>&1; then  # stale lists: update once
+    quiet $SUDO apt-get update -q
+    quiet $SUDO apt-get install -y -q kcat
+  fi
+  command -v kcat >/dev/null || die "kcat not installed"
+fi
+
+# --- 2. Apache Kafka jars (clients, tools, broker) from Maven Central ------------------
+KAFKA_DIR="$CACHE/kafka-$KAFKA_VERSION"
+if stamp_ok kafka "$KAFKA_VERSION-$LOG4J_VERSION" && ls "$KAFKA_DIR"/lib/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null 2>&1; then
+  step "kafka $KAFKA_VERSION jars" "cached"
+else
+  step "kafka $KAFKA_VERSION jars" "resolving with maven"
+  rm -rf "$KAFKA_DIR/lib"; mkdir -p "$KAFKA_DIR"
+  cat >"$KAFKA_DIR/pom.xml" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>sluice</groupId><artifactId>compat-kafka-lib</artifactId><version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-clients</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <!-- the slf4j binding the Kafka distribution ships (not a transitive dependency) -->
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>$LOG4J_VERSION</version></dependency>
+  </dependencies>
+</project>
+POM
+  quiet mvn -B -f "$KAFKA_DIR/pom.xml" -Dmaven.repo.local="$CACHE/m2" \
+      dependency:copy-dependencies -DoutputDirectory="$KAFKA_DIR/lib" -DincludeScope=runtime
+  ls "$KAFKA_DIR"/lib/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null || die "kafka_2.13 jar missing"
+  stamp_set kafka "$KAFKA_VERSION-$LOG4J_VERSION"
+fi
+
+# --- 3. Java roundtrip client -------------------------------------------------------
+JAVA_SRC="$HERE/clients/java/Roundtrip.java"
+JAVA_KEY="$KAFKA_VERSION-$(hash_files "$JAVA_SRC")"
+if stamp_ok java "$JAVA_KEY" && [[ -f "$CACHE/java-classes/Roundtrip.class" ]]; then
+  step "java client" "cached"
+else
+  step "java client" "compiling"
+  rm -rf "$CACHE/java-classes"; mkdir -p "$CACHE/java-classes"
+  quiet javac -nowarn -cp "$KAFKA_DIR/lib/*" -d "$CACHE/java-classes" "$JAVA_SRC"
+  stamp_set java "$JAVA_KEY"
+fi
+
+# --- 4. Python venv: confluent-kafka + kafka-python ------------------------------------
+PY_PKGS="confluent-kafka==$CONFLUENT_KAFKA_VERSION kafka-python==$KAFKA_PYTHON_VERSION"
+PY_KEY="$(python3 -V) $PY_PKGS"
+if stamp_ok venv "$PY_KEY" && [[ -x "$CACHE/venv/bin/python" ]]; then
+  step "python venv" "cached"
+else
+  step "python venv" "installing $PY_PKGS"
+  rm -rf "$CACHE/venv"
+  python3 -m venv "$CACHE/venv"
+  quiet "$CACHE/venv/bin/pip" install --disable-pip-version-check $PY_PKGS
+  "$CACHE/venv/bin/python" -c 'import confluent_kafka, kafka' || die "python clients do not import"
+  stamp_set venv "$PY_KEY"
+fi
+
+# --- 5. Go franz-go client ----------------------------------------------------------
+GO_DIR="$HERE/clients/go"
+GO_KEY="$(go env GOVERSION)-$(hash_files "$GO_DIR"/go.mod "$GO_DIR"/go.sum "$GO_DIR"/*.go)"
+if stamp_ok go "$GO_KEY" && [[ -x "$CACHE/bin/franz-roundtrip" ]]; then
+  step "go franz-go client" "cached"
+else
+  step "go franz-go client" "building"
+  mkdir -p "$CACHE/bin"
+  quiet go -C "$GO_DIR" build -trimpath -o "$CACHE/bin/franz-roundtrip" .
+  stamp_set go "$GO_KEY"
+fi
+
+# --- 6. Node kafkajs client ---------------------------------------------------------
+NODE_DIR="$HERE/clients/node"
+NODE_KEY="$(hash_files "$NODE_DIR/package.json" "$NODE_DIR/package-lock.json")"
+if [[ -f "$NODE_DIR/node_modules/.sluice-stamp" && "$(cat "$NODE_DIR/node_modules/.sluice-stamp")" == "$NODE_KEY" ]]; then
+  step "node kafkajs client" "cached"
+else
+  step "node kafkajs client" "npm ci (kafkajs@$KAFKAJS_VERSION)"
+  quiet npm ci --prefix "$NODE_DIR" --no-audit --no-fund
+  printf '%s' "$NODE_KEY" >"$NODE_DIR/node_modules/.sluice-stamp"
+fi
+
+step done "cache: $CACHE"

@@ -1,0 +1,294 @@
+//! # sluice-compat-tests: real clients against real `sluice` processes
+//!
+//! ## Layout
+//!
+//! ```text
+//! src/lib.rs        Node: start a `sluice serve` on ephemeral ports in a temp dir, wait
+//!                   until ready, SIGKILL/SIGTERM/restart it; run client launchers
+//! tests/*.rs        one file per client family or fault: kcat, Java + Kafka CLI, Python,
+//!                   Go, raw-protocol bad input, crash recovery
+//! setup.sh          installs every client (apt, Maven, PyPI, Go, npm) into a cache
+//! bin/              launchers that hide install paths (roundtrip-*, kafka-*)
+//! clients/          the client programs (one roundtrip contract for all of them)
+//! ```
+//!
+//! Every test bounds its own time: nodes must be ready within `READY_TIMEOUT`, client
+//! commands are killed after their timeout.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a node may take to print its ready line.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `sluice` binary built next to this test executable.
+pub fn sluice_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("SLUICE_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/sluice
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("sluice");
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build --workspace` first",
+        bin.display()
+    );
+    bin
+}
+
+/// The compat-tests folder (launchers live in `bin/`).
+pub fn compat_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A launcher from `compat-tests/bin`.
+pub fn launcher(name: &str) -> PathBuf {
+    compat_dir().join("bin").join(name)
+}
+
+/// One running `sluice serve` process with its own data dir.
+pub struct Node {
+    child: Option<Child>,
+    /// `host:port` of the Kafka listener.
+    pub kafka: String,
+    /// `host:port` of the HTTP listener.
+    pub http: String,
+    dir: tempfile::TempDir,
+    extra: Vec<String>,
+}
+
+impl Node {
+    /// Starts a one-node cluster on ephemeral ports.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a node with extra `serve` flags (e.g. `--config num.partitions=3`).
+    pub fn start_with(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut node = Node {
+            child: None,
+            kafka: "127.0.0.1:0".into(),
+            http: "127.0.0.1:0".into(),
+            dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        node.launch();
+        node
+    }
+
+    /// The node's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("sluice.log")
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log file");
+        let mut child = Command::new(sluice_bin())
+            .arg("serve")
+            .args(["--node-id", "1"])
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(["--kafka-addr", &self.kafka, "--http-addr", &self.http])
+            .args(["--controller-addr", "127.0.0.1:0"])
+            .args(&self.extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn sluice");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("sluice ready:") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let line = match rx.recv_timeout(READY_TIMEOUT) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "sluice did not become ready in {READY_TIMEOUT:?}; log:\n{}",
+                    self.log_tail()
+                );
+            }
+        };
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{name}=")).map(String::from))
+                .unwrap_or_else(|| panic!("no {name}= in '{line}'"))
+        };
+        self.kafka = field("kafka");
+        self.http = field("http");
+        self.child = Some(child);
+    }
+
+    /// The process id of the running node.
+    pub fn pid(&self) -> i32 {
+        self.child
+            .as_ref()
+            .map(|c| c.id() as i32)
+            .expect("node not running")
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("node not running");
+        unsafe {
+            libc::kill(c.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = c.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("sluice did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the node again on the same ports and data dir.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the node first");
+        self.launch();
+    }
+
+    /// Whether the process is still alive.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Resident memory of the node in KiB (from /proc).
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The last lines of the node's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- sluice log tail ---\n{}", self.log_tail());
+        }
+        self.kill9();
+    }
+}
+
+/// Runs a command with a time limit; returns its output (stdout, stderr, status).
+pub fn run(cmd: &mut Command, limit: Duration, stdin: Option<&[u8]>) -> Output {
+    let mut child = cmd
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if let Some(input) = stdin {
+        let mut w = child.stdin.take().expect("stdin");
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = w.write_all(&input);
+        });
+    }
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    }
+}
+
+/// Runs a command and asserts it succeeded; returns stdout as text.
+pub fn run_ok(cmd: &mut Command, limit: Duration, stdin: Option<&[u8]>) -> String {
+    let desc = format!("{cmd:?}");
+    let out = run(cmd, limit, stdin);
+    assert!(
+        out.status.success(),
+        "{desc} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A unique topic name for a test.
+pub fn topic(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}

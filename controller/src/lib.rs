@@ -1,0 +1,38 @@
+//! # sluice-controller: cluster metadata replicated by Raft
+//!
+//! ## Layout
+//!
+//! ```text
+//! client.rs      ControllerClient: start the Raft node, execute commands, watch the image
+//! metadata.rs    MetadataImage + Command: the pure, deterministic state machine
+//! raft_store.rs  openraft log storage and state machine on the node's RocksDB
+//! network.rs     peer transport between controllers
+//! error.rs       ControllerError
+//! ```
+//!
+//! A broker calls `ControllerClient::execute(Command::CreateTopics(..))`; openraft appends it
+//! to the log (`raft_store::LogStore`), commits it, and `raft_store::StateMachine` applies it
+//! with `MetadataImage::apply`, then publishes the new image on a watch channel that every
+//! part of the broker follows. openraft types stay inside this crate.
+
+mod client;
+mod error;
+pub mod metadata;
+mod network;
+mod raft_store;
+
+pub use client::{system_tables, ControllerClient, ControllerConfig, RaftStatus};
+pub use error::ControllerError;
+pub use metadata::{
+    BrokerInfo, Command, CommandResult, ConfigChange, MetadataError, MetadataImage, NewTopic,
+    PartitionInfo, TopicInfo,
+};
+
+use std::io::Cursor;
+
+openraft::declare_raft_types!(
+    /// openraft type configuration of the metadata log.
+    pub TypeConfig:
+        D = metadata::Command,
+        R = metadata::CommandResult,
+);

@@ -1,0 +1,555 @@
+//! The cluster metadata image and the commands that change it: a pure state machine.
+//!
+//! Every node applies the same Raft log to the same image, so `apply` must be deterministic:
+//! ids and timestamps come inside commands, never from the applying node.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Longest topic name Kafka accepts.
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// A registered broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerInfo {
+    /// Broker (node) id.
+    pub id: i32,
+    /// Host clients connect to.
+    pub host: String,
+    /// Kafka port clients connect to.
+    pub port: i32,
+    /// Rack, if configured.
+    pub rack: Option<String>,
+    /// Fenced brokers lead nothing and are left out of Metadata responses.
+    pub fenced: bool,
+}
+
+/// One partition's replica set and leadership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionInfo {
+    /// Replica broker ids, preferred leader first.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas.
+    pub isr: Vec<i32>,
+    /// Current leader, or -1 if none.
+    pub leader: i32,
+    /// Bumped on every leader change.
+    pub leader_epoch: i32,
+    /// Bumped on every change of this record (ISR, leader, replicas).
+    pub partition_epoch: i32,
+}
+
+/// A topic: its id, configs and partitions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicInfo {
+    /// The topic name.
+    pub name: String,
+    /// The topic id (Kafka topic UUID).
+    pub id: Uuid,
+    /// Topic-level config overrides, by Kafka name.
+    pub configs: BTreeMap<String, String>,
+    /// Partitions by index.
+    pub partitions: Vec<PartitionInfo>,
+}
+
+/// The whole cluster metadata, as every node sees it once it has applied the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    /// Cluster id, fixed by the first command of the log.
+    pub cluster_id: String,
+    /// Registered brokers by id.
+    pub brokers: BTreeMap<i32, BrokerInfo>,
+    /// Topics by name.
+    pub topics: BTreeMap<String, TopicInfo>,
+    /// Next producer id to hand out.
+    pub next_producer_id: i64,
+}
+
+/// A topic to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTopic {
+    /// Topic name.
+    pub name: String,
+    /// Id chosen by the proposer.
+    pub id: Uuid,
+    /// Number of partitions.
+    pub num_partitions: i32,
+    /// Replicas per partition.
+    pub replication_factor: i16,
+    /// Explicit replica assignment per partition (overrides the two counts), if given.
+    pub assignment: Option<Vec<Vec<i32>>>,
+    /// Topic config overrides.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// A config change of one topic: set these, remove those.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigChange {
+    /// Topic name.
+    pub topic: String,
+    /// Keys to set.
+    pub set: BTreeMap<String, String>,
+    /// Keys to remove (back to default).
+    pub delete: Vec<String>,
+}
+
+/// A metadata command, as stored in the Raft log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Fixes the cluster id (first command of a new cluster).
+    InitCluster {
+        /// The id.
+        cluster_id: String,
+    },
+    /// Registers (or re-registers) a broker and unfences it.
+    RegisterBroker(BrokerInfo),
+    /// Creates topics (each validated on its own).
+    CreateTopics(Vec<NewTopic>),
+    /// Deletes topics by name.
+    DeleteTopics(Vec<String>),
+    /// Grows a topic to `total` partitions.
+    CreatePartitions {
+        /// Topic name.
+        topic: String,
+        /// New total partition count.
+        total: i32,
+        /// Explicit assignment of the new partitions, if given.
+        assignment: Option<Vec<Vec<i32>>>,
+    },
+    /// Changes topic configs.
+    AlterConfigs(Vec<ConfigChange>),
+    /// Hands out a block of producer ids.
+    AllocateProducerIds {
+        /// How many ids.
+        count: i64,
+    },
+}
+
+/// Why a command (or one item of it) was refused; maps to a Kafka error code in the broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum MetadataError {
+    /// TOPIC_ALREADY_EXISTS
+    #[error("topic '{0}' already exists")]
+    TopicAlreadyExists(String),
+    /// UNKNOWN_TOPIC_OR_PARTITION
+    #[error("topic '{0}' does not exist")]
+    UnknownTopic(String),
+    /// INVALID_TOPIC_EXCEPTION
+    #[error("{0}")]
+    InvalidTopic(String),
+    /// INVALID_PARTITIONS
+    #[error("{0}")]
+    InvalidPartitions(String),
+    /// INVALID_REPLICATION_FACTOR
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    /// INVALID_REPLICA_ASSIGNMENT
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    /// INVALID_CONFIG
+    #[error("{0}")]
+    InvalidConfig(String),
+}
+
+/// The result of applying one command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResult {
+    /// Nothing to report.
+    #[default]
+    Done,
+    /// One result per item of a batched command, in order.
+    PerItem(Vec<Result<(), MetadataError>>),
+    /// The command as a whole failed.
+    Failed(MetadataError),
+    /// First id of an allocated producer-id block.
+    ProducerIds {
+        /// First id of the block.
+        first: i64,
+    },
+}
+
+/// Checks a topic name the way Kafka does (`Topic.validate`).
+pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
+    let invalid = |why: String| Err(MetadataError::InvalidTopic(why));
+    if name.is_empty() {
+        return invalid("Topic name is illegal, it can't be empty".into());
+    }
+    if name == "." || name == ".." {
+        return invalid("Topic name cannot be \".\" or \"..\"".into());
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return invalid(format!(
+            "Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LEN} characters"
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+    {
+        return invalid(format!(
+            "Topic name \"{name}\" is illegal, it contains a character other than ASCII \
+             alphanumerics, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+impl MetadataImage {
+    /// The topic with this id.
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicInfo> {
+        self.topics.values().find(|t| t.id == *id)
+    }
+
+    /// Ids of unfenced brokers, ascending.
+    pub fn live_brokers(&self) -> Vec<i32> {
+        self.brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.id)
+            .collect()
+    }
+
+    /// Applies one command; deterministic, never panics.
+    pub fn apply(&mut self, command: &Command) -> CommandResult {
+        match command {
+            Command::InitCluster { cluster_id } => {
+                if self.cluster_id.is_empty() {
+                    self.cluster_id = cluster_id.clone();
+                }
+                CommandResult::Done
+            }
+            Command::RegisterBroker(info) => {
+                let mut info = info.clone();
+                info.fenced = false;
+                self.brokers.insert(info.id, info);
+                CommandResult::Done
+            }
+            Command::CreateTopics(topics) => {
+                CommandResult::PerItem(topics.iter().map(|t| self.create_topic(t)).collect())
+            }
+            Command::DeleteTopics(names) => CommandResult::PerItem(
+                names
+                    .iter()
+                    .map(|n| {
+                        self.topics
+                            .remove(n)
+                            .map(|_| ())
+                            .ok_or_else(|| MetadataError::UnknownTopic(n.clone()))
+                    })
+                    .collect(),
+            ),
+            Command::CreatePartitions {
+                topic,
+                total,
+                assignment,
+            } => match self.create_partitions(topic, *total, assignment.as_deref()) {
+                Ok(()) => CommandResult::Done,
+                Err(e) => CommandResult::Failed(e),
+            },
+            Command::AlterConfigs(changes) => CommandResult::PerItem(
+                changes
+                    .iter()
+                    .map(|c| {
+                        let t = self
+                            .topics
+                            .get_mut(&c.topic)
+                            .ok_or_else(|| MetadataError::UnknownTopic(c.topic.clone()))?;
+                        for k in &c.delete {
+                            t.configs.remove(k);
+                        }
+                        t.configs
+                            .extend(c.set.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        Ok(())
+                    })
+                    .collect(),
+            ),
+            Command::AllocateProducerIds { count } => {
+                let first = self.next_producer_id;
+                self.next_producer_id = first.saturating_add((*count).max(1));
+                CommandResult::ProducerIds { first }
+            }
+        }
+    }
+
+    fn create_topic(&mut self, t: &NewTopic) -> Result<(), MetadataError> {
+        validate_topic_name(&t.name)?;
+        if self.topics.contains_key(&t.name) {
+            return Err(MetadataError::TopicAlreadyExists(t.name.clone()));
+        }
+        if let Some(existing) = self.topics.keys().find(|n| collides(n, &t.name)) {
+            return Err(MetadataError::InvalidTopic(format!(
+                "Topic '{}' collides with existing topic: {existing}",
+                t.name
+            )));
+        }
+        let assignment = match &t.assignment {
+            Some(a) => {
+                self.check_assignment(a, None)?;
+                a.clone()
+            }
+            None => self.place(0, t.num_partitions, t.replication_factor)?,
+        };
+        self.topics.insert(
+            t.name.clone(),
+            TopicInfo {
+                name: t.name.clone(),
+                id: t.id,
+                configs: t.configs.clone(),
+                partitions: assignment.into_iter().map(new_partition).collect(),
+            },
+        );
+        Ok(())
+    }
+
+    fn create_partitions(
+        &mut self,
+        topic: &str,
+        total: i32,
+        assignment: Option<&[Vec<i32>]>,
+    ) -> Result<(), MetadataError> {
+        let existing = self
+            .topics
+            .get(topic)
+            .ok_or_else(|| MetadataError::UnknownTopic(topic.into()))?;
+        let current = existing.partitions.len() as i32;
+        if total <= current {
+            return Err(MetadataError::InvalidPartitions(format!(
+                "Topic currently has {current} partitions, which is higher than the requested {total}."
+            )));
+        }
+        let rf = existing
+            .partitions
+            .first()
+            .map(|p| p.replicas.len())
+            .unwrap_or(1) as i16;
+        let new = match assignment {
+            Some(a) => {
+                if a.len() as i32 != total - current {
+                    return Err(MetadataError::InvalidReplicaAssignment(format!(
+                        "Increasing the number of partitions by {} but {} assignments provided.",
+                        total - current,
+                        a.len()
+                    )));
+                }
+                self.check_assignment(a, Some(rf as usize))?;
+                a.to_vec()
+            }
+            None => self.place(current, total - current, rf)?,
+        };
+        if let Some(t) = self.topics.get_mut(topic) {
+            t.partitions.extend(new.into_iter().map(new_partition));
+        }
+        Ok(())
+    }
+
+    fn check_assignment(&self, a: &[Vec<i32>], rf: Option<usize>) -> Result<(), MetadataError> {
+        for replicas in a {
+            let mut sorted = replicas.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            if replicas.is_empty() || sorted.len() != replicas.len() {
+                return Err(MetadataError::InvalidReplicaAssignment(
+                    "Replica assignment must list distinct brokers".into(),
+                ));
+            }
+            if rf.is_some_and(|rf| rf != replicas.len()) {
+                return Err(MetadataError::InvalidReplicaAssignment(
+                    "Inconsistent replication factor between partitions".into(),
+                ));
+            }
+            if let Some(b) = replicas.iter().find(|b| !self.brokers.contains_key(b)) {
+                return Err(MetadataError::InvalidReplicaAssignment(format!(
+                    "Unknown broker {b} in replica assignment"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Round-robin placement over live brokers, leaders spread evenly.
+    fn place(&self, first: i32, count: i32, rf: i16) -> Result<Vec<Vec<i32>>, MetadataError> {
+        if count <= 0 {
+            return Err(MetadataError::InvalidPartitions(
+                "Number of partitions must be larger than 0.".into(),
+            ));
+        }
+        let live = self.live_brokers();
+        if rf <= 0 {
+            return Err(MetadataError::InvalidReplicationFactor(
+                "Replication factor must be larger than 0.".into(),
+            ));
+        }
+        if rf as usize > live.len() {
+            return Err(MetadataError::InvalidReplicationFactor(format!(
+                "Replication factor: {rf} larger than available brokers: {}.",
+                live.len()
+            )));
+        }
+        Ok((first..first + count)
+            .map(|p| {
+                (0..rf as usize)
+                    .map(|r| live[(p as usize + r) % live.len()])
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+fn new_partition(replicas: Vec<i32>) -> PartitionInfo {
+    PartitionInfo {
+        leader: replicas.first().copied().unwrap_or(-1),
+        isr: replicas.clone(),
+        replicas,
+        leader_epoch: 0,
+        partition_epoch: 0,
+    }
+}
+
+/// Kafka refuses topics whose names differ only by '.' vs '_' (metric names collide).
+fn collides(a: &str, b: &str) -> bool {
+    a != b && a.replace('.', "_") == b.replace('.', "_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image_with_brokers(n: i32) -> MetadataImage {
+        let mut img = MetadataImage::default();
+        for id in 1..=n {
+            img.apply(&Command::RegisterBroker(BrokerInfo {
+                id,
+                host: "127.0.0.1".into(),
+                port: 9000 + id,
+                rack: None,
+                fenced: true,
+            }));
+        }
+        img
+    }
+
+    fn new_topic(name: &str, partitions: i32, rf: i16) -> NewTopic {
+        NewTopic {
+            name: name.into(),
+            id: Uuid::new_v4(),
+            num_partitions: partitions,
+            replication_factor: rf,
+            assignment: None,
+            configs: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn topic_names_are_validated_like_kafka() {
+        assert!(validate_topic_name("orders.v1_x-y").is_ok());
+        for bad in ["", ".", "..", "has space", "ünï", &"x".repeat(250)] {
+            assert!(
+                matches!(
+                    validate_topic_name(bad),
+                    Err(MetadataError::InvalidTopic(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn create_places_replicas_round_robin_and_rejects_duplicates() {
+        let mut img = image_with_brokers(3);
+        let r = img.apply(&Command::CreateTopics(vec![
+            new_topic("a", 6, 2),
+            new_topic("a", 1, 1),
+        ]));
+        assert_eq!(
+            r,
+            CommandResult::PerItem(vec![
+                Ok(()),
+                Err(MetadataError::TopicAlreadyExists("a".into()))
+            ])
+        );
+        let t = &img.topics["a"];
+        let leaders: Vec<i32> = t.partitions.iter().map(|p| p.leader).collect();
+        assert_eq!(leaders, vec![1, 2, 3, 1, 2, 3]);
+        assert_eq!(t.partitions[2].replicas, vec![3, 1]);
+        assert_eq!(t.partitions[2].isr, vec![3, 1]);
+    }
+
+    #[test]
+    fn replication_factor_above_brokers_is_refused() {
+        let mut img = image_with_brokers(1);
+        let r = img.apply(&Command::CreateTopics(vec![new_topic("a", 1, 3)]));
+        assert!(matches!(
+            r,
+            CommandResult::PerItem(ref v) if matches!(v[0], Err(MetadataError::InvalidReplicationFactor(_)))
+        ));
+    }
+
+    #[test]
+    fn colliding_names_are_refused() {
+        let mut img = image_with_brokers(1);
+        img.apply(&Command::CreateTopics(vec![new_topic("a.b", 1, 1)]));
+        let r = img.apply(&Command::CreateTopics(vec![new_topic("a_b", 1, 1)]));
+        assert!(
+            matches!(r, CommandResult::PerItem(ref v) if matches!(v[0], Err(MetadataError::InvalidTopic(_))))
+        );
+    }
+
+    #[test]
+    fn partitions_grow_but_never_shrink() {
+        let mut img = image_with_brokers(2);
+        img.apply(&Command::CreateTopics(vec![new_topic("t", 2, 1)]));
+        let grow = |total| Command::CreatePartitions {
+            topic: "t".into(),
+            total,
+            assignment: None,
+        };
+        assert_eq!(img.apply(&grow(5)), CommandResult::Done);
+        assert_eq!(img.topics["t"].partitions.len(), 5);
+        assert!(matches!(
+            img.apply(&grow(3)),
+            CommandResult::Failed(MetadataError::InvalidPartitions(_))
+        ));
+        assert!(matches!(
+            img.apply(&Command::CreatePartitions {
+                topic: "nope".into(),
+                total: 3,
+                assignment: None
+            }),
+            CommandResult::Failed(MetadataError::UnknownTopic(_))
+        ));
+    }
+
+    #[test]
+    fn configs_delete_and_producer_ids() {
+        let mut img = image_with_brokers(1);
+        img.apply(&Command::CreateTopics(vec![new_topic("t", 1, 1)]));
+        let mut set = BTreeMap::new();
+        set.insert("retention.ms".to_string(), "1000".to_string());
+        img.apply(&Command::AlterConfigs(vec![ConfigChange {
+            topic: "t".into(),
+            set,
+            delete: vec![],
+        }]));
+        assert_eq!(img.topics["t"].configs["retention.ms"], "1000");
+        img.apply(&Command::AlterConfigs(vec![ConfigChange {
+            topic: "t".into(),
+            set: BTreeMap::new(),
+            delete: vec!["retention.ms".into()],
+        }]));
+        assert!(img.topics["t"].configs.is_empty());
+        assert_eq!(
+            img.apply(&Command::AllocateProducerIds { count: 1000 }),
+            CommandResult::ProducerIds { first: 0 }
+        );
+        assert_eq!(
+            img.apply(&Command::AllocateProducerIds { count: 1000 }),
+            CommandResult::ProducerIds { first: 1000 }
+        );
+        assert!(matches!(
+            img.apply(&Command::DeleteTopics(vec!["t".into(), "t".into()])),
+            CommandResult::PerItem(ref v) if v[0].is_ok() && v[1].is_err()
+        ));
+    }
+}

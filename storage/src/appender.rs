@@ -1,0 +1,315 @@
+//! The append pipeline: one writer thread that group-commits appends from every partition.
+//!
+//! Request tasks validate their batches and send them here. The thread drains whatever is
+//! queued, assigns offsets and checks producer sequences under each partition's writer lock,
+//! builds one WriteBatch (batches, producer state, epoch cache), writes it once — synced when
+//! any append in the group asked for it — then publishes the new log ends. One fsync covers
+//! every append in the group; offsets are assigned in write order, so logs have no holes.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use rocksdb::{WriteBatch, WriteOptions, DB};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::batch::{self, BatchHeader};
+use crate::keys::{offset_key, META_CF};
+use crate::log::{PartitionLog, WriterState};
+use crate::producer::{ProducerEntry, SequenceCheck};
+
+/// Most bytes gathered into one group commit.
+const MAX_GROUP_BYTES: usize = 16 << 20;
+
+/// Batches for one partition, validated by the caller.
+pub struct AppendEntry {
+    /// The partition to append to.
+    pub log: Arc<PartitionLog>,
+    /// One or more record batches, each validated with [`batch::validate`].
+    pub batches: Vec<BytesMut>,
+    /// Leader epoch stamped into each batch.
+    pub leader_epoch: i32,
+    /// Rewrite timestamps to LogAppendTime.
+    pub log_append_time: bool,
+}
+
+/// A successful append (or a recognised duplicate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Offset of the first record.
+    pub base_offset: i64,
+    /// Offset of the last record.
+    pub last_offset: i64,
+    /// The LogAppendTime used, or -1 for CreateTime.
+    pub log_append_time: i64,
+    /// The batch had been appended before; nothing was written.
+    pub duplicate: bool,
+}
+
+/// Why one partition's append was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    /// A gap in an idempotent producer's sequence numbers.
+    #[error("out of order sequence number")]
+    OutOfOrderSequence,
+    /// An idempotent producer's epoch older than one already seen.
+    #[error("producer epoch is stale")]
+    InvalidProducerEpoch,
+    /// The partition is not stored here (deleted meanwhile).
+    #[error("partition is not stored on this node")]
+    UnknownPartition,
+    /// RocksDB refused the write (disk full, I/O error); nothing was appended.
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+/// Results of one append call, in entry order.
+pub type AppendResults = Vec<Result<AppendOutcome, AppendError>>;
+
+pub(crate) struct AppendJob {
+    pub entries: Vec<AppendEntry>,
+    pub sync: bool,
+    pub done: oneshot::Sender<AppendResults>,
+}
+
+impl AppendJob {
+    fn size(&self) -> usize {
+        self.entries
+            .iter()
+            .flat_map(|e| e.batches.iter())
+            .map(|b| b.len())
+            .sum()
+    }
+}
+
+/// Undo information for in-memory writer state, applied if the group's write fails.
+enum Undo {
+    NextOffset(Arc<PartitionLog>, i64),
+    Producer(Arc<PartitionLog>, i64, Option<ProducerEntry>),
+    Epochs(Arc<PartitionLog>, usize),
+}
+
+/// Runs the writer loop until every sender is gone.
+pub(crate) fn run(db: Arc<DB>, mut rx: mpsc::Receiver<AppendJob>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut size = first.size();
+        let mut jobs = vec![first];
+        while size < MAX_GROUP_BYTES {
+            match rx.try_recv() {
+                Ok(job) => {
+                    size += job.size();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        commit_group(&db, jobs);
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn commit_group(db: &DB, jobs: Vec<AppendJob>) {
+    let now = now_ms();
+    let mut wb = WriteBatch::default();
+    let mut undo = Vec::new();
+    let mut touched: Vec<Arc<PartitionLog>> = Vec::new();
+    let mut results: Vec<AppendResults> = Vec::with_capacity(jobs.len());
+    let mut sync = false;
+    let mut replies = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        sync |= job.sync;
+        let mut job_results = Vec::with_capacity(job.entries.len());
+        for entry in job.entries {
+            let log = entry.log.clone();
+            wb.set_save_point();
+            let undo_mark = undo.len();
+            let result = apply_entry(db, entry, now, &mut wb, &mut undo);
+            if result.is_err() {
+                // Drop this entry's puts and state changes; the rest of the group goes on.
+                let _ = wb.rollback_to_save_point();
+                rollback(undo.drain(undo_mark..).rev());
+            } else if !touched.iter().any(|t| Arc::ptr_eq(t, &log)) {
+                touched.push(log);
+            }
+            job_results.push(result);
+        }
+        results.push(job_results);
+        replies.push(job.done);
+    }
+
+    let mut opts = WriteOptions::default();
+    opts.set_sync(sync);
+    opts.set_ignore_missing_column_families(true);
+    let written = if wb.is_empty() {
+        Ok(())
+    } else {
+        db.write_opt(&wb, &opts)
+    };
+    match written {
+        Ok(()) => {
+            for log in touched {
+                let end = log.writer.lock().map(|w| w.next_offset);
+                if let Ok(end) = end {
+                    log.publish_log_end(end);
+                }
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "append group failed; nothing of it was written");
+            rollback(undo.into_iter().rev());
+            let msg = e.to_string();
+            for r in results.iter_mut().flatten() {
+                if r.is_ok() {
+                    *r = Err(AppendError::Storage(msg.clone()));
+                }
+            }
+        }
+    }
+    for (done, r) in replies.into_iter().zip(results) {
+        let _ = done.send(r);
+    }
+}
+
+fn rollback(undo: impl Iterator<Item = Undo>) {
+    for u in undo {
+        match u {
+            Undo::NextOffset(log, prev) => {
+                if let Ok(mut w) = log.writer.lock() {
+                    w.next_offset = prev;
+                }
+            }
+            Undo::Producer(log, pid, prev) => {
+                if let Ok(mut w) = log.writer.lock() {
+                    w.producers.set(pid, prev);
+                }
+            }
+            Undo::Epochs(log, len) => {
+                if let Ok(mut w) = log.writer.lock() {
+                    w.epochs.truncate(len);
+                }
+            }
+        }
+    }
+}
+
+fn apply_entry(
+    db: &DB,
+    entry: AppendEntry,
+    now: i64,
+    wb: &mut WriteBatch,
+    undo: &mut Vec<Undo>,
+) -> Result<AppendOutcome, AppendError> {
+    let log = entry.log;
+    if log.is_deleted() {
+        return Err(AppendError::UnknownPartition);
+    }
+    let cf = db
+        .cf_handle(log.cf_name())
+        .ok_or(AppendError::UnknownPartition)?;
+    let meta = db.cf_handle(META_CF).ok_or(AppendError::UnknownPartition)?;
+    let mut writer = log
+        .writer
+        .lock()
+        .map_err(|_| AppendError::Storage("partition writer lock poisoned".into()))?;
+    let w: &mut WriterState = &mut writer;
+    let append_time = if entry.log_append_time { now } else { -1 };
+    let mut outcome: Option<AppendOutcome> = None;
+
+    if w.epochs.last().is_none_or(|(e, _)| *e < entry.leader_epoch) {
+        undo.push(Undo::Epochs(log.clone(), w.epochs.len()));
+        w.epochs.push((entry.leader_epoch, w.next_offset));
+        wb.put_cf(
+            &meta,
+            log.meta_keys.leader_epochs(),
+            encode_epochs(&w.epochs),
+        );
+    }
+
+    for mut bytes in entry.batches {
+        let header: BatchHeader =
+            batch::parse_header(&bytes).map_err(|e| AppendError::Storage(e.to_string()))?;
+        let idempotent = header.has_producer_id() && header.base_sequence >= 0;
+        if idempotent {
+            match w.producers.check(&header) {
+                SequenceCheck::Append => {}
+                SequenceCheck::Duplicate(dup) => {
+                    merge(
+                        &mut outcome,
+                        dup.base_offset,
+                        dup.last_offset,
+                        append_time,
+                        true,
+                    );
+                    continue;
+                }
+                SequenceCheck::OutOfOrder => return Err(AppendError::OutOfOrderSequence),
+                SequenceCheck::StaleEpoch => return Err(AppendError::InvalidProducerEpoch),
+            }
+        }
+        let base = w.next_offset;
+        batch::assign_offset(&mut bytes, base, entry.leader_epoch);
+        if entry.log_append_time {
+            batch::set_log_append_time(&mut bytes, now);
+        }
+        wb.put_cf(&cf, offset_key(base), &bytes);
+        if idempotent {
+            let prev = w.producers.get(header.producer_id).cloned();
+            undo.push(Undo::Producer(log.clone(), header.producer_id, prev));
+            let updated = w.producers.record(&header, base);
+            wb.put_cf(
+                &meta,
+                log.meta_keys.producer(header.producer_id),
+                updated.encode(),
+            );
+        }
+        undo.push(Undo::NextOffset(log.clone(), base));
+        w.next_offset = base + i64::from(header.last_offset_delta) + 1;
+        merge(&mut outcome, base, w.next_offset - 1, append_time, false);
+    }
+    outcome.ok_or_else(|| AppendError::Storage("append without batches".into()))
+}
+
+fn merge(out: &mut Option<AppendOutcome>, base: i64, last: i64, time: i64, duplicate: bool) {
+    match out {
+        Some(o) => {
+            o.last_offset = last;
+            o.duplicate &= duplicate;
+        }
+        None => {
+            *out = Some(AppendOutcome {
+                base_offset: base,
+                last_offset: last,
+                log_append_time: time,
+                duplicate,
+            })
+        }
+    }
+}
+
+pub(crate) fn encode_epochs(epochs: &[(i32, i64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(epochs.len() * 12);
+    for (e, start) in epochs {
+        out.extend_from_slice(&e.to_be_bytes());
+        out.extend_from_slice(&start.to_be_bytes());
+    }
+    out
+}
+
+pub(crate) fn decode_epochs(bytes: &[u8]) -> Vec<(i32, i64)> {
+    bytes
+        .chunks_exact(12)
+        .map(|c| {
+            let mut e = [0u8; 4];
+            e.copy_from_slice(&c[..4]);
+            let mut s = [0u8; 8];
+            s.copy_from_slice(&c[4..]);
+            (i32::from_be_bytes(e), i64::from_be_bytes(s))
+        })
+        .collect()
+}

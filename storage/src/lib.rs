@@ -1,0 +1,36 @@
+//! # sluice-storage: partition logs and node-local state in one RocksDB
+//!
+//! ## Layout
+//!
+//! ```text
+//! store.rs     Store: open + recovery, partition lifecycle (batched CF creation), reads,
+//!              system tables for the controller
+//! appender.rs  the single writer thread: group commit, offsets, producer checks, fsync
+//! log.rs       PartitionLog: log start/end, high watermark, leader-epoch cache
+//! batch.rs     RecordBatch v2 header parsing, CRC-32C validation, in-place rewrites
+//! producer.rs  idempotent-producer state (pure)
+//! keys.rs      column-family names and meta key layout
+//! error.rs     StorageError
+//! ```
+//!
+//! A produce flows: the broker validates each batch (`batch::validate`), then
+//! `Store::append` hands it to the appender, which stamps offsets, writes one WriteBatch for
+//! everything queued and publishes the new log end. A fetch calls `Store::read`, which
+//! seeks to the batch holding the offset and returns stored bytes untouched.
+
+pub mod appender;
+pub mod batch;
+mod error;
+pub mod keys;
+mod log;
+pub mod producer;
+mod store;
+
+pub use appender::{AppendEntry, AppendError, AppendOutcome, AppendResults};
+pub use error::{Result, StorageError};
+pub use keys::PartitionKey;
+pub use log::PartitionLog;
+pub use store::{Store, StoreConfig, SystemTable, FORMAT_VERSION};
+
+#[cfg(test)]
+mod tests;

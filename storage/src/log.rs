@@ -1,0 +1,137 @@
+//! A partition replica's in-memory handle: offsets readers may use, and the writer's state.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Mutex;
+
+use tokio::sync::watch;
+
+use crate::keys::{PartitionKey, PartitionMetaKeys};
+use crate::producer::ProducerStates;
+
+/// State only the append pipeline changes (it holds the lock for the length of one append).
+#[derive(Debug, Default)]
+pub(crate) struct WriterState {
+    /// Offset the next batch gets.
+    pub next_offset: i64,
+    /// Idempotent-producer state.
+    pub producers: ProducerStates,
+    /// Leader-epoch cache: (epoch, first offset written in it), ascending.
+    pub epochs: Vec<(i32, i64)>,
+}
+
+/// One partition replica stored on this node.
+#[derive(Debug)]
+pub struct PartitionLog {
+    key: PartitionKey,
+    cf: String,
+    pub(crate) meta_keys: PartitionMetaKeys,
+    pub(crate) writer: Mutex<WriterState>,
+    log_end: watch::Sender<i64>,
+    high_watermark: watch::Sender<i64>,
+    log_start: AtomicI64,
+    deleted: AtomicBool,
+}
+
+impl std::fmt::Debug for PartitionMetaKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PartitionMetaKeys")
+    }
+}
+
+impl PartitionLog {
+    pub(crate) fn new(key: PartitionKey, writer: WriterState, log_start: i64) -> Self {
+        let end = writer.next_offset;
+        Self {
+            key,
+            cf: key.cf_name(),
+            meta_keys: PartitionMetaKeys::new(&key),
+            writer: Mutex::new(writer),
+            log_end: watch::Sender::new(end),
+            high_watermark: watch::Sender::new(end),
+            log_start: AtomicI64::new(log_start),
+            deleted: AtomicBool::new(false),
+        }
+    }
+
+    /// Which partition this is.
+    pub fn key(&self) -> PartitionKey {
+        self.key
+    }
+
+    /// Name of the column family holding its batches.
+    pub fn cf_name(&self) -> &str {
+        &self.cf
+    }
+
+    /// Offset the next appended record will get.
+    pub fn log_end_offset(&self) -> i64 {
+        *self.log_end.borrow()
+    }
+
+    /// First offset still stored.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start.load(Ordering::Acquire)
+    }
+
+    /// Offset up to which consumers may read.
+    pub fn high_watermark(&self) -> i64 {
+        *self.high_watermark.borrow()
+    }
+
+    /// Moves the high watermark (never backwards, never past the log end).
+    pub fn advance_high_watermark(&self, to: i64) {
+        let to = to.min(self.log_end_offset());
+        self.high_watermark.send_if_modified(|hw| {
+            if to > *hw {
+                *hw = to;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Watches the high watermark, for fetches that wait for data.
+    pub fn watch_high_watermark(&self) -> watch::Receiver<i64> {
+        self.high_watermark.subscribe()
+    }
+
+    /// Watches the log end offset.
+    pub fn watch_log_end(&self) -> watch::Receiver<i64> {
+        self.log_end.subscribe()
+    }
+
+    /// The leader epoch in force at the log end and where each epoch started.
+    pub fn leader_epochs(&self) -> Vec<(i32, i64)> {
+        self.writer
+            .lock()
+            .map(|w| w.epochs.clone())
+            .unwrap_or_default()
+    }
+
+    /// End offset of `epoch` (start of the next higher epoch, or the log end), KIP-101 style.
+    ///
+    /// Returns the largest epoch <= `epoch` with its end offset, or `None` if unknown.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        let epochs = self.leader_epochs();
+        let idx = epochs.iter().rposition(|(e, _)| *e <= epoch)?;
+        let end = epochs
+            .get(idx + 1)
+            .map(|(_, start)| *start)
+            .unwrap_or_else(|| self.log_end_offset());
+        Some((epochs[idx].0, end))
+    }
+
+    /// Whether the partition has been deleted from this node.
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn publish_log_end(&self, end: i64) {
+        self.log_end.send_replace(end);
+    }
+}

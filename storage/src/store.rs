@@ -1,0 +1,545 @@
+//! The node's RocksDB instance: opening and recovery, partition lifecycle, reads, appends.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
+    Options, ReadOptions, WriteBatch, WriteBufferManager, WriteOptions, DB,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::appender::{self, AppendEntry, AppendJob, AppendResults};
+use crate::batch;
+use crate::error::{Result, StorageError};
+use crate::keys::{
+    offset_from_key, offset_key, system_cf, PartitionKey, PartitionMetaKeys, FORMAT_VERSION_KEY,
+    META_CF,
+};
+use crate::log::{PartitionLog, WriterState};
+use crate::producer::{ProducerEntry, ProducerStates};
+
+/// Newest on-disk format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Memory and durability knobs of the node's RocksDB.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Budget for all memtables together (one WriteBufferManager for every CF).
+    pub write_buffer_budget: usize,
+    /// Memtable size per column family before it is flushed.
+    pub write_buffer_size: usize,
+    /// Arena block size; small so thousands of idle CFs cost little.
+    pub arena_block_size: usize,
+    /// Shared block cache for all CFs.
+    pub block_cache_size: usize,
+    /// Names of system tables to create (e.g. the controller's Raft log).
+    pub system_tables: Vec<String>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            write_buffer_budget: 256 << 20,
+            write_buffer_size: 32 << 20,
+            arena_block_size: 64 << 10,
+            block_cache_size: 64 << 20,
+            system_tables: Vec::new(),
+        }
+    }
+}
+
+/// The node's storage: every partition replica and system table in one RocksDB.
+pub struct Store {
+    db: Arc<DB>,
+    cf_opts: Options,
+    partitions: RwLock<HashMap<PartitionKey, Arc<PartitionLog>>>,
+    appender: Mutex<Option<mpsc::Sender<AppendJob>>>,
+    appender_thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+fn options(config: &StoreConfig) -> (Options, Options) {
+    let cache = Cache::new_lru_cache(config.block_cache_size);
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&cache);
+    table.set_cache_index_and_filter_blocks(true);
+
+    let mut cf = Options::default();
+    cf.set_write_buffer_size(config.write_buffer_size);
+    cf.set_arena_block_size(config.arena_block_size);
+    cf.set_max_write_buffer_number(3);
+    // Batches are usually compressed by the producer already.
+    cf.set_compression_type(DBCompressionType::None);
+    cf.set_block_based_table_factory(&table);
+
+    let mut db = cf.clone();
+    db.create_if_missing(true);
+    db.create_missing_column_families(true);
+    db.set_write_buffer_manager(&WriteBufferManager::new_write_buffer_manager(
+        config.write_buffer_budget,
+        false,
+    ));
+    db.set_max_background_jobs(2);
+    db.set_keep_log_file_num(3);
+    // With many CFs, old WAL files are kept until every CF is flushed: bound them.
+    db.set_max_total_wal_size(512 << 20);
+    db.set_max_open_files(4096);
+    (db, cf)
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir` and recovers every partition's state.
+    pub fn open(dir: &Path, config: &StoreConfig) -> Result<Self> {
+        let (db_opts, cf_opts) = options(config);
+        let mut names = DB::list_cf(&db_opts, dir).unwrap_or_default();
+        for required in std::iter::once(META_CF.to_string())
+            .chain(config.system_tables.iter().map(|t| system_cf(t)))
+        {
+            if !names.contains(&required) {
+                names.push(required);
+            }
+        }
+        let descriptors = names
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(n, cf_opts.clone()));
+        let db = Arc::new(DB::open_cf_descriptors(&db_opts, dir, descriptors)?);
+        check_format(&db)?;
+
+        let mut partitions = HashMap::new();
+        for name in &names {
+            if let Some(key) = PartitionKey::from_cf_name(name) {
+                partitions.insert(key, Arc::new(recover_partition(&db, key)?));
+            }
+        }
+        tracing::info!(partitions = partitions.len(), "storage recovered");
+
+        let (tx, rx) = mpsc::channel(1024);
+        let writer_db = db.clone();
+        let thread = std::thread::Builder::new()
+            .name("sluice-appender".into())
+            .spawn(move || appender::run(writer_db, rx))
+            .map_err(|e| StorageError::CorruptState(format!("cannot start appender: {e}")))?;
+        Ok(Self {
+            db,
+            cf_opts,
+            partitions: RwLock::new(partitions),
+            appender: Mutex::new(Some(tx)),
+            appender_thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Creates the given partitions (those missing) in one batched column-family creation.
+    pub fn create_partitions(&self, keys: &[PartitionKey]) -> Result<Vec<Arc<PartitionLog>>> {
+        let missing: Vec<PartitionKey> = {
+            let parts = self.read_partitions();
+            keys.iter()
+                .filter(|k| !parts.contains_key(k))
+                .copied()
+                .collect()
+        };
+        if !missing.is_empty() {
+            let names: Vec<String> = missing
+                .iter()
+                .map(|k| k.cf_name())
+                .filter(|n| self.db.cf_handle(n).is_none())
+                .collect();
+            self.db.create_cfs(&names, &self.cf_opts)?;
+            let mut parts = self.write_partitions();
+            for key in missing {
+                parts
+                    .entry(key)
+                    .or_insert_with(|| Arc::new(PartitionLog::new(key, WriterState::default(), 0)));
+            }
+        }
+        let parts = self.read_partitions();
+        Ok(keys.iter().filter_map(|k| parts.get(k).cloned()).collect())
+    }
+
+    /// Deletes the given partitions and all their metadata from this node.
+    pub fn delete_partitions(&self, keys: &[PartitionKey]) -> Result<()> {
+        let removed: Vec<Arc<PartitionLog>> = {
+            let mut parts = self.write_partitions();
+            keys.iter().filter_map(|k| parts.remove(k)).collect()
+        };
+        let meta = self.meta_cf()?;
+        let mut wb = WriteBatch::default();
+        for log in &removed {
+            log.mark_deleted();
+            let (start, end) = log.meta_keys.range();
+            wb.delete_range_cf(&meta, start, end);
+        }
+        self.db.write(&wb)?;
+        for log in &removed {
+            // Waits for the appender to finish with the partition before dropping its CF.
+            drop(log.writer.lock());
+            if self.db.cf_handle(log.cf_name()).is_some() {
+                self.db.drop_cf(log.cf_name())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The partition, if stored here.
+    pub fn partition(&self, key: &PartitionKey) -> Option<Arc<PartitionLog>> {
+        self.read_partitions().get(key).cloned()
+    }
+
+    /// Every partition stored here.
+    pub fn partitions(&self) -> Vec<Arc<PartitionLog>> {
+        self.read_partitions().values().cloned().collect()
+    }
+
+    /// Appends batches to several partitions in one write; `sync` fsyncs before returning.
+    ///
+    /// Each entry's batches must have passed [`batch::validate`].
+    pub async fn append(&self, entries: Vec<AppendEntry>, sync: bool) -> Result<AppendResults> {
+        let sender = self
+            .appender
+            .lock()
+            .ok()
+            .and_then(|s| s.clone())
+            .ok_or(StorageError::ShuttingDown)?;
+        let (done, result) = oneshot::channel();
+        sender
+            .send(AppendJob {
+                entries,
+                sync,
+                done,
+            })
+            .await
+            .map_err(|_| StorageError::ShuttingDown)?;
+        result.await.map_err(|_| StorageError::ShuttingDown)
+    }
+
+    /// Reads whole batches starting with the one containing `from`, stopping before
+    /// `upper` (exclusive) or once `max_bytes` is reached. With `min_one` the first batch is
+    /// returned even if larger than `max_bytes`, as Kafka does, so consumers make progress.
+    pub fn read(
+        &self,
+        log: &PartitionLog,
+        from: i64,
+        upper: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<Vec<Bytes>> {
+        let mut out = Vec::new();
+        if from >= upper {
+            return Ok(out);
+        }
+        let cf = self
+            .db
+            .cf_handle(log.cf_name())
+            .ok_or_else(|| StorageError::UnknownPartition(log.cf_name().to_string()))?;
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(offset_key(upper).to_vec());
+        let mut it = self.db.raw_iterator_cf_opt(&cf, ro);
+        it.seek_for_prev(offset_key(from));
+        if !it.valid() {
+            it.seek(offset_key(from));
+        }
+        let mut total = 0usize;
+        while let (Some(_), Some(value)) = (it.key(), it.value()) {
+            let header = batch::parse_header(value)?;
+            if header.last_offset() >= from {
+                if (min_one && out.is_empty()) || total + value.len() <= max_bytes {
+                    // fits, or the one batch that must be returned
+                } else {
+                    break;
+                }
+                total += value.len();
+                out.push(Bytes::copy_from_slice(value));
+                if total >= max_bytes {
+                    break;
+                }
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    /// Finds the first batch whose max timestamp is >= `timestamp`: (its first offset at or
+    /// after the log start, the batch's max timestamp).
+    pub fn offset_for_timestamp(
+        &self,
+        log: &PartitionLog,
+        timestamp: i64,
+        upper: i64,
+    ) -> Result<Option<(i64, i64)>> {
+        let mut found = None;
+        self.scan_headers(log, upper, |h| {
+            if h.max_timestamp >= timestamp {
+                found = Some((h.base_offset.max(log.log_start_offset()), h.max_timestamp));
+                false
+            } else {
+                true
+            }
+        })?;
+        Ok(found)
+    }
+
+    /// The batch with the largest max timestamp below `upper`: (its last offset, timestamp).
+    pub fn max_timestamp(&self, log: &PartitionLog, upper: i64) -> Result<Option<(i64, i64)>> {
+        let mut best: Option<(i64, i64)> = None;
+        self.scan_headers(log, upper, |h| {
+            if best.is_none_or(|(_, ts)| h.max_timestamp > ts) {
+                best = Some((h.last_offset(), h.max_timestamp));
+            }
+            true
+        })?;
+        Ok(best)
+    }
+
+    fn scan_headers(
+        &self,
+        log: &PartitionLog,
+        upper: i64,
+        mut visit: impl FnMut(&batch::BatchHeader) -> bool,
+    ) -> Result<()> {
+        let Some(cf) = self.db.cf_handle(log.cf_name()) else {
+            return Ok(());
+        };
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(offset_key(upper).to_vec());
+        let mut it = self.db.raw_iterator_cf_opt(&cf, ro);
+        it.seek(offset_key(log.log_start_offset()));
+        while let Some(value) = it.value() {
+            if !visit(&batch::parse_header(value)?) {
+                break;
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(())
+    }
+
+    /// A system table (created at open through [`StoreConfig::system_tables`]).
+    pub fn system_table(&self, name: &str) -> Result<SystemTable> {
+        let cf = system_cf(name);
+        if self.db.cf_handle(&cf).is_none() {
+            return Err(StorageError::UnknownPartition(cf));
+        }
+        Ok(SystemTable {
+            db: self.db.clone(),
+            cf,
+        })
+    }
+
+    /// Flushes memtables and stops the appender; called on clean shutdown.
+    pub fn close(&self) -> Result<()> {
+        if let Ok(mut s) = self.appender.lock() {
+            s.take();
+        }
+        if let Some(t) = self.appender_thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = t.join();
+        }
+        self.db.flush_wal(true)?;
+        Ok(())
+    }
+
+    /// A RocksDB integer property summed over all column families (e.g. memtable size).
+    pub fn int_property(&self, name: &str) -> u64 {
+        let mut names = vec![META_CF.to_string()];
+        names.extend(
+            self.read_partitions()
+                .values()
+                .map(|l| l.cf_name().to_string()),
+        );
+        names
+            .iter()
+            .filter_map(|n| self.db.cf_handle(n))
+            .filter_map(|cf| self.db.property_int_value_cf(&cf, name).ok().flatten())
+            .sum()
+    }
+
+    fn meta_cf(&self) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>> {
+        self.db
+            .cf_handle(META_CF)
+            .ok_or_else(|| StorageError::CorruptState("meta column family missing".into()))
+    }
+
+    fn read_partitions(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<PartitionKey, Arc<PartitionLog>>> {
+        self.partitions.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_partitions(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<PartitionKey, Arc<PartitionLog>>> {
+        self.partitions.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+fn check_format(db: &DB) -> Result<()> {
+    let meta = db
+        .cf_handle(META_CF)
+        .ok_or_else(|| StorageError::CorruptState("meta column family missing".into()))?;
+    match db.get_cf(&meta, FORMAT_VERSION_KEY)? {
+        Some(v) => {
+            let bytes: [u8; 4] = v
+                .as_slice()
+                .try_into()
+                .map_err(|_| StorageError::CorruptState("format version".into()))?;
+            let found = u32::from_be_bytes(bytes);
+            if found > FORMAT_VERSION {
+                return Err(StorageError::FormatTooNew {
+                    found,
+                    supported: FORMAT_VERSION,
+                });
+            }
+            // Older formats would be upgraded in place here; version 1 is the first.
+            Ok(())
+        }
+        None => {
+            let mut wo = WriteOptions::default();
+            wo.set_sync(true);
+            let mut wb = WriteBatch::default();
+            wb.put_cf(&meta, FORMAT_VERSION_KEY, FORMAT_VERSION.to_be_bytes());
+            db.write_opt(&wb, &wo)?;
+            Ok(())
+        }
+    }
+}
+
+fn read_i64(bytes: &[u8]) -> Result<i64> {
+    let a: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| StorageError::CorruptState("expected 8 bytes".into()))?;
+    Ok(i64::from_be_bytes(a))
+}
+
+fn recover_partition(db: &DB, key: PartitionKey) -> Result<PartitionLog> {
+    let keys = PartitionMetaKeys::new(&key);
+    let meta = db
+        .cf_handle(META_CF)
+        .ok_or_else(|| StorageError::CorruptState("meta column family missing".into()))?;
+    let cf = db
+        .cf_handle(&key.cf_name())
+        .ok_or_else(|| StorageError::UnknownPartition(key.cf_name()))?;
+
+    let stored_start = db
+        .get_cf(&meta, keys.log_start())?
+        .map(|v| read_i64(&v))
+        .transpose()?;
+    let mut first = db.iterator_cf(&cf, IteratorMode::Start);
+    let first_offset = match first.next() {
+        Some(item) => offset_from_key(&item?.0),
+        None => None,
+    };
+    let mut last = db.iterator_cf(&cf, IteratorMode::End);
+    let next_offset = match last.next() {
+        Some(item) => batch::parse_header(&item?.1)?.last_offset() + 1,
+        None => stored_start.unwrap_or(0),
+    };
+    let log_start = stored_start.or(first_offset).unwrap_or(next_offset);
+
+    let mut producers = ProducerStates::default();
+    let prefix = keys.producers_prefix();
+    for item in db.iterator_cf(&meta, IteratorMode::From(&prefix, Direction::Forward)) {
+        let (k, v) = item?;
+        let Some(pid) = k.strip_prefix(prefix.as_slice()) else {
+            break;
+        };
+        producers.set(read_i64(pid)?, Some(ProducerEntry::decode(&v)?));
+    }
+    let epochs = db
+        .get_cf(&meta, keys.leader_epochs())?
+        .map(|v| appender::decode_epochs(&v))
+        .unwrap_or_default();
+    let writer = WriterState {
+        next_offset,
+        producers,
+        epochs,
+    };
+    Ok(PartitionLog::new(key, writer, log_start))
+}
+
+/// A node-local key-value table in its own column family (used by the controller).
+#[derive(Clone)]
+pub struct SystemTable {
+    db: Arc<DB>,
+    cf: String,
+}
+
+impl SystemTable {
+    fn cf(&self) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>> {
+        self.db
+            .cf_handle(&self.cf)
+            .ok_or_else(|| StorageError::UnknownPartition(self.cf.clone()))
+    }
+
+    /// Reads one key.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(&self.cf()?, key)?)
+    }
+
+    /// Writes and deletes in one atomic, synced write.
+    pub fn write(&self, puts: &[(Vec<u8>, Vec<u8>)], deletes: &[Vec<u8>]) -> Result<()> {
+        let cf = self.cf()?;
+        let mut wb = WriteBatch::default();
+        for (k, v) in puts {
+            wb.put_cf(&cf, k, v);
+        }
+        for k in deletes {
+            wb.delete_cf(&cf, k);
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        Ok(self.db.write_opt(&wb, &wo)?)
+    }
+
+    /// Deletes every key in `[from, to)`.
+    pub fn delete_range(&self, from: &[u8], to: &[u8]) -> Result<()> {
+        let cf = self.cf()?;
+        let mut wb = WriteBatch::default();
+        wb.delete_range_cf(&cf, from, to);
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        Ok(self.db.write_opt(&wb, &wo)?)
+    }
+
+    /// Key-value pairs in `[from, to)`, in key order.
+    pub fn range(&self, from: &[u8], to: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let cf = self.cf()?;
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(to.to_vec());
+        let mut it = self.db.raw_iterator_cf_opt(&cf, ro);
+        it.seek(from);
+        let mut out = Vec::new();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            out.push((k.to_vec(), v.to_vec()));
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    /// The last key-value pair in the table, if any.
+    pub fn last(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let cf = self.cf()?;
+        let mut it = self.db.raw_iterator_cf(&cf);
+        it.seek_to_last();
+        let out = match (it.key(), it.value()) {
+            (Some(k), Some(v)) => Some((k.to_vec(), v.to_vec())),
+            _ => None,
+        };
+        it.status()?;
+        Ok(out)
+    }
+}
