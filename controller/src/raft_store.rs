@@ -5,6 +5,9 @@
 //! in memory and persisted through snapshots: on restart openraft re-applies the committed
 //! log after the snapshot, so nothing is lost and applying stays cheap.
 
+// openraft's trait methods fix the error type (StorageError, ~224 bytes); helpers return it too.
+#![allow(clippy::result_large_err)]
+
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::{Bound, RangeBounds};
