@@ -11,7 +11,9 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use sluice_compat_tests::{run_ok, topic, Node};
 
 fn connect(node: &Node) -> TcpStream {
@@ -51,7 +53,10 @@ fn is_closed(s: &mut TcpStream) -> bool {
         match s.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => continue,
-            Err(e) => return e.kind() != std::io::ErrorKind::WouldBlock && e.kind() != std::io::ErrorKind::TimedOut,
+            Err(e) => {
+                return e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut
+            }
         }
     }
 }
@@ -60,10 +65,20 @@ fn api_versions_ok(node: &Node) -> Vec<i16> {
     let mut s = connect(node);
     s.write_all(&frame(&header(18, 0, 7))).unwrap();
     let body = read_frame(&mut s).expect("ApiVersions answer");
-    assert_eq!(i32::from_be_bytes(body[0..4].try_into().unwrap()), 7, "correlation id");
-    assert_eq!(i16::from_be_bytes(body[4..6].try_into().unwrap()), 0, "error code");
+    assert_eq!(
+        i32::from_be_bytes(body[0..4].try_into().unwrap()),
+        7,
+        "correlation id"
+    );
+    assert_eq!(
+        i16::from_be_bytes(body[4..6].try_into().unwrap()),
+        0,
+        "error code"
+    );
     let n = i32::from_be_bytes(body[6..10].try_into().unwrap()) as usize;
-    (0..n).map(|i| i16::from_be_bytes(body[10 + i * 6..12 + i * 6].try_into().unwrap())).collect()
+    (0..n)
+        .map(|i| i16::from_be_bytes(body[10 + i * 6..12 + i * 6].try_into().unwrap()))
+        .collect()
 }
 
 #[test]
@@ -80,8 +95,15 @@ fn api_versions_answers_and_falls_back_to_v0_for_unknown_versions() {
     s.write_all(&frame(&payload)).unwrap();
     let body = read_frame(&mut s).expect("v0 fallback answer");
     assert_eq!(i32::from_be_bytes(body[0..4].try_into().unwrap()), 9);
-    assert_eq!(i16::from_be_bytes(body[4..6].try_into().unwrap()), 35, "UNSUPPORTED_VERSION");
-    assert!(i32::from_be_bytes(body[6..10].try_into().unwrap()) >= 10, "full key list");
+    assert_eq!(
+        i16::from_be_bytes(body[4..6].try_into().unwrap()),
+        35,
+        "UNSUPPORTED_VERSION"
+    );
+    assert!(
+        i32::from_be_bytes(body[6..10].try_into().unwrap()) >= 10,
+        "full key list"
+    );
 }
 
 #[test]
@@ -104,7 +126,10 @@ fn hostile_frames_close_the_connection_and_the_broker_carries_on() {
         ("unknown api key", frame(&header(999, 0, 1))),
         ("unsupported produce v1", frame(&header(0, 1, 1))),
         ("unsupported fetch v99", frame(&header(1, 99, 1))),
-        ("garbage body", frame(&[0, 3, 0, 1, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef])),
+        (
+            "garbage body",
+            frame(&[0, 3, 0, 1, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef]),
+        ),
         ("array count past the frame", frame(&huge_array)),
         ("compact array count past the frame", frame(&huge_compact)),
         ("string length past the frame", frame(&huge_string)),
@@ -114,7 +139,10 @@ fn hostile_frames_close_the_connection_and_the_broker_carries_on() {
         for (what, bytes) in &hostile {
             let mut s = connect(&node);
             s.write_all(bytes).unwrap();
-            assert!(is_closed(&mut s), "{what}: connection should be closed (round {round})");
+            assert!(
+                is_closed(&mut s),
+                "{what}: connection should be closed (round {round})"
+            );
         }
     }
     // A truncated frame: the client goes away mid-frame.
@@ -125,8 +153,14 @@ fn hostile_frames_close_the_connection_and_the_broker_carries_on() {
 
     assert!(node.is_running(), "the broker survived");
     let grown_mib = node.rss_kib().saturating_sub(rss_before) / 1024;
-    assert!(grown_mib < 64, "memory stays flat under hostile counts: grew {grown_mib} MiB");
-    assert!(api_versions_ok(&node).contains(&0), "new connections are served");
+    assert!(
+        grown_mib < 64,
+        "memory stays flat under hostile counts: grew {grown_mib} MiB"
+    );
+    assert!(
+        api_versions_ok(&node).contains(&0),
+        "new connections are served"
+    );
 }
 
 #[test]
@@ -154,16 +188,26 @@ fn corrupt_batch_gets_corrupt_message_and_nothing_is_written() {
         headers: Default::default(),
     };
     let mut batch = BytesMut::new();
-    RecordBatchEncoder::encode(&mut batch, [&record], &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .unwrap();
+    RecordBatchEncoder::encode(
+        &mut batch,
+        [&record],
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
     let last = batch.len() - 2;
     batch[last] ^= 0x55; // inside the value: covered by the CRC
 
-    let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
-        TopicProduceData::default()
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
             .with_name(TopicName(StrBytes::from_string(topic.clone())))
-            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(batch.freeze()))]),
-    ]);
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch.freeze()))])]);
     let mut payload = header(0, 7, 42);
     let mut body = BytesMut::new();
     request.encode(&mut body, 7).unwrap();
@@ -177,9 +221,23 @@ fn corrupt_batch_gets_corrupt_message_and_nothing_is_written() {
     assert_eq!(code, 2, "CORRUPT_MESSAGE");
 
     let out = run_ok(
-        Command::new("kcat").args(["-C", "-b", &node.kafka, "-t", &topic, "-e", "-q", "-o", "beginning"]),
+        Command::new("kcat").args([
+            "-C",
+            "-b",
+            &node.kafka,
+            "-t",
+            &topic,
+            "-e",
+            "-q",
+            "-o",
+            "beginning",
+        ]),
         Duration::from_secs(60),
         None,
     );
-    assert_eq!(out.lines().collect::<Vec<_>>(), vec!["first"], "nothing of the corrupt batch was stored");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        vec!["first"],
+        "nothing of the corrupt batch was stored"
+    );
 }

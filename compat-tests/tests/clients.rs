@@ -12,7 +12,14 @@ fn roundtrip(client: &str) {
     let topic = topic(client);
     let out = run_ok(
         Command::new(launcher(&format!("roundtrip-{client}")))
-            .args(["--bootstrap", &node.kafka, "--topic", &topic, "--partitions", "3"])
+            .args([
+                "--bootstrap",
+                &node.kafka,
+                "--topic",
+                &topic,
+                "--partitions",
+                "3",
+            ])
             .args(["--messages", "3000", "--timeout", "90"]),
         Duration::from_secs(120),
         None,

@@ -13,15 +13,29 @@ use sluice_compat_tests::{launcher, run_ok, topic, Node};
 /// Reads every record of `topic` with kcat: (partition, offset) -> value.
 fn read_all(node: &Node, topic: &str) -> HashMap<(i32, i64), String> {
     let out = run_ok(
-        Command::new("kcat")
-            .args(["-C", "-b", &node.kafka, "-t", topic, "-e", "-q", "-o", "beginning", "-f", "%p %o %s\n"]),
+        Command::new("kcat").args([
+            "-C",
+            "-b",
+            &node.kafka,
+            "-t",
+            topic,
+            "-e",
+            "-q",
+            "-o",
+            "beginning",
+            "-f",
+            "%p %o %s\n",
+        ]),
         Duration::from_secs(60),
         None,
     );
     out.lines()
         .map(|l| {
             let f: Vec<&str> = l.splitn(3, ' ').collect();
-            ((f[0].parse().unwrap(), f[1].parse().unwrap()), f[2].to_string())
+            (
+                (f[0].parse().unwrap(), f[1].parse().unwrap()),
+                f[2].to_string(),
+            )
         })
         .collect()
 }
@@ -31,7 +45,16 @@ fn acknowledged_records_survive_sigkill_mid_stream() {
     let mut node = Node::start_with(&["--config", "num.partitions=3"]);
     let topic = topic("crash");
     let mut producer = Command::new(launcher("ack-producer"))
-        .args(["--bootstrap", &node.kafka, "--topic", &topic, "--messages", "40000", "--timeout", "90"])
+        .args([
+            "--bootstrap",
+            &node.kafka,
+            "--topic",
+            &topic,
+            "--messages",
+            "40000",
+            "--timeout",
+            "90",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -50,11 +73,21 @@ fn acknowledged_records_survive_sigkill_mid_stream() {
     let mut killed = false;
     let deadline = Instant::now() + Duration::from_secs(150);
     loop {
-        assert!(Instant::now() < deadline, "producer did not finish; {} acks", acked.len());
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(100)) else { break };
+        assert!(
+            Instant::now() < deadline,
+            "producer did not finish; {} acks",
+            acked.len()
+        );
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(100)) else {
+            break;
+        };
         if let Some(rest) = line.strip_prefix("ACK ") {
             let f: Vec<&str> = rest.splitn(3, ' ').collect();
-            acked.push((f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].to_string()));
+            acked.push((
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].to_string(),
+            ));
         } else if line.starts_with("DONE") {
             break;
         }
@@ -68,18 +101,30 @@ fn acknowledged_records_survive_sigkill_mid_stream() {
     let _ = producer.kill();
     let _ = producer.wait();
     assert!(killed, "the broker was killed mid-stream");
-    assert!(acked.len() > 8000, "the producer went on after the restart: {} acks", acked.len());
+    assert!(
+        acked.len() > 8000,
+        "the producer went on after the restart: {} acks",
+        acked.len()
+    );
 
     let stored = read_all(&node, &topic);
     for (p, o, v) in &acked {
-        assert_eq!(stored.get(&(*p, *o)), Some(v), "acknowledged record {v} at {p}/{o} lost");
+        assert_eq!(
+            stored.get(&(*p, *o)),
+            Some(v),
+            "acknowledged record {v} at {p}/{o} lost"
+        );
     }
     // The idempotent producer's retries across the crash must not duplicate anything.
     let mut values: Vec<&String> = stored.values().collect();
     let total = values.len();
     values.sort();
     values.dedup();
-    assert_eq!(values.len(), total, "duplicates after retries across the crash");
+    assert_eq!(
+        values.len(),
+        total,
+        "duplicates after retries across the crash"
+    );
 }
 
 #[test]

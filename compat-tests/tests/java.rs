@@ -14,7 +14,14 @@ fn java_client_round_trip_with_default_idempotent_producer() {
     let topic = topic("java");
     let out = run_ok(
         Command::new(launcher("roundtrip-java"))
-            .args(["--bootstrap", &node.kafka, "--topic", &topic, "--partitions", "3"])
+            .args([
+                "--bootstrap",
+                &node.kafka,
+                "--topic",
+                &topic,
+                "--partitions",
+                "3",
+            ])
             .args(["--messages", "5000", "--timeout", "90"]),
         LIMIT,
         None,
@@ -26,11 +33,28 @@ fn java_client_round_trip_with_default_idempotent_producer() {
 fn kafka_cli_topics_and_console_tools() {
     let node = Node::start();
     let topics = |args: &[&str]| {
-        run_ok(Command::new(launcher("kafka-topics")).args(["--bootstrap-server", &node.kafka]).args(args), LIMIT, None)
+        run_ok(
+            Command::new(launcher("kafka-topics"))
+                .args(["--bootstrap-server", &node.kafka])
+                .args(args),
+            LIMIT,
+            None,
+        )
     };
     let name = topic("cli");
-    let created = topics(&["--create", "--topic", &name, "--partitions", "2", "--config", "retention.ms=86400000"]);
-    assert!(created.contains(&format!("Created topic {name}")), "{created}");
+    let created = topics(&[
+        "--create",
+        "--topic",
+        &name,
+        "--partitions",
+        "2",
+        "--config",
+        "retention.ms=86400000",
+    ]);
+    assert!(
+        created.contains(&format!("Created topic {name}")),
+        "{created}"
+    );
     assert!(topics(&["--list"]).lines().any(|l| l == name));
     let described = topics(&["--describe", "--topic", &name]);
     assert!(described.contains("PartitionCount: 2"), "{described}");
@@ -41,7 +65,12 @@ fn kafka_cli_topics_and_console_tools() {
     run_ok(
         Command::new(launcher("kafka-console-producer"))
             .args(["--bootstrap-server", &node.kafka, "--topic", &name])
-            .args(["--reader-property", "parse.key=true", "--reader-property", "key.separator=:"]),
+            .args([
+                "--reader-property",
+                "parse.key=true",
+                "--reader-property",
+                "key.separator=:",
+            ]),
         LIMIT,
         Some(lines.as_bytes()),
     );
@@ -49,13 +78,24 @@ fn kafka_cli_topics_and_console_tools() {
     for partition in ["0", "1"] {
         let out = run_ok(
             Command::new(launcher("kafka-console-consumer"))
-                .args(["--bootstrap-server", &node.kafka, "--topic", &name, "--partition", partition])
+                .args([
+                    "--bootstrap-server",
+                    &node.kafka,
+                    "--topic",
+                    &name,
+                    "--partition",
+                    partition,
+                ])
                 .args(["--offset", "earliest", "--timeout-ms", "5000"])
                 .args(["--formatter-property", "print.key=true"]),
             LIMIT,
             None,
         );
-        consumed.extend(out.lines().filter(|l| l.starts_with("key")).map(String::from));
+        consumed.extend(
+            out.lines()
+                .filter(|l| l.starts_with("key"))
+                .map(String::from),
+        );
     }
     consumed.sort();
     let mut expected: Vec<String> = (0..50).map(|i| format!("key{i}\tvalue {i}")).collect();
