@@ -173,6 +173,18 @@ impl BrokerConfig {
     pub fn fetch_max_bytes(&self) -> usize {
         self.parsed("fetch.max.bytes", 57_671_680usize)
     }
+    /// `offsets.topic.num.partitions`
+    pub fn offsets_topic_partitions(&self) -> i32 {
+        self.parsed("offsets.topic.num.partitions", 50)
+    }
+    /// `offsets.topic.replication.factor`
+    pub fn offsets_topic_replication_factor(&self) -> i16 {
+        self.parsed("offsets.topic.replication.factor", 3)
+    }
+    /// `group.initial.rebalance.delay.ms`
+    pub fn group_initial_rebalance_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.parsed("group.initial.rebalance.delay.ms", 3000u64))
+    }
     /// Memtable budget for all partitions together.
     pub fn write_buffer_budget(&self) -> usize {
         self.parsed("sluice.storage.write.buffer.budget.bytes", 256usize << 20)

@@ -7,6 +7,7 @@ use sluice_storage::Store;
 
 use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessions;
+use crate::group::GroupCoordinator;
 use crate::producer_ids::ProducerIdAllocator;
 use crate::replication::ReplicaManager;
 
@@ -26,6 +27,8 @@ pub struct Broker {
     pub fetch_sessions: FetchSessions,
     /// Producer ids for InitProducerId.
     pub producer_ids: ProducerIdAllocator,
+    /// Consumer groups and committed offsets.
+    pub groups: GroupCoordinator,
 }
 
 /// Handlers take the broker by shared reference.

@@ -28,6 +28,17 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The smallest Produce version actually decoded (the crate reads v3+).
@@ -127,6 +138,17 @@ pub async fn dispatch(ctx: &Ctx, frame: Bytes) -> Result<Option<BytesMut>, Close
         RequestKind::DescribeCluster(r) => handlers::describe_cluster::handle(ctx, &header, r)
             .await
             .into(),
+        RequestKind::FindCoordinator(r) => handlers::find_coordinator::handle(ctx, &header, r).await.into(),
+        RequestKind::JoinGroup(r) => handlers::join_group::handle(ctx, &header, r).await.into(),
+        RequestKind::SyncGroup(r) => handlers::sync_group::handle(ctx, &header, r).await.into(),
+        RequestKind::Heartbeat(r) => handlers::heartbeat::handle(ctx, &header, r).await.into(),
+        RequestKind::LeaveGroup(r) => handlers::leave_group::handle(ctx, &header, r).await.into(),
+        RequestKind::OffsetCommit(r) => handlers::offset_commit::handle(ctx, &header, r).await.into(),
+        RequestKind::OffsetFetch(r) => handlers::offset_fetch::handle(ctx, &header, r).await.into(),
+        RequestKind::ListGroups(r) => handlers::list_groups::handle(ctx, &header, r).await.into(),
+        RequestKind::DescribeGroups(r) => handlers::describe_groups::handle(ctx, &header, r).await.into(),
+        RequestKind::DeleteGroups(r) => handlers::delete_groups::handle(ctx, &header, r).await.into(),
+        RequestKind::OffsetDelete(r) => handlers::offset_delete::handle(ctx, &header, r).await.into(),
         other => {
             return Err(CloseReason::Malformed(format!("no handler for {other:?}")));
         }

@@ -79,6 +79,12 @@ pub enum BrokerError {
     /// INVALID_FETCH_SESSION_EPOCH
     #[error("invalid fetch session epoch")]
     InvalidFetchSessionEpoch,
+    /// COORDINATOR_NOT_AVAILABLE
+    #[error("the coordinator is not available")]
+    CoordinatorNotAvailable,
+    /// A group-coordination outcome, by its Kafka code (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, ...).
+    #[error("{0:?}")]
+    Group(Code),
 }
 
 impl BrokerError {
@@ -109,6 +115,8 @@ impl BrokerError {
             Self::Controller(_) => Code::RequestTimedOut,
             Self::FetchSessionIdNotFound => Code::FetchSessionIdNotFound,
             Self::InvalidFetchSessionEpoch => Code::InvalidFetchSessionEpoch,
+            Self::CoordinatorNotAvailable => Code::CoordinatorNotAvailable,
+            Self::Group(code) => *code,
         };
         code.code()
     }

@@ -10,6 +10,7 @@
 //! decode_guard.rs      keeps hostile array counts from aborting the process
 //! handlers/<api>.rs    one file per Kafka API; thin, never fail (errors go in the response)
 //! replication/         local replicas, leadership checks, high watermark
+//! group/              group coordinator (I/O) around a pure group state machine; offsets
 //! fetch_session.rs     incremental fetch sessions (KIP-227)
 //! producer_ids.rs      producer-id blocks from the controller
 //! topic_config.rs      topic configs by Kafka name: defaults, validation
@@ -29,6 +30,7 @@ mod decode_guard;
 mod dispatch;
 mod error;
 mod fetch_session;
+mod group;
 mod handlers;
 mod http;
 mod metrics;

@@ -16,6 +16,7 @@ use crate::config::{parse_voters, BrokerConfig, ServeArgs};
 use crate::connection;
 use crate::context::{Broker, Ctx};
 use crate::fetch_session::FetchSessions;
+use crate::group::GroupCoordinator;
 use crate::http::{self, HttpState};
 use crate::producer_ids::ProducerIdAllocator;
 use crate::replication::ReplicaManager;
@@ -101,14 +102,18 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
     let ctx: Ctx = Arc::new(Broker {
         node_id,
         fetch_sessions: FetchSessions::new(config.fetch_session_slots()),
-        config,
         replicas: ReplicaManager::new(node_id, store.clone()),
         store: store.clone(),
         controller: controller.clone(),
         producer_ids: ProducerIdAllocator::default(),
+        groups: GroupCoordinator::new(config.group_initial_rebalance_delay()),
+        config,
     });
     ctx.replicas.reconcile(&controller.image()).await?;
+    let loaded = ctx.groups.load(&ctx)?;
+    tracing::info!(records = loaded, "committed offsets loaded");
     tokio::spawn(follow_metadata(ctx.clone(), shutdown.clone()));
+    tokio::spawn(tick_groups(ctx.clone(), shutdown.clone()));
 
     let listener = socket.listen(1024)?;
     ready.store(true, Ordering::Release);
@@ -187,6 +192,17 @@ async fn follow_metadata(ctx: Ctx, shutdown: CancellationToken) {
         let image = images.borrow_and_update().clone();
         if let Err(e) = ctx.replicas.reconcile(&image).await {
             tracing::error!(error = %e, "applying metadata to local replicas failed");
+        }
+    }
+}
+
+/// Drives group session expiry and join deadlines.
+async fn tick_groups(ctx: Ctx, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => ctx.groups.tick(),
         }
     }
 }

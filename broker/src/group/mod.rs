@@ -1,0 +1,420 @@
+//! The group coordinator: classic consumer groups around the pure `state::Group`, with
+//! committed offsets kept as records in the compacted `__consumer_offsets` topic.
+//!
+//! A group's coordinator is the leader of its `__consumer_offsets` partition (Java's
+//! `abs(groupId.hashCode()) % partitions`, so tools agree with Kafka on the mapping).
+//! Joins and syncs that must wait park a oneshot sender; every event and a 100 ms tick
+//! deliver the replies the state machine completes.
+
+pub mod offsets;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError as Code;
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use sluice_controller::{NewTopic, TopicInfo};
+use sluice_storage::AppendEntry;
+use tokio::sync::oneshot;
+
+use crate::context::Broker;
+use crate::error::BrokerError;
+use offsets::{Committed, OffsetStore, TopicPartition};
+use state::{Group, GroupState, JoinParams, JoinResult, Reply, Step, SyncResult};
+
+/// The internal topic holding committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+struct Slot {
+    group: Group,
+    joins: HashMap<String, oneshot::Sender<JoinResult>>,
+    syncs: HashMap<String, oneshot::Sender<SyncResult>>,
+}
+
+impl Slot {
+    fn deliver(&mut self) {
+        for reply in self.group.take_replies() {
+            match reply {
+                Reply::Join(member, r) => {
+                    if let Some(tx) = self.joins.remove(&member) {
+                        let _ = tx.send(r);
+                    }
+                }
+                Reply::Sync(member, r) => {
+                    if let Some(tx) = self.syncs.remove(&member) {
+                        let _ = tx.send(r);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A group as DescribeGroups/ListGroups show it.
+pub struct GroupView {
+    /// Group id.
+    pub id: String,
+    /// State name.
+    pub state: &'static str,
+    /// Protocol type.
+    pub protocol_type: String,
+    /// Chosen assignor.
+    pub protocol: String,
+    /// (member id, instance id, client id, host, metadata, assignment)
+    pub members: Vec<(String, Option<String>, String, String, Bytes, Bytes)>,
+}
+
+/// Consumer groups and committed offsets of this node.
+pub struct GroupCoordinator {
+    groups: Mutex<HashMap<String, Slot>>,
+    offsets: OffsetStore,
+    initial_delay: Duration,
+}
+
+/// Java's `String.hashCode`, which Kafka uses to place groups.
+fn java_hash(s: &str) -> i32 {
+    s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl GroupCoordinator {
+    /// A coordinator with `group.initial.rebalance.delay.ms`.
+    pub fn new(initial_delay: Duration) -> Self {
+        Self { groups: Mutex::new(HashMap::new()), offsets: OffsetStore::default(), initial_delay }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn with_slot<T>(&self, group_id: &str, f: impl FnOnce(&mut Slot) -> T) -> T {
+        let mut groups = self.lock();
+        let slot = groups.entry(group_id.to_string()).or_insert_with(|| Slot {
+            group: Group::new(group_id, self.initial_delay),
+            joins: HashMap::new(),
+            syncs: HashMap::new(),
+        });
+        let out = f(slot);
+        slot.deliver();
+        out
+    }
+
+    /// The `__consumer_offsets` partition of a group.
+    pub fn partition_for(group_id: &str, partitions: usize) -> i32 {
+        ((java_hash(group_id) & 0x7fff_ffff) as usize % partitions.max(1)) as i32
+    }
+
+    /// The coordinator broker of a group (creating the offsets topic on first use).
+    pub async fn coordinator_of(&self, ctx: &Broker, group_id: &str) -> Result<i32, BrokerError> {
+        let topic = ensure_offsets_topic(ctx).await?;
+        let p = Self::partition_for(group_id, topic.partitions.len());
+        topic.partitions.get(p as usize).map(|p| p.leader).filter(|l| *l >= 0).ok_or(BrokerError::CoordinatorNotAvailable)
+    }
+
+    /// JoinGroup: answers at once or when the rebalance completes.
+    pub async fn join(&self, group_id: &str, params: JoinParams) -> JoinResult {
+        let rx = self.with_slot(group_id, |slot| match slot.group.join(params.clone(), Instant::now()) {
+            Step::Done(r) => Err(r),
+            Step::Wait(member) => {
+                let (tx, rx) = oneshot::channel();
+                slot.joins.insert(member, tx);
+                Ok(rx)
+            }
+        });
+        match rx {
+            Err(r) => r,
+            Ok(rx) => rx.await.unwrap_or_else(|_| join_error(Code::RebalanceInProgress, &params.member_id)),
+        }
+    }
+
+    /// SyncGroup: the leader's call completes everyone's.
+    pub async fn sync(&self, group_id: &str, member: &str, generation: i32, assignments: Vec<(String, Bytes)>) -> SyncResult {
+        let rx = self.with_slot(group_id, |slot| match slot.group.sync(member, generation, assignments, Instant::now()) {
+            Step::Done(r) => Err(r),
+            Step::Wait(m) => {
+                let (tx, rx) = oneshot::channel();
+                slot.syncs.insert(m, tx);
+                Ok(rx)
+            }
+        });
+        match rx {
+            Err(r) => r,
+            Ok(rx) => rx.await.unwrap_or(SyncResult {
+                error: Code::RebalanceInProgress.code(),
+                protocol_type: None,
+                protocol: None,
+                assignment: Bytes::new(),
+            }),
+        }
+    }
+
+    /// Heartbeat: the error code.
+    pub fn heartbeat(&self, group_id: &str, member: &str, generation: i32) -> i16 {
+        if !self.lock().contains_key(group_id) {
+            return Code::UnknownMemberId.code();
+        }
+        self.with_slot(group_id, |slot| slot.group.heartbeat(member, generation, Instant::now()))
+    }
+
+    /// LeaveGroup for one member: the error code.
+    pub fn leave(&self, group_id: &str, member: &str, instance: Option<&str>) -> i16 {
+        if !self.lock().contains_key(group_id) {
+            return Code::UnknownMemberId.code();
+        }
+        self.with_slot(group_id, |slot| slot.group.leave(member, instance, Instant::now()))
+    }
+
+    /// Expires sessions and finishes timed-out join phases; run every 100 ms.
+    pub fn tick(&self) {
+        let now = Instant::now();
+        let mut groups = self.lock();
+        for slot in groups.values_mut() {
+            slot.group.tick(now);
+            slot.deliver();
+        }
+    }
+
+    /// Checks that a commit comes from a current member (or from a group-less client).
+    fn check_commit(&self, group_id: &str, member: &str, generation: i32) -> Result<(), BrokerError> {
+        let groups = self.lock();
+        let Some(slot) = groups.get(group_id) else {
+            return if generation < 0 { Ok(()) } else { Err(BrokerError::Group(Code::IllegalGeneration)) };
+        };
+        let g = &slot.group;
+        if generation < 0 && member.is_empty() {
+            return if g.state == GroupState::Empty { Ok(()) } else { Err(BrokerError::Group(Code::UnknownMemberId)) };
+        }
+        if !g.has_member(member) {
+            return Err(BrokerError::Group(Code::UnknownMemberId));
+        }
+        if generation != g.generation {
+            return Err(BrokerError::Group(Code::IllegalGeneration));
+        }
+        if g.state == GroupState::CompletingRebalance {
+            return Err(BrokerError::Group(Code::RebalanceInProgress));
+        }
+        Ok(())
+    }
+
+    /// OffsetCommit: writes the offsets to `__consumer_offsets`, then makes them visible.
+    pub async fn commit(
+        &self,
+        ctx: &Broker,
+        group_id: &str,
+        member: &str,
+        generation: i32,
+        offsets: Vec<(TopicPartition, Committed)>,
+    ) -> Result<(), BrokerError> {
+        self.check_commit(group_id, member, generation)?;
+        let records: Vec<(Bytes, Option<Bytes>)> = offsets
+            .iter()
+            .map(|((t, p), c)| (offsets::encode_key(group_id, t, *p), Some(offsets::encode_value(c))))
+            .collect();
+        self.write(ctx, group_id, records).await
+    }
+
+    /// Removes committed offsets (all of the group's with `None`).
+    pub async fn delete_offsets(&self, ctx: &Broker, group_id: &str, only: Option<&[TopicPartition]>) -> Result<(), BrokerError> {
+        let records: Vec<(Bytes, Option<Bytes>)> = self
+            .offsets
+            .group(group_id)
+            .keys()
+            .filter(|tp| only.is_none_or(|o| o.contains(tp)))
+            .map(|(t, p)| (offsets::encode_key(group_id, t, *p), None))
+            .collect();
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.write(ctx, group_id, records).await
+    }
+
+    async fn write(&self, ctx: &Broker, group_id: &str, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), BrokerError> {
+        let topic = ensure_offsets_topic(ctx).await?;
+        let partition = Self::partition_for(group_id, topic.partitions.len());
+        let leader = ctx.replicas.leader(&topic, partition).map_err(|_| BrokerError::Group(Code::NotCoordinator))?;
+        let batch = encode_batch(&records)?;
+        let entry = AppendEntry { log: leader.log.clone(), batches: vec![batch], leader_epoch: leader.info.leader_epoch, log_append_time: false };
+        let outcome = ctx.store.append(vec![entry], false).await?;
+        for r in outcome {
+            r?;
+        }
+        ctx.replicas.on_append(&leader);
+        for (k, v) in records {
+            self.offsets.apply_record(Some(k), v);
+        }
+        Ok(())
+    }
+
+    /// Rebuilds committed offsets from the local `__consumer_offsets` partitions.
+    pub fn load(&self, ctx: &Broker) -> Result<usize, BrokerError> {
+        let image = ctx.controller.image();
+        let Some(topic) = image.topics.get(OFFSETS_TOPIC) else { return Ok(0) };
+        let mut records = 0;
+        for p in 0..topic.partitions.len() as i32 {
+            let Ok(leader) = ctx.replicas.leader(topic, p) else { continue };
+            let end = leader.log.log_end_offset();
+            let mut next = leader.log.log_start_offset();
+            while next < end {
+                let batches = ctx.store.read(&leader.log, next, end, 4 << 20, true)?;
+                let Some(last) = batches.last() else { break };
+                next = sluice_storage::batch::parse_header(last)?.last_offset() + 1;
+                for b in batches {
+                    let mut buf = b.clone();
+                    let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| BrokerError::Storage(e.to_string()))?;
+                    for r in set.records {
+                        records += 1;
+                        self.offsets.apply_record(r.key, r.value);
+                    }
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    /// A group's committed offsets.
+    pub fn committed(&self, group_id: &str) -> BTreeMap<TopicPartition, Committed> {
+        self.offsets.group(group_id)
+    }
+
+    /// Every group known here (with members or committed offsets).
+    pub fn list(&self) -> Vec<GroupView> {
+        let mut ids: Vec<String> = self.lock().iter().filter(|(_, s)| s.group.state != GroupState::Empty).map(|(k, _)| k.clone()).collect();
+        ids.extend(self.offsets.groups());
+        ids.sort();
+        ids.dedup();
+        ids.iter().filter_map(|id| self.describe(id)).collect()
+    }
+
+    /// A group's state and members, if it exists.
+    pub fn describe(&self, group_id: &str) -> Option<GroupView> {
+        let groups = self.lock();
+        match groups.get(group_id) {
+            Some(slot) if slot.group.state != GroupState::Empty => {
+                let g = &slot.group;
+                let protocol = g.protocol.clone().unwrap_or_default();
+                Some(GroupView {
+                    id: g.id.clone(),
+                    state: g.state.name(),
+                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    members: g
+                        .members()
+                        .map(|m| (m.id.clone(), m.instance_id.clone(), m.client_id.clone(), m.client_host.clone(), m.metadata(&protocol), m.assignment.clone()))
+                        .collect(),
+                    protocol,
+                })
+            }
+            _ if !self.offsets.group(group_id).is_empty() || groups.contains_key(group_id) => Some(GroupView {
+                id: group_id.to_string(),
+                state: GroupState::Empty.name(),
+                protocol_type: groups.get(group_id).and_then(|s| s.group.protocol_type.clone()).unwrap_or_else(|| "consumer".into()),
+                protocol: String::new(),
+                members: Vec::new(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Deletes an empty group and its offsets.
+    pub async fn delete_group(&self, ctx: &Broker, group_id: &str) -> Result<(), BrokerError> {
+        {
+            let groups = self.lock();
+            match groups.get(group_id) {
+                Some(slot) if slot.group.state != GroupState::Empty => return Err(BrokerError::Group(Code::NonEmptyGroup)),
+                None if self.offsets.group(group_id).is_empty() => return Err(BrokerError::Group(Code::GroupIdNotFound)),
+                _ => {}
+            }
+        }
+        self.delete_offsets(ctx, group_id, None).await?;
+        self.lock().remove(group_id);
+        Ok(())
+    }
+
+    /// Whether a group's members are subscribed to (assigned) a topic; used by OffsetDelete.
+    pub fn is_active(&self, group_id: &str) -> bool {
+        self.lock().get(group_id).is_some_and(|s| s.group.state != GroupState::Empty)
+    }
+}
+
+fn join_error(code: Code, member: &str) -> JoinResult {
+    JoinResult {
+        error: code.code(),
+        generation: -1,
+        protocol_type: None,
+        protocol: None,
+        leader: String::new(),
+        member_id: member.to_string(),
+        members: Vec::new(),
+    }
+}
+
+fn encode_batch(records: &[(Bytes, Option<Bytes>)]) -> Result<BytesMut, BrokerError> {
+    let now = now_ms();
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: now,
+            key: Some(k.clone()),
+            value: v.clone(),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, records.iter(), &RecordEncodeOptions { version: 2, compression: Compression::None })
+        .map_err(|e| BrokerError::Storage(e.to_string()))?;
+    Ok(buf)
+}
+
+/// Creates `__consumer_offsets` (compacted) on first use; returns its metadata.
+pub async fn ensure_offsets_topic(ctx: &Broker) -> Result<TopicInfo, BrokerError> {
+    if let Some(t) = ctx.controller.image().topics.get(OFFSETS_TOPIC) {
+        return Ok(t.clone());
+    }
+    let live = ctx.controller.image().live_brokers().len().max(1);
+    let rf = ctx.config.offsets_topic_replication_factor().min(live as i16).max(1);
+    let mut configs = BTreeMap::new();
+    configs.insert("cleanup.policy".to_string(), "compact".to_string());
+    let topic = NewTopic {
+        name: OFFSETS_TOPIC.into(),
+        id: uuid::Uuid::new_v4(),
+        num_partitions: ctx.config.offsets_topic_partitions(),
+        replication_factor: rf,
+        assignment: None,
+        configs,
+    };
+    // A concurrent creation by another request is fine: TOPIC_ALREADY_EXISTS is ignored.
+    let _ = ctx.controller.execute(sluice_controller::Command::CreateTopics(vec![topic])).await?;
+    ctx.replicas.reconcile(&ctx.controller.image()).await?;
+    ctx.controller.image().topics.get(OFFSETS_TOPIC).cloned().ok_or(BrokerError::CoordinatorNotAvailable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_placement_matches_kafka() {
+        assert_eq!(java_hash(""), 0);
+        assert_eq!(java_hash("a"), 97);
+        assert_eq!(java_hash("ab"), 97 * 31 + 98);
+        // Wrapping arithmetic, like Java's int.
+        let long = "x".repeat(100);
+        let _ = GroupCoordinator::partition_for(&long, 50);
+        assert!((0..50).contains(&GroupCoordinator::partition_for("my-group", 50)));
+    }
+}

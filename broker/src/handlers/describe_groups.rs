@@ -1,0 +1,40 @@
+//! DescribeGroups: state, protocol and members of each group.
+
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, RequestHeader};
+
+use super::str_bytes;
+use crate::context::Ctx;
+
+/// Describes each group; an unknown one is reported as Dead, as Kafka does.
+pub async fn handle(ctx: &Ctx, _header: &RequestHeader, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let groups = req
+        .groups
+        .iter()
+        .map(|id| {
+            let out = DescribedGroup::default().with_group_id(id.clone());
+            match ctx.groups.describe(id.as_str()) {
+                Some(g) => out
+                    .with_group_state(str_bytes(g.state))
+                    .with_protocol_type(str_bytes(g.protocol_type))
+                    .with_protocol_data(str_bytes(g.protocol))
+                    .with_members(
+                        g.members
+                            .into_iter()
+                            .map(|(member, instance, client, host, metadata, assignment)| {
+                                DescribedGroupMember::default()
+                                    .with_member_id(str_bytes(member))
+                                    .with_group_instance_id(instance.map(str_bytes))
+                                    .with_client_id(str_bytes(client))
+                                    .with_client_host(str_bytes(host))
+                                    .with_member_metadata(metadata)
+                                    .with_member_assignment(assignment)
+                            })
+                            .collect(),
+                    ),
+                None => out.with_group_state(str_bytes("Dead")),
+            }
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}

@@ -1,0 +1,11 @@
+//! Heartbeat: keeps a member's session alive and tells it when to rejoin.
+
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse, RequestHeader};
+
+use crate::context::Ctx;
+
+/// Refreshes the member's session.
+pub async fn handle(ctx: &Ctx, _header: &RequestHeader, req: HeartbeatRequest) -> HeartbeatResponse {
+    let code = ctx.groups.heartbeat(req.group_id.as_str(), req.member_id.as_str(), req.generation_id);
+    HeartbeatResponse::default().with_error_code(code)
+}

@@ -1,0 +1,26 @@
+//! LeaveGroup: members leave (one in v0-2, a batch by member or instance id in v3+).
+
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, RequestHeader};
+
+use crate::context::Ctx;
+
+/// Removes the members and rebalances the rest.
+pub async fn handle(ctx: &Ctx, header: &RequestHeader, req: LeaveGroupRequest) -> LeaveGroupResponse {
+    let group = req.group_id.as_str();
+    if header.request_api_version < 3 {
+        return LeaveGroupResponse::default().with_error_code(ctx.groups.leave(group, req.member_id.as_str(), None));
+    }
+    let members = req
+        .members
+        .iter()
+        .map(|m| {
+            let code = ctx.groups.leave(group, m.member_id.as_str(), m.group_instance_id.as_ref().map(|s| s.as_str()));
+            MemberResponse::default()
+                .with_member_id(m.member_id.clone())
+                .with_group_instance_id(m.group_instance_id.clone())
+                .with_error_code(code)
+        })
+        .collect();
+    LeaveGroupResponse::default().with_members(members)
+}

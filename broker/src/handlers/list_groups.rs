@@ -1,0 +1,28 @@
+//! ListGroups: the groups this coordinator knows, filtered by state and type.
+
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse, RequestHeader};
+
+use super::str_bytes;
+use crate::context::Ctx;
+
+/// Lists classic groups (with members or committed offsets).
+pub async fn handle(ctx: &Ctx, _header: &RequestHeader, req: ListGroupsRequest) -> ListGroupsResponse {
+    let wants = |filter: &[kafka_protocol::protocol::StrBytes], value: &str| {
+        filter.is_empty() || filter.iter().any(|f| f.as_str().eq_ignore_ascii_case(value))
+    };
+    let groups = ctx
+        .groups
+        .list()
+        .into_iter()
+        .filter(|g| wants(&req.states_filter, g.state) && wants(&req.types_filter, "classic"))
+        .map(|g| {
+            ListedGroup::default()
+                .with_group_id(GroupId(str_bytes(g.id)))
+                .with_protocol_type(str_bytes(g.protocol_type))
+                .with_group_state(str_bytes(g.state))
+                .with_group_type(str_bytes("classic"))
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}
