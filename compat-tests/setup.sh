@@ -70,15 +70,15 @@ POM
   stamp_set kafka "$KAFKA_VERSION-$LOG4J_VERSION"
 fi
 
-# --- 3. Java roundtrip client -------------------------------------------------------
-JAVA_SRC="$HERE/clients/java/Roundtrip.java"
-JAVA_KEY="$KAFKA_VERSION-$(hash_files "$JAVA_SRC")"
+# --- 3. Java client programs ---------------------------------------------------------
+JAVA_SRC=("$HERE"/clients/java/*.java)
+JAVA_KEY="$KAFKA_VERSION-$(hash_files "${JAVA_SRC[@]}")"
 if stamp_ok java "$JAVA_KEY" && [[ -f "$CACHE/java-classes/Roundtrip.class" ]]; then
   step "java client" "cached"
 else
   step "java client" "compiling"
   rm -rf "$CACHE/java-classes"; mkdir -p "$CACHE/java-classes"
-  quiet javac -nowarn -cp "$KAFKA_DIR/lib/*" -d "$CACHE/java-classes" "$JAVA_SRC"
+  quiet javac -nowarn -cp "$KAFKA_DIR/lib/*" -d "$CACHE/java-classes" "${JAVA_SRC[@]}"
   stamp_set java "$JAVA_KEY"
 fi
 

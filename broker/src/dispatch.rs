@@ -138,17 +138,27 @@ pub async fn dispatch(ctx: &Ctx, frame: Bytes) -> Result<Option<BytesMut>, Close
         RequestKind::DescribeCluster(r) => handlers::describe_cluster::handle(ctx, &header, r)
             .await
             .into(),
-        RequestKind::FindCoordinator(r) => handlers::find_coordinator::handle(ctx, &header, r).await.into(),
+        RequestKind::FindCoordinator(r) => handlers::find_coordinator::handle(ctx, &header, r)
+            .await
+            .into(),
         RequestKind::JoinGroup(r) => handlers::join_group::handle(ctx, &header, r).await.into(),
         RequestKind::SyncGroup(r) => handlers::sync_group::handle(ctx, &header, r).await.into(),
         RequestKind::Heartbeat(r) => handlers::heartbeat::handle(ctx, &header, r).await.into(),
         RequestKind::LeaveGroup(r) => handlers::leave_group::handle(ctx, &header, r).await.into(),
-        RequestKind::OffsetCommit(r) => handlers::offset_commit::handle(ctx, &header, r).await.into(),
+        RequestKind::OffsetCommit(r) => handlers::offset_commit::handle(ctx, &header, r)
+            .await
+            .into(),
         RequestKind::OffsetFetch(r) => handlers::offset_fetch::handle(ctx, &header, r).await.into(),
         RequestKind::ListGroups(r) => handlers::list_groups::handle(ctx, &header, r).await.into(),
-        RequestKind::DescribeGroups(r) => handlers::describe_groups::handle(ctx, &header, r).await.into(),
-        RequestKind::DeleteGroups(r) => handlers::delete_groups::handle(ctx, &header, r).await.into(),
-        RequestKind::OffsetDelete(r) => handlers::offset_delete::handle(ctx, &header, r).await.into(),
+        RequestKind::DescribeGroups(r) => handlers::describe_groups::handle(ctx, &header, r)
+            .await
+            .into(),
+        RequestKind::DeleteGroups(r) => handlers::delete_groups::handle(ctx, &header, r)
+            .await
+            .into(),
+        RequestKind::OffsetDelete(r) => handlers::offset_delete::handle(ctx, &header, r)
+            .await
+            .into(),
         other => {
             return Err(CloseReason::Malformed(format!("no handler for {other:?}")));
         }

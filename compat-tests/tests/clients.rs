@@ -1,5 +1,5 @@
-//! Client libraries in Python and Go: create a topic, produce with acks=all, consume by
-//! partition assignment, compare (the roundtrip contract of `clients/`).
+//! Client libraries in Python, Go and Node: create a topic, produce with acks=all, consume by
+//! partition assignment (kafkajs, which has no assign(), through a group), compare.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::process::Command;
@@ -40,4 +40,9 @@ fn kafka_python() {
 #[test]
 fn franz_go() {
     roundtrip("franz");
+}
+
+#[test]
+fn kafkajs() {
+    roundtrip("kafkajs");
 }

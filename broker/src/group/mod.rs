@@ -15,7 +15,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError as Code;
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use sluice_controller::{NewTopic, TopicInfo};
 use sluice_storage::AppendEntry;
 use tokio::sync::oneshot;
@@ -76,17 +78,25 @@ pub struct GroupCoordinator {
 
 /// Java's `String.hashCode`, which Kafka uses to place groups.
 fn java_hash(s: &str) -> i32 {
-    s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl GroupCoordinator {
     /// A coordinator with `group.initial.rebalance.delay.ms`.
     pub fn new(initial_delay: Duration) -> Self {
-        Self { groups: Mutex::new(HashMap::new()), offsets: OffsetStore::default(), initial_delay }
+        Self {
+            groups: Mutex::new(HashMap::new()),
+            offsets: OffsetStore::default(),
+            initial_delay,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
@@ -114,33 +124,53 @@ impl GroupCoordinator {
     pub async fn coordinator_of(&self, ctx: &Broker, group_id: &str) -> Result<i32, BrokerError> {
         let topic = ensure_offsets_topic(ctx).await?;
         let p = Self::partition_for(group_id, topic.partitions.len());
-        topic.partitions.get(p as usize).map(|p| p.leader).filter(|l| *l >= 0).ok_or(BrokerError::CoordinatorNotAvailable)
+        topic
+            .partitions
+            .get(p as usize)
+            .map(|p| p.leader)
+            .filter(|l| *l >= 0)
+            .ok_or(BrokerError::CoordinatorNotAvailable)
     }
 
     /// JoinGroup: answers at once or when the rebalance completes.
     pub async fn join(&self, group_id: &str, params: JoinParams) -> JoinResult {
-        let rx = self.with_slot(group_id, |slot| match slot.group.join(params.clone(), Instant::now()) {
-            Step::Done(r) => Err(r),
-            Step::Wait(member) => {
-                let (tx, rx) = oneshot::channel();
-                slot.joins.insert(member, tx);
-                Ok(rx)
+        let rx = self.with_slot(group_id, |slot| {
+            match slot.group.join(params.clone(), Instant::now()) {
+                Step::Done(r) => Err(r),
+                Step::Wait(member) => {
+                    let (tx, rx) = oneshot::channel();
+                    slot.joins.insert(member, tx);
+                    Ok(rx)
+                }
             }
         });
         match rx {
             Err(r) => r,
-            Ok(rx) => rx.await.unwrap_or_else(|_| join_error(Code::RebalanceInProgress, &params.member_id)),
+            Ok(rx) => rx
+                .await
+                .unwrap_or_else(|_| join_error(Code::RebalanceInProgress, &params.member_id)),
         }
     }
 
     /// SyncGroup: the leader's call completes everyone's.
-    pub async fn sync(&self, group_id: &str, member: &str, generation: i32, assignments: Vec<(String, Bytes)>) -> SyncResult {
-        let rx = self.with_slot(group_id, |slot| match slot.group.sync(member, generation, assignments, Instant::now()) {
-            Step::Done(r) => Err(r),
-            Step::Wait(m) => {
-                let (tx, rx) = oneshot::channel();
-                slot.syncs.insert(m, tx);
-                Ok(rx)
+    pub async fn sync(
+        &self,
+        group_id: &str,
+        member: &str,
+        generation: i32,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncResult {
+        let rx = self.with_slot(group_id, |slot| {
+            match slot
+                .group
+                .sync(member, generation, assignments, Instant::now())
+            {
+                Step::Done(r) => Err(r),
+                Step::Wait(m) => {
+                    let (tx, rx) = oneshot::channel();
+                    slot.syncs.insert(m, tx);
+                    Ok(rx)
+                }
             }
         });
         match rx {
@@ -159,7 +189,9 @@ impl GroupCoordinator {
         if !self.lock().contains_key(group_id) {
             return Code::UnknownMemberId.code();
         }
-        self.with_slot(group_id, |slot| slot.group.heartbeat(member, generation, Instant::now()))
+        self.with_slot(group_id, |slot| {
+            slot.group.heartbeat(member, generation, Instant::now())
+        })
     }
 
     /// LeaveGroup for one member: the error code.
@@ -167,7 +199,9 @@ impl GroupCoordinator {
         if !self.lock().contains_key(group_id) {
             return Code::UnknownMemberId.code();
         }
-        self.with_slot(group_id, |slot| slot.group.leave(member, instance, Instant::now()))
+        self.with_slot(group_id, |slot| {
+            slot.group.leave(member, instance, Instant::now())
+        })
     }
 
     /// Expires sessions and finishes timed-out join phases; run every 100 ms.
@@ -181,14 +215,27 @@ impl GroupCoordinator {
     }
 
     /// Checks that a commit comes from a current member (or from a group-less client).
-    fn check_commit(&self, group_id: &str, member: &str, generation: i32) -> Result<(), BrokerError> {
+    fn check_commit(
+        &self,
+        group_id: &str,
+        member: &str,
+        generation: i32,
+    ) -> Result<(), BrokerError> {
         let groups = self.lock();
         let Some(slot) = groups.get(group_id) else {
-            return if generation < 0 { Ok(()) } else { Err(BrokerError::Group(Code::IllegalGeneration)) };
+            return if generation < 0 {
+                Ok(())
+            } else {
+                Err(BrokerError::Group(Code::IllegalGeneration))
+            };
         };
         let g = &slot.group;
         if generation < 0 && member.is_empty() {
-            return if g.state == GroupState::Empty { Ok(()) } else { Err(BrokerError::Group(Code::UnknownMemberId)) };
+            return if g.state == GroupState::Empty {
+                Ok(())
+            } else {
+                Err(BrokerError::Group(Code::UnknownMemberId))
+            };
         }
         if !g.has_member(member) {
             return Err(BrokerError::Group(Code::UnknownMemberId));
@@ -214,13 +261,23 @@ impl GroupCoordinator {
         self.check_commit(group_id, member, generation)?;
         let records: Vec<(Bytes, Option<Bytes>)> = offsets
             .iter()
-            .map(|((t, p), c)| (offsets::encode_key(group_id, t, *p), Some(offsets::encode_value(c))))
+            .map(|((t, p), c)| {
+                (
+                    offsets::encode_key(group_id, t, *p),
+                    Some(offsets::encode_value(c)),
+                )
+            })
             .collect();
         self.write(ctx, group_id, records).await
     }
 
     /// Removes committed offsets (all of the group's with `None`).
-    pub async fn delete_offsets(&self, ctx: &Broker, group_id: &str, only: Option<&[TopicPartition]>) -> Result<(), BrokerError> {
+    pub async fn delete_offsets(
+        &self,
+        ctx: &Broker,
+        group_id: &str,
+        only: Option<&[TopicPartition]>,
+    ) -> Result<(), BrokerError> {
         let records: Vec<(Bytes, Option<Bytes>)> = self
             .offsets
             .group(group_id)
@@ -234,12 +291,25 @@ impl GroupCoordinator {
         self.write(ctx, group_id, records).await
     }
 
-    async fn write(&self, ctx: &Broker, group_id: &str, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), BrokerError> {
+    async fn write(
+        &self,
+        ctx: &Broker,
+        group_id: &str,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    ) -> Result<(), BrokerError> {
         let topic = ensure_offsets_topic(ctx).await?;
         let partition = Self::partition_for(group_id, topic.partitions.len());
-        let leader = ctx.replicas.leader(&topic, partition).map_err(|_| BrokerError::Group(Code::NotCoordinator))?;
+        let leader = ctx
+            .replicas
+            .leader(&topic, partition)
+            .map_err(|_| BrokerError::Group(Code::NotCoordinator))?;
         let batch = encode_batch(&records)?;
-        let entry = AppendEntry { log: leader.log.clone(), batches: vec![batch], leader_epoch: leader.info.leader_epoch, log_append_time: false };
+        let entry = AppendEntry {
+            log: leader.log.clone(),
+            batches: vec![batch],
+            leader_epoch: leader.info.leader_epoch,
+            log_append_time: false,
+        };
         let outcome = ctx.store.append(vec![entry], false).await?;
         for r in outcome {
             r?;
@@ -254,10 +324,14 @@ impl GroupCoordinator {
     /// Rebuilds committed offsets from the local `__consumer_offsets` partitions.
     pub fn load(&self, ctx: &Broker) -> Result<usize, BrokerError> {
         let image = ctx.controller.image();
-        let Some(topic) = image.topics.get(OFFSETS_TOPIC) else { return Ok(0) };
+        let Some(topic) = image.topics.get(OFFSETS_TOPIC) else {
+            return Ok(0);
+        };
         let mut records = 0;
         for p in 0..topic.partitions.len() as i32 {
-            let Ok(leader) = ctx.replicas.leader(topic, p) else { continue };
+            let Ok(leader) = ctx.replicas.leader(topic, p) else {
+                continue;
+            };
             let end = leader.log.log_end_offset();
             let mut next = leader.log.log_start_offset();
             while next < end {
@@ -266,7 +340,8 @@ impl GroupCoordinator {
                 next = sluice_storage::batch::parse_header(last)?.last_offset() + 1;
                 for b in batches {
                     let mut buf = b.clone();
-                    let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| BrokerError::Storage(e.to_string()))?;
+                    let set = RecordBatchDecoder::decode(&mut buf)
+                        .map_err(|e| BrokerError::Storage(e.to_string()))?;
                     for r in set.records {
                         records += 1;
                         self.offsets.apply_record(r.key, r.value);
@@ -284,7 +359,12 @@ impl GroupCoordinator {
 
     /// Every group known here (with members or committed offsets).
     pub fn list(&self) -> Vec<GroupView> {
-        let mut ids: Vec<String> = self.lock().iter().filter(|(_, s)| s.group.state != GroupState::Empty).map(|(k, _)| k.clone()).collect();
+        let mut ids: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|(_, s)| s.group.state != GroupState::Empty)
+            .map(|(k, _)| k.clone())
+            .collect();
         ids.extend(self.offsets.groups());
         ids.sort();
         ids.dedup();
@@ -304,18 +384,32 @@ impl GroupCoordinator {
                     protocol_type: g.protocol_type.clone().unwrap_or_default(),
                     members: g
                         .members()
-                        .map(|m| (m.id.clone(), m.instance_id.clone(), m.client_id.clone(), m.client_host.clone(), m.metadata(&protocol), m.assignment.clone()))
+                        .map(|m| {
+                            (
+                                m.id.clone(),
+                                m.instance_id.clone(),
+                                m.client_id.clone(),
+                                m.client_host.clone(),
+                                m.metadata(&protocol),
+                                m.assignment.clone(),
+                            )
+                        })
                         .collect(),
                     protocol,
                 })
             }
-            _ if !self.offsets.group(group_id).is_empty() || groups.contains_key(group_id) => Some(GroupView {
-                id: group_id.to_string(),
-                state: GroupState::Empty.name(),
-                protocol_type: groups.get(group_id).and_then(|s| s.group.protocol_type.clone()).unwrap_or_else(|| "consumer".into()),
-                protocol: String::new(),
-                members: Vec::new(),
-            }),
+            _ if !self.offsets.group(group_id).is_empty() || groups.contains_key(group_id) => {
+                Some(GroupView {
+                    id: group_id.to_string(),
+                    state: GroupState::Empty.name(),
+                    protocol_type: groups
+                        .get(group_id)
+                        .and_then(|s| s.group.protocol_type.clone())
+                        .unwrap_or_else(|| "consumer".into()),
+                    protocol: String::new(),
+                    members: Vec::new(),
+                })
+            }
             _ => None,
         }
     }
@@ -325,8 +419,12 @@ impl GroupCoordinator {
         {
             let groups = self.lock();
             match groups.get(group_id) {
-                Some(slot) if slot.group.state != GroupState::Empty => return Err(BrokerError::Group(Code::NonEmptyGroup)),
-                None if self.offsets.group(group_id).is_empty() => return Err(BrokerError::Group(Code::GroupIdNotFound)),
+                Some(slot) if slot.group.state != GroupState::Empty => {
+                    return Err(BrokerError::Group(Code::NonEmptyGroup))
+                }
+                None if self.offsets.group(group_id).is_empty() => {
+                    return Err(BrokerError::Group(Code::GroupIdNotFound))
+                }
                 _ => {}
             }
         }
@@ -337,7 +435,9 @@ impl GroupCoordinator {
 
     /// Whether a group's members are subscribed to (assigned) a topic; used by OffsetDelete.
     pub fn is_active(&self, group_id: &str) -> bool {
-        self.lock().get(group_id).is_some_and(|s| s.group.state != GroupState::Empty)
+        self.lock()
+            .get(group_id)
+            .is_some_and(|s| s.group.state != GroupState::Empty)
     }
 }
 
@@ -375,8 +475,15 @@ fn encode_batch(records: &[(Bytes, Option<Bytes>)]) -> Result<BytesMut, BrokerEr
         })
         .collect();
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .map_err(|e| BrokerError::Storage(e.to_string()))?;
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|e| BrokerError::Storage(e.to_string()))?;
     Ok(buf)
 }
 
@@ -386,7 +493,11 @@ pub async fn ensure_offsets_topic(ctx: &Broker) -> Result<TopicInfo, BrokerError
         return Ok(t.clone());
     }
     let live = ctx.controller.image().live_brokers().len().max(1);
-    let rf = ctx.config.offsets_topic_replication_factor().min(live as i16).max(1);
+    let rf = ctx
+        .config
+        .offsets_topic_replication_factor()
+        .min(live as i16)
+        .max(1);
     let mut configs = BTreeMap::new();
     configs.insert("cleanup.policy".to_string(), "compact".to_string());
     let topic = NewTopic {
@@ -398,9 +509,17 @@ pub async fn ensure_offsets_topic(ctx: &Broker) -> Result<TopicInfo, BrokerError
         configs,
     };
     // A concurrent creation by another request is fine: TOPIC_ALREADY_EXISTS is ignored.
-    let _ = ctx.controller.execute(sluice_controller::Command::CreateTopics(vec![topic])).await?;
+    let _ = ctx
+        .controller
+        .execute(sluice_controller::Command::CreateTopics(vec![topic]))
+        .await?;
     ctx.replicas.reconcile(&ctx.controller.image()).await?;
-    ctx.controller.image().topics.get(OFFSETS_TOPIC).cloned().ok_or(BrokerError::CoordinatorNotAvailable)
+    ctx.controller
+        .image()
+        .topics
+        .get(OFFSETS_TOPIC)
+        .cloned()
+        .ok_or(BrokerError::CoordinatorNotAvailable)
 }
 
 #[cfg(test)]

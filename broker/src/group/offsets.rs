@@ -82,10 +82,19 @@ fn decode_value(mut v: Bytes) -> Option<Committed> {
     }
     let version = v.get_i16();
     let offset = v.get_i64();
-    let leader_epoch = if version >= 3 && v.remaining() >= 4 { v.get_i32() } else { -1 };
+    let leader_epoch = if version >= 3 && v.remaining() >= 4 {
+        v.get_i32()
+    } else {
+        -1
+    };
     let metadata = get_str(&mut v)?;
     let commit_ms = if v.remaining() >= 8 { v.get_i64() } else { -1 };
-    Some(Committed { offset, leader_epoch, metadata, commit_ms })
+    Some(Committed {
+        offset,
+        leader_epoch,
+        metadata,
+        commit_ms,
+    })
 }
 
 /// Every group's committed offsets on this coordinator.
@@ -95,13 +104,17 @@ pub struct OffsetStore {
 }
 
 impl OffsetStore {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, BTreeMap<TopicPartition, Committed>>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, BTreeMap<TopicPartition, Committed>>> {
         self.groups.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Applies one `__consumer_offsets` record (while loading or after a write).
     pub fn apply_record(&self, key: Option<Bytes>, value: Option<Bytes>) {
-        let Some((group, tp)) = key.and_then(decode_key) else { return };
+        let Some((group, tp)) = key.and_then(decode_key) else {
+            return;
+        };
         let mut groups = self.lock();
         match value.and_then(decode_value) {
             Some(c) => {
@@ -136,14 +149,22 @@ mod tests {
     #[test]
     fn records_round_trip_and_tombstones_delete() {
         let store = OffsetStore::default();
-        let c = Committed { offset: 42, leader_epoch: 3, metadata: "meta".into(), commit_ms: 7 };
+        let c = Committed {
+            offset: 42,
+            leader_epoch: 3,
+            metadata: "meta".into(),
+            commit_ms: 7,
+        };
         store.apply_record(Some(encode_key("g", "t", 1)), Some(encode_value(&c)));
         assert_eq!(store.group("g").get(&("t".into(), 1)), Some(&c));
         store.apply_record(Some(encode_key("g", "t", 1)), None);
         assert!(store.group("g").is_empty());
         assert!(store.groups().is_empty());
         // Garbage never panics and changes nothing.
-        store.apply_record(Some(Bytes::from_static(b"\x00")), Some(Bytes::from_static(b"\x01\x02")));
+        store.apply_record(
+            Some(Bytes::from_static(b"\x00")),
+            Some(Bytes::from_static(b"\x01\x02")),
+        );
         assert!(store.groups().is_empty());
     }
 }

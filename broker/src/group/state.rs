@@ -64,7 +64,11 @@ pub struct Member {
 impl Member {
     /// The member's metadata for the group's chosen protocol.
     pub fn metadata(&self, protocol: &str) -> Bytes {
-        self.protocols.iter().find(|(n, _)| n == protocol).map(|(_, m)| m.clone()).unwrap_or_default()
+        self.protocols
+            .iter()
+            .find(|(n, _)| n == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -150,7 +154,12 @@ pub struct SyncResult {
 
 impl SyncResult {
     fn error(code: Code) -> Self {
-        Self { error: code.code(), protocol_type: None, protocol: None, assignment: Bytes::new() }
+        Self {
+            error: code.code(),
+            protocol_type: None,
+            protocol: None,
+            assignment: Bytes::new(),
+        }
     }
 }
 
@@ -240,11 +249,17 @@ impl Group {
     }
 
     fn find(&self, id: &str) -> Option<u64> {
-        self.members.iter().find(|(_, m)| m.id == id).map(|(k, _)| *k)
+        self.members
+            .iter()
+            .find(|(_, m)| m.id == id)
+            .map(|(k, _)| *k)
     }
 
     fn find_instance(&self, instance: &str) -> Option<u64> {
-        self.members.iter().find(|(_, m)| m.instance_id.as_deref() == Some(instance)).map(|(k, _)| *k)
+        self.members
+            .iter()
+            .find(|(_, m)| m.instance_id.as_deref() == Some(instance))
+            .map(|(k, _)| *k)
     }
 
     fn new_member_id(&self, client_id: &str) -> String {
@@ -258,12 +273,20 @@ impl Group {
         }
         if !self.members.is_empty() {
             let same_type = self.protocol_type.as_deref() == Some(p.protocol_type.as_str());
-            let common = self.members.values().all(|m| m.protocols.iter().any(|(n, _)| p.protocols.iter().any(|(q, _)| q == n)));
+            let common = self.members.values().all(|m| {
+                m.protocols
+                    .iter()
+                    .any(|(n, _)| p.protocols.iter().any(|(q, _)| q == n))
+            });
             if !same_type || !common {
-                return Step::Done(JoinResult::error(Code::InconsistentGroupProtocol, &p.member_id));
+                return Step::Done(JoinResult::error(
+                    Code::InconsistentGroupProtocol,
+                    &p.member_id,
+                ));
             }
         }
-        self.pending_ids.retain(|_, at| now.duration_since(*at) < MAX_SESSION_TIMEOUT);
+        self.pending_ids
+            .retain(|_, at| now.duration_since(*at) < MAX_SESSION_TIMEOUT);
 
         let existing = if p.member_id.is_empty() {
             match &p.instance_id {
@@ -271,7 +294,11 @@ impl Group {
                 Some(instance) => match self.find_instance(instance) {
                     Some(seq) => {
                         let new_id = self.new_member_id(&p.client_id);
-                        let old_id = self.members.get(&seq).map(|m| m.id.clone()).unwrap_or_default();
+                        let old_id = self
+                            .members
+                            .get(&seq)
+                            .map(|m| m.id.clone())
+                            .unwrap_or_default();
                         self.fence_waiters(&old_id);
                         if let Some(m) = self.members.get_mut(&seq) {
                             m.id = new_id.clone();
@@ -300,15 +327,25 @@ impl Group {
 
         let seq = match existing {
             Some(seq) => {
-                let unchanged = self.members.get(&seq).is_some_and(|m| m.protocols == p.protocols);
-                let is_leader = self.members.get(&seq).is_some_and(|m| Some(&m.id) == self.leader.as_ref());
+                let unchanged = self
+                    .members
+                    .get(&seq)
+                    .is_some_and(|m| m.protocols == p.protocols);
+                let is_leader = self
+                    .members
+                    .get(&seq)
+                    .is_some_and(|m| Some(&m.id) == self.leader.as_ref());
                 if let Some(m) = self.members.get_mut(&seq) {
                     m.protocols = p.protocols.clone();
                     m.session_timeout = p.session_timeout;
                     m.rebalance_timeout = p.rebalance_timeout;
                     m.last_heartbeat = now;
                 }
-                let member_id = self.members.get(&seq).map(|m| m.id.clone()).unwrap_or_default();
+                let member_id = self
+                    .members
+                    .get(&seq)
+                    .map(|m| m.id.clone())
+                    .unwrap_or_default();
                 match self.state {
                     GroupState::CompletingRebalance if unchanged => {
                         return Step::Done(self.join_result(&member_id));
@@ -322,7 +359,11 @@ impl Group {
                 seq
             }
             None => {
-                let id = if p.member_id.is_empty() { self.new_member_id(&p.client_id) } else { p.member_id.clone() };
+                let id = if p.member_id.is_empty() {
+                    self.new_member_id(&p.client_id)
+                } else {
+                    p.member_id.clone()
+                };
                 let seq = self.next_seq;
                 self.next_seq += 1;
                 if self.members.is_empty() {
@@ -367,7 +408,13 @@ impl Group {
     }
 
     /// Handles a SyncGroup; the leader's call carries everyone's assignment.
-    pub fn sync(&mut self, member_id: &str, generation: i32, assignments: Vec<(String, Bytes)>, now: Instant) -> Step<SyncResult> {
+    pub fn sync(
+        &mut self,
+        member_id: &str,
+        generation: i32,
+        assignments: Vec<(String, Bytes)>,
+        now: Instant,
+    ) -> Step<SyncResult> {
         let Some(seq) = self.find(member_id) else {
             return Step::Done(SyncResult::error(Code::UnknownMemberId));
         };
@@ -379,7 +426,9 @@ impl Group {
         }
         match self.state {
             GroupState::Empty => Step::Done(SyncResult::error(Code::UnknownMemberId)),
-            GroupState::PreparingRebalance => Step::Done(SyncResult::error(Code::RebalanceInProgress)),
+            GroupState::PreparingRebalance => {
+                Step::Done(SyncResult::error(Code::RebalanceInProgress))
+            }
             GroupState::Stable => Step::Done(self.sync_result(member_id)),
             GroupState::CompletingRebalance => {
                 self.awaiting_sync.retain(|m| m != member_id);
@@ -423,7 +472,9 @@ impl Group {
             Some(i) => self.find_instance(i),
             None => self.find(member_id),
         };
-        let Some(seq) = seq else { return Code::UnknownMemberId.code() };
+        let Some(seq) = seq else {
+            return Code::UnknownMemberId.code();
+        };
         if let Some(m) = self.members.remove(&seq) {
             self.fence_waiters(&m.id);
         }
@@ -437,7 +488,10 @@ impl Group {
         let expired: Vec<u64> = self
             .members
             .iter()
-            .filter(|(_, m)| !self.awaiting_join.contains(&m.id) && now.duration_since(m.last_heartbeat) > m.session_timeout)
+            .filter(|(_, m)| {
+                !self.awaiting_join.contains(&m.id)
+                    && now.duration_since(m.last_heartbeat) > m.session_timeout
+            })
             .map(|(k, _)| *k)
             .collect();
         if !expired.is_empty() {
@@ -458,24 +512,38 @@ impl Group {
     fn fence_waiters(&mut self, member_id: &str) {
         if self.awaiting_join.iter().any(|m| m == member_id) {
             self.awaiting_join.retain(|m| m != member_id);
-            self.replies.push(Reply::Join(member_id.to_string(), JoinResult::error(Code::UnknownMemberId, member_id)));
+            self.replies.push(Reply::Join(
+                member_id.to_string(),
+                JoinResult::error(Code::UnknownMemberId, member_id),
+            ));
         }
         if self.awaiting_sync.iter().any(|m| m == member_id) {
             self.awaiting_sync.retain(|m| m != member_id);
-            self.replies.push(Reply::Sync(member_id.to_string(), SyncResult::error(Code::UnknownMemberId)));
+            self.replies.push(Reply::Sync(
+                member_id.to_string(),
+                SyncResult::error(Code::UnknownMemberId),
+            ));
         }
     }
 
     fn prepare_rebalance(&mut self, now: Instant) {
         for waiting in std::mem::take(&mut self.awaiting_sync) {
-            self.replies.push(Reply::Sync(waiting, SyncResult::error(Code::RebalanceInProgress)));
+            self.replies.push(Reply::Sync(
+                waiting,
+                SyncResult::error(Code::RebalanceInProgress),
+            ));
         }
         let was_empty = self.state == GroupState::Empty;
         self.state = GroupState::PreparingRebalance;
         for m in self.members.values_mut() {
             m.joined = false;
         }
-        let timeout = self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or_default();
+        let timeout = self
+            .members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or_default();
         self.join_deadline = Some(now + timeout);
         self.initial_delay_until = if was_empty && !self.initial_delay.is_zero() {
             Some((now + self.initial_delay).min(now + timeout))
@@ -496,7 +564,8 @@ impl Group {
         }
         // Members that did not rejoin in time leave the group.
         self.members.retain(|_, m| m.joined);
-        self.awaiting_join.retain(|id| self.members.values().any(|m| m.id == *id));
+        self.awaiting_join
+            .retain(|id| self.members.values().any(|m| m.id == *id));
         self.generation += 1;
         self.join_deadline = None;
         self.initial_delay_until = None;
@@ -527,7 +596,11 @@ impl Group {
             .protocols
             .iter()
             .map(|(n, _)| n)
-            .filter(|n| self.members.values().all(|m| m.protocols.iter().any(|(q, _)| q == *n)))
+            .filter(|n| {
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(q, _)| q == *n))
+            })
             .collect();
         let mut votes: Vec<(usize, &String)> = candidates.iter().map(|c| (0, *c)).collect();
         for m in self.members.values() {
@@ -539,7 +612,10 @@ impl Group {
         }
         // Highest vote wins; ties go to the first member's preference.
         let best = votes.iter().map(|(n, _)| *n).max()?;
-        votes.into_iter().find(|(n, _)| *n == best).map(|(_, c)| c.clone())
+        votes
+            .into_iter()
+            .find(|(n, _)| *n == best)
+            .map(|(_, c)| c.clone())
     }
 
     fn join_result(&self, member_id: &str) -> JoinResult {
@@ -548,7 +624,11 @@ impl Group {
         let members = if leader == member_id {
             self.members
                 .values()
-                .map(|m| JoinedMember { member_id: m.id.clone(), instance_id: m.instance_id.clone(), metadata: m.metadata(&protocol) })
+                .map(|m| JoinedMember {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    metadata: m.metadata(&protocol),
+                })
                 .collect()
         } else {
             Vec::new()
@@ -565,8 +645,18 @@ impl Group {
     }
 
     fn sync_result(&self, member_id: &str) -> SyncResult {
-        let assignment = self.members.values().find(|m| m.id == member_id).map(|m| m.assignment.clone()).unwrap_or_default();
-        SyncResult { error: 0, protocol_type: self.protocol_type.clone(), protocol: self.protocol.clone(), assignment }
+        let assignment = self
+            .members
+            .values()
+            .find(|m| m.id == member_id)
+            .map(|m| m.assignment.clone())
+            .unwrap_or_default();
+        SyncResult {
+            error: 0,
+            protocol_type: self.protocol_type.clone(),
+            protocol: self.protocol.clone(),
+            assignment,
+        }
     }
 }
 
@@ -583,14 +673,19 @@ mod tests {
             session_timeout: Duration::from_secs(10),
             rebalance_timeout: Duration::from_secs(30),
             protocol_type: "consumer".into(),
-            protocols: vec![("range".into(), Bytes::from_static(b"m")), ("roundrobin".into(), Bytes::new())],
+            protocols: vec![
+                ("range".into(), Bytes::from_static(b"m")),
+                ("roundrobin".into(), Bytes::new()),
+            ],
             require_known_member_id: true,
         }
     }
 
     /// Joins a new member through the KIP-394 two-step; returns its id.
     fn join_new(g: &mut Group, now: Instant) -> String {
-        let Step::Done(first) = g.join(params(""), now) else { panic!("first join answers at once") };
+        let Step::Done(first) = g.join(params(""), now) else {
+            panic!("first join answers at once")
+        };
         assert_eq!(first.error, Code::MemberIdRequired.code());
         match g.join(params(&first.member_id), now) {
             Step::Wait(id) => id,
@@ -599,7 +694,16 @@ mod tests {
     }
 
     fn joins(replies: &[Reply]) -> Vec<&JoinResult> {
-        replies.iter().filter_map(|r| if let Reply::Join(_, j) = r { Some(j) } else { None }).collect()
+        replies
+            .iter()
+            .filter_map(|r| {
+                if let Reply::Join(_, j) = r {
+                    Some(j)
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     #[test]
@@ -609,26 +713,54 @@ mod tests {
         let a = join_new(&mut g, t0);
         let b = join_new(&mut g, t0 + Duration::from_secs(1));
         g.tick(t0 + Duration::from_secs(2));
-        assert!(g.take_replies().is_empty(), "still inside the initial delay");
+        assert!(
+            g.take_replies().is_empty(),
+            "still inside the initial delay"
+        );
         g.tick(t0 + Duration::from_secs(5));
         let replies = g.take_replies();
         let results = joins(&replies);
         assert_eq!(results.len(), 2);
-        assert!(results.iter().all(|r| r.generation == 1 && r.error == 0 && r.protocol.as_deref() == Some("range")));
-        let leader = results.iter().find(|r| !r.members.is_empty()).expect("leader gets members");
+        assert!(results
+            .iter()
+            .all(|r| r.generation == 1 && r.error == 0 && r.protocol.as_deref() == Some("range")));
+        let leader = results
+            .iter()
+            .find(|r| !r.members.is_empty())
+            .expect("leader gets members");
         assert_eq!(leader.leader, a);
         assert_eq!(leader.members.len(), 2);
         assert_eq!(g.state, GroupState::CompletingRebalance);
 
         // Follower syncs first and waits; the leader's sync completes both.
-        assert_eq!(g.sync(&b, 1, vec![], t0 + Duration::from_secs(5)), Step::Wait(b.clone()));
-        let assignments = vec![(a.clone(), Bytes::from_static(b"A")), (b.clone(), Bytes::from_static(b"B"))];
-        assert_eq!(g.sync(&a, 1, assignments, t0 + Duration::from_secs(5)), Step::Wait(a.clone()));
+        assert_eq!(
+            g.sync(&b, 1, vec![], t0 + Duration::from_secs(5)),
+            Step::Wait(b.clone())
+        );
+        let assignments = vec![
+            (a.clone(), Bytes::from_static(b"A")),
+            (b.clone(), Bytes::from_static(b"B")),
+        ];
+        assert_eq!(
+            g.sync(&a, 1, assignments, t0 + Duration::from_secs(5)),
+            Step::Wait(a.clone())
+        );
         let replies = g.take_replies();
-        assert!(replies.contains(&Reply::Sync(b.clone(), SyncResult { error: 0, protocol_type: Some("consumer".into()), protocol: Some("range".into()), assignment: Bytes::from_static(b"B") })));
+        assert!(replies.contains(&Reply::Sync(
+            b.clone(),
+            SyncResult {
+                error: 0,
+                protocol_type: Some("consumer".into()),
+                protocol: Some("range".into()),
+                assignment: Bytes::from_static(b"B")
+            }
+        )));
         assert_eq!(g.state, GroupState::Stable);
         assert_eq!(g.heartbeat(&a, 1, t0 + Duration::from_secs(6)), 0);
-        assert_eq!(g.heartbeat(&a, 0, t0 + Duration::from_secs(6)), Code::IllegalGeneration.code());
+        assert_eq!(
+            g.heartbeat(&a, 0, t0 + Duration::from_secs(6)),
+            Code::IllegalGeneration.code()
+        );
         assert_eq!(g.heartbeat("nobody", 1, t0), Code::UnknownMemberId.code());
     }
 
@@ -654,7 +786,10 @@ mod tests {
         g.tick(t0 + Duration::from_secs(11));
         assert!(!g.has_member(&b));
         assert_eq!(g.state, GroupState::PreparingRebalance);
-        assert!(matches!(g.join(params(&a), t0 + Duration::from_secs(11)), Step::Wait(_)));
+        assert!(matches!(
+            g.join(params(&a), t0 + Duration::from_secs(11)),
+            Step::Wait(_)
+        ));
         let r = g.take_replies();
         assert_eq!(joins(&r)[0].generation, 3);
         assert_eq!(joins(&r)[0].members.len(), 1);
@@ -677,16 +812,27 @@ mod tests {
         let mut g = Group::new("g", Duration::ZERO);
         let mut p = params("");
         p.instance_id = Some("host-1".into());
-        let Step::Wait(first) = g.join(p.clone(), t0) else { panic!() };
+        let Step::Wait(first) = g.join(p.clone(), t0) else {
+            panic!()
+        };
         g.take_replies();
-        g.sync(&first, 1, vec![(first.clone(), Bytes::from_static(b"x"))], t0);
+        g.sync(
+            &first,
+            1,
+            vec![(first.clone(), Bytes::from_static(b"x"))],
+            t0,
+        );
         g.take_replies();
-        let Step::Wait(second) = g.join(p, t0) else { panic!() };
+        let Step::Wait(second) = g.join(p, t0) else {
+            panic!()
+        };
         assert_ne!(first, second);
         assert_eq!(g.members().count(), 1);
         assert!(!g.has_member(&first));
         let r = g.take_replies();
-        assert!(joins(&r).iter().any(|j| j.member_id == second && j.error == 0));
+        assert!(joins(&r)
+            .iter()
+            .any(|j| j.member_id == second && j.error == 0));
     }
 
     #[test]
@@ -695,11 +841,15 @@ mod tests {
         let mut g = Group::new("g", Duration::ZERO);
         let mut p = params("");
         p.session_timeout = Duration::from_millis(100);
-        assert!(matches!(g.join(p, t0), Step::Done(r) if r.error == Code::InvalidSessionTimeout.code()));
+        assert!(
+            matches!(g.join(p, t0), Step::Done(r) if r.error == Code::InvalidSessionTimeout.code())
+        );
         join_new(&mut g, t0);
         let mut other = params("");
         other.protocols = vec![("sticky".into(), Bytes::new())];
         other.require_known_member_id = false;
-        assert!(matches!(g.join(other, t0), Step::Done(r) if r.error == Code::InconsistentGroupProtocol.code()));
+        assert!(
+            matches!(g.join(other, t0), Step::Done(r) if r.error == Code::InconsistentGroupProtocol.code())
+        );
     }
 }

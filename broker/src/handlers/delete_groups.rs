@@ -7,11 +7,19 @@ use crate::context::Ctx;
 use crate::error::code_of;
 
 /// Deletes each group that has no members.
-pub async fn handle(ctx: &Ctx, _header: &RequestHeader, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub async fn handle(
+    ctx: &Ctx,
+    _header: &RequestHeader,
+    req: DeleteGroupsRequest,
+) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(req.groups_names.len());
     for g in &req.groups_names {
         let r = ctx.groups.delete_group(ctx, g.as_str()).await;
-        results.push(DeletableGroupResult::default().with_group_id(g.clone()).with_error_code(code_of(&r)));
+        results.push(
+            DeletableGroupResult::default()
+                .with_group_id(g.clone())
+                .with_error_code(code_of(&r)),
+        );
     }
     DeleteGroupsResponse::default().with_results(results)
 }

@@ -7,7 +7,11 @@ use super::str_bytes;
 use crate::context::Ctx;
 
 /// Describes each group; an unknown one is reported as Dead, as Kafka does.
-pub async fn handle(ctx: &Ctx, _header: &RequestHeader, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+pub async fn handle(
+    ctx: &Ctx,
+    _header: &RequestHeader,
+    req: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
     let groups = req
         .groups
         .iter()

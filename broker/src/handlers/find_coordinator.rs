@@ -12,20 +12,34 @@ use crate::error::BrokerError;
 const KEY_TYPE_GROUP: i8 = 0;
 
 /// Answers one key (v0-3) or a batch of keys (v4+).
-pub async fn handle(ctx: &Ctx, header: &RequestHeader, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
+pub async fn handle(
+    ctx: &Ctx,
+    header: &RequestHeader,
+    req: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
     if header.request_api_version >= 4 {
         let mut coordinators = Vec::with_capacity(req.coordinator_keys.len());
         for key in &req.coordinator_keys {
             let c = Coordinator::default().with_key(key.clone());
             coordinators.push(match locate(ctx, req.key_type, key).await {
-                Ok((id, host, port)) => c.with_node_id(id.into()).with_host(str_bytes(host)).with_port(port),
-                Err(e) => c.with_error_code(e.code()).with_error_message(Some(e.message())).with_node_id((-1).into()).with_port(-1),
+                Ok((id, host, port)) => c
+                    .with_node_id(id.into())
+                    .with_host(str_bytes(host))
+                    .with_port(port),
+                Err(e) => c
+                    .with_error_code(e.code())
+                    .with_error_message(Some(e.message()))
+                    .with_node_id((-1).into())
+                    .with_port(-1),
             });
         }
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
     match locate(ctx, req.key_type, &req.key).await {
-        Ok((id, host, port)) => FindCoordinatorResponse::default().with_node_id(id.into()).with_host(str_bytes(host)).with_port(port),
+        Ok((id, host, port)) => FindCoordinatorResponse::default()
+            .with_node_id(id.into())
+            .with_host(str_bytes(host))
+            .with_port(port),
         Err(e) => FindCoordinatorResponse::default()
             .with_error_code(e.code())
             .with_error_message(Some(e.message()))
@@ -34,13 +48,20 @@ pub async fn handle(ctx: &Ctx, header: &RequestHeader, req: FindCoordinatorReque
     }
 }
 
-async fn locate(ctx: &Ctx, key_type: i8, key: &StrBytes) -> Result<(i32, String, i32), BrokerError> {
+async fn locate(
+    ctx: &Ctx,
+    key_type: i8,
+    key: &StrBytes,
+) -> Result<(i32, String, i32), BrokerError> {
     if key_type != KEY_TYPE_GROUP {
         // Transactions have no coordinator yet.
         return Err(BrokerError::Group(Code::CoordinatorNotAvailable));
     }
     let node = ctx.groups.coordinator_of(ctx, key.as_str()).await?;
     let image = ctx.controller.image();
-    let broker = image.brokers.get(&node).ok_or(BrokerError::CoordinatorNotAvailable)?;
+    let broker = image
+        .brokers
+        .get(&node)
+        .ok_or(BrokerError::CoordinatorNotAvailable)?;
     Ok((broker.id, broker.host.clone(), broker.port))
 }

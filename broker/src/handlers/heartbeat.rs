@@ -5,7 +5,15 @@ use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse, RequestHeade
 use crate::context::Ctx;
 
 /// Refreshes the member's session.
-pub async fn handle(ctx: &Ctx, _header: &RequestHeader, req: HeartbeatRequest) -> HeartbeatResponse {
-    let code = ctx.groups.heartbeat(req.group_id.as_str(), req.member_id.as_str(), req.generation_id);
+pub async fn handle(
+    ctx: &Ctx,
+    _header: &RequestHeader,
+    req: HeartbeatRequest,
+) -> HeartbeatResponse {
+    let code = ctx.groups.heartbeat(
+        req.group_id.as_str(),
+        req.member_id.as_str(),
+        req.generation_id,
+    );
     HeartbeatResponse::default().with_error_code(code)
 }

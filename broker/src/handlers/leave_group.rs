@@ -6,16 +6,28 @@ use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, RequestHea
 use crate::context::Ctx;
 
 /// Removes the members and rebalances the rest.
-pub async fn handle(ctx: &Ctx, header: &RequestHeader, req: LeaveGroupRequest) -> LeaveGroupResponse {
+pub async fn handle(
+    ctx: &Ctx,
+    header: &RequestHeader,
+    req: LeaveGroupRequest,
+) -> LeaveGroupResponse {
     let group = req.group_id.as_str();
     if header.request_api_version < 3 {
-        return LeaveGroupResponse::default().with_error_code(ctx.groups.leave(group, req.member_id.as_str(), None));
+        return LeaveGroupResponse::default().with_error_code(ctx.groups.leave(
+            group,
+            req.member_id.as_str(),
+            None,
+        ));
     }
     let members = req
         .members
         .iter()
         .map(|m| {
-            let code = ctx.groups.leave(group, m.member_id.as_str(), m.group_instance_id.as_ref().map(|s| s.as_str()));
+            let code = ctx.groups.leave(
+                group,
+                m.member_id.as_str(),
+                m.group_instance_id.as_ref().map(|s| s.as_str()),
+            );
             MemberResponse::default()
                 .with_member_id(m.member_id.clone())
                 .with_group_instance_id(m.group_instance_id.clone())

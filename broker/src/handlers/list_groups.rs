@@ -7,9 +7,16 @@ use super::str_bytes;
 use crate::context::Ctx;
 
 /// Lists classic groups (with members or committed offsets).
-pub async fn handle(ctx: &Ctx, _header: &RequestHeader, req: ListGroupsRequest) -> ListGroupsResponse {
+pub async fn handle(
+    ctx: &Ctx,
+    _header: &RequestHeader,
+    req: ListGroupsRequest,
+) -> ListGroupsResponse {
     let wants = |filter: &[kafka_protocol::protocol::StrBytes], value: &str| {
-        filter.is_empty() || filter.iter().any(|f| f.as_str().eq_ignore_ascii_case(value))
+        filter.is_empty()
+            || filter
+                .iter()
+                .any(|f| f.as_str().eq_ignore_ascii_case(value))
     };
     let groups = ctx
         .groups

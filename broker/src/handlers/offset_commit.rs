@@ -2,7 +2,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, RequestHeader};
 
 use crate::context::Ctx;
@@ -10,15 +12,24 @@ use crate::error::code_of;
 use crate::group::offsets::Committed;
 
 /// Commits every partition of the request in one write.
-pub async fn handle(ctx: &Ctx, _header: &RequestHeader, req: OffsetCommitRequest) -> OffsetCommitResponse {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+pub async fn handle(
+    ctx: &Ctx,
+    _header: &RequestHeader,
+    req: OffsetCommitRequest,
+) -> OffsetCommitResponse {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
     let image = ctx.controller.image();
     let mut offsets = Vec::new();
     let mut unknown = Vec::new();
     for t in &req.topics {
         for p in &t.partitions {
             let tp = (t.name.0.to_string(), p.partition_index);
-            let exists = image.topics.get(&tp.0).is_some_and(|info| (p.partition_index as usize) < info.partitions.len() && p.partition_index >= 0);
+            let exists = image.topics.get(&tp.0).is_some_and(|info| {
+                (p.partition_index as usize) < info.partitions.len() && p.partition_index >= 0
+            });
             if !exists {
                 unknown.push(tp);
                 continue;
@@ -26,7 +37,11 @@ pub async fn handle(ctx: &Ctx, _header: &RequestHeader, req: OffsetCommitRequest
             let committed = Committed {
                 offset: p.committed_offset,
                 leader_epoch: p.committed_leader_epoch,
-                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+                metadata: p
+                    .committed_metadata
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
                 commit_ms: now,
             };
             offsets.push((tp, committed));
@@ -36,7 +51,13 @@ pub async fn handle(ctx: &Ctx, _header: &RequestHeader, req: OffsetCommitRequest
         Ok(())
     } else {
         ctx.groups
-            .commit(ctx, req.group_id.as_str(), req.member_id.as_str(), req.generation_id_or_member_epoch, offsets)
+            .commit(
+                ctx,
+                req.group_id.as_str(),
+                req.member_id.as_str(),
+                req.generation_id_or_member_epoch,
+                offsets,
+            )
             .await
     };
     let code = code_of(&result);
@@ -49,13 +70,17 @@ pub async fn handle(ctx: &Ctx, _header: &RequestHeader, req: OffsetCommitRequest
                 .partitions
                 .iter()
                 .map(|p| {
-                    let missing = unknown.iter().any(|(n, i)| n == t.name.0.as_str() && *i == p.partition_index);
+                    let missing = unknown
+                        .iter()
+                        .any(|(n, i)| n == t.name.0.as_str() && *i == p.partition_index);
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(if missing { unknown_code } else { code })
                 })
                 .collect();
-            OffsetCommitResponseTopic::default().with_name(t.name.clone()).with_partitions(partitions)
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
         })
         .collect();
     OffsetCommitResponse::default().with_topics(topics)

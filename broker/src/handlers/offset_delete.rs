@@ -1,21 +1,34 @@
 //! OffsetDelete: drop a group's committed offsets for some partitions.
 
 use kafka_protocol::error::ResponseError as Code;
-use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse, RequestHeader};
 
 use crate::context::Ctx;
 use crate::error::code_of;
 
 /// Deletes the offsets unless the group is active (then GROUP_SUBSCRIBED_TO_TOPIC).
-pub async fn handle(ctx: &Ctx, _header: &RequestHeader, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub async fn handle(
+    ctx: &Ctx,
+    _header: &RequestHeader,
+    req: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
     let group = req.group_id.as_str();
     if ctx.groups.describe(group).is_none() {
         return OffsetDeleteResponse::default().with_error_code(Code::GroupIdNotFound.code());
     }
     let active = ctx.groups.is_active(group);
-    let targets: Vec<(String, i32)> =
-        req.topics.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.to_string(), p.partition_index))).collect();
+    let targets: Vec<(String, i32)> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.0.to_string(), p.partition_index))
+        })
+        .collect();
     let code = if active {
         Code::GroupSubscribedToTopic.code()
     } else {
@@ -28,9 +41,15 @@ pub async fn handle(ctx: &Ctx, _header: &RequestHeader, req: OffsetDeleteRequest
             let partitions = t
                 .partitions
                 .iter()
-                .map(|p| OffsetDeleteResponsePartition::default().with_partition_index(p.partition_index).with_error_code(code))
+                .map(|p| {
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                })
                 .collect();
-            OffsetDeleteResponseTopic::default().with_name(t.name.clone()).with_partitions(partitions)
+            OffsetDeleteResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
         })
         .collect();
     OffsetDeleteResponse::default().with_topics(topics)

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
-    OffsetFetchResponseTopics,
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, RequestHeader, TopicName};
 
@@ -21,7 +21,10 @@ fn answer(ctx: &Ctx, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> An
         Some(topics) => topics
             .into_iter()
             .map(|(t, parts)| {
-                let ps = parts.into_iter().map(|p| (p, committed.get(&(t.clone(), p)).cloned())).collect();
+                let ps = parts
+                    .into_iter()
+                    .map(|p| (p, committed.get(&(t.clone(), p)).cloned()))
+                    .collect();
                 (t, ps)
             })
             .collect(),
@@ -36,20 +39,33 @@ fn answer(ctx: &Ctx, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> An
 }
 
 /// Looks the offsets up in the coordinator's view.
-pub async fn handle(ctx: &Ctx, header: &RequestHeader, req: OffsetFetchRequest) -> OffsetFetchResponse {
+pub async fn handle(
+    ctx: &Ctx,
+    header: &RequestHeader,
+    req: OffsetFetchRequest,
+) -> OffsetFetchResponse {
     if header.request_api_version >= 8 {
         let groups = req
             .groups
             .iter()
             .map(|g| {
-                let wanted = g.topics.as_ref().map(|ts| ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect());
+                let wanted = g.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                        .collect()
+                });
                 let topics = answer(ctx, g.group_id.as_str(), wanted)
                     .into_iter()
                     .map(|(t, ps)| {
                         let partitions = ps
                             .into_iter()
                             .map(|(p, c)| {
-                                let c = c.unwrap_or(Committed { offset: -1, leader_epoch: -1, metadata: String::new(), commit_ms: -1 });
+                                let c = c.unwrap_or(Committed {
+                                    offset: -1,
+                                    leader_epoch: -1,
+                                    metadata: String::new(),
+                                    commit_ms: -1,
+                                });
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(p)
                                     .with_committed_offset(c.offset)
@@ -57,22 +73,35 @@ pub async fn handle(ctx: &Ctx, header: &RequestHeader, req: OffsetFetchRequest) 
                                     .with_metadata(Some(str_bytes(c.metadata)))
                             })
                             .collect();
-                        OffsetFetchResponseTopics::default().with_name(topic_name(&t)).with_partitions(partitions)
+                        OffsetFetchResponseTopics::default()
+                            .with_name(topic_name(&t))
+                            .with_partitions(partitions)
                     })
                     .collect();
-                OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone()).with_topics(topics)
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id.clone())
+                    .with_topics(topics)
             })
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
     }
-    let wanted = req.topics.as_ref().map(|ts| ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect());
+    let wanted = req.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+            .collect()
+    });
     let topics = answer(ctx, req.group_id.as_str(), wanted)
         .into_iter()
         .map(|(t, ps)| {
             let partitions = ps
                 .into_iter()
                 .map(|(p, c)| {
-                    let c = c.unwrap_or(Committed { offset: -1, leader_epoch: -1, metadata: String::new(), commit_ms: -1 });
+                    let c = c.unwrap_or(Committed {
+                        offset: -1,
+                        leader_epoch: -1,
+                        metadata: String::new(),
+                        commit_ms: -1,
+                    });
                     OffsetFetchResponsePartition::default()
                         .with_partition_index(p)
                         .with_committed_offset(c.offset)
@@ -80,7 +109,9 @@ pub async fn handle(ctx: &Ctx, header: &RequestHeader, req: OffsetFetchRequest) 
                         .with_metadata(Some(str_bytes(c.metadata)))
                 })
                 .collect();
-            OffsetFetchResponseTopic::default().with_name(TopicName(str_bytes(t))).with_partitions(partitions)
+            OffsetFetchResponseTopic::default()
+                .with_name(TopicName(str_bytes(t)))
+                .with_partitions(partitions)
         })
         .collect();
     OffsetFetchResponse::default().with_topics(topics)

@@ -6,9 +6,25 @@ use super::str_bytes;
 use crate::context::Ctx;
 
 /// Waits for the leader's assignment (or returns it at once in a stable group).
-pub async fn handle(ctx: &Ctx, _header: &RequestHeader, req: SyncGroupRequest) -> SyncGroupResponse {
-    let assignments = req.assignments.iter().map(|a| (a.member_id.to_string(), a.assignment.clone())).collect();
-    let r = ctx.groups.sync(req.group_id.as_str(), req.member_id.as_str(), req.generation_id, assignments).await;
+pub async fn handle(
+    ctx: &Ctx,
+    _header: &RequestHeader,
+    req: SyncGroupRequest,
+) -> SyncGroupResponse {
+    let assignments = req
+        .assignments
+        .iter()
+        .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+        .collect();
+    let r = ctx
+        .groups
+        .sync(
+            req.group_id.as_str(),
+            req.member_id.as_str(),
+            req.generation_id,
+            assignments,
+        )
+        .await;
     SyncGroupResponse::default()
         .with_error_code(r.error)
         .with_protocol_type(r.protocol_type.map(str_bytes))
