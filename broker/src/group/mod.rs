@@ -134,21 +134,15 @@ impl GroupCoordinator {
 
     /// JoinGroup: answers at once or when the rebalance completes.
     pub async fn join(&self, group_id: &str, params: JoinParams) -> JoinResult {
-        let rx = self.with_slot(group_id, |slot| {
-            match slot.group.join(params.clone(), Instant::now()) {
-                Step::Done(r) => Err(r),
-                Step::Wait(member) => {
-                    let (tx, rx) = oneshot::channel();
-                    slot.joins.insert(member, tx);
-                    Ok(rx)
-                }
-            }
+        let member = params.member_id.clone();
+        let answer = self.with_slot(group_id, |slot| {
+            park(slot.group.join(params, Instant::now()), &mut slot.joins)
         });
-        match rx {
-            Err(r) => r,
-            Ok(rx) => rx
+        match answer {
+            Answer::Now(r) => r,
+            Answer::Later(rx) => rx
                 .await
-                .unwrap_or_else(|_| join_error(Code::RebalanceInProgress, &params.member_id)),
+                .unwrap_or_else(|_| join_error(Code::RebalanceInProgress, &member)),
         }
     }
 
@@ -160,22 +154,16 @@ impl GroupCoordinator {
         generation: i32,
         assignments: Vec<(String, Bytes)>,
     ) -> SyncResult {
-        let rx = self.with_slot(group_id, |slot| {
-            match slot
-                .group
-                .sync(member, generation, assignments, Instant::now())
-            {
-                Step::Done(r) => Err(r),
-                Step::Wait(m) => {
-                    let (tx, rx) = oneshot::channel();
-                    slot.syncs.insert(m, tx);
-                    Ok(rx)
-                }
-            }
+        let answer = self.with_slot(group_id, |slot| {
+            park(
+                slot.group
+                    .sync(member, generation, assignments, Instant::now()),
+                &mut slot.syncs,
+            )
         });
-        match rx {
-            Err(r) => r,
-            Ok(rx) => rx.await.unwrap_or(SyncResult {
+        match answer {
+            Answer::Now(r) => r,
+            Answer::Later(rx) => rx.await.unwrap_or(SyncResult {
                 error: Code::RebalanceInProgress.code(),
                 protocol_type: None,
                 protocol: None,
@@ -438,6 +426,24 @@ impl GroupCoordinator {
         self.lock()
             .get(group_id)
             .is_some_and(|s| s.group.state != GroupState::Empty)
+    }
+}
+
+/// A reply now, or a receiver for the reply a later event completes.
+enum Answer<T> {
+    Now(T),
+    Later(oneshot::Receiver<T>),
+}
+
+/// Parks a waiting request under its member id.
+fn park<T>(step: Step<T>, waiters: &mut HashMap<String, oneshot::Sender<T>>) -> Answer<T> {
+    match step {
+        Step::Done(r) => Answer::Now(r),
+        Step::Wait(member) => {
+            let (tx, rx) = oneshot::channel();
+            waiters.insert(member, tx);
+            Answer::Later(rx)
+        }
     }
 }
 
