@@ -179,9 +179,21 @@ fn java_group_shares_partitions_and_survives_member_and_broker_loss() {
         .iter()
         .filter(|(v, n)| after.get(*v).copied().unwrap_or(0) > **n)
         .count();
+    let failures: Vec<String> = alive
+        .iter()
+        .flat_map(|m| {
+            m.lines
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| !l.starts_with("R "))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .collect();
     assert!(
         replayed < 600,
-        "resumed from committed offsets, not from the start: {replayed} records replayed"
+        "resumed from committed offsets, not from the start: {replayed} records replayed; member log: {failures:?}"
     );
 }
 

@@ -234,6 +234,12 @@ fn apply_entry(
     for mut bytes in entry.batches {
         let header: BatchHeader =
             batch::parse_header(&bytes).map_err(|e| AppendError::Storage(e.to_string()))?;
+        if header.total_len() != bytes.len() {
+            // One buffer, one batch: anything else would corrupt offsets on recovery.
+            return Err(AppendError::Storage(
+                "buffer does not hold exactly one batch".into(),
+            ));
+        }
         let idempotent = header.has_producer_id() && header.base_sequence >= 0;
         if idempotent {
             match w.producers.check(&header) {

@@ -190,3 +190,18 @@ fn system_tables_round_trip() {
     assert_eq!(t.range(b"a", b"b").unwrap().len(), 1);
     assert!(store.system_table("nope").is_err());
 }
+
+#[test]
+fn a_buffer_holding_two_batches_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
+    let log = &store.create_partitions(&[key(0)]).unwrap()[0];
+    let mut two = make_batch(1, -1, -1, -1, 1);
+    two.extend(make_batch(1, -1, -1, -1, 2));
+    let r = rt
+        .block_on(store.append(vec![entry(log, two)], false))
+        .unwrap();
+    assert!(matches!(r[0], Err(AppendError::Storage(_))));
+    assert_eq!(log.log_end_offset(), 0);
+}

@@ -291,10 +291,16 @@ impl GroupCoordinator {
             .replicas
             .leader(&topic, partition)
             .map_err(|_| BrokerError::Group(Code::NotCoordinator))?;
-        let batch = encode_batch(&records)?;
+        let encoded = encode_batch(&records)?;
+        // Split defensively: the encoder may emit several batches, and the appender takes
+        // exactly one batch per buffer.
+        let batches = sluice_storage::batch::split_batches(&encoded)?
+            .into_iter()
+            .map(|(pos, h)| BytesMut::from(&encoded[pos..pos + h.total_len()]))
+            .collect();
         let entry = AppendEntry {
             log: leader.log.clone(),
-            batches: vec![batch],
+            batches,
             leader_epoch: leader.info.leader_epoch,
             log_append_time: false,
         };
@@ -473,7 +479,9 @@ fn encode_batch(records: &[(Bytes, Option<Bytes>)]) -> Result<BytesMut, BrokerEr
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // The encoder starts a new batch whenever offset - sequence changes; keeping it
+            // constant puts all records in one batch, with base sequence -1 (no producer).
+            sequence: i as i32 - 1,
             timestamp: now,
             key: Some(k.clone()),
             value: v.clone(),
