@@ -292,3 +292,80 @@ pub fn topic(prefix: &str) -> String {
         .unwrap_or(0);
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
+
+/// Sends one Produce v7 request holding a single uncompressed batch (records with the given
+/// timestamps and values, the last byte flipped when `corrupt`); returns the partition's
+/// error code. For tests that need control over batch bytes no client gives.
+pub fn raw_produce(node: &Node, topic: &str, records: &[(i64, &str)], corrupt: bool) -> i16 {
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    use std::io::{Read, Write};
+
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (ts, v))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32 - 1,
+            timestamp: *ts,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(v.to_string())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut batch = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut batch,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode batch");
+    if corrupt {
+        let last = batch.len() - 2;
+        batch[last] ^= 0x55; // inside the last value: covered by the CRC
+    }
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch.freeze()))])]);
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&0i16.to_be_bytes()); // Produce
+    payload.extend_from_slice(&7i16.to_be_bytes());
+    payload.extend_from_slice(&42i32.to_be_bytes());
+    payload.extend_from_slice(&(-1i16).to_be_bytes()); // null client id
+    let mut body = BytesMut::new();
+    request.encode(&mut body, 7).expect("encode produce");
+    payload.extend_from_slice(&body);
+    let mut s = std::net::TcpStream::connect(&node.kafka).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(&(payload.len() as i32).to_be_bytes())
+        .expect("write");
+    s.write_all(&payload).expect("write");
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).expect("response length");
+    let mut response = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut response).expect("response");
+    let mut rest = Bytes::from(response[4..].to_vec());
+    let decoded = ProduceResponse::decode(&mut rest, 7).expect("decode produce response");
+    decoded.responses[0].partition_responses[0].error_code
+}

@@ -7,14 +7,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
-use sluice_compat_tests::{run_ok, topic, Node};
+use sluice_compat_tests::{raw_produce, run_ok, topic, Node};
 
 fn connect(node: &Node) -> TcpStream {
     let s = TcpStream::connect(&node.kafka).expect("connect");
@@ -172,52 +165,7 @@ fn corrupt_batch_gets_corrupt_message_and_nothing_is_written() {
         Duration::from_secs(60),
         Some(b"first\n"),
     );
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1,
-        key: Some(Bytes::from_static(b"k")),
-        value: Some(Bytes::from_static(b"a value that will be damaged")),
-        headers: Default::default(),
-    };
-    let mut batch = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut batch,
-        [&record],
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    let last = batch.len() - 2;
-    batch[last] ^= 0x55; // inside the value: covered by the CRC
-
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.clone())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(batch.freeze()))])]);
-    let mut payload = header(0, 7, 42);
-    let mut body = BytesMut::new();
-    request.encode(&mut body, 7).unwrap();
-    payload.extend_from_slice(&body);
-    let mut s = connect(&node);
-    s.write_all(&frame(&payload)).unwrap();
-    let response = read_frame(&mut s).expect("produce answer");
-    let mut rest = Bytes::from(response[4..].to_vec());
-    let decoded = ProduceResponse::decode(&mut rest, 7).unwrap();
-    let code = decoded.responses[0].partition_responses[0].error_code;
+    let code = raw_produce(&node, &topic, &[(1, "a value that will be damaged")], true);
     assert_eq!(code, 2, "CORRUPT_MESSAGE");
 
     let out = run_ok(

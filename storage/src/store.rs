@@ -267,18 +267,18 @@ impl Store {
         Ok(out)
     }
 
-    /// Finds the first batch whose max timestamp is >= `timestamp`: (its first offset at or
-    /// after the log start, the batch's max timestamp).
-    pub fn offset_for_timestamp(
+    /// The first batch whose max timestamp is >= `timestamp` (below `upper`); the record
+    /// inside it is for the caller to pick.
+    pub fn batch_for_timestamp(
         &self,
         log: &PartitionLog,
         timestamp: i64,
         upper: i64,
-    ) -> Result<Option<(i64, i64)>> {
+    ) -> Result<Option<Bytes>> {
         let mut found = None;
-        self.scan_headers(log, upper, |h| {
+        self.scan_batches(log, upper, |h, bytes| {
             if h.max_timestamp >= timestamp {
-                found = Some((h.base_offset.max(log.log_start_offset()), h.max_timestamp));
+                found = Some(Bytes::copy_from_slice(bytes));
                 false
             } else {
                 true
@@ -287,23 +287,27 @@ impl Store {
         Ok(found)
     }
 
-    /// The batch with the largest max timestamp below `upper`: (its last offset, timestamp).
-    pub fn max_timestamp(&self, log: &PartitionLog, upper: i64) -> Result<Option<(i64, i64)>> {
-        let mut best: Option<(i64, i64)> = None;
-        self.scan_headers(log, upper, |h| {
-            if best.is_none_or(|(_, ts)| h.max_timestamp > ts) {
-                best = Some((h.last_offset(), h.max_timestamp));
-            }
-            true
-        })?;
-        Ok(best)
-    }
-
-    fn scan_headers(
+    /// The (first) batch holding the largest timestamp below `upper`.
+    pub fn batch_with_max_timestamp(
         &self,
         log: &PartitionLog,
         upper: i64,
-        mut visit: impl FnMut(&batch::BatchHeader) -> bool,
+    ) -> Result<Option<Bytes>> {
+        let mut best: Option<(i64, Bytes)> = None;
+        self.scan_batches(log, upper, |h, bytes| {
+            if best.as_ref().is_none_or(|(ts, _)| h.max_timestamp > *ts) {
+                best = Some((h.max_timestamp, Bytes::copy_from_slice(bytes)));
+            }
+            true
+        })?;
+        Ok(best.map(|(_, b)| b))
+    }
+
+    fn scan_batches(
+        &self,
+        log: &PartitionLog,
+        upper: i64,
+        mut visit: impl FnMut(&batch::BatchHeader, &[u8]) -> bool,
     ) -> Result<()> {
         let Some(cf) = self.db.cf_handle(log.cf_name()) else {
             return Ok(());
@@ -313,7 +317,7 @@ impl Store {
         let mut it = self.db.raw_iterator_cf_opt(&cf, ro);
         it.seek(offset_key(log.log_start_offset()));
         while let Some(value) = it.value() {
-            if !visit(&batch::parse_header(value)?) {
+            if !visit(&batch::parse_header(value)?, value) {
                 break;
             }
             it.next();

@@ -5,6 +5,10 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
 
+use bytes::Bytes;
+use kafka_protocol::records::{Record, RecordBatchDecoder};
+use sluice_storage::batch;
+
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::replication::LeaderPartition;
@@ -78,12 +82,23 @@ fn lookup(ctx: &Ctx, p: &LeaderPartition, timestamp: i64) -> Result<(i64, i64, i
     Ok(match timestamp {
         LATEST | LATEST_TIERED => (hw, -1, p.info.leader_epoch),
         EARLIEST | EARLIEST_LOCAL => (log.log_start_offset(), -1, epoch_at(log.log_start_offset())),
-        MAX_TIMESTAMP => match ctx.store.max_timestamp(log, hw)? {
-            Some((offset, ts)) => (offset, ts, epoch_at(offset)),
+        MAX_TIMESTAMP => match ctx.store.batch_with_max_timestamp(log, hw)? {
+            Some(batch) => {
+                let (offset, ts) = pick_record(&batch, |records| {
+                    let max = records.iter().map(|r| r.timestamp).max()?;
+                    records.iter().find(|r| r.timestamp == max)
+                });
+                (offset, ts, epoch_at(offset))
+            }
             None => (-1, -1, -1),
         },
-        ts if ts >= 0 => match ctx.store.offset_for_timestamp(log, ts, hw)? {
-            Some((offset, found)) => (offset, found, epoch_at(offset)),
+        ts if ts >= 0 => match ctx.store.batch_for_timestamp(log, ts, hw)? {
+            Some(batch) => {
+                let (offset, found) =
+                    pick_record(&batch, |records| records.iter().find(|r| r.timestamp >= ts));
+                let offset = offset.max(log.log_start_offset());
+                (offset, found, epoch_at(offset))
+            }
             None => (-1, -1, -1),
         },
         other => {
@@ -92,4 +107,23 @@ fn lookup(ctx: &Ctx, p: &LeaderPartition, timestamp: i64) -> Result<(i64, i64, i
             )))
         }
     })
+}
+
+/// (offset, timestamp) of the record `choose` picks in a stored batch; the batch's first
+/// offset and max timestamp when it uses LogAppendTime or cannot be decoded.
+fn pick_record(batch: &Bytes, choose: impl Fn(&[Record]) -> Option<&Record>) -> (i64, i64) {
+    let Ok(header) = batch::parse_header(batch) else {
+        return (-1, -1);
+    };
+    let fallback = (header.base_offset, header.max_timestamp);
+    if header.attributes & batch::TIMESTAMP_TYPE_BIT != 0 {
+        // LogAppendTime: every record carries the batch's time.
+        return fallback;
+    }
+    match RecordBatchDecoder::decode(&mut batch.clone()) {
+        Ok(set) => choose(&set.records)
+            .map(|r| (r.offset, r.timestamp))
+            .unwrap_or(fallback),
+        Err(_) => fallback,
+    }
 }
