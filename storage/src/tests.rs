@@ -64,11 +64,11 @@ fn append_read_and_recover_across_reopen() {
         assert_eq!(all.len(), 10);
         // The upper bound (high watermark) hides batches at or past it.
         assert_eq!(store.read(a, 0, 9, usize::MAX, true).unwrap().len(), 3);
-        assert_eq!(
-            store.offset_for_timestamp(a, 1004, 30).unwrap(),
-            Some((12, 1004))
-        );
-        assert_eq!(store.max_timestamp(a, 30).unwrap(), Some((29, 1009)));
+        let by_time = store.batch_for_timestamp(a, 1004, 30).unwrap().unwrap();
+        assert_eq!(crate::batch::validate(&by_time).unwrap().base_offset, 12);
+        assert!(store.batch_for_timestamp(a, 5000, 30).unwrap().is_none());
+        let newest = store.batch_with_max_timestamp(a, 30).unwrap().unwrap();
+        assert_eq!(crate::batch::validate(&newest).unwrap().base_offset, 27);
     }
     let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
     let a = store.partition(&key(0)).unwrap();
