@@ -5,8 +5,9 @@
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 CARGO ?= cargo
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run test deps lint build
+.PHONY: run test deps lint build bench-quick
 
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "Rust is required (https://rustup.rs)"; exit 1; }
@@ -30,3 +31,9 @@ test: deps
 	$(MAKE) lint
 	$(CARGO) build --workspace
 	$(CARGO) test --workspace
+	$(MAKE) bench-quick
+
+# A tiny run of every benchmark scenario against sluice and Apache Kafka, so the harness
+# keeps working; the full comparison is `compat-tests/bench/run` (see its RESULTS.md).
+bench-quick: build
+	SLUICE_BIN=$(TARGET_DIR)/debug/sluice compat-tests/bench/run --quick --skip-setup

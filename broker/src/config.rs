@@ -86,6 +86,7 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
     ("offsets.topic.replication.factor", "3", ConfigType::Short),
     ("group.initial.rebalance.delay.ms", "3000", ConfigType::Int),
     ("replica.lag.time.max.ms", "30000", ConfigType::Long),
+    ("log.cleaner.backoff.ms", "15000", ConfigType::Long),
     ("broker.session.timeout.ms", "9000", ConfigType::Int),
     ("max.connections", "2147483647", ConfigType::Int),
     ("fetch.max.bytes", "57671680", ConfigType::Int),
@@ -184,6 +185,10 @@ impl BrokerConfig {
     /// `group.initial.rebalance.delay.ms`
     pub fn group_initial_rebalance_delay(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.parsed("group.initial.rebalance.delay.ms", 3000u64))
+    }
+    /// `log.cleaner.backoff.ms`: how often compacted topics are checked.
+    pub fn cleaner_backoff(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.parsed("log.cleaner.backoff.ms", 15_000u64).max(10))
     }
     /// Memtable budget for all partitions together.
     pub fn write_buffer_budget(&self) -> usize {

@@ -114,6 +114,7 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
     tracing::info!(records = loaded, "committed offsets loaded");
     tokio::spawn(follow_metadata(ctx.clone(), shutdown.clone()));
     tokio::spawn(tick_groups(ctx.clone(), shutdown.clone()));
+    tokio::spawn(compact_offsets(ctx.clone(), shutdown.clone()));
 
     let listener = socket.listen(1024)?;
     ready.store(true, Ordering::Release);
@@ -203,6 +204,40 @@ async fn tick_groups(ctx: Ctx, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => ctx.groups.tick(),
+        }
+    }
+}
+
+/// Keeps `__consumer_offsets` bounded: compacts partitions that grew since the last pass.
+async fn compact_offsets(ctx: Ctx, shutdown: CancellationToken) {
+    /// Offsets a partition must grow by before it is compacted again.
+    const MIN_GROWTH: i64 = 100;
+    let mut interval = tokio::time::interval(ctx.config.cleaner_backoff());
+    let mut last_ends = std::collections::HashMap::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let task_ctx = ctx.clone();
+        let mut ends = std::mem::take(&mut last_ends);
+        let pass = tokio::task::spawn_blocking(move || {
+            let removed = crate::group::compaction::compact(&task_ctx, &mut ends, MIN_GROWTH);
+            (removed, ends)
+        })
+        .await;
+        match pass {
+            Ok((Ok(removed), ends)) => {
+                last_ends = ends;
+                if removed > 0 {
+                    tracing::debug!(removed, "compacted __consumer_offsets");
+                }
+            }
+            Ok((Err(e), ends)) => {
+                last_ends = ends;
+                tracing::warn!(error = %e, "compacting __consumer_offsets");
+            }
+            Err(e) => tracing::warn!(error = %e, "compaction task"),
         }
     }
 }

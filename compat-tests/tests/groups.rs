@@ -266,3 +266,75 @@ fn kcat_group_commits_and_resumes_and_cli_shows_lag() {
     assert!(deleted.contains("successful"), "{deleted}");
     assert!(!groups(&["--list"]).lines().any(|l| l == "g-kcat"));
 }
+
+#[test]
+fn committed_offsets_stay_bounded_and_survive_restart() {
+    let mut node = Node::start_with(&["--config", "log.cleaner.backoff.ms=100"]);
+    let topic = topic("commits");
+    produce(&node, &topic, 0..10);
+    let out = run_ok(
+        Command::new(launcher("commit-loop")).args([
+            "--bootstrap",
+            &node.kafka,
+            "--topic",
+            &topic,
+            "--group",
+            "g-loop",
+            "--commits",
+            "2000",
+        ]),
+        Duration::from_secs(120),
+        None,
+    );
+    assert!(out.contains("OK 2000"), "{out}");
+    // 2000 commits of one key: compaction leaves a handful of records, not thousands.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stored = run_ok(
+            Command::new("kcat").args([
+                "-C",
+                "-b",
+                &node.kafka,
+                "-t",
+                "__consumer_offsets",
+                "-e",
+                "-q",
+                "-f",
+                "%o\n",
+            ]),
+            Duration::from_secs(60),
+            None,
+        );
+        let n = stored.lines().count();
+        if n <= 150 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "__consumer_offsets still holds {n} records"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    node.kill9();
+    node.restart();
+    let described = run_ok(
+        Command::new(launcher("kafka-consumer-groups")).args([
+            "--bootstrap-server",
+            &node.kafka,
+            "--describe",
+            "--group",
+            "g-loop",
+        ]),
+        Duration::from_secs(90),
+        None,
+    );
+    let row = described
+        .lines()
+        .find(|l| l.contains(&topic))
+        .expect("a row for the topic");
+    assert_eq!(
+        row.split_whitespace().nth(3),
+        Some("2000"),
+        "the last commit survives compaction and restart: {row}"
+    );
+}

@@ -326,6 +326,27 @@ impl Store {
         Ok(())
     }
 
+    /// Removes whole batches by base offset (compaction). The last batch is never removed,
+    /// since the log end is recovered from it; offsets of remaining batches are unchanged.
+    pub fn delete_batches(&self, log: &PartitionLog, base_offsets: &[i64]) -> Result<usize> {
+        let cf = self
+            .db
+            .cf_handle(log.cf_name())
+            .ok_or_else(|| StorageError::UnknownPartition(log.cf_name().to_string()))?;
+        let mut it = self.db.raw_iterator_cf(&cf);
+        it.seek_to_last();
+        let last = it.key().and_then(offset_from_key);
+        it.status()?;
+        let mut wb = WriteBatch::default();
+        let mut removed = 0;
+        for base in base_offsets.iter().filter(|b| Some(**b) != last) {
+            wb.delete_cf(&cf, offset_key(*base));
+            removed += 1;
+        }
+        self.db.write(&wb)?;
+        Ok(removed)
+    }
+
     /// A system table (created at open through [`StoreConfig::system_tables`]).
     pub fn system_table(&self, name: &str) -> Result<SystemTable> {
         let cf = system_cf(name);

@@ -205,3 +205,34 @@ fn a_buffer_holding_two_batches_is_refused() {
     assert!(matches!(r[0], Err(AppendError::Storage(_))));
     assert_eq!(log.log_end_offset(), 0);
 }
+
+#[test]
+fn compaction_deletes_batches_but_never_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
+    let log = &store.create_partitions(&[key(0)]).unwrap()[0];
+    for _ in 0..3 {
+        rt.block_on(store.append(vec![entry(log, make_batch(2, -1, -1, -1, 1))], false))
+            .unwrap();
+    }
+    assert_eq!(
+        store.delete_batches(log, &[0, 4]).unwrap(),
+        1,
+        "the last batch (4) stays"
+    );
+    let left: Vec<i64> = store
+        .read(log, 0, 6, usize::MAX, true)
+        .unwrap()
+        .iter()
+        .map(|b| crate::batch::validate(b).unwrap().base_offset)
+        .collect();
+    assert_eq!(
+        left,
+        vec![2, 4],
+        "reading from a removed offset starts at the next batch"
+    );
+    drop(store);
+    let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
+    assert_eq!(store.partition(&key(0)).unwrap().log_end_offset(), 6);
+}

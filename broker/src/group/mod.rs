@@ -6,6 +6,7 @@
 //! Joins and syncs that must wait park a oneshot sender; every event and a 100 ms tick
 //! deliver the replies the state machine completes.
 
+pub mod compaction;
 pub mod offsets;
 pub mod state;
 
@@ -19,7 +20,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use sluice_controller::{NewTopic, TopicInfo};
-use sluice_storage::AppendEntry;
+use sluice_storage::{AppendEntry, PartitionLog};
 use tokio::sync::oneshot;
 
 use crate::context::Broker;
@@ -326,22 +327,10 @@ impl GroupCoordinator {
             let Ok(leader) = ctx.replicas.leader(topic, p) else {
                 continue;
             };
-            let end = leader.log.log_end_offset();
-            let mut next = leader.log.log_start_offset();
-            while next < end {
-                let batches = ctx.store.read(&leader.log, next, end, 4 << 20, true)?;
-                let Some(last) = batches.last() else { break };
-                next = sluice_storage::batch::parse_header(last)?.last_offset() + 1;
-                for b in batches {
-                    let mut buf = b.clone();
-                    let set = RecordBatchDecoder::decode(&mut buf)
-                        .map_err(|e| BrokerError::Storage(e.to_string()))?;
-                    for r in set.records {
-                        records += 1;
-                        self.offsets.apply_record(r.key, r.value);
-                    }
-                }
-            }
+            scan_records(ctx, &leader.log, |_, r| {
+                records += 1;
+                self.offsets.apply_record(r.key, r.value);
+            })?;
         }
         Ok(records)
     }
@@ -433,6 +422,30 @@ impl GroupCoordinator {
             .get(group_id)
             .is_some_and(|s| s.group.state != GroupState::Empty)
     }
+}
+
+/// Visits every record of a local log in offset order, with its batch's base offset.
+pub fn scan_records(
+    ctx: &Broker,
+    log: &PartitionLog,
+    mut visit: impl FnMut(i64, Record),
+) -> Result<(), BrokerError> {
+    let end = log.log_end_offset();
+    let mut next = log.log_start_offset();
+    while next < end {
+        let batches = ctx.store.read(log, next, end, 4 << 20, true)?;
+        let Some(last) = batches.last() else { break };
+        next = sluice_storage::batch::parse_header(last)?.last_offset() + 1;
+        for b in batches {
+            let base = sluice_storage::batch::parse_header(&b)?.base_offset;
+            let set = RecordBatchDecoder::decode(&mut b.clone())
+                .map_err(|e| BrokerError::Storage(e.to_string()))?;
+            for r in set.records {
+                visit(base, r);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A reply now, or a receiver for the reply a later event completes.
