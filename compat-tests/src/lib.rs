@@ -369,3 +369,55 @@ pub fn raw_produce(node: &Node, topic: &str, records: &[(i64, &str)], corrupt: b
     let decoded = ProduceResponse::decode(&mut rest, 7).expect("decode produce response");
     decoded.responses[0].partition_responses[0].error_code
 }
+
+/// Runs a `roundtrip-<client>` launcher (create, produce acks=all, consume, compare).
+pub fn roundtrip(node: &Node, client: &str, messages: usize) {
+    let topic = topic(client);
+    let out = run_ok(
+        Command::new(launcher(&format!("roundtrip-{client}")))
+            .args([
+                "--bootstrap",
+                &node.kafka,
+                "--topic",
+                &topic,
+                "--partitions",
+                "3",
+            ])
+            .args(["--messages", &messages.to_string(), "--timeout", "90"]),
+        Duration::from_secs(120),
+        None,
+    );
+    assert!(out.contains(&format!("OK {messages}")), "{client}: {out}");
+}
+
+/// Produces newline-separated input with kcat (acks=all), plus extra kcat flags.
+pub fn kcat_produce(node: &Node, topic: &str, input: &[u8], extra: &[&str]) {
+    run_ok(
+        Command::new("kcat")
+            .args(["-P", "-b", &node.kafka, "-t", topic, "-X", "acks=all"])
+            .args(extra),
+        Duration::from_secs(120),
+        Some(input),
+    );
+}
+
+/// Reads a whole topic from the beginning with kcat, one `format`ted line per record.
+pub fn kcat_read(node: &Node, topic: &str, format: &str) -> String {
+    run_ok(
+        Command::new("kcat").args([
+            "-C",
+            "-b",
+            &node.kafka,
+            "-t",
+            topic,
+            "-e",
+            "-q",
+            "-o",
+            "beginning",
+            "-f",
+            format,
+        ]),
+        Duration::from_secs(120),
+        None,
+    )
+}

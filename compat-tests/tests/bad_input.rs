@@ -4,10 +4,9 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::Duration;
 
-use sluice_compat_tests::{raw_produce, run_ok, topic, Node};
+use sluice_compat_tests::{kcat_produce, kcat_read, raw_produce, topic, Node};
 
 fn connect(node: &Node) -> TcpStream {
     let s = TcpStream::connect(&node.kafka).expect("connect");
@@ -160,29 +159,11 @@ fn hostile_frames_close_the_connection_and_the_broker_carries_on() {
 fn corrupt_batch_gets_corrupt_message_and_nothing_is_written() {
     let node = Node::start();
     let topic = topic("corrupt");
-    run_ok(
-        Command::new("kcat").args(["-P", "-b", &node.kafka, "-t", &topic, "-X", "acks=all"]),
-        Duration::from_secs(60),
-        Some(b"first\n"),
-    );
+    kcat_produce(&node, &topic, b"first\n", &[]);
     let code = raw_produce(&node, &topic, &[(1, "a value that will be damaged")], true);
     assert_eq!(code, 2, "CORRUPT_MESSAGE");
 
-    let out = run_ok(
-        Command::new("kcat").args([
-            "-C",
-            "-b",
-            &node.kafka,
-            "-t",
-            &topic,
-            "-e",
-            "-q",
-            "-o",
-            "beginning",
-        ]),
-        Duration::from_secs(60),
-        None,
-    );
+    let out = kcat_read(&node, &topic, "%s\n");
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
         vec!["first"],

@@ -2,29 +2,10 @@
 //! partition assignment (kafkajs, which has no assign(), through a group), compare.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-use std::process::Command;
-use std::time::Duration;
-
-use sluice_compat_tests::{launcher, run_ok, topic, Node};
+use sluice_compat_tests::Node;
 
 fn roundtrip(client: &str) {
-    let node = Node::start();
-    let topic = topic(client);
-    let out = run_ok(
-        Command::new(launcher(&format!("roundtrip-{client}")))
-            .args([
-                "--bootstrap",
-                &node.kafka,
-                "--topic",
-                &topic,
-                "--partitions",
-                "3",
-            ])
-            .args(["--messages", "3000", "--timeout", "90"]),
-        Duration::from_secs(120),
-        None,
-    );
-    assert!(out.contains("OK 3000"), "{client}: {out}");
+    sluice_compat_tests::roundtrip(&Node::start(), client, 3000);
 }
 
 #[test]

@@ -8,27 +8,11 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use sluice_compat_tests::{launcher, run_ok, topic, Node};
+use sluice_compat_tests::{kcat_produce, kcat_read, launcher, topic, Node};
 
 /// Reads every record of `topic` with kcat: (partition, offset) -> value.
 fn read_all(node: &Node, topic: &str) -> HashMap<(i32, i64), String> {
-    let out = run_ok(
-        Command::new("kcat").args([
-            "-C",
-            "-b",
-            &node.kafka,
-            "-t",
-            topic,
-            "-e",
-            "-q",
-            "-o",
-            "beginning",
-            "-f",
-            "%p %o %s\n",
-        ]),
-        Duration::from_secs(60),
-        None,
-    );
+    let out = kcat_read(node, topic, "%p %o %s\n");
     out.lines()
         .map(|l| {
             let f: Vec<&str> = l.splitn(3, ' ').collect();
@@ -132,11 +116,7 @@ fn clean_restart_recovers_topics_offsets_and_high_watermark() {
     let mut node = Node::start();
     let topic = topic("restart");
     let input: String = (0..1000).map(|i| format!("v{i}\n")).collect();
-    run_ok(
-        Command::new("kcat").args(["-P", "-b", &node.kafka, "-t", &topic, "-X", "acks=all"]),
-        Duration::from_secs(60),
-        Some(input.as_bytes()),
-    );
+    kcat_produce(&node, &topic, input.as_bytes(), &[]);
     let before = read_all(&node, &topic);
     assert_eq!(before.len(), 1000);
     assert!(node.terminate().success(), "clean exit on SIGTERM");
@@ -144,11 +124,7 @@ fn clean_restart_recovers_topics_offsets_and_high_watermark() {
     let after = read_all(&node, &topic);
     assert_eq!(before, after);
     // New appends continue from the recovered log end.
-    run_ok(
-        Command::new("kcat").args(["-P", "-b", &node.kafka, "-t", &topic, "-X", "acks=all"]),
-        Duration::from_secs(60),
-        Some(b"tail\n"),
-    );
+    kcat_produce(&node, &topic, b"tail\n", &[]);
     let again = read_all(&node, &topic);
     assert_eq!(again.get(&(0, 1000)).map(String::as_str), Some("tail"));
 }

@@ -4,29 +4,13 @@
 use std::process::Command;
 use std::time::Duration;
 
-use sluice_compat_tests::{launcher, run_ok, topic, Node};
+use sluice_compat_tests::{launcher, roundtrip, run_ok, topic, Node};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
 #[test]
 fn java_client_round_trip_with_default_idempotent_producer() {
-    let node = Node::start();
-    let topic = topic("java");
-    let out = run_ok(
-        Command::new(launcher("roundtrip-java"))
-            .args([
-                "--bootstrap",
-                &node.kafka,
-                "--topic",
-                &topic,
-                "--partitions",
-                "3",
-            ])
-            .args(["--messages", "5000", "--timeout", "90"]),
-        LIMIT,
-        None,
-    );
-    assert!(out.contains("OK 5000"), "{out}");
+    roundtrip(&Node::start(), "java", 5000);
 }
 
 #[test]

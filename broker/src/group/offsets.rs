@@ -22,6 +22,18 @@ pub struct Committed {
     pub commit_ms: i64,
 }
 
+impl Committed {
+    /// What OffsetFetch answers for a partition without a committed offset.
+    pub fn none() -> Self {
+        Self {
+            offset: -1,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_ms: -1,
+        }
+    }
+}
+
 /// (topic, partition)
 pub type TopicPartition = (String, i32);
 

@@ -12,8 +12,9 @@ use super::{str_bytes, topic_name};
 use crate::context::Ctx;
 use crate::group::offsets::Committed;
 
-/// (topic, [(partition, committed)]) for the requested partitions, or all committed ones.
-type Answer = Vec<(String, Vec<(i32, Option<Committed>)>)>;
+/// (topic, [(partition, committed)]) for the requested partitions (offset -1 where nothing
+/// was committed), or all committed ones.
+type Answer = Vec<(String, Vec<(i32, Committed)>)>;
 
 fn answer(ctx: &Ctx, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> Answer {
     let committed = ctx.groups.committed(group);
@@ -23,15 +24,18 @@ fn answer(ctx: &Ctx, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> An
             .map(|(t, parts)| {
                 let ps = parts
                     .into_iter()
-                    .map(|p| (p, committed.get(&(t.clone(), p)).cloned()))
+                    .map(|p| {
+                        let c = committed.get(&(t.clone(), p)).cloned();
+                        (p, c.unwrap_or_else(Committed::none))
+                    })
                     .collect();
                 (t, ps)
             })
             .collect(),
         None => {
-            let mut by_topic: BTreeMap<String, Vec<(i32, Option<Committed>)>> = BTreeMap::new();
+            let mut by_topic: BTreeMap<String, Vec<(i32, Committed)>> = BTreeMap::new();
             for ((t, p), c) in committed {
-                by_topic.entry(t).or_default().push((p, Some(c)));
+                by_topic.entry(t).or_default().push((p, c));
             }
             by_topic.into_iter().collect()
         }
@@ -60,12 +64,6 @@ pub async fn handle(
                         let partitions = ps
                             .into_iter()
                             .map(|(p, c)| {
-                                let c = c.unwrap_or(Committed {
-                                    offset: -1,
-                                    leader_epoch: -1,
-                                    metadata: String::new(),
-                                    commit_ms: -1,
-                                });
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(p)
                                     .with_committed_offset(c.offset)
@@ -96,12 +94,6 @@ pub async fn handle(
             let partitions = ps
                 .into_iter()
                 .map(|(p, c)| {
-                    let c = c.unwrap_or(Committed {
-                        offset: -1,
-                        leader_epoch: -1,
-                        metadata: String::new(),
-                        commit_ms: -1,
-                    });
                     OffsetFetchResponsePartition::default()
                         .with_partition_index(p)
                         .with_committed_offset(c.offset)
