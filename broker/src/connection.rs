@@ -13,6 +13,16 @@ use crate::context::Ctx;
 use crate::dispatch::dispatch;
 use crate::metrics;
 
+tokio::task_local! {
+    /// The client address of the request being handled (for DescribeGroups' client host).
+    static PEER: Option<std::net::SocketAddr>;
+}
+
+/// The address of the client whose request is being handled, if known.
+pub fn peer() -> Option<std::net::SocketAddr> {
+    PEER.try_with(|p| *p).ok().flatten()
+}
+
 /// Responses queued for writing before the reader pauses.
 const WRITE_QUEUE: usize = 64;
 
@@ -57,7 +67,7 @@ pub async fn serve(ctx: Ctx, stream: TcpStream, shutdown: CancellationToken) {
             }
             None => break,
         };
-        match dispatch(&ctx, frame).await {
+        match PEER.scope(peer, dispatch(&ctx, frame)).await {
             Ok(Some(response)) => {
                 if tx.send(response).await.is_err() {
                     break;

@@ -150,6 +150,24 @@ fn java_group_shares_partitions_and_survives_member_and_broker_loss() {
         );
     }
 
+    let described = run_ok(
+        Command::new(launcher("kafka-consumer-groups")).args([
+            "--bootstrap-server",
+            &node.kafka,
+            "--describe",
+            "--group",
+            "g-java",
+        ]),
+        Duration::from_secs(90),
+        None,
+    );
+    let rows: Vec<&str> = described.lines().filter(|l| l.contains(&topic)).collect();
+    assert_eq!(rows.len(), 6, "{described}");
+    assert!(
+        rows.iter().all(|r| r.contains("/127.0.0.1")),
+        "members' hosts are shown: {described}"
+    );
+
     // One member dies: its partitions move to the others within the session timeout.
     let mut members = members;
     let dead = members.remove(0);

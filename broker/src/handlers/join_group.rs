@@ -25,7 +25,9 @@ pub async fn handle(ctx: &Ctx, header: &RequestHeader, req: JoinGroupRequest) ->
             .as_ref()
             .map(|s| s.to_string())
             .unwrap_or_default(),
-        client_host: "/127.0.0.1".into(),
+        client_host: crate::connection::peer()
+            .map(|a| format!("/{}", a.ip()))
+            .unwrap_or_default(),
         session_timeout: Duration::from_millis(req.session_timeout_ms.max(0) as u64),
         rebalance_timeout: Duration::from_millis(rebalance_ms.max(0) as u64),
         protocol_type: req.protocol_type.to_string(),
