@@ -87,6 +87,11 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
     ("group.initial.rebalance.delay.ms", "3000", ConfigType::Int),
     ("replica.lag.time.max.ms", "30000", ConfigType::Long),
     ("log.cleaner.backoff.ms", "15000", ConfigType::Long),
+    (
+        "log.retention.check.interval.ms",
+        "300000",
+        ConfigType::Long,
+    ),
     ("broker.session.timeout.ms", "9000", ConfigType::Int),
     ("max.connections", "2147483647", ConfigType::Int),
     ("fetch.max.bytes", "57671680", ConfigType::Int),
@@ -189,6 +194,13 @@ impl BrokerConfig {
     /// `log.cleaner.backoff.ms`: how often compacted topics are checked.
     pub fn cleaner_backoff(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.parsed("log.cleaner.backoff.ms", 15_000u64).max(10))
+    }
+    /// `log.retention.check.interval.ms`
+    pub fn retention_check_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.parsed("log.retention.check.interval.ms", 300_000u64)
+                .max(10),
+        )
     }
     /// Memtable budget for all partitions together.
     pub fn write_buffer_budget(&self) -> usize {

@@ -13,6 +13,7 @@
 //! group/              group coordinator (I/O) around a pure group state machine; offsets
 //! fetch_session.rs     incremental fetch sessions (KIP-227)
 //! producer_ids.rs      producer-id blocks from the controller
+//! retention.rs         time retention: drop expired batches, move the log start
 //! topic_config.rs      topic configs by Kafka name: defaults, validation
 //! config.rs            flags, SLUICE_* env vars, broker configs by Kafka name
 //! error.rs             BrokerError -> Kafka error codes, in one place
@@ -36,6 +37,7 @@ mod http;
 mod metrics;
 mod producer_ids;
 mod replication;
+mod retention;
 mod server;
 mod topic_config;
 

@@ -115,6 +115,7 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
     tokio::spawn(follow_metadata(ctx.clone(), shutdown.clone()));
     tokio::spawn(tick_groups(ctx.clone(), shutdown.clone()));
     tokio::spawn(compact_offsets(ctx.clone(), shutdown.clone()));
+    tokio::spawn(enforce_retention(ctx.clone(), shutdown.clone()));
 
     let listener = socket.listen(1024)?;
     ready.store(true, Ordering::Release);
@@ -238,6 +239,24 @@ async fn compact_offsets(ctx: Ctx, shutdown: CancellationToken) {
                 tracing::warn!(error = %e, "compacting __consumer_offsets");
             }
             Err(e) => tracing::warn!(error = %e, "compaction task"),
+        }
+    }
+}
+
+/// Applies `retention.ms` every `log.retention.check.interval.ms`.
+async fn enforce_retention(ctx: Ctx, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(ctx.config.retention_check_interval());
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let task_ctx = ctx.clone();
+        match tokio::task::spawn_blocking(move || crate::retention::enforce(&task_ctx)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(partitions = n, "retention moved log start offsets"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "retention pass failed"),
+            Err(e) => tracing::warn!(error = %e, "retention task"),
         }
     }
 }

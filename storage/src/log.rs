@@ -131,6 +131,10 @@ impl PartitionLog {
         self.deleted.store(true, Ordering::Release);
     }
 
+    pub(crate) fn set_log_start(&self, start: i64) {
+        self.log_start.store(start, Ordering::Release);
+    }
+
     pub(crate) fn publish_log_end(&self, end: i64) {
         self.log_end.send_replace(end);
     }

@@ -326,6 +326,61 @@ impl Store {
         Ok(())
     }
 
+    /// Moves the log start forward to `new_start` (clamped to the log end), removing every
+    /// batch that lies wholly before it (retention, DeleteRecords). The new start is written
+    /// first, so a crash in between never exposes removed offsets again.
+    pub fn advance_log_start(&self, log: &PartitionLog, new_start: i64) -> Result<bool> {
+        let new_start = new_start.min(log.log_end_offset());
+        if new_start <= log.log_start_offset() {
+            return Ok(false);
+        }
+        let cf = self
+            .db
+            .cf_handle(log.cf_name())
+            .ok_or_else(|| StorageError::UnknownPartition(log.cf_name().to_string()))?;
+        // Batches are removed whole: the one holding `new_start` stays (readers skip into it).
+        let mut it = self.db.raw_iterator_cf(&cf);
+        it.seek_for_prev(offset_key(new_start));
+        let holding = match (it.key().and_then(offset_from_key), it.value()) {
+            (Some(base), Some(value)) => Some((base, batch::parse_header(value)?.last_offset())),
+            _ => None,
+        };
+        let keep_from = match holding {
+            Some((base, last)) if last >= new_start => base,
+            _ => new_start,
+        };
+        it.status()?;
+        let meta = self.meta_cf()?;
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        let mut wb = WriteBatch::default();
+        wb.put_cf(&meta, log.meta_keys.log_start(), new_start.to_be_bytes());
+        wb.delete_range_cf(&cf, offset_key(0), offset_key(keep_from));
+        self.db.write_opt(&wb, &wo)?;
+        log.set_log_start(new_start);
+        Ok(true)
+    }
+
+    /// The first batch (at or after the log start, below `upper`) whose max timestamp is at
+    /// least `timestamp`: where time retention cuts the log.
+    pub fn first_offset_newer_than(
+        &self,
+        log: &PartitionLog,
+        timestamp: i64,
+        upper: i64,
+    ) -> Result<Option<i64>> {
+        let mut found = None;
+        self.scan_batches(log, upper, |h, _| {
+            if h.max_timestamp >= timestamp {
+                found = Some(h.base_offset);
+                false
+            } else {
+                true
+            }
+        })?;
+        Ok(found)
+    }
+
     /// Removes whole batches by base offset (compaction). The last batch is never removed,
     /// since the log end is recovered from it; offsets of remaining batches are unchanged.
     pub fn delete_batches(&self, log: &PartitionLog, base_offsets: &[i64]) -> Result<usize> {

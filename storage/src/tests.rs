@@ -236,3 +236,38 @@ fn compaction_deletes_batches_but_never_the_last() {
     let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
     assert_eq!(store.partition(&key(0)).unwrap().log_end_offset(), 6);
 }
+
+#[test]
+fn advancing_the_log_start_removes_whole_batches_and_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    {
+        let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
+        let log = &store.create_partitions(&[key(0)]).unwrap()[0];
+        for ts in [10, 20, 30] {
+            rt.block_on(store.append(vec![entry(log, make_batch(2, -1, -1, -1, ts))], false))
+                .unwrap();
+        }
+        assert_eq!(store.first_offset_newer_than(log, 15, 6).unwrap(), Some(2));
+        assert!(store.advance_log_start(log, 3).unwrap());
+        assert!(
+            !store.advance_log_start(log, 1).unwrap(),
+            "never moves back"
+        );
+        assert_eq!(log.log_start_offset(), 3);
+        // The batch holding offset 3 (2..3) stays; the one before is gone.
+        let bases: Vec<i64> = store
+            .read(log, 0, 6, usize::MAX, true)
+            .unwrap()
+            .iter()
+            .map(|b| crate::batch::validate(b).unwrap().base_offset)
+            .collect();
+        assert_eq!(bases, vec![2, 4]);
+        // Everything expired: the log is empty but its end is kept.
+        assert!(store.advance_log_start(log, 6).unwrap());
+        assert!(store.read(log, 0, 6, usize::MAX, true).unwrap().is_empty());
+    }
+    let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
+    let log = store.partition(&key(0)).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (6, 6));
+}
