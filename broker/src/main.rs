@@ -18,6 +18,7 @@
 //! config.rs            flags, SLUICE_* env vars, broker configs by Kafka name
 //! error.rs             BrokerError -> Kafka error codes, in one place
 //! http.rs, metrics.rs  /healthz, /metrics; every metric name
+//! stats.rs             periodic gauges (partitions, lag, Raft, RocksDB, process)
 //! ```
 //!
 //! A request flows: connection reads a frame -> dispatch decodes header and body ->
@@ -39,6 +40,7 @@ mod producer_ids;
 mod replication;
 mod retention;
 mod server;
+mod stats;
 mod topic_config;
 
 use clap::{Parser, Subcommand};

@@ -18,6 +18,47 @@ pub const RECORDS_IN: &str = "sluice_records_in_total";
 /// Bytes fetched, by topic.
 pub const BYTES_OUT: &str = "sluice_bytes_out_total";
 
+/// Errors answered, by API and Kafka error code.
+pub const REQUEST_ERRORS_TOTAL: &str = "sluice_request_errors_total";
+/// Partitions this node leads.
+pub const PARTITIONS_LEADER: &str = "sluice_partitions_leader";
+/// Led partitions whose ISR is smaller than their replica set.
+pub const PARTITIONS_UNDER_REPLICATED: &str = "sluice_partitions_under_replicated";
+/// Partitions without a leader.
+pub const PARTITIONS_OFFLINE: &str = "sluice_partitions_offline";
+/// Led partitions whose ISR is below min.insync.replicas.
+pub const PARTITIONS_UNDER_MIN_ISR: &str = "sluice_partitions_under_min_isr";
+/// Log end offset per partition.
+pub const LOG_END_OFFSET: &str = "sluice_partition_log_end_offset";
+/// High watermark per partition.
+pub const HIGH_WATERMARK: &str = "sluice_partition_high_watermark";
+/// Log start offset per partition.
+pub const LOG_START_OFFSET: &str = "sluice_partition_log_start_offset";
+/// Consumer lag per group, topic and partition (high watermark minus committed offset).
+pub const GROUP_LAG: &str = "sluice_consumer_group_lag";
+/// Members per group.
+pub const GROUP_MEMBERS: &str = "sluice_consumer_group_members";
+/// Current Raft term.
+pub const RAFT_TERM: &str = "sluice_raft_term";
+/// Current Raft leader (-1 when unknown).
+pub const RAFT_LEADER: &str = "sluice_raft_leader_id";
+/// Index of the last entry applied to the metadata image.
+pub const RAFT_APPLIED_INDEX: &str = "sluice_raft_applied_index";
+/// Index of the last entry in the local Raft log.
+pub const RAFT_LAST_LOG_INDEX: &str = "sluice_raft_last_log_index";
+/// Elections seen (term changes).
+pub const RAFT_ELECTIONS: &str = "sluice_raft_elections_total";
+/// RocksDB estimated live data.
+pub const ROCKSDB_LIVE_DATA: &str = "sluice_rocksdb_live_data_bytes";
+/// RocksDB memtables.
+pub const ROCKSDB_MEMTABLE: &str = "sluice_rocksdb_memtable_bytes";
+/// RocksDB bytes waiting for compaction.
+pub const ROCKSDB_PENDING_COMPACTION: &str = "sluice_rocksdb_pending_compaction_bytes";
+/// Resident memory of the process.
+pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
+/// Open file descriptors of the process.
+pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
+
 /// Installs the Prometheus recorder; the handle renders `/metrics`.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
     let buckets = [
@@ -27,6 +68,34 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     Ok(PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &buckets)?
         .install_recorder()?)
+}
+
+/// Registers the unlabelled families at zero, so a scrape shows them before any event.
+pub fn register() {
+    for g in [
+        CONNECTIONS_ACTIVE,
+        PARTITIONS_LEADER,
+        PARTITIONS_UNDER_REPLICATED,
+        PARTITIONS_OFFLINE,
+        PARTITIONS_UNDER_MIN_ISR,
+        RAFT_TERM,
+        RAFT_LEADER,
+        RAFT_APPLIED_INDEX,
+        RAFT_LAST_LOG_INDEX,
+        ROCKSDB_LIVE_DATA,
+        ROCKSDB_MEMTABLE,
+        ROCKSDB_PENDING_COMPACTION,
+        PROCESS_RSS,
+        PROCESS_OPEN_FDS,
+    ] {
+        metrics::gauge!(g).increment(0.0);
+    }
+    metrics::counter!(RAFT_ELECTIONS).absolute(0);
+}
+
+/// Counts one error code answered for an API.
+pub fn record_error(key: ApiKey, code: i16) {
+    metrics::counter!(REQUEST_ERRORS_TOTAL, "api" => format!("{key:?}"), "code" => code.to_string()).increment(1);
 }
 
 /// Counts one handled request and its latency.

@@ -116,6 +116,8 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
     tokio::spawn(tick_groups(ctx.clone(), shutdown.clone()));
     tokio::spawn(compact_offsets(ctx.clone(), shutdown.clone()));
     tokio::spawn(enforce_retention(ctx.clone(), shutdown.clone()));
+    crate::metrics::register();
+    tokio::spawn(crate::stats::run(ctx.clone(), shutdown.clone()));
 
     let listener = socket.listen(1024)?;
     ready.store(true, Ordering::Release);

@@ -205,6 +205,7 @@ fn respond(ctx: &Ctx, mode: SessionMode, reads: Vec<PartitionRead>) -> FetchResp
                 (data, news, marks)
             }
             Err(e) => {
+                metrics::record_error(kafka_protocol::messages::ApiKey::Fetch, e.code());
                 let data = PartitionData::default()
                     .with_partition_index(r.target.partition)
                     .with_error_code(e.code())

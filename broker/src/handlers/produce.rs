@@ -177,6 +177,7 @@ async fn wait_committed(
 }
 
 fn error_response(index: i32, e: &BrokerError) -> PartitionProduceResponse {
+    metrics::record_error(kafka_protocol::messages::ApiKey::Produce, e.code());
     PartitionProduceResponse::default()
         .with_index(index)
         .with_error_code(e.code())

@@ -1,0 +1,136 @@
+//! `/metrics` after real traffic: values move as expected, and every metric the Grafana
+//! dashboard queries is one a running Sluice exports.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::io::{Read, Write};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sluice_compat_tests::{kcat_produce, kcat_read, launcher, raw_produce, run_ok, topic, Node};
+
+fn scrape(node: &Node) -> String {
+    let mut s = std::net::TcpStream::connect(&node.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: sluice\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
+}
+
+/// The value of the first sample whose line starts with `prefix` (name plus labels).
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Metric names named in the dashboard's queries (histogram series mapped to their family).
+fn dashboard_metrics() -> Vec<String> {
+    let path = sluice_compat_tests::compat_dir().join("../grafana/dashboards/sluice.json");
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut names = Vec::new();
+    for panel in dash["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            for token in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if token.starts_with("sluice_") || token.starts_with("process_") {
+                    names.push(token.trim_end_matches("_bucket").to_string());
+                }
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[test]
+fn metrics_follow_traffic_and_cover_the_dashboard() {
+    let node = Node::start();
+    let topic = topic("metrics");
+    let input: String = (0..1000).map(|i| format!("m{i}\n")).collect();
+    kcat_produce(&node, &topic, input.as_bytes(), &[]);
+    assert_eq!(kcat_read(&node, &topic, "%s\n").lines().count(), 1000);
+    assert_eq!(
+        raw_produce(&node, "no-such-topic", &[(1, "x")], false),
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    // A group that has consumed 10 of the 1000 records: lag 990.
+    run_ok(
+        Command::new(launcher("commit-loop")).args([
+            "--bootstrap",
+            &node.kafka,
+            "--topic",
+            &topic,
+            "--group",
+            "g-metrics",
+            "--commits",
+            "10",
+        ]),
+        Duration::from_secs(90),
+        None,
+    );
+
+    let lag = format!(
+        "sluice_consumer_group_lag{{group=\"g-metrics\",topic=\"{topic}\",partition=\"0\"}}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = scrape(&node);
+        if sample(&text, &lag).is_some() {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no lag sample appeared:\n{text}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(
+        sample(&text, &lag),
+        Some(990.0),
+        "lag is what is unconsumed"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("sluice_records_in_total{{topic=\"{topic}\"}}")
+        ),
+        Some(1000.0)
+    );
+    assert!(
+        sample(
+            &text,
+            &format!("sluice_bytes_in_total{{topic=\"{topic}\"}}")
+        )
+        .unwrap()
+            > 1000.0 * 4.0
+    );
+    let hw = format!("sluice_partition_high_watermark{{topic=\"{topic}\",partition=\"0\"}}");
+    assert_eq!(sample(&text, &hw), Some(1000.0));
+    assert!(sample(&text, "sluice_requests_total{api=\"Produce\"}").unwrap() >= 1.0);
+    assert!(sample(&text, "process_resident_memory_bytes").unwrap() > 1e6);
+    assert_eq!(sample(&text, "sluice_raft_leader_id"), Some(1.0));
+    let errors = "sluice_request_errors_total{api=\"Produce\",code=\"3\"}";
+    assert_eq!(sample(&text, errors), Some(1.0));
+    assert!(
+        sample(
+            &text,
+            &format!("sluice_bytes_out_total{{topic=\"{topic}\"}}")
+        )
+        .unwrap()
+            > 1000.0 * 4.0
+    );
+
+    for name in dashboard_metrics() {
+        let exported = text
+            .lines()
+            .any(|l| l.starts_with(&format!("# TYPE {name} ")));
+        assert!(
+            exported,
+            "the dashboard queries {name}, which /metrics does not export"
+        );
+    }
+}
