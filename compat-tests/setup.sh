@@ -43,6 +43,20 @@ else
   command -v kcat >/dev/null || die "kcat not installed"
 fi
 
+# --- 1b. Prometheus (Debian's), scraped against sluice in the metrics tests ------------
+if command -v prometheus >/dev/null; then
+  step prometheus "present"
+else
+  step prometheus "installing via apt-get"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! $SUDO apt-get install -y -q --no-install-recommends prometheus >"$CACHE/setup.log" 2>&1; then
+    quiet $SUDO apt-get update -q
+    quiet $SUDO apt-get install -y -q --no-install-recommends prometheus
+  fi
+  command -v prometheus >/dev/null || die "prometheus not installed"
+fi
+
 # --- 2. Apache Kafka jars (clients, tools, broker) from Maven Central ------------------
 KAFKA_DIR="$CACHE/kafka-$KAFKA_VERSION"
 if stamp_ok kafka "$KAFKA_VERSION-$LOG4J_VERSION" && ls "$KAFKA_DIR"/lib/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null 2>&1; then
@@ -98,13 +112,14 @@ fi
 
 # --- 5. Go franz-go client ----------------------------------------------------------
 GO_DIR="$HERE/clients/go"
-GO_KEY="$(go env GOVERSION)-$(hash_files "$GO_DIR"/go.mod "$GO_DIR"/go.sum "$GO_DIR"/*.go)"
-if stamp_ok go "$GO_KEY" && [[ -x "$CACHE/bin/franz-roundtrip" ]]; then
+GO_KEY="$(go env GOVERSION)-$(hash_files "$GO_DIR"/go.mod "$GO_DIR"/go.sum "$GO_DIR"/*.go "$GO_DIR"/group/*.go)"
+if stamp_ok go "$GO_KEY" && [[ -x "$CACHE/bin/franz-roundtrip" && -x "$CACHE/bin/franz-group" ]]; then
   step "go franz-go client" "cached"
 else
   step "go franz-go client" "building"
   mkdir -p "$CACHE/bin"
   quiet go -C "$GO_DIR" build -trimpath -o "$CACHE/bin/franz-roundtrip" .
+  quiet go -C "$GO_DIR" build -trimpath -o "$CACHE/bin/franz-group" ./group
   stamp_set go "$GO_KEY"
 fi
 
