@@ -85,6 +85,16 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
     ("offsets.topic.num.partitions", "50", ConfigType::Int),
     ("offsets.topic.replication.factor", "3", ConfigType::Short),
     ("group.initial.rebalance.delay.ms", "3000", ConfigType::Int),
+    (
+        "group.consumer.session.timeout.ms",
+        "45000",
+        ConfigType::Int,
+    ),
+    (
+        "group.consumer.heartbeat.interval.ms",
+        "5000",
+        ConfigType::Int,
+    ),
     ("replica.lag.time.max.ms", "30000", ConfigType::Long),
     ("log.cleaner.backoff.ms", "15000", ConfigType::Long),
     (
@@ -201,6 +211,16 @@ impl BrokerConfig {
             self.parsed("log.retention.check.interval.ms", 300_000u64)
                 .max(10),
         )
+    }
+    /// `group.consumer.session.timeout.ms` (KIP-848 groups)
+    pub fn consumer_session_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.parsed("group.consumer.session.timeout.ms", 45_000u64),
+        )
+    }
+    /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups)
+    pub fn consumer_heartbeat_interval_ms(&self) -> i32 {
+        self.parsed("group.consumer.heartbeat.interval.ms", 5_000)
     }
     /// Memtable budget for all partitions together.
     pub fn write_buffer_budget(&self) -> usize {

@@ -39,6 +39,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
 ];
 
 /// The smallest Produce version actually decoded (the crate reads v3+).
@@ -138,6 +139,11 @@ pub async fn dispatch(ctx: &Ctx, frame: Bytes) -> Result<Option<BytesMut>, Close
         RequestKind::DescribeCluster(r) => handlers::describe_cluster::handle(ctx, &header, r)
             .await
             .into(),
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            handlers::consumer_group_heartbeat::handle(ctx, &header, r)
+                .await
+                .into()
+        }
         RequestKind::FindCoordinator(r) => handlers::find_coordinator::handle(ctx, &header, r)
             .await
             .into(),

@@ -106,7 +106,10 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
         store: store.clone(),
         controller: controller.clone(),
         producer_ids: ProducerIdAllocator::default(),
-        groups: GroupCoordinator::new(config.group_initial_rebalance_delay()),
+        groups: GroupCoordinator::new(
+            config.group_initial_rebalance_delay(),
+            config.consumer_session_timeout(),
+        ),
         config,
     });
     ctx.replicas.reconcile(&controller.image()).await?;
@@ -206,7 +209,7 @@ async fn tick_groups(ctx: Ctx, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = interval.tick() => ctx.groups.tick(),
+            _ = interval.tick() => ctx.groups.tick(&ctx.controller.image()),
         }
     }
 }

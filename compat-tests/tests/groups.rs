@@ -18,7 +18,7 @@ struct Member {
 }
 
 impl Member {
-    fn start(node: &Node, topic: &str, group: &str) -> Self {
+    fn start(node: &Node, topic: &str, group: &str, protocol: &str) -> Self {
         let mut child = Command::new(launcher("group-java"))
             .args([
                 "--bootstrap",
@@ -27,9 +27,8 @@ impl Member {
                 topic,
                 "--group",
                 group,
-                "--seconds",
-                "170",
             ])
+            .args(["--seconds", "170", "--protocol", protocol])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -122,12 +121,32 @@ fn wait_all(members: &[&Member], range: std::ops::Range<usize>, limit: Duration,
 
 #[test]
 fn java_group_shares_partitions_and_survives_member_and_broker_loss() {
-    let mut node = Node::start_with(&["--config", "num.partitions=6"]);
-    let topic = topic("group");
+    java_group("classic", &["--config", "num.partitions=6"]);
+}
+
+#[test]
+fn java_consumer_protocol_group_shares_partitions_and_survives_member_and_broker_loss() {
+    java_group(
+        "consumer",
+        &[
+            "--config",
+            "num.partitions=6",
+            "--config",
+            "group.consumer.session.timeout.ms=10000",
+            "--config",
+            "group.consumer.heartbeat.interval.ms=1000",
+        ],
+    );
+}
+
+/// Three members of one group (classic or KIP-848 protocol) on a 6-partition topic.
+fn java_group(protocol: &str, node_args: &[&str]) {
+    let mut node = Node::start_with(node_args);
+    let topic = topic(&format!("group-{protocol}"));
     produce(&node, &topic, 0..3000);
 
     let members: Vec<Member> = (0..3)
-        .map(|_| Member::start(&node, &topic, "g-java"))
+        .map(|_| Member::start(&node, &topic, &format!("g-java-{protocol}"), protocol))
         .collect();
     let all: Vec<&Member> = members.iter().collect();
     wait_all(
@@ -141,35 +160,50 @@ fn java_group_shares_partitions_and_survives_member_and_broker_loss() {
         c.values().all(|n| *n == 1),
         "every record consumed exactly once across the group"
     );
-    for m in &members {
-        let a = m.last_assignment().expect("each member got partitions");
-        assert_eq!(
-            a.matches(',').count(),
-            2,
-            "6 partitions over 3 members: {a}"
+    // Classic groups land in one generation (initial rebalance delay): 2 partitions each, and
+    // the CLI describes them. KIP-848 members get partitions incrementally instead.
+    if protocol == "classic" {
+        for m in &members {
+            let a = m.last_assignment().expect("each member got partitions");
+            assert_eq!(
+                a.matches(',').count(),
+                2,
+                "6 partitions over 3 members: {a}"
+            );
+        }
+
+        let described = run_ok(
+            Command::new(launcher("kafka-consumer-groups"))
+                .args(["--bootstrap-server", &node.kafka, "--describe", "--group"])
+                .arg(format!("g-java-{protocol}")),
+            Duration::from_secs(90),
+            None,
+        );
+        let rows: Vec<&str> = described.lines().filter(|l| l.contains(&topic)).collect();
+        assert_eq!(rows.len(), 6, "{described}");
+        assert!(
+            rows.iter().all(|r| r.contains("/127.0.0.1")),
+            "members' hosts are shown: {described}"
         );
     }
 
-    let described = run_ok(
-        Command::new(launcher("kafka-consumer-groups")).args([
-            "--bootstrap-server",
-            &node.kafka,
-            "--describe",
-            "--group",
-            "g-java",
-        ]),
-        Duration::from_secs(90),
-        None,
-    );
-    let rows: Vec<&str> = described.lines().filter(|l| l.contains(&topic)).collect();
-    assert_eq!(rows.len(), 6, "{described}");
-    assert!(
-        rows.iter().all(|r| r.contains("/127.0.0.1")),
-        "members' hosts are shown: {described}"
-    );
-
     // One member dies: its partitions move to the others within the session timeout.
     let mut members = members;
+    // Every member must own partitions before one is killed, so the kill moves some.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !members.iter().all(|m| {
+        m.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.starts_with("ASSIGNED ") && l.len() > 9)
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "the group did not spread its partitions over all members"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let dead = members.remove(0);
     drop(dead);
     produce(&node, &topic, 3000..3600);

@@ -7,6 +7,7 @@
 //! deliver the replies the state machine completes.
 
 pub mod compaction;
+pub mod consumer;
 pub mod offsets;
 pub mod state;
 
@@ -19,12 +20,13 @@ use kafka_protocol::error::ResponseError as Code;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use sluice_controller::{NewTopic, TopicInfo};
+use sluice_controller::{MetadataImage, NewTopic, TopicInfo};
 use sluice_storage::{AppendEntry, PartitionLog};
 use tokio::sync::oneshot;
 
 use crate::context::Broker;
 use crate::error::BrokerError;
+use consumer::{ConsumerGroup, Heartbeat, HeartbeatReply};
 use offsets::{Committed, OffsetStore, TopicPartition};
 use state::{Group, GroupState, JoinParams, JoinResult, Reply, Step, SyncResult};
 
@@ -62,6 +64,8 @@ pub struct GroupView {
     pub id: String,
     /// State name.
     pub state: &'static str,
+    /// "classic" or "consumer" (KIP-848).
+    pub group_type: &'static str,
     /// Protocol type.
     pub protocol_type: String,
     /// Chosen assignor.
@@ -73,8 +77,10 @@ pub struct GroupView {
 /// Consumer groups and committed offsets of this node.
 pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, Slot>>,
+    consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
     offsets: OffsetStore,
     initial_delay: Duration,
+    consumer_session: Duration,
 }
 
 /// Java's `String.hashCode`, which Kafka uses to place groups.
@@ -91,13 +97,50 @@ fn now_ms() -> i64 {
 }
 
 impl GroupCoordinator {
-    /// A coordinator with `group.initial.rebalance.delay.ms`.
-    pub fn new(initial_delay: Duration) -> Self {
+    /// A coordinator with `group.initial.rebalance.delay.ms` (classic groups) and
+    /// `group.consumer.session.timeout.ms` (KIP-848 groups).
+    pub fn new(initial_delay: Duration, consumer_session: Duration) -> Self {
         Self {
             groups: Mutex::new(HashMap::new()),
+            consumer_groups: Mutex::new(HashMap::new()),
             offsets: OffsetStore::default(),
             initial_delay,
+            consumer_session,
         }
+    }
+
+    fn lock_consumer(&self) -> std::sync::MutexGuard<'_, HashMap<String, ConsumerGroup>> {
+        self.consumer_groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// ConsumerGroupHeartbeat (KIP-848).
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        hb: Heartbeat,
+        image: &MetadataImage,
+    ) -> HeartbeatReply {
+        if self
+            .lock()
+            .get(group_id)
+            .is_some_and(|s| s.group.state != GroupState::Empty)
+        {
+            return HeartbeatReply {
+                error: Code::GroupIdNotFound.code(),
+                member_id: hb.member_id,
+                member_epoch: -1,
+                assignment: None,
+            };
+        }
+        let mut groups = self.lock_consumer();
+        let group = groups.entry(group_id.to_string()).or_default();
+        let reply = group.heartbeat(hb, image, Instant::now());
+        if group.members().next().is_none() {
+            groups.remove(group_id);
+        }
+        reply
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
@@ -194,8 +237,17 @@ impl GroupCoordinator {
     }
 
     /// Expires sessions and finishes timed-out join phases; run every 100 ms.
-    pub fn tick(&self) {
+    pub fn tick(&self, image: &MetadataImage) {
         let now = Instant::now();
+        {
+            let mut consumer = self.lock_consumer();
+            for g in consumer.values_mut() {
+                if !g.expire(self.consumer_session, image, now) {
+                    g.refresh(image);
+                }
+            }
+            consumer.retain(|_, g| g.members().next().is_some());
+        }
         let mut groups = self.lock();
         for slot in groups.values_mut() {
             slot.group.tick(now);
@@ -210,6 +262,14 @@ impl GroupCoordinator {
         member: &str,
         generation: i32,
     ) -> Result<(), BrokerError> {
+        if let Some(g) = self.lock_consumer().get(group_id) {
+            // KIP-848 members commit with their member epoch.
+            return match g.members().find(|m| m.id == member) {
+                Some(m) if generation <= m.epoch => Ok(()),
+                Some(_) => Err(BrokerError::Group(Code::StaleMemberEpoch)),
+                None => Err(BrokerError::Group(Code::UnknownMemberId)),
+            };
+        }
         let groups = self.lock();
         let Some(slot) = groups.get(group_id) else {
             return if generation < 0 {
@@ -349,6 +409,7 @@ impl GroupCoordinator {
             .map(|(k, _)| k.clone())
             .collect();
         ids.extend(self.offsets.groups());
+        ids.extend(self.lock_consumer().keys().cloned());
         ids.sort();
         ids.dedup();
         ids.iter().filter_map(|id| self.describe(id)).collect()
@@ -356,6 +417,28 @@ impl GroupCoordinator {
 
     /// A group's state and members, if it exists.
     pub fn describe(&self, group_id: &str) -> Option<GroupView> {
+        if let Some(g) = self.lock_consumer().get(group_id) {
+            return Some(GroupView {
+                id: group_id.to_string(),
+                state: "Stable",
+                group_type: "consumer",
+                protocol_type: "consumer".into(),
+                protocol: "uniform".into(),
+                members: g
+                    .members()
+                    .map(|m| {
+                        (
+                            m.id.clone(),
+                            m.instance_id.clone(),
+                            m.client_id.clone(),
+                            m.client_host.clone(),
+                            Bytes::new(),
+                            Bytes::new(),
+                        )
+                    })
+                    .collect(),
+            });
+        }
         let groups = self.lock();
         match groups.get(group_id) {
             Some(slot) if slot.group.state != GroupState::Empty => {
@@ -364,6 +447,7 @@ impl GroupCoordinator {
                 Some(GroupView {
                     id: g.id.clone(),
                     state: g.state.name(),
+                    group_type: "classic",
                     protocol_type: g.protocol_type.clone().unwrap_or_default(),
                     members: g
                         .members()
@@ -385,6 +469,7 @@ impl GroupCoordinator {
                 Some(GroupView {
                     id: group_id.to_string(),
                     state: GroupState::Empty.name(),
+                    group_type: "classic",
                     protocol_type: groups
                         .get(group_id)
                         .and_then(|s| s.group.protocol_type.clone())

@@ -22,13 +22,13 @@ pub async fn handle(
         .groups
         .list()
         .into_iter()
-        .filter(|g| wants(&req.states_filter, g.state) && wants(&req.types_filter, "classic"))
+        .filter(|g| wants(&req.states_filter, g.state) && wants(&req.types_filter, g.group_type))
         .map(|g| {
             ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(g.id)))
                 .with_protocol_type(str_bytes(g.protocol_type))
                 .with_group_state(str_bytes(g.state))
-                .with_group_type(str_bytes("classic"))
+                .with_group_type(str_bytes(g.group_type))
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)

@@ -1,0 +1,67 @@
+//! ConsumerGroupHeartbeat (KIP-848): join, stay, leave; the broker assigns partitions.
+
+use kafka_protocol::error::ResponseError as Code;
+use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
+use kafka_protocol::messages::{
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, RequestHeader,
+};
+
+use super::str_bytes;
+use crate::context::Ctx;
+use crate::group::consumer::Heartbeat;
+
+/// Applies the heartbeat and answers with the member's epoch and assignment.
+pub async fn handle(
+    ctx: &Ctx,
+    header: &RequestHeader,
+    req: ConsumerGroupHeartbeatRequest,
+) -> ConsumerGroupHeartbeatResponse {
+    if req.subscribed_topic_regex.is_some() {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(Code::InvalidRequest.code())
+            .with_error_message(Some(str_bytes("regex subscriptions are not supported yet")));
+    }
+    let hb = Heartbeat {
+        member_id: req.member_id.to_string(),
+        member_epoch: req.member_epoch,
+        instance_id: req.instance_id.as_ref().map(|s| s.to_string()),
+        subscribed: req
+            .subscribed_topic_names
+            .as_ref()
+            .map(|t| t.iter().map(|n| n.0.to_string()).collect()),
+        owned: req.topic_partitions.as_ref().map(|tps| {
+            tps.iter()
+                .map(|tp| (tp.topic_id, tp.partitions.iter().copied().collect()))
+                .collect()
+        }),
+        client_id: header
+            .client_id
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        client_host: crate::connection::peer()
+            .map(|a| format!("/{}", a.ip()))
+            .unwrap_or_default(),
+    };
+    let image = ctx.controller.image();
+    let r = ctx
+        .groups
+        .consumer_heartbeat(req.group_id.as_str(), hb, &image);
+    let assignment = r.assignment.map(|a| {
+        Assignment::default().with_topic_partitions(
+            a.into_iter()
+                .map(|(topic_id, ps)| {
+                    TopicPartitions::default()
+                        .with_topic_id(topic_id)
+                        .with_partitions(ps.into_iter().collect())
+                })
+                .collect(),
+        )
+    });
+    ConsumerGroupHeartbeatResponse::default()
+        .with_error_code(r.error)
+        .with_member_id(Some(str_bytes(r.member_id)))
+        .with_member_epoch(r.member_epoch)
+        .with_heartbeat_interval_ms(ctx.config.consumer_heartbeat_interval_ms())
+        .with_assignment(assignment)
+}
