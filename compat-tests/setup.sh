@@ -29,33 +29,25 @@ for tool in java javac mvn python3 go node npm; do
   command -v "$tool" >/dev/null || die "$tool not found (needs Java 17 + Maven, Python 3, Go, Node)"
 done
 
-# --- 1. kcat (Debian's; links librdkafka 2.0.2) --------------------------------------
-if command -v kcat >/dev/null; then
-  step kcat "present ($(dpkg-query -W -f='${Version}' kcat 2>/dev/null || echo '?'))"
-else
-  step kcat "installing via apt-get"
-  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! $SUDO apt-get install -y -q kcat >"$CACHE/setup.log" 2>&1; then  # stale lists: update once
-    quiet $SUDO apt-get update -q
-    quiet $SUDO apt-get install -y -q kcat
+# apt_tool NAME: installs Debian package NAME (providing command NAME) unless present.
+apt_tool() {
+  if command -v "$1" >/dev/null; then
+    step "$1" "present ($(dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo '?'))"
+    return
   fi
-  command -v kcat >/dev/null || die "kcat not installed"
-fi
+  step "$1" "installing via apt-get"
+  local sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! $sudo apt-get install -y -q --no-install-recommends "$1" >"$CACHE/setup.log" 2>&1; then  # stale lists: update once
+    quiet $sudo apt-get update -q
+    quiet $sudo apt-get install -y -q --no-install-recommends "$1"
+  fi
+  command -v "$1" >/dev/null || die "$1 not installed"
+}
 
-# --- 1b. Prometheus (Debian's), scraped against sluice in the metrics tests ------------
-if command -v prometheus >/dev/null; then
-  step prometheus "present"
-else
-  step prometheus "installing via apt-get"
-  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! $SUDO apt-get install -y -q --no-install-recommends prometheus >"$CACHE/setup.log" 2>&1; then
-    quiet $SUDO apt-get update -q
-    quiet $SUDO apt-get install -y -q --no-install-recommends prometheus
-  fi
-  command -v prometheus >/dev/null || die "prometheus not installed"
-fi
+# --- 1. Debian tools: kcat (links librdkafka 2.0.2), Prometheus (scrapes sluice in tests)
+apt_tool kcat
+apt_tool prometheus
 
 # --- 2. Apache Kafka jars (clients, tools, broker) from Maven Central ------------------
 KAFKA_DIR="$CACHE/kafka-$KAFKA_VERSION"

@@ -421,3 +421,23 @@ pub fn kcat_read(node: &Node, topic: &str, format: &str) -> String {
         None,
     )
 }
+
+/// Commits offsets 1..=n for partition 0 of `topic` as `group` (confluent-kafka, one
+/// synchronous commit each).
+pub fn commit_offsets(node: &Node, topic: &str, group: &str, n: usize) {
+    let out = run_ok(
+        Command::new(launcher("commit-loop"))
+            .args([
+                "--bootstrap",
+                &node.kafka,
+                "--topic",
+                topic,
+                "--group",
+                group,
+            ])
+            .args(["--commits", &n.to_string()]),
+        Duration::from_secs(120),
+        None,
+    );
+    assert!(out.contains(&format!("OK {n}")), "{out}");
+}

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sluice_compat_tests::{launcher, run_ok, topic, Node};
+use sluice_compat_tests::{commit_offsets, launcher, run_ok, topic, Node};
 
 /// A running group-java member and everything it printed.
 struct Member {
@@ -324,21 +324,7 @@ fn committed_offsets_stay_bounded_and_survive_restart() {
     let mut node = Node::start_with(&["--config", "log.cleaner.backoff.ms=100"]);
     let topic = topic("commits");
     produce(&node, &topic, 0..10);
-    let out = run_ok(
-        Command::new(launcher("commit-loop")).args([
-            "--bootstrap",
-            &node.kafka,
-            "--topic",
-            &topic,
-            "--group",
-            "g-loop",
-            "--commits",
-            "2000",
-        ]),
-        Duration::from_secs(120),
-        None,
-    );
-    assert!(out.contains("OK 2000"), "{out}");
+    commit_offsets(&node, &topic, "g-loop", 2000);
     // 2000 commits of one key: compaction leaves a handful of records, not thousands.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

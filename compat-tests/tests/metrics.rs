@@ -3,10 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::io::{Read, Write};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sluice_compat_tests::{kcat_produce, kcat_read, launcher, raw_produce, run_ok, topic, Node};
+use sluice_compat_tests::{commit_offsets, kcat_produce, kcat_read, raw_produce, topic, Node};
 
 fn scrape(node: &Node) -> String {
     let mut s = std::net::TcpStream::connect(&node.http).unwrap();
@@ -61,20 +60,7 @@ fn metrics_follow_traffic_and_cover_the_dashboard() {
         "UNKNOWN_TOPIC_OR_PARTITION"
     );
     // A group that has consumed 10 of the 1000 records: lag 990.
-    run_ok(
-        Command::new(launcher("commit-loop")).args([
-            "--bootstrap",
-            &node.kafka,
-            "--topic",
-            &topic,
-            "--group",
-            "g-metrics",
-            "--commits",
-            "10",
-        ]),
-        Duration::from_secs(90),
-        None,
-    );
+    commit_offsets(&node, &topic, "g-metrics", 10);
 
     let lag = format!(
         "sluice_consumer_group_lag{{group=\"g-metrics\",topic=\"{topic}\",partition=\"0\"}}"

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sluice_compat_tests::{kcat_produce, launcher, run_ok, topic, Node};
+use sluice_compat_tests::{commit_offsets, kcat_produce, topic, Node};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -57,20 +57,7 @@ fn prometheus_scrapes_sluice_and_promql_sees_rate_and_lag() {
     let topic = topic("prom");
     let input: String = (0..500).map(|i| format!("p{i}\n")).collect();
     kcat_produce(&node, &topic, input.as_bytes(), &[]);
-    run_ok(
-        Command::new(launcher("commit-loop")).args([
-            "--bootstrap",
-            &node.kafka,
-            "--topic",
-            &topic,
-            "--group",
-            "g-prom",
-            "--commits",
-            "100",
-        ]),
-        Duration::from_secs(90),
-        None,
-    );
+    commit_offsets(&node, &topic, "g-prom", 100);
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("prometheus.yml");
