@@ -96,11 +96,6 @@ impl PartitionLog {
         self.high_watermark.subscribe()
     }
 
-    /// Watches the log end offset.
-    pub fn watch_log_end(&self) -> watch::Receiver<i64> {
-        self.log_end.subscribe()
-    }
-
     /// The leader epoch in force at the log end and where each epoch started.
     pub fn leader_epochs(&self) -> Vec<(i32, i64)> {
         self.writer

@@ -640,12 +640,10 @@ mod tests {
 
     #[test]
     fn group_placement_matches_kafka() {
-        assert_eq!(java_hash(""), 0);
-        assert_eq!(java_hash("a"), 97);
-        assert_eq!(java_hash("ab"), 97 * 31 + 98);
-        // Wrapping arithmetic, like Java's int.
-        let long = "x".repeat(100);
-        let _ = GroupCoordinator::partition_for(&long, 50);
-        assert!((0..50).contains(&GroupCoordinator::partition_for("my-group", 50)));
+        // Values printed by Java 17: "my-group".hashCode(), and the partition Kafka picks.
+        assert_eq!(java_hash("my-group"), -1_906_497_762);
+        assert_eq!(GroupCoordinator::partition_for("my-group", 50), 36);
+        // UTF-16 code units, as Java hashes them.
+        assert_eq!(java_hash("consumer-group-éü"), 277_012_280);
     }
 }

@@ -6,7 +6,7 @@ use kafka_protocol::messages::{
     ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, RequestHeader,
 };
 
-use super::str_bytes;
+use super::{client_identity, str_bytes};
 use crate::context::Ctx;
 use crate::group::consumer::Heartbeat;
 
@@ -21,6 +21,7 @@ pub async fn handle(
             .with_error_code(Code::InvalidRequest.code())
             .with_error_message(Some(str_bytes("regex subscriptions are not supported yet")));
     }
+    let (client_id, client_host) = client_identity(header);
     let hb = Heartbeat {
         member_id: req.member_id.to_string(),
         member_epoch: req.member_epoch,
@@ -34,14 +35,8 @@ pub async fn handle(
                 .map(|tp| (tp.topic_id, tp.partitions.iter().copied().collect()))
                 .collect()
         }),
-        client_id: header
-            .client_id
-            .as_ref()
-            .map(|s| s.to_string())
-            .unwrap_or_default(),
-        client_host: crate::connection::peer()
-            .map(|a| format!("/{}", a.ip()))
-            .unwrap_or_default(),
+        client_id,
+        client_host,
     };
     let image = ctx.controller.image();
     let r = ctx

@@ -5,7 +5,7 @@ use std::time::Duration;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, RequestHeader};
 
-use super::str_bytes;
+use super::{client_identity, str_bytes};
 use crate::context::Ctx;
 use crate::group::state::JoinParams;
 
@@ -17,17 +17,12 @@ pub async fn handle(ctx: &Ctx, header: &RequestHeader, req: JoinGroupRequest) ->
     } else {
         req.session_timeout_ms
     };
+    let (client_id, client_host) = client_identity(header);
     let params = JoinParams {
         member_id: req.member_id.to_string(),
         instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
-        client_id: header
-            .client_id
-            .as_ref()
-            .map(|s| s.to_string())
-            .unwrap_or_default(),
-        client_host: crate::connection::peer()
-            .map(|a| format!("/{}", a.ip()))
-            .unwrap_or_default(),
+        client_id,
+        client_host,
         session_timeout: Duration::from_millis(req.session_timeout_ms.max(0) as u64),
         rebalance_timeout: Duration::from_millis(rebalance_ms.max(0) as u64),
         protocol_type: req.protocol_type.to_string(),

@@ -41,5 +41,18 @@ pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
 
+/// The requesting client's id and host ("/ip"), as group descriptions show them.
+pub fn client_identity(header: &kafka_protocol::messages::RequestHeader) -> (String, String) {
+    let id = header
+        .client_id
+        .as_ref()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    let host = crate::connection::peer()
+        .map(|a| format!("/{}", a.ip()))
+        .unwrap_or_default();
+    (id, host)
+}
+
 /// Kafka's "authorized operations not requested" marker.
 pub const AUTHORIZED_OPS_OMITTED: i32 = i32::MIN;

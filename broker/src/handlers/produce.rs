@@ -105,12 +105,8 @@ pub async fn handle(
                     };
                     match committed {
                         Ok(()) => {
-                            if !o.duplicate {
-                                metrics::record_produce(
-                                    req.topic_data[a.topic].name.0.as_str(),
-                                    a.bytes,
-                                    a.records,
-                                );
+                            if let Some(t) = req.topic_data.get(a.topic).filter(|_| !o.duplicate) {
+                                metrics::record_produce(t.name.0.as_str(), a.bytes, a.records);
                             }
                             PartitionProduceResponse::default()
                                 .with_index(a.partition)
