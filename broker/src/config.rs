@@ -110,6 +110,7 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
         "1000",
         ConfigType::Int,
     ),
+    ("log.dir.min.free.bytes", "104857600", ConfigType::Long),
     (
         "sluice.storage.write.buffer.budget.bytes",
         "268435456",
@@ -204,6 +205,10 @@ impl BrokerConfig {
     /// `log.cleaner.backoff.ms`: how often compacted topics are checked.
     pub fn cleaner_backoff(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.parsed("log.cleaner.backoff.ms", 15_000u64).max(10))
+    }
+    /// `log.dir.min.free.bytes`: below this much free space, produce requests are refused.
+    pub fn min_free_bytes(&self) -> u64 {
+        self.parsed("log.dir.min.free.bytes", 104_857_600u64)
     }
     /// `log.retention.check.interval.ms`
     pub fn retention_check_interval(&self) -> std::time::Duration {

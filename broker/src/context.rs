@@ -6,6 +6,7 @@ use sluice_controller::ControllerClient;
 use sluice_storage::Store;
 
 use crate::config::BrokerConfig;
+use crate::disk_guard::DiskGuard;
 use crate::fetch_session::FetchSessions;
 use crate::group::GroupCoordinator;
 use crate::producer_ids::ProducerIdAllocator;
@@ -29,6 +30,8 @@ pub struct Broker {
     pub producer_ids: ProducerIdAllocator,
     /// Consumer groups and committed offsets.
     pub groups: GroupCoordinator,
+    /// The data directory's free-space floor.
+    pub disk: DiskGuard,
 }
 
 /// Handlers take the broker by shared reference.

@@ -26,6 +26,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::FindCoordinator, 0, 6),
@@ -129,6 +130,9 @@ pub async fn dispatch(ctx: &Ctx, frame: Bytes) -> Result<Option<BytesMut>, Close
             .await
             .into(),
         RequestKind::CreatePartitions(r) => handlers::create_partitions::handle(ctx, &header, r)
+            .await
+            .into(),
+        RequestKind::DeleteRecords(r) => handlers::delete_records::handle(ctx, &header, r)
             .await
             .into(),
         RequestKind::IncrementalAlterConfigs(r) => {

@@ -25,16 +25,20 @@
 //! handlers::<api>::handle(ctx, header, request) calls the replica manager, storage and the
 //! controller -> dispatch encodes the response -> connection writes it in order.
 
+mod clock;
 mod config;
 mod connection;
 mod context;
 mod decode_guard;
+mod disk_guard;
 mod dispatch;
 mod error;
 mod fetch_session;
+mod flusher;
 mod group;
 mod handlers;
 mod http;
+mod log_cleaner;
 mod metrics;
 mod producer_ids;
 mod replication;

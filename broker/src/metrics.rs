@@ -54,6 +54,15 @@ pub const ROCKSDB_LIVE_DATA: &str = "sluice_rocksdb_live_data_bytes";
 pub const ROCKSDB_MEMTABLE: &str = "sluice_rocksdb_memtable_bytes";
 /// RocksDB bytes waiting for compaction.
 pub const ROCKSDB_PENDING_COMPACTION: &str = "sluice_rocksdb_pending_compaction_bytes";
+/// Records removed by log compaction, by topic.
+pub const COMPACTED_RECORDS: &str = "sluice_log_cleaner_records_removed_total";
+/// Stored bytes freed by log compaction, by topic.
+pub const COMPACTED_BYTES: &str = "sluice_log_cleaner_bytes_freed_total";
+/// 1 while produce requests are refused because the data directory is below its free-space
+/// floor.
+pub const DISK_FULL: &str = "sluice_log_dir_below_free_space_floor";
+/// Free bytes on the data directory's file system.
+pub const DISK_FREE: &str = "sluice_log_dir_free_bytes";
 /// Resident memory of the process.
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
 /// Open file descriptors of the process.
@@ -87,6 +96,8 @@ pub fn register() {
         ROCKSDB_PENDING_COMPACTION,
         PROCESS_RSS,
         PROCESS_OPEN_FDS,
+        DISK_FULL,
+        DISK_FREE,
     ] {
         metrics::gauge!(g).increment(0.0);
     }
@@ -116,6 +127,22 @@ pub fn record_fetch(topic: &str, bytes: usize) {
     if bytes > 0 {
         metrics::counter!(BYTES_OUT, "topic" => topic.to_string()).increment(bytes as u64);
     }
+}
+
+/// Counts what one compaction pass of a partition removed.
+pub fn record_compaction(topic: &str, stats: &sluice_storage::CompactStats) {
+    if stats.records_removed > 0 {
+        metrics::counter!(COMPACTED_RECORDS, "topic" => topic.to_string())
+            .increment(stats.records_removed as u64);
+        let freed = stats.bytes_before.saturating_sub(stats.bytes_after);
+        metrics::counter!(COMPACTED_BYTES, "topic" => topic.to_string()).increment(freed as u64);
+    }
+}
+
+/// Publishes the data directory's free space and whether it is below the floor.
+pub fn record_disk(free: u64, below_floor: bool) {
+    metrics::gauge!(DISK_FREE).set(free as f64);
+    metrics::gauge!(DISK_FULL).set(f64::from(u8::from(below_floor)));
 }
 
 /// Keeps `sluice_connections_active` right for as long as it lives.

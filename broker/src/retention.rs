@@ -1,8 +1,11 @@
-//! Time retention (`retention.ms`): batches whose newest record is older than the topic's
-//! retention are removed in the background and the log start offset moves past them.
-//! Consumers positioned before it then get OFFSET_OUT_OF_RANGE and reset per their policy.
+//! Retention: `retention.ms` removes batches whose newest record is older than the topic
+//! allows, `retention.bytes` removes the oldest batches while the rest of the partition still
+//! holds at least that many bytes (Kafka's rule, at batch rather than segment granularity).
+//! The log start offset moves past what is removed; consumers positioned before it get
+//! OFFSET_OUT_OF_RANGE and reset per their policy. The freed key range is then compacted, so
+//! the space goes back to the file system at once.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use sluice_storage::PartitionLog;
 
 use crate::context::Broker;
 use crate::error::BrokerError;
@@ -10,39 +13,55 @@ use crate::topic_config::TopicConfigs;
 
 /// One pass over the partitions this node leads; returns how many moved their log start.
 pub fn enforce(ctx: &Broker) -> Result<usize, BrokerError> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now = crate::clock::now_ms();
     let image = ctx.controller.image();
     let mut advanced = 0;
     for topic in image.topics.values() {
         let configs = TopicConfigs::new(&topic.configs, &ctx.config);
-        let deletes = configs
-            .get("cleanup.policy")
-            .is_some_and(|p| p.split(',').any(|x| x.trim() == "delete"));
-        let retention_ms = configs
-            .get("retention.ms")
-            .and_then(|v| v.parse::<i64>().ok())
-            .unwrap_or(-1);
-        if !deletes || retention_ms < 0 {
+        if !configs.cleanup_policy_has("delete") {
             continue;
         }
-        let cutoff = now.saturating_sub(retention_ms);
+        let retention_ms = configs.retention_ms();
+        let retention_bytes = configs.retention_bytes();
+        if retention_ms < 0 && retention_bytes < 0 {
+            continue;
+        }
         for p in 0..topic.partitions.len() as i32 {
             let Ok(leader) = ctx.replicas.leader(topic, p) else {
                 continue;
             };
-            let hw = leader.log.high_watermark();
+            let log = &leader.log;
             // Never past the high watermark: unreplicated data is not the leader's to drop.
-            let new_start = ctx
-                .store
-                .first_offset_newer_than(&leader.log, cutoff, hw)?
-                .unwrap_or(hw);
-            if ctx.store.advance_log_start(&leader.log, new_start)? {
+            let hw = log.high_watermark();
+            let mut new_start = log.log_start_offset();
+            if retention_ms >= 0 {
+                let cutoff = now.saturating_sub(retention_ms);
+                let by_time = ctx.store.first_offset_newer_than(log, cutoff, hw)?;
+                new_start = new_start.max(by_time.unwrap_or(hw));
+            }
+            if retention_bytes >= 0 {
+                let by_size = ctx.store.start_for_size(log, retention_bytes as u64, hw)?;
+                new_start = new_start.max(by_size.unwrap_or(0));
+            }
+            if ctx.store.advance_log_start(log, new_start)? {
                 advanced += 1;
+                reclaim(ctx, log);
             }
         }
     }
     Ok(advanced)
+}
+
+/// Returns the space below the log start to the file system (logged, never fatal).
+pub fn reclaim(ctx: &Broker, log: &PartitionLog) {
+    let before = ctx.store.partition_disk_bytes(log);
+    match ctx.store.reclaim(log) {
+        Ok(()) => tracing::debug!(
+            partition = log.cf_name(),
+            before,
+            after = ctx.store.partition_disk_bytes(log),
+            "reclaimed space below the log start"
+        ),
+        Err(e) => tracing::warn!(partition = log.cf_name(), error = %e, "reclaiming space"),
+    }
 }

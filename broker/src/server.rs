@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{parse_voters, BrokerConfig, ServeArgs};
 use crate::connection;
 use crate::context::{Broker, Ctx};
+use crate::disk_guard::DiskGuard;
 use crate::fetch_session::FetchSessions;
 use crate::group::GroupCoordinator;
 use crate::http::{self, HttpState};
@@ -110,6 +111,7 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
             config.group_initial_rebalance_delay(),
             config.consumer_session_timeout(),
         ),
+        disk: DiskGuard::new(args.data_dir.clone(), config.min_free_bytes()),
         config,
     });
     ctx.replicas.reconcile(&controller.image()).await?;
@@ -117,7 +119,9 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
     tracing::info!(records = loaded, "committed offsets loaded");
     tokio::spawn(follow_metadata(ctx.clone(), shutdown.clone()));
     tokio::spawn(tick_groups(ctx.clone(), shutdown.clone()));
-    tokio::spawn(compact_offsets(ctx.clone(), shutdown.clone()));
+    tokio::spawn(clean_logs(ctx.clone(), shutdown.clone()));
+    tokio::spawn(flush_logs(ctx.clone(), shutdown.clone()));
+    tokio::spawn(watch_disk(ctx.clone(), shutdown.clone()));
     tokio::spawn(enforce_retention(ctx.clone(), shutdown.clone()));
     crate::metrics::register();
     tokio::spawn(crate::stats::run(ctx.clone(), shutdown.clone()));
@@ -214,41 +218,66 @@ async fn tick_groups(ctx: Ctx, shutdown: CancellationToken) {
     }
 }
 
-/// Keeps `__consumer_offsets` bounded: compacts partitions that grew since the last pass.
-async fn compact_offsets(ctx: Ctx, shutdown: CancellationToken) {
-    /// Offsets a partition must grow by before it is compacted again.
-    const MIN_GROWTH: i64 = 100;
+/// Fsyncs for topics with a finite `flush.ms`.
+async fn flush_logs(ctx: Ctx, shutdown: CancellationToken) {
+    loop {
+        let task_ctx = ctx.clone();
+        let wait = tokio::task::spawn_blocking(move || crate::flusher::flush_due(&task_ctx))
+            .await
+            .unwrap_or(Duration::from_secs(1));
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Re-reads the data directory's free space every second.
+async fn watch_disk(ctx: Ctx, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => ctx.disk.check(),
+        }
+    }
+}
+
+/// Compacts `cleanup.policy=compact` topics every `log.cleaner.backoff.ms`.
+async fn clean_logs(ctx: Ctx, shutdown: CancellationToken) {
     let mut interval = tokio::time::interval(ctx.config.cleaner_backoff());
-    let mut last_ends = std::collections::HashMap::new();
+    let mut cleaner = crate::log_cleaner::LogCleaner::default();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
         let task_ctx = ctx.clone();
-        let mut ends = std::mem::take(&mut last_ends);
         let pass = tokio::task::spawn_blocking(move || {
-            let removed = crate::group::compaction::compact(&task_ctx, &mut ends, MIN_GROWTH);
-            (removed, ends)
+            let stats = cleaner.pass(&task_ctx);
+            (stats, cleaner)
         })
         .await;
         match pass {
-            Ok((Ok(removed), ends)) => {
-                last_ends = ends;
-                if removed > 0 {
-                    tracing::debug!(removed, "compacted __consumer_offsets");
+            Ok((stats, c)) => {
+                cleaner = c;
+                match stats {
+                    Ok(s) if s.records_removed > 0 => {
+                        tracing::info!(records = s.records_removed, "log cleaner pass")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "log cleaner pass failed"),
                 }
             }
-            Ok((Err(e), ends)) => {
-                last_ends = ends;
-                tracing::warn!(error = %e, "compacting __consumer_offsets");
+            Err(e) => {
+                tracing::warn!(error = %e, "log cleaner task");
+                cleaner = crate::log_cleaner::LogCleaner::default();
             }
-            Err(e) => tracing::warn!(error = %e, "compaction task"),
         }
     }
 }
 
-/// Applies `retention.ms` every `log.retention.check.interval.ms`.
+/// Applies `retention.ms` and `retention.bytes` every `log.retention.check.interval.ms`.
 async fn enforce_retention(ctx: Ctx, shutdown: CancellationToken) {
     let mut interval = tokio::time::interval(ctx.config.retention_check_interval());
     loop {

@@ -274,6 +274,36 @@ impl<'a> TopicConfigs<'a> {
     pub fn flush_messages(&self) -> i64 {
         self.parsed("flush.messages", i64::MAX)
     }
+    /// `cleanup.policy` includes `policy` (`delete` or `compact`).
+    pub fn cleanup_policy_has(&self, policy: &str) -> bool {
+        self.get("cleanup.policy")
+            .is_some_and(|p| p.split(',').any(|x| x.trim() == policy))
+    }
+    /// `retention.ms` (-1: unlimited).
+    pub fn retention_ms(&self) -> i64 {
+        self.parsed("retention.ms", -1)
+    }
+    /// `retention.bytes` (-1: unlimited).
+    pub fn retention_bytes(&self) -> i64 {
+        self.parsed("retention.bytes", -1)
+    }
+    /// `delete.retention.ms`: how long tombstones outlive compaction.
+    pub fn delete_retention_ms(&self) -> i64 {
+        self.parsed("delete.retention.ms", 86_400_000)
+    }
+    /// `min.compaction.lag.ms`: records younger than this are not compacted.
+    pub fn min_compaction_lag_ms(&self) -> i64 {
+        self.parsed("min.compaction.lag.ms", 0)
+    }
+    /// `min.cleanable.dirty.ratio`: share of the log written since the last compaction
+    /// before it is compacted again.
+    pub fn min_cleanable_dirty_ratio(&self) -> f64 {
+        self.parsed("min.cleanable.dirty.ratio", 0.5)
+    }
+    /// `flush.ms`: the longest an append waits for an fsync.
+    pub fn flush_ms(&self) -> i64 {
+        self.parsed("flush.ms", i64::MAX)
+    }
     /// `message.timestamp.type` is LogAppendTime.
     pub fn log_append_time(&self) -> bool {
         self.get("message.timestamp.type").as_deref() == Some("LogAppendTime")

@@ -31,6 +31,9 @@ pub struct AppendEntry {
     pub leader_epoch: i32,
     /// Rewrite timestamps to LogAppendTime.
     pub log_append_time: bool,
+    /// `flush.messages`: fsync before answering once this many records of the partition are
+    /// unsynced (1: every append; `u64::MAX`: never here, `flush.ms` or the OS decide).
+    pub flush_messages: u64,
 }
 
 /// A successful append (or a recognised duplicate).
@@ -68,7 +71,6 @@ pub type AppendResults = Vec<Result<AppendOutcome, AppendError>>;
 
 pub(crate) struct AppendJob {
     pub entries: Vec<AppendEntry>,
-    pub sync: bool,
     pub done: oneshot::Sender<AppendResults>,
 }
 
@@ -118,24 +120,38 @@ fn commit_group(db: &DB, jobs: Vec<AppendJob>) {
     let now = now_ms();
     let mut wb = WriteBatch::default();
     let mut undo = Vec::new();
-    let mut touched: Vec<Arc<PartitionLog>> = Vec::new();
+    // Each partition written, with the records it got and whether they force an fsync.
+    let mut touched: Vec<(Arc<PartitionLog>, u64)> = Vec::new();
     let mut results: Vec<AppendResults> = Vec::with_capacity(jobs.len());
     let mut sync = false;
     let mut replies = Vec::with_capacity(jobs.len());
     for job in jobs {
-        sync |= job.sync;
         let mut job_results = Vec::with_capacity(job.entries.len());
         for entry in job.entries {
             let log = entry.log.clone();
+            let flush_messages = entry.flush_messages;
             wb.set_save_point();
             let undo_mark = undo.len();
             let result = apply_entry(db, entry, now, &mut wb, &mut undo);
-            if result.is_err() {
-                // Drop this entry's puts and state changes; the rest of the group goes on.
-                let _ = wb.rollback_to_save_point();
-                rollback(undo.drain(undo_mark..).rev());
-            } else if !touched.iter().any(|t| Arc::ptr_eq(t, &log)) {
-                touched.push(log);
+            match &result {
+                Err(_) => {
+                    // Drop this entry's puts and state changes; the rest of the group goes on.
+                    let _ = wb.rollback_to_save_point();
+                    rollback(undo.drain(undo_mark..).rev());
+                }
+                Ok(o) if !o.duplicate => {
+                    let records = (o.last_offset - o.base_offset + 1).max(0) as u64;
+                    let at = match touched.iter().position(|(t, _)| Arc::ptr_eq(t, &log)) {
+                        Some(i) => i,
+                        None => {
+                            touched.push((log.clone(), 0));
+                            touched.len() - 1
+                        }
+                    };
+                    touched[at].1 += records;
+                    sync |= log.unflushed().0 + touched[at].1 >= flush_messages;
+                }
+                Ok(_) => {}
             }
             job_results.push(result);
         }
@@ -153,7 +169,12 @@ fn commit_group(db: &DB, jobs: Vec<AppendJob>) {
     };
     match written {
         Ok(()) => {
-            for log in touched {
+            for (log, records) in touched {
+                if sync {
+                    log.note_flushed(log.unflushed().0);
+                } else {
+                    log.note_unflushed(records, now);
+                }
                 let end = log.writer.lock().map(|w| w.next_offset);
                 if let Ok(end) = end {
                     log.publish_log_end(end);

@@ -8,6 +8,8 @@
 //! appender.rs  the single writer thread: group commit, offsets, producer checks, fsync
 //! log.rs       PartitionLog: log start/end, high watermark, leader-epoch cache
 //! batch.rs     RecordBatch v2 header parsing, CRC-32C validation, in-place rewrites
+//! records.rs   the records inside a batch: keys and tombstones, rewrites keeping some
+//! compact.rs   log compaction: latest value per key, tombstones expire, offsets kept
 //! producer.rs  idempotent-producer state (pure)
 //! keys.rs      column-family names and meta key layout
 //! error.rs     StorageError
@@ -20,13 +22,16 @@
 
 pub mod appender;
 pub mod batch;
+mod compact;
 mod error;
 pub mod keys;
 mod log;
 pub mod producer;
+pub mod records;
 mod store;
 
 pub use appender::{AppendEntry, AppendError, AppendOutcome, AppendResults};
+pub use compact::{CompactPlan, CompactStats};
 pub use error::{Result, StorageError};
 pub use keys::PartitionKey;
 pub use log::PartitionLog;

@@ -1,6 +1,6 @@
 //! A partition replica's in-memory handle: offsets readers may use, and the writer's state.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use tokio::sync::watch;
@@ -30,6 +30,10 @@ pub struct PartitionLog {
     high_watermark: watch::Sender<i64>,
     log_start: AtomicI64,
     deleted: AtomicBool,
+    /// Records written since the last fsync (`flush.messages`), and when the oldest of them
+    /// was written in ms (`flush.ms`; 0 when none are pending).
+    unflushed: AtomicU64,
+    unflushed_since_ms: AtomicI64,
 }
 
 impl std::fmt::Debug for PartitionMetaKeys {
@@ -50,6 +54,8 @@ impl PartitionLog {
             high_watermark: watch::Sender::new(end),
             log_start: AtomicI64::new(log_start),
             deleted: AtomicBool::new(false),
+            unflushed: AtomicU64::new(0),
+            unflushed_since_ms: AtomicI64::new(0),
         }
     }
 
@@ -124,6 +130,39 @@ impl PartitionLog {
 
     pub(crate) fn mark_deleted(&self) {
         self.deleted.store(true, Ordering::Release);
+    }
+
+    /// Records appended but not yet fsynced, and since when (ms; 0 if none).
+    pub fn unflushed(&self) -> (u64, i64) {
+        (
+            self.unflushed.load(Ordering::Acquire),
+            self.unflushed_since_ms.load(Ordering::Acquire),
+        )
+    }
+
+    /// Counts records written (after their write) without an fsync.
+    pub(crate) fn note_unflushed(&self, records: u64, now_ms: i64) {
+        self.unflushed.fetch_add(records, Ordering::AcqRel);
+        let _ = self.unflushed_since_ms.compare_exchange(
+            0,
+            now_ms,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    /// Forgets the `seen` unflushed records an fsync has just covered; records counted
+    /// meanwhile keep the partition pending (and its older since-time: an earlier sync is
+    /// harmless, a missed one is not).
+    pub(crate) fn note_flushed(&self, seen: u64) {
+        if seen > 0
+            && self
+                .unflushed
+                .compare_exchange(seen, 0, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.unflushed_since_ms.store(0, Ordering::Release);
+        }
     }
 
     pub(crate) fn set_log_start(&self, start: i64) {

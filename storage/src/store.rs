@@ -59,6 +59,8 @@ pub struct Store {
     partitions: RwLock<HashMap<PartitionKey, Arc<PartitionLog>>>,
     appender: Mutex<Option<mpsc::Sender<AppendJob>>>,
     appender_thread: Mutex<Option<JoinHandle<()>>>,
+    /// Serialises the rewrites below the log end (retention, DeleteRecords, compaction).
+    maintenance: Mutex<()>,
 }
 
 impl std::fmt::Debug for Store {
@@ -134,6 +136,7 @@ impl Store {
             partitions: RwLock::new(partitions),
             appender: Mutex::new(Some(tx)),
             appender_thread: Mutex::new(Some(thread)),
+            maintenance: Mutex::new(()),
         })
     }
 
@@ -198,10 +201,11 @@ impl Store {
         self.read_partitions().values().cloned().collect()
     }
 
-    /// Appends batches to several partitions in one write; `sync` fsyncs before returning.
+    /// Appends batches to several partitions in one write, fsynced first if an entry's
+    /// `flush_messages` asks for it.
     ///
     /// Each entry's batches must have passed [`batch::validate`].
-    pub async fn append(&self, entries: Vec<AppendEntry>, sync: bool) -> Result<AppendResults> {
+    pub async fn append(&self, entries: Vec<AppendEntry>) -> Result<AppendResults> {
         let sender = self
             .appender
             .lock()
@@ -210,11 +214,7 @@ impl Store {
             .ok_or(StorageError::ShuttingDown)?;
         let (done, result) = oneshot::channel();
         sender
-            .send(AppendJob {
-                entries,
-                sync,
-                done,
-            })
+            .send(AppendJob { entries, done })
             .await
             .map_err(|_| StorageError::ShuttingDown)?;
         result.await.map_err(|_| StorageError::ShuttingDown)
@@ -330,14 +330,12 @@ impl Store {
     /// batch that lies wholly before it (retention, DeleteRecords). The new start is written
     /// first, so a crash in between never exposes removed offsets again.
     pub fn advance_log_start(&self, log: &PartitionLog, new_start: i64) -> Result<bool> {
+        let _guard = self.maintenance_lock();
         let new_start = new_start.min(log.log_end_offset());
         if new_start <= log.log_start_offset() {
             return Ok(false);
         }
-        let cf = self
-            .db
-            .cf_handle(log.cf_name())
-            .ok_or_else(|| StorageError::UnknownPartition(log.cf_name().to_string()))?;
+        let cf = self.partition_cf(log)?;
         // Batches are removed whole: the one holding `new_start` stays (readers skip into it).
         let mut it = self.db.raw_iterator_cf(&cf);
         it.seek_for_prev(offset_key(new_start));
@@ -381,25 +379,71 @@ impl Store {
         Ok(found)
     }
 
-    /// Removes whole batches by base offset (compaction). The last batch is never removed,
-    /// since the log end is recovered from it; offsets of remaining batches are unchanged.
-    pub fn delete_batches(&self, log: &PartitionLog, base_offsets: &[i64]) -> Result<usize> {
-        let cf = self
-            .db
-            .cf_handle(log.cf_name())
-            .ok_or_else(|| StorageError::UnknownPartition(log.cf_name().to_string()))?;
+    /// Where size retention cuts the log: the oldest batch such that it and everything after
+    /// it still hold at least `retain_bytes` (as Kafka, which deletes a segment only while the
+    /// rest stays at or above `retention.bytes`); never past `upper`. None if nothing goes.
+    pub fn start_for_size(
+        &self,
+        log: &PartitionLog,
+        retain_bytes: u64,
+        upper: i64,
+    ) -> Result<Option<i64>> {
+        let cf = self.partition_cf(log)?;
         let mut it = self.db.raw_iterator_cf(&cf);
         it.seek_to_last();
-        let last = it.key().and_then(offset_from_key);
-        it.status()?;
-        let mut wb = WriteBatch::default();
-        let mut removed = 0;
-        for base in base_offsets.iter().filter(|b| Some(**b) != last) {
-            wb.delete_cf(&cf, offset_key(*base));
-            removed += 1;
+        let mut total = 0u64;
+        while let (Some(key), Some(value)) = (it.key(), it.value()) {
+            total += value.len() as u64;
+            let base = offset_from_key(key).unwrap_or(0);
+            if total >= retain_bytes {
+                it.status()?;
+                let start = base.max(log.log_start_offset()).min(upper);
+                return Ok((start > log.log_start_offset()).then_some(start));
+            }
+            it.prev();
         }
-        self.db.write(&wb)?;
-        Ok(removed)
+        it.status()?;
+        Ok(None)
+    }
+
+    /// Compacts the key range below the log start, so the space of removed batches is
+    /// returned to the file system now rather than whenever RocksDB gets to it.
+    pub fn reclaim(&self, log: &PartitionLog) -> Result<()> {
+        let cf = self.partition_cf(log)?;
+        let end = offset_key(log.log_start_offset());
+        self.db.compact_range_cf(&cf, None::<&[u8]>, Some(&end[..]));
+        Ok(())
+    }
+
+    /// Bytes the partition's column family takes on disk (SST files) plus its memtables.
+    pub fn partition_disk_bytes(&self, log: &PartitionLog) -> u64 {
+        let Some(cf) = self.db.cf_handle(log.cf_name()) else {
+            return 0;
+        };
+        [
+            "rocksdb.total-sst-files-size",
+            "rocksdb.cur-size-all-mem-tables",
+        ]
+        .iter()
+        .filter_map(|p| self.db.property_int_value_cf(&cf, *p).ok().flatten())
+        .sum()
+    }
+
+    pub(crate) fn db(&self) -> &DB {
+        &self.db
+    }
+
+    pub(crate) fn partition_cf(
+        &self,
+        log: &PartitionLog,
+    ) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>> {
+        self.db
+            .cf_handle(log.cf_name())
+            .ok_or_else(|| StorageError::UnknownPartition(log.cf_name().to_string()))
+    }
+
+    pub(crate) fn maintenance_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.maintenance.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A system table (created at open through [`StoreConfig::system_tables`]).
@@ -423,6 +467,24 @@ impl Store {
             let _ = t.join();
         }
         self.db.flush_wal(true)?;
+        Ok(())
+    }
+
+    /// Fsyncs the write-ahead log (`flush.ms`): everything appended so far becomes durable,
+    /// and every partition's unflushed count drops by what the sync covered.
+    pub fn sync(&self) -> Result<()> {
+        let seen: Vec<(Arc<PartitionLog>, u64)> = self
+            .partitions()
+            .into_iter()
+            .map(|l| {
+                let n = l.unflushed().0;
+                (l, n)
+            })
+            .collect();
+        self.db.flush_wal(true)?;
+        for (log, n) in seen {
+            log.note_flushed(n);
+        }
         Ok(())
     }
 

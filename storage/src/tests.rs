@@ -21,6 +21,7 @@ fn entry(log: &Arc<PartitionLog>, batch: Vec<u8>) -> AppendEntry {
         batches: vec![BytesMut::from(&batch[..])],
         leader_epoch: 0,
         log_append_time: false,
+        flush_messages: u64::MAX,
     }
 }
 
@@ -41,13 +42,10 @@ fn append_read_and_recover_across_reopen() {
         let (a, b) = (&logs[0], &logs[1]);
         for i in 0..10 {
             let r = rt
-                .block_on(store.append(
-                    vec![
-                        entry(a, make_batch(3, -1, -1, -1, 1000 + i)),
-                        entry(b, make_batch(1, -1, -1, -1, 5)),
-                    ],
-                    i % 2 == 0,
-                ))
+                .block_on(store.append(vec![
+                    entry(a, make_batch(3, -1, -1, -1, 1000 + i)),
+                    entry(b, make_batch(1, -1, -1, -1, 5)),
+                ]))
                 .unwrap();
             assert_eq!(r[0].as_ref().unwrap().base_offset, i * 3);
             assert_eq!(r[1].as_ref().unwrap().base_offset, i);
@@ -86,12 +84,10 @@ fn idempotent_duplicates_and_gaps_survive_restart() {
         let log = &store.create_partitions(&[key(0)]).unwrap()[0];
         let first = make_batch(2, 77, 0, 0, 1);
         let r = rt
-            .block_on(store.append(vec![entry(log, first.clone())], false))
+            .block_on(store.append(vec![entry(log, first.clone())]))
             .unwrap();
         assert!(!r[0].as_ref().unwrap().duplicate);
-        let r = rt
-            .block_on(store.append(vec![entry(log, first)], false))
-            .unwrap();
+        let r = rt.block_on(store.append(vec![entry(log, first)])).unwrap();
         let dup = r[0].as_ref().unwrap();
         assert!(dup.duplicate);
         assert_eq!((dup.base_offset, dup.last_offset), (0, 1));
@@ -100,21 +96,17 @@ fn idempotent_duplicates_and_gaps_survive_restart() {
     let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
     let log = store.partition(&key(0)).unwrap();
     let gap = make_batch(1, 77, 0, 5, 1);
-    let r = rt
-        .block_on(store.append(vec![entry(&log, gap)], false))
-        .unwrap();
+    let r = rt.block_on(store.append(vec![entry(&log, gap)])).unwrap();
     assert_eq!(r[0], Err(AppendError::OutOfOrderSequence));
     let r = rt
-        .block_on(store.append(vec![entry(&log, make_batch(2, 77, 0, 0, 1))], false))
+        .block_on(store.append(vec![entry(&log, make_batch(2, 77, 0, 0, 1))]))
         .unwrap();
     assert!(
         r[0].as_ref().unwrap().duplicate,
         "dedupe state must be recovered from disk"
     );
     let next = make_batch(1, 77, 0, 2, 1);
-    let r = rt
-        .block_on(store.append(vec![entry(&log, next)], false))
-        .unwrap();
+    let r = rt.block_on(store.append(vec![entry(&log, next)])).unwrap();
     assert_eq!(r[0].as_ref().unwrap().base_offset, 2);
 }
 
@@ -127,7 +119,7 @@ fn deleted_partitions_disappear_and_refuse_appends() {
     store.delete_partitions(&[key(1)]).unwrap();
     assert!(store.partition(&key(1)).is_none());
     let r = rt
-        .block_on(store.append(vec![entry(&logs[1], make_batch(1, -1, -1, -1, 1))], false))
+        .block_on(store.append(vec![entry(&logs[1], make_batch(1, -1, -1, -1, 1))]))
         .unwrap();
     assert_eq!(r[0], Err(AppendError::UnknownPartition));
     drop(store);
@@ -144,7 +136,7 @@ fn leader_epochs_are_cached_per_partition() {
     for epoch in [0, 0, 3, 3, 5] {
         let mut e = entry(log, make_batch(2, -1, -1, -1, 1));
         e.leader_epoch = epoch;
-        rt.block_on(store.append(vec![e], false)).unwrap()[0]
+        rt.block_on(store.append(vec![e])).unwrap()[0]
             .as_ref()
             .unwrap();
     }
@@ -199,42 +191,110 @@ fn a_buffer_holding_two_batches_is_refused() {
     let log = &store.create_partitions(&[key(0)]).unwrap()[0];
     let mut two = make_batch(1, -1, -1, -1, 1);
     two.extend(make_batch(1, -1, -1, -1, 2));
-    let r = rt
-        .block_on(store.append(vec![entry(log, two)], false))
-        .unwrap();
+    let r = rt.block_on(store.append(vec![entry(log, two)])).unwrap();
     assert!(matches!(r[0], Err(AppendError::Storage(_))));
     assert_eq!(log.log_end_offset(), 0);
 }
 
+/// A batch of keyed records (`None` value = tombstone) with offsets from 0.
+fn keyed_batch(records: &[(&str, Option<&str>)], ts: i64) -> Vec<u8> {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // Constant offset - sequence keeps the encoder from splitting the batch.
+            sequence: i as i32 - 1,
+            timestamp: ts,
+            key: Some(bytes::Bytes::copy_from_slice(k.as_bytes())),
+            value: v.map(|v| bytes::Bytes::copy_from_slice(v.as_bytes())),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::Lz4,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+    buf.to_vec()
+}
+
+/// (offset, key, tombstone) of every record readable from the log start.
+fn live_records(store: &Store, log: &PartitionLog) -> Vec<(i64, String, bool)> {
+    store
+        .read(log, 0, log.log_end_offset(), usize::MAX, true)
+        .unwrap()
+        .iter()
+        .flat_map(|b| crate::records::records(b).unwrap().1)
+        .map(|r| {
+            let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+            (r.offset, key, r.tombstone)
+        })
+        .collect()
+}
+
 #[test]
-fn compaction_deletes_batches_but_never_the_last() {
+fn compaction_keeps_the_latest_value_per_key_and_never_touches_the_last_batch() {
+    use crate::CompactPlan;
     let dir = tempfile::tempdir().unwrap();
     let rt = rt();
     let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
     let log = &store.create_partitions(&[key(0)]).unwrap()[0];
-    for _ in 0..3 {
-        rt.block_on(store.append(vec![entry(log, make_batch(2, -1, -1, -1, 1))], false))
+    let batches: [&[(&str, Option<&str>)]; 4] = [
+        &[("a", Some("1")), ("b", Some("1")), ("c", Some("1"))], // 0..2
+        &[("a", Some("2")), ("b", None)],                        // 3..4
+        &[("d", Some("1")), ("c", None)],                        // 5..6
+        &[("a", Some("3"))],                                     // 7: last, kept whole
+    ];
+    for (i, b) in batches.iter().enumerate() {
+        rt.block_on(store.append(vec![entry(log, keyed_batch(b, 10 * i as i64))]))
             .unwrap();
     }
+    let plan = CompactPlan {
+        upper: log.log_end_offset(),
+        tombstone_cutoff_ms: 0,
+        newest_cleanable_ms: i64::MAX,
+    };
+    let stats = store.compact(log, &plan).unwrap();
+    assert_eq!(stats.batches_removed, 1, "batch 0 holds nothing current");
+    let live = live_records(&store, log);
+    let expect = |v: &[(i64, &str, bool)]| -> Vec<(i64, String, bool)> {
+        v.iter().map(|(o, k, t)| (*o, k.to_string(), *t)).collect()
+    };
+    // a@3 is superseded by a@7 (in the last batch, which still decides), tombstones stay.
     assert_eq!(
-        store.delete_batches(log, &[0, 4]).unwrap(),
-        1,
-        "the last batch (4) stays"
+        live,
+        expect(&[
+            (4, "b", true),
+            (5, "d", false),
+            (6, "c", true),
+            (7, "a", false)
+        ])
     );
-    let left: Vec<i64> = store
-        .read(log, 0, 6, usize::MAX, true)
-        .unwrap()
-        .iter()
-        .map(|b| crate::batch::validate(b).unwrap().base_offset)
-        .collect();
+    // Once tombstones are old enough they go too; offsets never move.
+    let plan = CompactPlan {
+        tombstone_cutoff_ms: i64::MAX,
+        ..plan
+    };
+    store.compact(log, &plan).unwrap();
     assert_eq!(
-        left,
-        vec![2, 4],
-        "reading from a removed offset starts at the next batch"
+        live_records(&store, log),
+        expect(&[(5, "d", false), (7, "a", false)])
     );
     drop(store);
     let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
-    assert_eq!(store.partition(&key(0)).unwrap().log_end_offset(), 6);
+    assert_eq!(store.partition(&key(0)).unwrap().log_end_offset(), 8);
 }
 
 #[test]
@@ -245,7 +305,7 @@ fn advancing_the_log_start_removes_whole_batches_and_survives_restart() {
         let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
         let log = &store.create_partitions(&[key(0)]).unwrap()[0];
         for ts in [10, 20, 30] {
-            rt.block_on(store.append(vec![entry(log, make_batch(2, -1, -1, -1, ts))], false))
+            rt.block_on(store.append(vec![entry(log, make_batch(2, -1, -1, -1, ts))]))
                 .unwrap();
         }
         assert_eq!(store.first_offset_newer_than(log, 15, 6).unwrap(), Some(2));
@@ -270,4 +330,28 @@ fn advancing_the_log_start_removes_whole_batches_and_survives_restart() {
     let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
     let log = store.partition(&key(0)).unwrap();
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (6, 6));
+}
+
+#[test]
+fn flush_messages_counts_unsynced_records_and_a_sync_clears_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
+    let log = &store.create_partitions(&[key(0)]).unwrap()[0];
+    let append = |n: i32| {
+        let mut e = entry(log, make_batch(n, -1, -1, -1, 1));
+        e.flush_messages = 3;
+        rt.block_on(store.append(vec![e])).unwrap()[0]
+            .as_ref()
+            .unwrap();
+    };
+    append(2);
+    let (pending, since) = log.unflushed();
+    assert_eq!(pending, 2);
+    assert!(since > 0, "the oldest unsynced write is timed (flush.ms)");
+    append(2);
+    assert_eq!(log.unflushed(), (0, 0), "2 + 2 >= flush.messages: synced");
+    append(1);
+    store.sync().unwrap();
+    assert_eq!(log.unflushed(), (0, 0), "flush.ms sync covers it");
 }

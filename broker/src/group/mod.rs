@@ -6,14 +6,13 @@
 //! Joins and syncs that must wait park a oneshot sender; every event and a 100 ms tick
 //! deliver the replies the state machine completes.
 
-pub mod compaction;
 pub mod consumer;
 pub mod offsets;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError as Code;
@@ -87,13 +86,6 @@ pub struct GroupCoordinator {
 fn java_hash(s: &str) -> i32 {
     s.encode_utf16()
         .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl GroupCoordinator {
@@ -364,8 +356,10 @@ impl GroupCoordinator {
             batches,
             leader_epoch: leader.info.leader_epoch,
             log_append_time: false,
+            // Commits are as durable as produced records by default: replication, not fsync.
+            flush_messages: u64::MAX,
         };
-        let outcome = ctx.store.append(vec![entry], false).await?;
+        let outcome = ctx.store.append(vec![entry]).await?;
         for r in outcome {
             r?;
         }
@@ -564,7 +558,7 @@ fn join_error(code: Code, member: &str) -> JoinResult {
 }
 
 fn encode_batch(records: &[(Bytes, Option<Bytes>)]) -> Result<BytesMut, BrokerError> {
-    let now = now_ms();
+    let now = crate::clock::now_ms();
     let records: Vec<Record> = records
         .iter()
         .enumerate()

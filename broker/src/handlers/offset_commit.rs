@@ -1,7 +1,5 @@
 //! OffsetCommit: store a group's consumed positions in `__consumer_offsets`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -17,10 +15,7 @@ pub async fn handle(
     _header: &RequestHeader,
     req: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now = crate::clock::now_ms();
     let image = ctx.controller.image();
     let mut offsets = Vec::new();
     let mut unknown = Vec::new();

@@ -32,7 +32,6 @@ pub async fn handle(
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
     let mut accepted: Vec<Accepted> = Vec::new();
     let mut entries: Vec<AppendEntry> = Vec::new();
-    let mut sync = false;
 
     for (ti, topic) in req.topic_data.iter().enumerate() {
         let name = topic.name.0.as_str();
@@ -43,28 +42,27 @@ pub async fn handle(
                 .ok_or(BrokerError::UnknownTopicOrPartition)
                 .and_then(|info| {
                     let leader = ctx.replicas.leader(info, p.index)?;
+                    ctx.disk.check_writable()?;
                     let configs = TopicConfigs::new(&info.configs, &ctx.config);
                     if leader.info.isr.len() < configs.min_insync_replicas() && req.acks == -1 {
                         return Err(BrokerError::NotEnoughReplicas);
                     }
                     let records = p.records.clone().unwrap_or_default();
-                    let (batches, count) = validate(&records, configs.max_message_bytes())?;
-                    sync |= configs.flush_messages() <= 1;
-                    Ok((
-                        leader,
-                        batches,
-                        count,
-                        records.len(),
-                        configs.log_append_time(),
-                    ))
+                    let (batches, count) = validate(
+                        &records,
+                        configs.max_message_bytes(),
+                        configs.cleanup_policy_has("compact"),
+                    )?;
+                    Ok((leader, batches, count, records.len(), configs))
                 });
             match prepared {
-                Ok((leader, batches, count, bytes, log_append_time)) => {
+                Ok((leader, batches, count, bytes, configs)) => {
                     entries.push(AppendEntry {
                         log: leader.log.clone(),
                         batches,
                         leader_epoch: leader.info.leader_epoch,
-                        log_append_time,
+                        log_append_time: configs.log_append_time(),
+                        flush_messages: configs.flush_messages().max(1) as u64,
                     });
                     accepted.push(Accepted {
                         topic: ti,
@@ -86,7 +84,7 @@ pub async fn handle(
     }
 
     if !entries.is_empty() {
-        let outcomes = match ctx.store.append(entries, sync).await {
+        let outcomes = match ctx.store.append(entries).await {
             Ok(o) => o
                 .into_iter()
                 .map(|r| r.map_err(BrokerError::from))
@@ -134,6 +132,7 @@ pub async fn handle(
 fn validate(
     records: &Bytes,
     max_message_bytes: usize,
+    compacted: bool,
 ) -> Result<(Vec<BytesMut>, i64), BrokerError> {
     if records.is_empty() {
         return Err(BrokerError::InvalidRecord(
@@ -152,8 +151,20 @@ fn validate(
                 "transactional batches are not supported".into(),
             ));
         }
+        let bytes = &records[pos..pos + h.total_len()];
+        // Compaction keeps the latest record per key: a record without one has no place.
+        if compacted
+            && sluice_storage::records::records(bytes)?
+                .1
+                .iter()
+                .any(|r| r.key.is_none())
+        {
+            return Err(BrokerError::InvalidRecord(
+                "Compacted topic cannot accept message without key".into(),
+            ));
+        }
         count += i64::from(h.records_count);
-        out.push(BytesMut::from(&records[pos..pos + h.total_len()]));
+        out.push(BytesMut::from(bytes));
     }
     Ok((out, count))
 }

@@ -1,0 +1,260 @@
+//! Data lifecycle with real clients: size retention, DeleteRecords (`kafka-delete-records`),
+//! log compaction of a user topic, and the free-space floor.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sluice_compat_tests::{kcat_produce, kcat_read, launcher, run, run_ok, topic, Node};
+
+fn create_topic(node: &Node, topic: &str, configs: &[&str]) {
+    let mut cmd = Command::new(launcher("kafka-topics"));
+    cmd.args([
+        "--bootstrap-server",
+        &node.kafka,
+        "--create",
+        "--topic",
+        topic,
+    ])
+    .args(["--partitions", "1"]);
+    for c in configs {
+        cmd.args(["--config", c]);
+    }
+    run_ok(&mut cmd, Duration::from_secs(90), None);
+}
+
+/// (earliest, latest) offsets of partition 0.
+fn offsets(node: &Node, topic: &str) -> (i64, i64) {
+    let query = |at: &str| -> i64 {
+        let out = run_ok(
+            Command::new("kcat").args(["-b", &node.kafka, "-Q", "-t", &format!("{topic}:0:{at}")]),
+            Duration::from_secs(30),
+            None,
+        );
+        out.split_whitespace().last().unwrap().parse().unwrap()
+    };
+    (query("-2"), query("-1"))
+}
+
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Records of about 1 KiB, one batch per 10.
+fn kib_records(n: usize, tag: &str) -> String {
+    (0..n)
+        .map(|i| format!("{tag}{i:05}-{}\n", "x".repeat(1000)))
+        .collect()
+}
+
+#[test]
+fn size_retention_keeps_at_least_retention_bytes_and_drops_the_rest() {
+    let node = Node::start_with(&["--config", "log.retention.check.interval.ms=200"]);
+    let topic = topic("bytes");
+    create_topic(&node, &topic, &["retention.bytes=50000"]);
+    kcat_produce(
+        &node,
+        &topic,
+        kib_records(300, "r").as_bytes(),
+        &["-X", "batch.num.messages=10", "-X", "linger.ms=0"],
+    );
+    wait_until(
+        "retention.bytes to move the log start",
+        Duration::from_secs(30),
+        || offsets(&node, &topic).0 > 0,
+    );
+    let (start, end) = offsets(&node, &topic);
+    assert_eq!(end, 300);
+    let kept = (end - start) as usize;
+    // ~1 KiB per record: at least 50 000 bytes stay, and not much more than that.
+    assert!((48..=120).contains(&kept), "kept {kept} records");
+    let read = kcat_read(&node, &topic, "%o\n");
+    let first: i64 = read.lines().next().unwrap().parse().unwrap();
+    assert_eq!(first, start, "consumers start at the new log start");
+}
+
+#[test]
+fn kafka_delete_records_moves_the_log_start() {
+    let node = Node::start();
+    let topic = topic("delrec");
+    create_topic(&node, &topic, &[]);
+    kcat_produce(
+        &node,
+        &topic,
+        kib_records(100, "d").as_bytes(),
+        &["-X", "batch.num.messages=7"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("offsets.json");
+    let delete = |offset: i64| {
+        std::fs::write(
+            &spec,
+            format!(r#"{{"partitions":[{{"topic":"{topic}","partition":0,"offset":{offset}}}],"version":1}}"#),
+        )
+        .unwrap();
+        run(
+            Command::new(launcher("kafka-delete-records"))
+                .args(["--bootstrap-server", &node.kafka, "--offset-json-file"])
+                .arg(&spec),
+            Duration::from_secs(90),
+            None,
+        )
+    };
+    let out = delete(45);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("low_watermark: 45"), "{text}");
+    assert_eq!(offsets(&node, &topic), (45, 100));
+    let read = kcat_read(&node, &topic, "%o\n");
+    assert_eq!(
+        read.lines().next(),
+        Some("45"),
+        "reads start mid-batch at 45"
+    );
+    assert_eq!(read.lines().count(), 55);
+
+    let out = delete(500);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("OffsetOutOfRange"),
+        "past the high watermark: {text}"
+    );
+    assert_eq!(
+        offsets(&node, &topic),
+        (45, 100),
+        "a refused delete changes nothing"
+    );
+}
+
+#[test]
+fn compaction_keeps_the_latest_value_per_key_and_drops_expired_tombstones() {
+    let node = Node::start_with(&["--config", "log.cleaner.backoff.ms=200"]);
+    let topic = topic("compact");
+    create_topic(
+        &node,
+        &topic,
+        &[
+            "cleanup.policy=compact",
+            "min.cleanable.dirty.ratio=0.01",
+            "delete.retention.ms=3000",
+        ],
+    );
+    // 10 rounds over keys k0..k9, each round its own batches; then k3 and k7 deleted.
+    for round in 0..10 {
+        let input: String = (0..10).map(|k| format!("k{k}:v{round}\n")).collect();
+        kcat_produce(&node, &topic, input.as_bytes(), &["-K:", "-z", "lz4"]);
+    }
+    kcat_produce(&node, &topic, b"k3:\nk7:\n", &["-K:", "-Z"]);
+    kcat_produce(&node, &topic, b"last:x\n", &["-K:"]);
+    assert_eq!(offsets(&node, &topic).1, 103);
+
+    let live = || kcat_read(&node, &topic, "%k=%s@%o\n");
+    wait_until(
+        "superseded values to be compacted away",
+        Duration::from_secs(30),
+        || live().lines().count() <= 11,
+    );
+    let expected_values: Vec<String> = (0..10)
+        .filter(|k| *k != 3 && *k != 7)
+        .map(|k| format!("k{k}=v9@{}", 90 + k))
+        .collect();
+    let now = live();
+    for e in &expected_values {
+        assert!(
+            now.contains(e),
+            "latest value kept at its offset: {e} in\n{now}"
+        );
+    }
+    assert!(now.contains("last=x@102"));
+    // The tombstones outlive compaction for delete.retention.ms, then go too.
+    wait_until("expired tombstones to go", Duration::from_secs(30), || {
+        let l = live();
+        !l.contains("k3=") && !l.contains("k7=")
+    });
+    assert_eq!(live().lines().count(), 9);
+
+    // A record without a key has no place in a compacted topic.
+    let out = run(
+        Command::new("kcat")
+            .args(["-P", "-b", &node.kafka, "-t", &topic])
+            .args(["-X", "message.send.max.retries=0"]),
+        Duration::from_secs(30),
+        Some(b"no key\n"),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("failed to validate record"), "{err}");
+}
+
+/// Free bytes on the file system holding `path`.
+fn free_bytes(path: &std::path::Path) -> u64 {
+    let out = run_ok(
+        Command::new("df").args(["-B1", "--output=avail"]).arg(path),
+        Duration::from_secs(10),
+        None,
+    );
+    out.lines().last().unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn below_the_free_space_floor_produce_fails_then_resumes_and_nothing_is_lost() {
+    let scratch = tempfile::tempdir().unwrap();
+    let free = free_bytes(scratch.path());
+    // Room for the test's own writes above the floor, but not for the ballast.
+    let floor = free.saturating_sub(400 << 20);
+    let node = Node::start_with(&["--config", &format!("log.dir.min.free.bytes={floor}")]);
+    let topic = topic("diskfull");
+    create_topic(&node, &topic, &[]);
+    kcat_produce(&node, &topic, kib_records(100, "a").as_bytes(), &[]);
+
+    let ballast = node.data_dir().join("ballast");
+    run_ok(
+        Command::new("fallocate").args(["-l", "800M"]).arg(&ballast),
+        Duration::from_secs(60),
+        None,
+    );
+    let refused = || {
+        let out = run(
+            Command::new("kcat")
+                .args(["-P", "-b", &node.kafka, "-t", &topic, "-X", "acks=all"])
+                .args([
+                    "-X",
+                    "message.send.max.retries=0",
+                    "-X",
+                    "message.timeout.ms=5000",
+                ]),
+            Duration::from_secs(30),
+            Some(b"refused?\n"),
+        );
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    wait_until(
+        "produce to be refused below the floor",
+        Duration::from_secs(15),
+        || refused().contains("Disk error"),
+    );
+    // Consumers keep working meanwhile.
+    let read = kcat_read(&node, &topic, "%s\n");
+    assert_eq!(read.lines().filter(|l| l.starts_with('a')).count(), 100);
+
+    std::fs::remove_file(&ballast).unwrap();
+    wait_until(
+        "produce to resume once space is freed",
+        Duration::from_secs(15),
+        || !refused().contains("Disk error"),
+    );
+    kcat_produce(&node, &topic, kib_records(50, "b").as_bytes(), &[]);
+    let read = kcat_read(&node, &topic, "%s\n");
+    assert_eq!(
+        read.lines().filter(|l| l.starts_with('a')).count(),
+        100,
+        "acknowledged data intact"
+    );
+    assert_eq!(read.lines().filter(|l| l.starts_with('b')).count(), 50);
+}

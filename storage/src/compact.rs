@@ -1,0 +1,188 @@
+//! Log compaction (`cleanup.policy=compact`): for every key only its latest record is kept,
+//! tombstones go once they are older than `delete.retention.ms`, and offsets never change.
+//!
+//! Only batches wholly below the caller's bound (the high watermark, so nothing that could
+//! still be truncated decides what survives) and never the last batch (the log end is
+//! recovered from it) are touched. Batches are rewritten record by record (see
+//! [`crate::records::retain`]); control and transactional batches are left alone.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use rocksdb::{ReadOptions, WriteBatch};
+
+use crate::batch;
+use crate::error::{Result, StorageError};
+use crate::keys::{offset_from_key, offset_key};
+use crate::log::PartitionLog;
+use crate::records::{self, Retained};
+use crate::store::Store;
+
+/// What one compaction pass may do.
+#[derive(Debug, Clone, Copy)]
+pub struct CompactPlan {
+    /// Only records below this offset decide the latest record per key, and only batches
+    /// ending below it are cleaned.
+    pub upper: i64,
+    /// Tombstones in batches whose max timestamp is below this (ms) are removed.
+    pub tombstone_cutoff_ms: i64,
+    /// Batches whose max timestamp is above this (ms) are left alone
+    /// (`min.compaction.lag.ms`).
+    pub newest_cleanable_ms: i64,
+}
+
+/// What one compaction pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CompactStats {
+    /// Batches replaced by a smaller rewrite.
+    pub batches_rewritten: usize,
+    /// Batches removed because none of their records survived.
+    pub batches_removed: usize,
+    /// Records removed.
+    pub records_removed: usize,
+    /// Stored bytes of the batches changed, before and after.
+    pub bytes_before: usize,
+    /// See `bytes_before`.
+    pub bytes_after: usize,
+    /// Max timestamp of the oldest batch still holding a tombstone: when a later pass can
+    /// remove it.
+    pub oldest_tombstone_ms: Option<i64>,
+}
+
+/// Changes are written in chunks of about this many bytes.
+const WRITE_CHUNK: usize = 16 << 20;
+
+impl Store {
+    /// One compaction pass over a partition.
+    pub fn compact(&self, log: &PartitionLog, plan: &CompactPlan) -> Result<CompactStats> {
+        let last_base = self.last_batch_base(log)?;
+        // Pass 1: the latest offset of every key below the bound.
+        let mut latest: HashMap<Bytes, i64> = HashMap::new();
+        self.for_each_batch(log, plan.upper, |_, bytes| {
+            let (_, recs) = records::records(bytes)?;
+            for r in recs {
+                if let Some(key) = r.key {
+                    let e = latest.entry(key).or_insert(r.offset);
+                    *e = (*e).max(r.offset);
+                }
+            }
+            Ok(())
+        })?;
+        // Pass 2: rewrite what lost records, except the last batch.
+        let upper = plan.upper.min(last_base.unwrap_or(0));
+        let mut stats = CompactStats::default();
+        let mut pending: Vec<(i64, Option<Bytes>)> = Vec::new();
+        let mut pending_bytes = 0usize;
+        self.for_each_batch(log, upper, |header, bytes| {
+            if header.is_control()
+                || header.is_transactional()
+                || header.max_timestamp > plan.newest_cleanable_ms
+            {
+                return Ok(());
+            }
+            let expired = header.max_timestamp < plan.tombstone_cutoff_ms;
+            let mut removed = 0usize;
+            let mut kept_tombstone = false;
+            let retained = records::retain(bytes, |r| {
+                let keep = match &r.key {
+                    None => true,
+                    Some(k) => latest.get(k) == Some(&r.offset) && !(r.tombstone && expired),
+                };
+                removed += usize::from(!keep);
+                kept_tombstone |= keep && r.tombstone;
+                keep
+            })?;
+            if kept_tombstone {
+                let t = stats
+                    .oldest_tombstone_ms
+                    .get_or_insert(header.max_timestamp);
+                *t = (*t).min(header.max_timestamp);
+            }
+            stats.records_removed += removed;
+            match retained {
+                Retained::All => return Ok(()),
+                Retained::None => {
+                    stats.batches_removed += 1;
+                    pending.push((header.base_offset, None));
+                }
+                Retained::Some(b) => {
+                    stats.batches_rewritten += 1;
+                    stats.bytes_after += b.len();
+                    pending_bytes += b.len();
+                    pending.push((header.base_offset, Some(b)));
+                }
+            }
+            stats.bytes_before += bytes.len();
+            if pending_bytes >= WRITE_CHUNK {
+                self.replace_batches(log, std::mem::take(&mut pending))?;
+                pending_bytes = 0;
+            }
+            Ok(())
+        })?;
+        self.replace_batches(log, pending)?;
+        Ok(stats)
+    }
+
+    /// Base offset of the partition's last batch.
+    fn last_batch_base(&self, log: &PartitionLog) -> Result<Option<i64>> {
+        let cf = self.partition_cf(log)?;
+        let mut it = self.db().raw_iterator_cf(&cf);
+        it.seek_to_last();
+        let last = it.key().and_then(offset_from_key);
+        it.status()?;
+        Ok(last)
+    }
+
+    /// Visits every batch from the log start that ends below `upper`.
+    fn for_each_batch(
+        &self,
+        log: &PartitionLog,
+        upper: i64,
+        mut visit: impl FnMut(&batch::BatchHeader, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let cf = self.partition_cf(log)?;
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(offset_key(upper).to_vec());
+        let mut it = self.db().raw_iterator_cf_opt(&cf, ro);
+        it.seek(offset_key(0));
+        while let Some(value) = it.value() {
+            let header = batch::parse_header(value)?;
+            if header.last_offset() < upper && header.last_offset() >= log.log_start_offset() {
+                visit(&header, value)?;
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(())
+    }
+
+    /// Writes rewritten batches and removes emptied ones, skipping any the log start has
+    /// passed meanwhile (so retention and compaction never resurrect each other's deletions).
+    fn replace_batches(
+        &self,
+        log: &PartitionLog,
+        changes: Vec<(i64, Option<Bytes>)>,
+    ) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let _guard = self.maintenance_lock();
+        let cf = self.partition_cf(log)?;
+        let start = log.log_start_offset();
+        let mut wb = WriteBatch::default();
+        for (base, bytes) in changes {
+            match bytes {
+                Some(b) if batch::parse_header(&b)?.last_offset() >= start => {
+                    wb.put_cf(&cf, offset_key(base), &b)
+                }
+                Some(_) => {}
+                None => wb.delete_cf(&cf, offset_key(base)),
+            }
+        }
+        if log.is_deleted() {
+            return Err(StorageError::UnknownPartition(log.cf_name().to_string()));
+        }
+        self.db().write(&wb)?;
+        Ok(())
+    }
+}
