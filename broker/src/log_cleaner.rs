@@ -12,11 +12,21 @@ use crate::context::Broker;
 use crate::error::BrokerError;
 use crate::topic_config::TopicConfigs;
 
-/// Per partition: the offset it was last compacted up to, and when a tombstone it still
+/// Per partition: where its last pass ended, what it left, and when a tombstone it still
 /// holds expires (forgotten on restart: one full pass then).
 #[derive(Debug, Default)]
 pub struct LogCleaner {
-    cleaned_to: HashMap<PartitionKey, (i64, Option<i64>)>,
+    cleaned: HashMap<PartitionKey, Cleaned>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Cleaned {
+    /// The pass covered offsets below this.
+    upto: i64,
+    /// Records it left there.
+    records: usize,
+    /// When the oldest tombstone it kept may go.
+    tombstone_expiry_ms: Option<i64>,
 }
 
 impl LogCleaner {
@@ -36,14 +46,15 @@ impl LogCleaner {
                 };
                 let log = &leader.log;
                 let (start, end) = (log.log_start_offset(), log.high_watermark());
-                let (cleaned, tombstone_expiry) = self
-                    .cleaned_to
-                    .get(&log.key())
-                    .copied()
-                    .unwrap_or((start, None));
+                let last = self.cleaned.get(&log.key()).copied().unwrap_or(Cleaned {
+                    upto: start,
+                    records: 0,
+                    tombstone_expiry_ms: None,
+                });
+                let dirty = end - last.upto.max(start);
                 let ratio = configs.min_cleanable_dirty_ratio();
-                let tombstones_due = tombstone_expiry.is_some_and(|t| t <= now);
-                if !tombstones_due && !worth_cleaning(start, cleaned, end, ratio) {
+                let tombstones_due = last.tombstone_expiry_ms.is_some_and(|t| t <= now);
+                if !tombstones_due && !worth_cleaning(last.records, dirty, ratio) {
                     continue;
                 }
                 let plan = CompactPlan {
@@ -57,27 +68,32 @@ impl LogCleaner {
                 }
                 crate::metrics::record_compaction(&topic.name, &stats);
                 add(&mut total, &stats);
-                let expiry = stats
-                    .oldest_tombstone_ms
-                    .map(|t| t.saturating_add(configs.delete_retention_ms()));
-                self.cleaned_to.insert(log.key(), (end, expiry));
+                let cleaned = Cleaned {
+                    upto: end,
+                    records: stats.records_kept,
+                    tombstone_expiry_ms: stats
+                        .oldest_tombstone_ms
+                        .map(|t| t.saturating_add(configs.delete_retention_ms())),
+                };
+                self.cleaned.insert(log.key(), cleaned);
             }
         }
         Ok(total)
     }
 }
 
-/// Whether the share of offsets written since the last pass reaches the dirty ratio.
-fn worth_cleaning(start: i64, cleaned_to: i64, end: i64, min_dirty_ratio: f64) -> bool {
-    let size = end - start;
-    let dirty = end - cleaned_to.max(start);
-    size > 0 && dirty > 0 && dirty as f64 >= min_dirty_ratio * size as f64
+/// Whether the records written since the last pass (`dirty`) are at least the dirty ratio
+/// of all records (those the last pass left plus the dirty ones), as Kafka's cleaner
+/// decides by bytes.
+fn worth_cleaning(clean: usize, dirty: i64, min_dirty_ratio: f64) -> bool {
+    dirty > 0 && dirty as f64 >= min_dirty_ratio * (clean as f64 + dirty as f64)
 }
 
 fn add(total: &mut CompactStats, s: &CompactStats) {
     total.batches_rewritten += s.batches_rewritten;
     total.batches_removed += s.batches_removed;
     total.records_removed += s.records_removed;
+    total.records_kept += s.records_kept;
     total.bytes_before += s.bytes_before;
     total.bytes_after += s.bytes_after;
 }
@@ -88,10 +104,13 @@ mod tests {
 
     #[test]
     fn the_dirty_ratio_decides_when_to_clean_again() {
-        assert!(worth_cleaning(0, 0, 10, 0.5), "never cleaned: all dirty");
-        assert!(!worth_cleaning(0, 10, 10, 0.0), "nothing new");
-        assert!(!worth_cleaning(0, 8, 10, 0.5), "20% dirty");
-        assert!(worth_cleaning(0, 5, 10, 0.5), "50% dirty");
-        assert!(!worth_cleaning(5, 5, 5, 0.5), "empty");
+        assert!(worth_cleaning(0, 10, 0.5), "never cleaned: all dirty");
+        assert!(!worth_cleaning(10, 0, 0.0), "nothing new");
+        assert!(!worth_cleaning(8, 2, 0.5), "20% dirty");
+        assert!(worth_cleaning(5, 5, 0.5), "50% dirty");
+        assert!(
+            worth_cleaning(1, 3, 0.5),
+            "compaction left little: a few new records suffice"
+        );
     }
 }

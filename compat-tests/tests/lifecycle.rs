@@ -258,3 +258,76 @@ fn below_the_free_space_floor_produce_fails_then_resumes_and_nothing_is_lost() {
     );
     assert_eq!(read.lines().filter(|l| l.starts_with('b')).count(), 50);
 }
+
+#[test]
+fn growing_a_topic_under_load_loses_and_reorders_nothing_already_written() {
+    let node = Node::start();
+    let topic = topic("grow");
+    create_topic(&node, &topic, &[]);
+    let grown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (bootstrap, topic, grown) = (node.kafka.clone(), topic.clone(), grown.clone());
+        std::thread::spawn(move || {
+            // 20 keys, each with an increasing sequence number, in runs of 1000 records that
+            // go on until 5 runs after the topic grew.
+            let mut after = 0;
+            let mut chunk = 0;
+            while after < 5 && chunk < 500 {
+                if grown.load(std::sync::atomic::Ordering::Acquire) {
+                    after += 1;
+                }
+                let input: String = (chunk * 1000..(chunk + 1) * 1000)
+                    .map(|i| format!("key{}:{i}\n", i % 20))
+                    .collect();
+                run_ok(
+                    Command::new("kcat")
+                        .args([
+                            "-P", "-b", &bootstrap, "-t", &topic, "-K:", "-X", "acks=all",
+                        ])
+                        .args(["-X", "batch.num.messages=50"]),
+                    Duration::from_secs(60),
+                    Some(input.as_bytes()),
+                );
+                chunk += 1;
+            }
+            chunk * 1000
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    run_ok(
+        Command::new(launcher("kafka-topics"))
+            .args([
+                "--bootstrap-server",
+                &node.kafka,
+                "--alter",
+                "--topic",
+                &topic,
+            ])
+            .args(["--partitions", "4"]),
+        Duration::from_secs(90),
+        None,
+    );
+    grown.store(true, std::sync::atomic::Ordering::Release);
+    let written = writer.join().unwrap();
+    let read = kcat_read(&node, &topic, "%p %k %s\n");
+    let mut last: std::collections::HashMap<(String, String), i64> = Default::default();
+    let mut total = 0;
+    let mut per_partition = [0; 4];
+    for line in read.lines() {
+        let mut f = line.split(' ');
+        let (p, k, v) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        let seq: i64 = v.parse().unwrap();
+        let prev = last.insert((p.to_string(), k.to_string()), seq);
+        assert!(
+            prev.is_none_or(|prev| prev < seq),
+            "{k} out of order in partition {p}"
+        );
+        total += 1;
+        per_partition[p.parse::<usize>().unwrap()] += 1;
+    }
+    assert_eq!(total, written, "every acknowledged record is there once");
+    assert!(
+        per_partition[0] > 0 && per_partition[1..].iter().sum::<i32>() > 0,
+        "the topic grew while records were written: {per_partition:?}"
+    );
+}

@@ -89,6 +89,7 @@ enum Undo {
     NextOffset(Arc<PartitionLog>, i64),
     Producer(Arc<PartitionLog>, i64, Option<ProducerEntry>),
     Epochs(Arc<PartitionLog>, usize),
+    MaxTimestamp(Arc<PartitionLog>, i64),
 }
 
 /// Runs the writer loop until every sender is gone.
@@ -210,6 +211,11 @@ fn rollback(undo: impl Iterator<Item = Undo>) {
                     w.producers.set(pid, prev);
                 }
             }
+            Undo::MaxTimestamp(log, prev) => {
+                if let Ok(mut w) = log.writer.lock() {
+                    w.max_timestamp = prev;
+                }
+            }
             Undo::Epochs(log, len) => {
                 if let Ok(mut w) = log.writer.lock() {
                     w.epochs.truncate(len);
@@ -285,6 +291,18 @@ fn apply_entry(
             batch::set_log_append_time(&mut bytes, now);
         }
         wb.put_cf(&cf, offset_key(base), &bytes);
+        // Time index: only batches that raise the running max, so entries stay sorted both
+        // ways and the first entry at or above a timestamp names the first batch reaching it.
+        let max_ts = if entry.log_append_time {
+            now
+        } else {
+            header.max_timestamp
+        };
+        if max_ts > w.max_timestamp {
+            undo.push(Undo::MaxTimestamp(log.clone(), w.max_timestamp));
+            w.max_timestamp = max_ts;
+            wb.put_cf(&meta, log.meta_keys.time_index(max_ts), base.to_be_bytes());
+        }
         if idempotent {
             let prev = w.producers.get(header.producer_id).cloned();
             undo.push(Undo::Producer(log.clone(), header.producer_id, prev));

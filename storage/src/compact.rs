@@ -40,6 +40,8 @@ pub struct CompactStats {
     pub batches_removed: usize,
     /// Records removed.
     pub records_removed: usize,
+    /// Records left below the bound after the pass (the clean part of the log).
+    pub records_kept: usize,
     /// Stored bytes of the batches changed, before and after.
     pub bytes_before: usize,
     /// See `bytes_before`.
@@ -58,8 +60,10 @@ impl Store {
         let last_base = self.last_batch_base(log)?;
         // Pass 1: the latest offset of every key below the bound.
         let mut latest: HashMap<Bytes, i64> = HashMap::new();
+        let mut seen = 0usize;
         self.for_each_batch(log, plan.upper, |_, bytes| {
             let (_, recs) = records::records(bytes)?;
+            seen += recs.len();
             for r in recs {
                 if let Some(key) = r.key {
                     let e = latest.entry(key).or_insert(r.offset);
@@ -120,6 +124,7 @@ impl Store {
             Ok(())
         })?;
         self.replace_batches(log, pending)?;
+        stats.records_kept = seen.saturating_sub(stats.records_removed);
         Ok(stats)
     }
 

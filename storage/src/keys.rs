@@ -100,6 +100,18 @@ impl PartitionMetaKeys {
         k
     }
 
+    /// Prefix of the time index: (running max timestamp -> first offset reaching it).
+    pub fn time_index_prefix(&self) -> Vec<u8> {
+        self.with(b"time/")
+    }
+
+    /// Time-index entry of one timestamp (sign bit flipped so keys sort like the values).
+    pub fn time_index(&self, timestamp: i64) -> Vec<u8> {
+        let mut k = self.time_index_prefix();
+        k.extend_from_slice(&((timestamp as u64) ^ (1 << 63)).to_be_bytes());
+        k
+    }
+
     /// Range `[start, end)` covering every meta key of the partition.
     pub fn range(&self) -> (Vec<u8>, Vec<u8>) {
         let mut end = self.prefix.clone();

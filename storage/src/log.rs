@@ -9,7 +9,7 @@ use crate::keys::{PartitionKey, PartitionMetaKeys};
 use crate::producer::ProducerStates;
 
 /// State only the append pipeline changes (it holds the lock for the length of one append).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct WriterState {
     /// Offset the next batch gets.
     pub next_offset: i64,
@@ -17,6 +17,19 @@ pub(crate) struct WriterState {
     pub producers: ProducerStates,
     /// Leader-epoch cache: (epoch, first offset written in it), ascending.
     pub epochs: Vec<(i32, i64)>,
+    /// Largest batch timestamp so far; a batch raising it gets a time-index entry.
+    pub max_timestamp: i64,
+}
+
+impl Default for WriterState {
+    fn default() -> Self {
+        Self {
+            next_offset: 0,
+            producers: ProducerStates::default(),
+            epochs: Vec::new(),
+            max_timestamp: i64::MIN,
+        }
+    }
 }
 
 /// One partition replica stored on this node.

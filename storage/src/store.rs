@@ -23,7 +23,8 @@ use crate::log::{PartitionLog, WriterState};
 use crate::producer::{ProducerEntry, ProducerStates};
 
 /// Newest on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// (2 added the per-partition time index; a version-1 store gets it built on open.)
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Memory and durability knobs of the node's RocksDB.
 #[derive(Debug, Clone)]
@@ -114,13 +115,20 @@ impl Store {
             .iter()
             .map(|n| ColumnFamilyDescriptor::new(n, cf_opts.clone()));
         let db = Arc::new(DB::open_cf_descriptors(&db_opts, dir, descriptors)?);
-        check_format(&db)?;
+        let found_version = check_format(&db)?;
 
         let mut partitions = HashMap::new();
         for name in &names {
             if let Some(key) = PartitionKey::from_cf_name(name) {
-                partitions.insert(key, Arc::new(recover_partition(&db, key)?));
+                let log = recover_partition(&db, key)?;
+                if found_version < 2 {
+                    build_time_index(&db, &log)?;
+                }
+                partitions.insert(key, Arc::new(log));
             }
+        }
+        if found_version < FORMAT_VERSION {
+            write_format_version(&db)?;
         }
         tracing::info!(partitions = partitions.len(), "storage recovered");
 
@@ -268,15 +276,29 @@ impl Store {
     }
 
     /// The first batch whose max timestamp is >= `timestamp` (below `upper`); the record
-    /// inside it is for the caller to pick.
+    /// inside it is for the caller to pick. One seek in the time index finds where to look.
     pub fn batch_for_timestamp(
         &self,
         log: &PartitionLog,
         timestamp: i64,
         upper: i64,
     ) -> Result<Option<Bytes>> {
+        let meta = self.meta_cf()?;
+        let prefix = log.meta_keys.time_index_prefix();
+        let mut it = self.db.raw_iterator_cf(&meta);
+        it.seek(log.meta_keys.time_index(timestamp));
+        let indexed = match (it.key(), it.value()) {
+            (Some(k), Some(v)) if k.starts_with(&prefix) => Some(read_i64(v)?),
+            _ => None,
+        };
+        it.status()?;
+        let Some(from) = indexed else {
+            return Ok(None); // no batch ever reached the timestamp
+        };
+        // Every batch before `from` is older; the indexed one may since have been compacted
+        // away or be below the log start, so the first qualifying batch is looked for.
         let mut found = None;
-        self.scan_batches(log, upper, |h, bytes| {
+        self.scan_batches(log, from, upper, |h, bytes| {
             if h.max_timestamp >= timestamp {
                 found = Some(Bytes::copy_from_slice(bytes));
                 false
@@ -287,14 +309,26 @@ impl Store {
         Ok(found)
     }
 
-    /// The (first) batch holding the largest timestamp below `upper`.
+    /// The (first) batch holding the largest timestamp below `upper`: the last time-index
+    /// entry when its batch is still there and below `upper`, else a scan.
     pub fn batch_with_max_timestamp(
         &self,
         log: &PartitionLog,
         upper: i64,
     ) -> Result<Option<Bytes>> {
+        if let Some((ts, offset)) = last_time_index_entry(&self.db, &log.meta_keys)? {
+            if offset >= log.log_start_offset() {
+                let cf = self.partition_cf(log)?;
+                if let Some(b) = self.db.get_pinned_cf(&cf, offset_key(offset))? {
+                    let h = batch::parse_header(&b)?;
+                    if h.max_timestamp == ts && h.last_offset() < upper {
+                        return Ok(Some(Bytes::copy_from_slice(&b)));
+                    }
+                }
+            }
+        }
         let mut best: Option<(i64, Bytes)> = None;
-        self.scan_batches(log, upper, |h, bytes| {
+        self.scan_batches(log, 0, upper, |h, bytes| {
             if best.as_ref().is_none_or(|(ts, _)| h.max_timestamp > *ts) {
                 best = Some((h.max_timestamp, Bytes::copy_from_slice(bytes)));
             }
@@ -303,9 +337,11 @@ impl Store {
         Ok(best.map(|(_, b)| b))
     }
 
+    /// Visits batches from `from` (or the log start, if later) below `upper`.
     fn scan_batches(
         &self,
         log: &PartitionLog,
+        from: i64,
         upper: i64,
         mut visit: impl FnMut(&batch::BatchHeader, &[u8]) -> bool,
     ) -> Result<()> {
@@ -315,7 +351,10 @@ impl Store {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(offset_key(upper).to_vec());
         let mut it = self.db.raw_iterator_cf_opt(&cf, ro);
-        it.seek(offset_key(log.log_start_offset()));
+        it.seek_for_prev(offset_key(from.max(log.log_start_offset())));
+        if !it.valid() {
+            it.seek(offset_key(0));
+        }
         while let Some(value) = it.value() {
             if !visit(&batch::parse_header(value)?, value) {
                 break;
@@ -368,7 +407,7 @@ impl Store {
         upper: i64,
     ) -> Result<Option<i64>> {
         let mut found = None;
-        self.scan_batches(log, upper, |h, _| {
+        self.scan_batches(log, 0, upper, |h, _| {
             if h.max_timestamp >= timestamp {
                 found = Some(h.base_offset);
                 false
@@ -528,7 +567,8 @@ impl Drop for Store {
     }
 }
 
-fn check_format(db: &DB) -> Result<()> {
+/// The format version on disk (this build's for a new store); refuses newer ones.
+fn check_format(db: &DB) -> Result<u32> {
     let meta = db
         .cf_handle(META_CF)
         .ok_or_else(|| StorageError::CorruptState("meta column family missing".into()))?;
@@ -545,18 +585,57 @@ fn check_format(db: &DB) -> Result<()> {
                     supported: FORMAT_VERSION,
                 });
             }
-            // Older formats would be upgraded in place here; version 1 is the first.
-            Ok(())
+            Ok(found)
         }
         None => {
-            let mut wo = WriteOptions::default();
-            wo.set_sync(true);
-            let mut wb = WriteBatch::default();
-            wb.put_cf(&meta, FORMAT_VERSION_KEY, FORMAT_VERSION.to_be_bytes());
-            db.write_opt(&wb, &wo)?;
-            Ok(())
+            write_format_version(db)?;
+            Ok(FORMAT_VERSION)
         }
     }
+}
+
+fn write_format_version(db: &DB) -> Result<()> {
+    let meta = db
+        .cf_handle(META_CF)
+        .ok_or_else(|| StorageError::CorruptState("meta column family missing".into()))?;
+    let mut wo = WriteOptions::default();
+    wo.set_sync(true);
+    let mut wb = WriteBatch::default();
+    wb.put_cf(&meta, FORMAT_VERSION_KEY, FORMAT_VERSION.to_be_bytes());
+    db.write_opt(&wb, &wo)?;
+    Ok(())
+}
+
+/// Builds a partition's time index from its batch headers (upgrade from format 1).
+fn build_time_index(db: &DB, log: &PartitionLog) -> Result<()> {
+    let meta = db
+        .cf_handle(META_CF)
+        .ok_or_else(|| StorageError::CorruptState("meta column family missing".into()))?;
+    let cf = db
+        .cf_handle(log.cf_name())
+        .ok_or_else(|| StorageError::UnknownPartition(log.cf_name().to_string()))?;
+    let mut wb = WriteBatch::default();
+    let mut max = i64::MIN;
+    let mut it = db.raw_iterator_cf(&cf);
+    it.seek_to_first();
+    while let Some(value) = it.value() {
+        let h = batch::parse_header(value)?;
+        if h.max_timestamp > max {
+            max = h.max_timestamp;
+            wb.put_cf(
+                &meta,
+                log.meta_keys.time_index(max),
+                h.base_offset.to_be_bytes(),
+            );
+        }
+        it.next();
+    }
+    it.status()?;
+    db.write(&wb)?;
+    if let Ok(mut w) = log.writer.lock() {
+        w.max_timestamp = max;
+    }
+    Ok(())
 }
 
 fn read_i64(bytes: &[u8]) -> Result<i64> {
@@ -604,12 +683,35 @@ fn recover_partition(db: &DB, key: PartitionKey) -> Result<PartitionLog> {
         .get_cf(&meta, keys.leader_epochs())?
         .map(|v| appender::decode_epochs(&v))
         .unwrap_or_default();
+    let max_timestamp = last_time_index_entry(db, &keys)?
+        .map(|(ts, _)| ts)
+        .unwrap_or(i64::MIN);
     let writer = WriterState {
         next_offset,
         producers,
         epochs,
+        max_timestamp,
     };
     Ok(PartitionLog::new(key, writer, log_start))
+}
+
+/// The last (largest) time-index entry of a partition: (timestamp, offset).
+fn last_time_index_entry(db: &DB, keys: &PartitionMetaKeys) -> Result<Option<(i64, i64)>> {
+    let meta = db
+        .cf_handle(META_CF)
+        .ok_or_else(|| StorageError::CorruptState("meta column family missing".into()))?;
+    let prefix = keys.time_index_prefix();
+    let mut it = db.raw_iterator_cf(&meta);
+    it.seek_for_prev(keys.time_index(i64::MAX));
+    let entry = match (it.key(), it.value()) {
+        (Some(k), Some(v)) if k.starts_with(&prefix) => {
+            let ts = read_i64(&k[prefix.len()..])? as u64 ^ (1 << 63);
+            Some((ts as i64, read_i64(v)?))
+        }
+        _ => None,
+    };
+    it.status()?;
+    Ok(entry)
 }
 
 /// A node-local key-value table in its own column family (used by the controller).

@@ -355,3 +355,65 @@ fn flush_messages_counts_unsynced_records_and_a_sync_clears_them() {
     store.sync().unwrap();
     assert_eq!(log.unflushed(), (0, 0), "flush.ms sync covers it");
 }
+
+#[test]
+fn timestamp_lookups_use_the_time_index_and_survive_restart_and_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let base_of =
+        |b: Option<bytes::Bytes>| b.map(|b| crate::batch::parse_header(&b).unwrap().base_offset);
+    {
+        let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
+        let log = &store.create_partitions(&[key(0)]).unwrap()[0];
+        // Timestamps out of order, as producers may send them: 10, 30, 20, 50, 40.
+        for ts in [10, 30, 20, 50, 40] {
+            rt.block_on(store.append(vec![entry(log, make_batch(2, -1, -1, -1, ts))]))
+                .unwrap();
+        }
+        let end = log.log_end_offset();
+        assert_eq!(
+            base_of(store.batch_for_timestamp(log, 5, end).unwrap()),
+            Some(0)
+        );
+        assert_eq!(
+            base_of(store.batch_for_timestamp(log, 25, end).unwrap()),
+            Some(2)
+        );
+        assert_eq!(
+            base_of(store.batch_for_timestamp(log, 45, end).unwrap()),
+            Some(6)
+        );
+        assert_eq!(
+            base_of(store.batch_for_timestamp(log, 51, end).unwrap()),
+            None
+        );
+        assert_eq!(
+            base_of(store.batch_with_max_timestamp(log, end).unwrap()),
+            Some(6)
+        );
+        assert_eq!(
+            base_of(store.batch_with_max_timestamp(log, 6).unwrap()),
+            Some(2),
+            "below upper"
+        );
+    }
+    let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
+    let log = &store.partition(&key(0)).unwrap();
+    assert_eq!(
+        base_of(store.batch_for_timestamp(log, 25, 10).unwrap()),
+        Some(2)
+    );
+    store.advance_log_start(log, 4).unwrap();
+    // The indexed batch (2) is gone; the first remaining batch reaching 25 is at 6.
+    assert_eq!(
+        base_of(store.batch_for_timestamp(log, 25, 10).unwrap()),
+        Some(6)
+    );
+    rt.block_on(store.append(vec![entry(log, make_batch(1, -1, -1, -1, 45))]))
+        .unwrap();
+    assert_eq!(
+        base_of(store.batch_with_max_timestamp(log, 11).unwrap()),
+        Some(6),
+        "50 is still the max"
+    );
+}
