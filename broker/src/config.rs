@@ -103,6 +103,7 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
         ConfigType::Long,
     ),
     ("broker.session.timeout.ms", "9000", ConfigType::Int),
+    ("broker.heartbeat.interval.ms", "2000", ConfigType::Int),
     ("max.connections", "2147483647", ConfigType::Int),
     ("fetch.max.bytes", "57671680", ConfigType::Int),
     (
@@ -205,6 +206,17 @@ impl BrokerConfig {
     /// `log.cleaner.backoff.ms`: how often compacted topics are checked.
     pub fn cleaner_backoff(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.parsed("log.cleaner.backoff.ms", 15_000u64).max(10))
+    }
+    /// `broker.session.timeout.ms`: a broker silent this long is fenced.
+    pub fn broker_session_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.parsed("broker.session.timeout.ms", 9_000u64))
+    }
+    /// `broker.heartbeat.interval.ms`
+    pub fn broker_heartbeat_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.parsed("broker.heartbeat.interval.ms", 2_000u64)
+                .max(50),
+        )
     }
     /// `log.dir.min.free.bytes`: below this much free space, produce requests are refused.
     pub fn min_free_bytes(&self) -> u64 {

@@ -1,11 +1,12 @@
-//! The HTTP endpoint: `/healthz` for readiness, `/metrics` for Prometheus.
+//! The HTTP endpoint: `/healthz` for readiness, `/metrics` for Prometheus, `/admin/*` for
+//! operators (see `admin_api.rs`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
@@ -18,6 +19,8 @@ pub struct HttpState {
     pub ready: Arc<AtomicBool>,
     /// Renders the Prometheus text.
     pub metrics: Option<PrometheusHandle>,
+    /// The running broker, once started (admin endpoints answer 503 before).
+    pub broker: Arc<OnceLock<crate::context::Ctx>>,
 }
 
 async fn healthz(State(s): State<HttpState>) -> (StatusCode, &'static str) {
@@ -37,6 +40,10 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: Cancellati
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/admin/status", get(crate::admin_api::status))
+        .route("/admin/brokers", get(crate::admin_api::brokers))
+        .route("/admin/topics", get(crate::admin_api::topics))
+        .route("/admin/voters", post(crate::admin_api::change_voters))
         .with_state(state);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

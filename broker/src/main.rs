@@ -25,6 +25,7 @@
 //! handlers::<api>::handle(ctx, header, request) calls the replica manager, storage and the
 //! controller -> dispatch encodes the response -> connection writes it in order.
 
+mod admin_api;
 mod clock;
 mod config;
 mod connection;

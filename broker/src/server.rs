@@ -34,6 +34,7 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
 
     // HTTP comes up first so /healthz can tell "starting" from "down".
     let ready = Arc::new(AtomicBool::new(false));
+    let broker_cell = Arc::new(std::sync::OnceLock::new());
     let http_listener = TcpListener::bind(&args.http_addr).await?;
     let http_addr = http_listener.local_addr()?;
     tokio::spawn(http::serve(
@@ -41,6 +42,7 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
         HttpState {
             ready: ready.clone(),
             metrics,
+            broker: broker_cell.clone(),
         },
         shutdown.clone(),
     ));
@@ -81,12 +83,25 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
         Some(spec) => parse_voters(spec)?,
         None => vec![(args.node_id, args.controller_addr.clone())],
     };
+    let own_voter_addr = voters
+        .iter()
+        .find(|(id, _)| *id == args.node_id)
+        .map(|(_, addr)| addr.clone());
+    let wants_controller = args.roles.split(',').any(|r| r.trim() == "controller");
+    if wants_controller != own_voter_addr.is_some() {
+        anyhow::bail!(
+            "--roles controller and --voters disagree: a node is a controller exactly when \
+             --voters lists it (others join as Raft learners with --roles broker)"
+        );
+    }
     let controller = ControllerClient::start(
         &store,
         &ControllerConfig {
             node_id: args.node_id,
+            listen_addr: own_voter_addr.unwrap_or_else(|| args.controller_addr.clone()),
             voters,
-            ready_timeout: Duration::from_secs(30),
+            ready_timeout: Duration::from_secs(60),
+            broker_session_timeout: config.broker_session_timeout(),
         },
     )
     .await?;
@@ -118,6 +133,7 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
     let loaded = ctx.groups.load(&ctx)?;
     tracing::info!(records = loaded, "committed offsets loaded");
     tokio::spawn(follow_metadata(ctx.clone(), shutdown.clone()));
+    tokio::spawn(send_heartbeats(ctx.clone(), shutdown.clone()));
     tokio::spawn(tick_groups(ctx.clone(), shutdown.clone()));
     tokio::spawn(clean_logs(ctx.clone(), shutdown.clone()));
     tokio::spawn(flush_logs(ctx.clone(), shutdown.clone()));
@@ -127,6 +143,7 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
     tokio::spawn(crate::stats::run(ctx.clone(), shutdown.clone()));
 
     let listener = socket.listen(1024)?;
+    let _ = broker_cell.set(ctx.clone());
     ready.store(true, Ordering::Release);
     println!(
         "sluice ready: node_id={node_id} kafka={kafka_addr} advertised={adv_host}:{adv_port} \
@@ -203,6 +220,20 @@ async fn follow_metadata(ctx: Ctx, shutdown: CancellationToken) {
         let image = images.borrow_and_update().clone();
         if let Err(e) = ctx.replicas.reconcile(&image).await {
             tracing::error!(error = %e, "applying metadata to local replicas failed");
+        }
+    }
+}
+
+/// Tells the controller leader this broker is alive (it fences brokers that go quiet).
+async fn send_heartbeats(ctx: Ctx, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(ctx.config.broker_heartbeat_interval());
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        if let Err(e) = ctx.controller.heartbeat(ctx.node_id).await {
+            tracing::debug!(error = %e, "broker heartbeat not delivered");
         }
     }
 }

@@ -64,6 +64,11 @@ pub struct Node {
     pub http: String,
     dir: tempfile::TempDir,
     extra: Vec<String>,
+    /// This node's id.
+    pub node_id: u64,
+    /// Its controller (Raft) address.
+    pub controller: String,
+    ready: Option<mpsc::Receiver<String>>,
 }
 
 impl Node {
@@ -81,9 +86,56 @@ impl Node {
             http: "127.0.0.1:0".into(),
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            node_id: 1,
+            controller: "127.0.0.1:0".into(),
+            ready: None,
         };
         node.launch();
         node
+    }
+
+    /// Starts a cluster: `voters` controller+broker nodes (ids 1..) forming the Raft quorum
+    /// and `learners` broker-only nodes that join it as learners, all on loopback, each
+    /// with `extra` flags. Controller ports are fixed up front so restarts reuse them.
+    pub fn start_cluster(voters: usize, learners: usize, extra: &[&str]) -> Vec<Node> {
+        let free_port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| format!("127.0.0.1:{}", a.port()))
+                .expect("free port")
+        };
+        let addrs: Vec<String> = (0..voters + learners).map(|_| free_port()).collect();
+        let spec = (0..voters)
+            .map(|i| format!("{}@{}", i + 1, addrs[i]))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut nodes: Vec<Node> = (0..voters + learners)
+            .map(|i| {
+                let mut flags: Vec<String> = vec!["--voters".into(), spec.clone()];
+                if i >= voters {
+                    flags.extend(["--roles".to_string(), "broker".to_string()]);
+                }
+                flags.extend(extra.iter().map(|s| s.to_string()));
+                Node {
+                    child: None,
+                    kafka: "127.0.0.1:0".into(),
+                    http: "127.0.0.1:0".into(),
+                    dir: tempfile::tempdir().expect("tempdir"),
+                    extra: flags,
+                    node_id: i as u64 + 1,
+                    controller: addrs[i].clone(),
+                    ready: None,
+                }
+            })
+            .collect();
+        // Voters only become ready together (they need a quorum): start all, then wait.
+        for n in nodes.iter_mut() {
+            n.spawn();
+        }
+        for n in nodes.iter_mut() {
+            n.await_ready();
+        }
+        nodes
     }
 
     /// The node's data directory.
@@ -96,6 +148,12 @@ impl Node {
     }
 
     fn launch(&mut self) {
+        self.spawn();
+        self.await_ready();
+    }
+
+    /// Starts the process without waiting for it to be ready.
+    pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -103,11 +161,11 @@ impl Node {
             .expect("log file");
         let mut child = Command::new(sluice_bin())
             .arg("serve")
-            .args(["--node-id", "1"])
+            .args(["--node-id", &self.node_id.to_string()])
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(["--kafka-addr", &self.kafka, "--http-addr", &self.http])
-            .args(["--controller-addr", "127.0.0.1:0"])
+            .args(["--controller-addr", &self.controller])
             .args(&self.extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -122,10 +180,17 @@ impl Node {
                 }
             }
         });
+        self.child = Some(child);
+        self.ready = Some(rx);
+    }
+
+    /// Waits for a spawned node's ready line and learns its ports from it.
+    pub fn await_ready(&mut self) {
+        let rx = self.ready.take().expect("spawn first");
         let line = match rx.recv_timeout(READY_TIMEOUT) {
             Ok(l) => l,
             Err(_) => {
-                let _ = child.kill();
+                self.kill9();
                 panic!(
                     "sluice did not become ready in {READY_TIMEOUT:?}; log:\n{}",
                     self.log_tail()
@@ -139,7 +204,6 @@ impl Node {
         };
         self.kafka = field("kafka");
         self.http = field("http");
-        self.child = Some(child);
     }
 
     /// The process id of the running node.
@@ -181,6 +245,16 @@ impl Node {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the node first");
         self.launch();
+    }
+
+    /// The node's Prometheus text (GET /metrics).
+    pub fn metrics(&self) -> String {
+        http_get(&self.http, "/metrics")
+    }
+
+    /// The node's admin view of the controller (GET /admin/status, JSON).
+    pub fn admin_status(&self) -> serde_json::Value {
+        serde_json::from_str(&http_get(&self.http, "/admin/status")).expect("status JSON")
     }
 
     /// Whether the process is still alive.
@@ -440,4 +514,18 @@ pub fn commit_offsets(node: &Node, topic: &str, group: &str, n: usize) {
         None,
     );
     assert!(out.contains(&format!("OK {n}")), "{out}");
+}
+
+/// GET `path` from an HTTP listener (HTTP/1.0, so the body ends at EOF); returns the body.
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect http");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: sluice\r\n\r\n").expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
 }

@@ -1,28 +1,41 @@
-//! ControllerClient: start the Raft node, propose commands, watch the metadata image.
+//! ControllerClient: start this node's Raft member, execute commands (forwarded to the
+//! leader when this node is not it), watch the metadata image, report broker liveness.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, Config, Raft, ServerState};
 use sluice_storage::Store;
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::error::ControllerError;
 use crate::metadata::{BrokerInfo, Command, CommandResult, MetadataImage};
 use crate::network::PeerNetwork;
 use crate::raft_store::{LogStore, StateMachine, LOG_TABLE, STATE_TABLE};
+use crate::rpc::{self, RemoteError, Request, Response};
 use crate::TypeConfig;
+
+/// How long `execute` keeps trying to reach a leader with a quorum.
+const EXECUTE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Timeout of one forwarded request.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a node takes part in the controller quorum.
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
     /// This node's id.
     pub node_id: u64,
-    /// Voters: (node id, controller address).
+    /// Voters: (node id, controller address). A node not listed joins as a learner.
     pub voters: Vec<(u64, String)>,
-    /// How long to wait for the controller to elect a leader at start.
+    /// Where this node's controller listens (port 0 picks one: single-node only).
+    pub listen_addr: String,
+    /// How long to wait for a leader at start.
     pub ready_timeout: Duration,
+    /// A broker silent for this long is fenced (`broker.session.timeout.ms`).
+    pub broker_session_timeout: Duration,
 }
 
 /// The system tables the controller needs the store to create.
@@ -31,8 +44,10 @@ pub fn system_tables() -> Vec<String> {
 }
 
 /// Raft state worth showing (metrics, admin status).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaftStatus {
+    /// This node's id.
+    pub node_id: u64,
     /// Current term.
     pub term: u64,
     /// Current leader, if known.
@@ -43,24 +58,44 @@ pub struct RaftStatus {
     pub applied_index: u64,
     /// Whether this node is the leader.
     pub is_leader: bool,
+    /// Voters with their controller addresses.
+    pub voters: BTreeMap<u64, String>,
+    /// Learners with their controller addresses.
+    pub learners: BTreeMap<u64, String>,
+    /// On the leader: per member, the last log index known to be replicated to it.
+    pub replication: BTreeMap<u64, Option<u64>>,
+}
+
+/// Broker heartbeats as the leader saw them.
+#[derive(Debug, Default)]
+struct Liveness {
+    last_heartbeat: HashMap<i32, Instant>,
+    /// When this node last became leader: brokers get a full session from then.
+    leader_since: Option<Instant>,
 }
 
 /// A handle on this node's controller: cheap to clone.
 #[derive(Clone)]
 pub struct ControllerClient {
+    node_id: u64,
     raft: Raft<TypeConfig>,
     image: watch::Receiver<Arc<MetadataImage>>,
+    liveness: Arc<Mutex<Liveness>>,
+    session_timeout: Duration,
 }
 
 impl ControllerClient {
-    /// Starts the Raft node on `store`, forms the quorum on first start, waits for a leader.
+    /// Starts the Raft member on `store`: serves peers, forms the quorum on first start (or
+    /// joins as a learner), waits until the log is caught up.
     pub async fn start(store: &Store, config: &ControllerConfig) -> Result<Self, ControllerError> {
-        if config.voters.len() != 1 || config.voters[0].0 != config.node_id {
-            return Err(ControllerError::Config(
-                "this build runs a single-voter controller: --voters must name only this node"
-                    .into(),
-            ));
-        }
+        let is_voter = config.voters.iter().any(|(id, _)| *id == config.node_id);
+        let listener = TcpListener::bind(&config.listen_addr).await.map_err(|e| {
+            ControllerError::Config(format!("cannot listen on {}: {e}", config.listen_addr))
+        })?;
+        let own_addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| config.listen_addr.clone());
         let log = LogStore::new(
             store.system_table(LOG_TABLE)?,
             store.system_table(STATE_TABLE)?,
@@ -70,8 +105,8 @@ impl ControllerClient {
         let raft_config = Config {
             cluster_name: "sluice".into(),
             heartbeat_interval: 100,
-            election_timeout_min: 300,
-            election_timeout_max: 600,
+            election_timeout_min: 500,
+            election_timeout_max: 1000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
             max_in_snapshot_log_to_keep: 100,
             ..Default::default()
@@ -81,52 +116,120 @@ impl ControllerClient {
         let raft = Raft::new(config.node_id, Arc::new(raft_config), PeerNetwork, log, sm)
             .await
             .map_err(|e| ControllerError::Raft(e.to_string()))?;
-        let initialized = raft
+        let client = Self {
+            node_id: config.node_id,
+            raft,
+            image,
+            liveness: Arc::default(),
+            session_timeout: config.broker_session_timeout,
+        };
+        tokio::spawn(client.clone().accept(listener));
+
+        let initialized = client
+            .raft
             .is_initialized()
             .await
             .map_err(|e| ControllerError::Raft(e.to_string()))?;
-        if !initialized {
+        if is_voter && !initialized {
             let members: BTreeMap<u64, BasicNode> = config
                 .voters
                 .iter()
                 .map(|(id, addr)| (*id, BasicNode::new(addr)))
                 .collect();
-            raft.initialize(members)
-                .await
-                .map_err(|e| ControllerError::Raft(e.to_string()))?;
-        }
-        raft.wait(Some(config.ready_timeout))
-            .state(ServerState::Leader, "controller leader elected")
-            .await
-            .map_err(|e| ControllerError::Timeout(e.to_string()))?;
-        let client = Self { raft, image };
-        // A barrier: once this commits, everything before it is applied to the image.
-        if client.image().cluster_id.is_empty() {
-            let cluster_id = uuid::Uuid::new_v4().simple().to_string();
-            client.execute(Command::InitCluster { cluster_id }).await?;
-        } else {
+            // Every voter initializes with the same set; all but the first are refused.
+            match client.raft.initialize(members).await {
+                Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(ControllerError::Raft(e.to_string())),
+            }
+        } else if !is_voter && !client.is_member() {
             client
-                .execute(Command::AllocateProducerIds { count: 0 })
+                .join_as_learner(&config.voters, &own_addr, config.ready_timeout)
                 .await?;
         }
+        client
+            .raft
+            .wait(Some(config.ready_timeout))
+            .metrics(|m| m.current_leader.is_some(), "controller leader known")
+            .await
+            .map_err(|e| ControllerError::Timeout(e.to_string()))?;
+        // A barrier: once this commits and is applied here, the local image is current.
+        let cluster_id = uuid::Uuid::new_v4().simple().to_string();
+        client.execute(Command::InitCluster { cluster_id }).await?;
+        tokio::spawn(client.clone().fence_silent_brokers());
         Ok(client)
     }
 
-    /// Proposes a command and returns its result once applied.
+    /// Proposes a command to the leader (forwarding it when this node is not the leader) and
+    /// returns its result once it is applied to the local image too.
     pub async fn execute(&self, command: Command) -> Result<CommandResult, ControllerError> {
-        let response = self
-            .raft
-            .client_write(command)
-            .await
-            .map_err(|e| ControllerError::Raft(e.to_string()))?;
-        Ok(response.data)
+        let deadline = Instant::now() + EXECUTE_TIMEOUT;
+        let no_quorum = || {
+            ControllerError::Timeout(
+                "no controller leader with a quorum of voters is reachable".into(),
+            )
+        };
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(no_quorum());
+            }
+            let leader = match tokio::time::timeout(left, self.raft.client_write(command.clone()))
+                .await
+            {
+                Err(_) => return Err(no_quorum()),
+                Ok(Ok(r)) => {
+                    self.wait_applied(r.log_id.index).await?;
+                    return Ok(r.data);
+                }
+                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => f.leader_node,
+                Ok(Err(e)) => return Err(ControllerError::Raft(e.to_string())),
+            };
+            if let Some(node) = leader {
+                let req = Request::Execute(command.clone());
+                match rpc::call_once(&node.addr, &req, FORWARD_TIMEOUT.min(left)).await {
+                    Ok(Response::Executed(Ok((result, index)))) => {
+                        self.wait_applied(index).await?;
+                        return Ok(result);
+                    }
+                    Ok(Response::Executed(Err(RemoteError::Failed(e)))) => {
+                        return Err(ControllerError::Raft(e))
+                    }
+                    Ok(_) | Err(_) => {} // not the leader any more, or unreachable: retry
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
-    /// Registers this node as a broker.
+    /// Registers this node as a broker (and unfences it).
     pub async fn register_broker(&self, info: BrokerInfo) -> Result<(), ControllerError> {
         self.execute(Command::RegisterBroker(info))
             .await
             .map(|_| ())
+    }
+
+    /// Tells the leader this broker is alive; a fenced broker is unfenced by it.
+    pub async fn heartbeat(&self, broker_id: i32) -> Result<(), ControllerError> {
+        let req = Request::BrokerHeartbeat { broker_id };
+        match self.handle_locally_or_forward(req).await? {
+            Response::Done(Ok(())) => Ok(()),
+            other => Err(ControllerError::Raft(format!(
+                "heartbeat refused: {other:?}"
+            ))),
+        }
+    }
+
+    /// Makes exactly these nodes the voters (each must already be a member: a learner or a
+    /// voter); voters left out stay on as learners.
+    pub async fn change_voters(&self, voters: BTreeSet<u64>) -> Result<(), ControllerError> {
+        let req = Request::ChangeVoters {
+            voters: voters.into_iter().collect(),
+        };
+        match self.handle_locally_or_forward(req).await? {
+            Response::Done(Ok(())) => Ok(()),
+            Response::Done(Err(e)) => Err(ControllerError::Raft(e.to_string())),
+            other => Err(ControllerError::Raft(format!("unexpected: {other:?}"))),
+        }
     }
 
     /// The latest applied metadata image.
@@ -142,12 +245,36 @@ impl ControllerClient {
     /// Current Raft state.
     pub fn status(&self) -> RaftStatus {
         let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voter_ids: BTreeSet<u64> = membership.voter_ids().collect();
+        let mut voters = BTreeMap::new();
+        let mut learners = BTreeMap::new();
+        for (id, node) in membership.nodes() {
+            if voter_ids.contains(id) {
+                voters.insert(*id, node.addr.clone());
+            } else {
+                learners.insert(*id, node.addr.clone());
+            }
+        }
+        let replication = m
+            .replication
+            .as_ref()
+            .map(|r| {
+                r.iter()
+                    .map(|(id, log)| (*id, log.map(|l| l.index)))
+                    .collect()
+            })
+            .unwrap_or_default();
         RaftStatus {
+            node_id: self.node_id,
             term: m.current_term,
             leader: m.current_leader,
             last_log_index: m.last_log_index.unwrap_or(0),
             applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
             is_leader: m.state == ServerState::Leader,
+            voters,
+            learners,
+            replication,
         }
     }
 
@@ -156,5 +283,188 @@ impl ControllerClient {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "controller shutdown");
         }
+    }
+
+    fn is_member(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        m.membership_config
+            .membership()
+            .get_node(&self.node_id)
+            .is_some()
+    }
+
+    async fn wait_applied(&self, index: u64) -> Result<(), ControllerError> {
+        self.raft
+            .wait(Some(EXECUTE_TIMEOUT))
+            .applied_index_at_least(Some(index), "command applied locally")
+            .await
+            .map(|_| ())
+            .map_err(|e| ControllerError::Timeout(e.to_string()))
+    }
+
+    /// Asks the voters, until one leader accepts, to add this node as a learner.
+    async fn join_as_learner(
+        &self,
+        voters: &[(u64, String)],
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<(), ControllerError> {
+        let deadline = Instant::now() + timeout;
+        let req = Request::AddLearner {
+            id: self.node_id,
+            addr: addr.to_string(),
+        };
+        while Instant::now() < deadline {
+            for (_, voter) in voters {
+                if let Ok(Response::Done(Ok(()))) =
+                    rpc::call_once(voter, &req, FORWARD_TIMEOUT).await
+                {
+                    tracing::info!(voter = %voter, "joined the controller quorum as a learner");
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        Err(ControllerError::Timeout(
+            "no controller voter accepted this node as a learner".into(),
+        ))
+    }
+
+    /// Runs `req` here if this node leads, else sends it to the leader.
+    async fn handle_locally_or_forward(&self, req: Request) -> Result<Response, ControllerError> {
+        let m = self.raft.metrics().borrow().clone();
+        match m.current_leader {
+            Some(l) if l == self.node_id => Ok(self.handle(req).await),
+            Some(l) => {
+                let addr = m
+                    .membership_config
+                    .membership()
+                    .get_node(&l)
+                    .map(|n| n.addr.clone())
+                    .ok_or_else(|| ControllerError::Raft(format!("leader {l} has no address")))?;
+                rpc::call_once(&addr, &req, FORWARD_TIMEOUT)
+                    .await
+                    .map_err(|e| ControllerError::Raft(e.to_string()))
+            }
+            None => Err(ControllerError::Timeout("no controller leader".into())),
+        }
+    }
+
+    async fn accept(self, listener: TcpListener) {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let me = self.clone();
+            tokio::spawn(async move {
+                rpc::serve_connection(stream, |req| {
+                    let me = me.clone();
+                    async move { me.handle(req).await }
+                })
+                .await
+            });
+        }
+    }
+
+    /// Serves one request from a peer (or from this node, for leader-only work).
+    async fn handle(&self, req: Request) -> Response {
+        match req {
+            Request::AppendEntries(r) => Response::AppendEntries(self.raft.append_entries(r).await),
+            Request::Vote(r) => Response::Vote(self.raft.vote(r).await),
+            Request::InstallSnapshot(r) => {
+                Response::InstallSnapshot(self.raft.install_snapshot(r).await)
+            }
+            Request::Execute(command) => {
+                let written =
+                    tokio::time::timeout(FORWARD_TIMEOUT, self.raft.client_write(command)).await;
+                Response::Executed(match written {
+                    Ok(Ok(r)) => Ok((r.data, r.log_id.index)),
+                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                        Err(RemoteError::NotLeader(f.leader_id))
+                    }
+                    Ok(Err(e)) => Err(RemoteError::Failed(e.to_string())),
+                    Err(_) => Err(RemoteError::Failed("no quorum: commit timed out".into())),
+                })
+            }
+            Request::AddLearner { id, addr } => {
+                let added = self.raft.add_learner(id, BasicNode::new(addr), false).await;
+                Response::Done(added.map(|_| ()).map_err(not_leader_or_failed))
+            }
+            Request::ChangeVoters { voters } => {
+                let ids: BTreeSet<u64> = voters.into_iter().collect();
+                let changed = self.raft.change_membership(ids, true).await;
+                Response::Done(changed.map(|_| ()).map_err(not_leader_or_failed))
+            }
+            Request::BrokerHeartbeat { broker_id } => {
+                if self.raft.metrics().borrow().state != ServerState::Leader {
+                    return Response::Done(Err(RemoteError::NotLeader(
+                        self.raft.metrics().borrow().current_leader,
+                    )));
+                }
+                if let Ok(mut l) = self.liveness.lock() {
+                    l.last_heartbeat.insert(broker_id, Instant::now());
+                }
+                let fenced = self
+                    .image()
+                    .brokers
+                    .get(&broker_id)
+                    .is_some_and(|b| b.fenced);
+                if fenced {
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        tracing::info!(broker_id, "broker is back: unfencing");
+                        if let Err(e) = me.execute(Command::UnfenceBroker { id: broker_id }).await {
+                            tracing::warn!(broker_id, error = %e, "unfencing failed");
+                        }
+                    });
+                }
+                Response::Done(Ok(()))
+            }
+        }
+    }
+
+    /// On the leader: fences brokers whose heartbeats stopped for a whole session.
+    async fn fence_silent_brokers(self) {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            let leading = self.raft.metrics().borrow().state == ServerState::Leader;
+            let now = Instant::now();
+            let silent: Vec<i32> = {
+                let Ok(mut l) = self.liveness.lock() else {
+                    continue;
+                };
+                if !leading {
+                    l.leader_since = None;
+                    continue;
+                }
+                let since = *l.leader_since.get_or_insert(now);
+                self.image()
+                    .brokers
+                    .values()
+                    .filter(|b| !b.fenced)
+                    .filter(|b| {
+                        let last = l.last_heartbeat.get(&b.id).copied().unwrap_or(since);
+                        now.duration_since(last.max(since)) > self.session_timeout
+                    })
+                    .map(|b| b.id)
+                    .collect()
+            };
+            for id in silent {
+                tracing::warn!(broker_id = id, "broker missed its heartbeats: fencing");
+                if let Err(e) = self.execute(Command::FenceBroker { id }).await {
+                    tracing::warn!(broker_id = id, error = %e, "fencing failed");
+                }
+            }
+        }
+    }
+}
+
+fn not_leader_or_failed(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> RemoteError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+            RemoteError::NotLeader(f.leader_id)
+        }
+        other => RemoteError::Failed(other.to_string()),
     }
 }

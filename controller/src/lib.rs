@@ -6,7 +6,8 @@
 //! client.rs      ControllerClient: start the Raft node, execute commands, watch the image
 //! metadata.rs    MetadataImage + Command: the pure, deterministic state machine
 //! raft_store.rs  openraft log storage and state machine on the node's RocksDB
-//! network.rs     peer transport between controllers
+//! rpc.rs         controller RPC: serde messages in length-delimited TCP frames
+//! network.rs     openraft's peer transport over rpc.rs
 //! error.rs       ControllerError
 //! ```
 //!
@@ -20,6 +21,7 @@ mod error;
 pub mod metadata;
 mod network;
 mod raft_store;
+mod rpc;
 
 pub use client::{system_tables, ControllerClient, ControllerConfig, RaftStatus};
 pub use error::ControllerError;

@@ -3,7 +3,7 @@
 //! Every node applies the same Raft log to the same image, so `apply` must be deterministic:
 //! ids and timestamps come inside commands, never from the applying node.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -105,6 +105,18 @@ pub enum Command {
     },
     /// Registers (or re-registers) a broker and unfences it.
     RegisterBroker(BrokerInfo),
+    /// Fences a broker that stopped heartbeating: it leads nothing and leaves every ISR it
+    /// is not the last member of; its partitions get a new leader from their live ISR.
+    FenceBroker {
+        /// Broker id.
+        id: i32,
+    },
+    /// Unfences a broker that heartbeats again: partitions left without a leader whose ISR
+    /// holds it get it back as leader.
+    UnfenceBroker {
+        /// Broker id.
+        id: i32,
+    },
     /// Creates topics (each validated on its own).
     CreateTopics(Vec<NewTopic>),
     /// Deletes topics by name.
@@ -223,7 +235,17 @@ impl MetadataImage {
             Command::RegisterBroker(info) => {
                 let mut info = info.clone();
                 info.fenced = false;
-                self.brokers.insert(info.id, info);
+                let id = info.id;
+                self.brokers.insert(id, info);
+                self.unfence(id);
+                CommandResult::Done
+            }
+            Command::FenceBroker { id } => {
+                self.fence(*id);
+                CommandResult::Done
+            }
+            Command::UnfenceBroker { id } => {
+                self.unfence(*id);
                 CommandResult::Done
             }
             Command::CreateTopics(topics) => {
@@ -269,6 +291,57 @@ impl MetadataImage {
                 let first = self.next_producer_id;
                 self.next_producer_id = first.saturating_add((*count).max(1));
                 CommandResult::ProducerIds { first }
+            }
+        }
+    }
+
+    fn fence(&mut self, id: i32) {
+        let Some(b) = self.brokers.get_mut(&id) else {
+            return;
+        };
+        b.fenced = true;
+        let live: BTreeSet<i32> = self.live_brokers().into_iter().collect();
+        for p in self
+            .topics
+            .values_mut()
+            .flat_map(|t| t.partitions.iter_mut())
+        {
+            let mut changed = false;
+            if p.isr.len() > 1 && p.isr.contains(&id) {
+                p.isr.retain(|r| *r != id);
+                changed = true;
+            }
+            if p.leader == id {
+                // The next live ISR member in preferred order; none: offline until one returns.
+                p.leader = p
+                    .replicas
+                    .iter()
+                    .copied()
+                    .find(|r| p.isr.contains(r) && live.contains(r))
+                    .unwrap_or(-1);
+                p.leader_epoch += 1;
+                changed = true;
+            }
+            if changed {
+                p.partition_epoch += 1;
+            }
+        }
+    }
+
+    fn unfence(&mut self, id: i32) {
+        let Some(b) = self.brokers.get_mut(&id) else {
+            return;
+        };
+        b.fenced = false;
+        for p in self
+            .topics
+            .values_mut()
+            .flat_map(|t| t.partitions.iter_mut())
+        {
+            if p.leader < 0 && p.isr.contains(&id) {
+                p.leader = id;
+                p.leader_epoch += 1;
+                p.partition_epoch += 1;
             }
         }
     }

@@ -1,10 +1,8 @@
-//! Raft peer transport.
-//!
-//! A one-voter controller never sends a Raft RPC: it is its own quorum. Peer transport
-//! arrives with the multi-node cluster; until then a peer is reported unreachable, which
-//! openraft treats like any network failure.
+//! openraft's view of the peer transport: one [`Channel`] per target controller.
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -12,6 +10,7 @@ use openraft::raft::{
 };
 use openraft::BasicNode;
 
+use crate::rpc::{CallError, Channel, Request, Response};
 use crate::TypeConfig;
 
 /// Creates connections to peer controllers.
@@ -21,51 +20,83 @@ pub struct PeerNetwork;
 /// A connection to one peer controller.
 pub struct PeerConnection {
     target: u64,
-}
-
-impl PeerConnection {
-    fn unreachable<E: std::error::Error>(&self) -> RPCError<u64, BasicNode, E> {
-        let e = std::io::Error::other(format!(
-            "controller {} is not reachable: this build runs a single-voter controller",
-            self.target
-        ));
-        RPCError::Unreachable(Unreachable::new(&e))
-    }
+    channel: Channel,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerConnection;
 
-    async fn new_client(&mut self, target: u64, _node: &BasicNode) -> Self::Network {
-        PeerConnection { target }
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> Self::Network {
+        PeerConnection {
+            target,
+            channel: Channel::new(node.addr.clone()),
+        }
     }
+}
+
+type RpcResult<T, E> = Result<T, RPCError<u64, BasicNode, E>>;
+
+impl PeerConnection {
+    async fn call<E: std::error::Error>(
+        &mut self,
+        req: Request,
+        option: &RPCOption,
+    ) -> RpcResult<Response, E> {
+        let ttl = option.hard_ttl().max(Duration::from_millis(50));
+        self.channel.call(&req, ttl).await.map_err(|e| match e {
+            CallError::Unreachable(..) => RPCError::Unreachable(Unreachable::new(&e)),
+            CallError::Network(..) => RPCError::Network(NetworkError::new(&e)),
+        })
+    }
+}
+
+fn unexpected<E: std::error::Error>() -> RPCError<u64, BasicNode, E> {
+    let e = std::io::Error::other("peer answered a different request");
+    RPCError::Network(NetworkError::new(&e))
 }
 
 impl RaftNetwork<TypeConfig> for PeerConnection {
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        Err(self.unreachable())
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<u64>, RaftError<u64>> {
+        match self.call(Request::AppendEntries(rpc), &option).await? {
+            Response::AppendEntries(r) => {
+                r.map_err(|e| RPCError::RemoteError(remote(self.target, e)))
+            }
+            _ => Err(unexpected()),
+        }
     }
 
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<u64>,
-        RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
-    > {
-        Err(self.unreachable())
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> {
+        match self.call(Request::InstallSnapshot(rpc), &option).await? {
+            Response::InstallSnapshot(r) => {
+                r.map_err(|e| RPCError::RemoteError(remote(self.target, e)))
+            }
+            _ => Err(unexpected()),
+        }
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<u64>,
-        _option: RPCOption,
-    ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        Err(self.unreachable())
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<u64>, RaftError<u64>> {
+        match self.call(Request::Vote(rpc), &option).await? {
+            Response::Vote(r) => r.map_err(|e| RPCError::RemoteError(remote(self.target, e))),
+            _ => Err(unexpected()),
+        }
     }
+}
+
+fn remote<E: std::error::Error>(
+    target: u64,
+    e: E,
+) -> openraft::error::RemoteError<u64, BasicNode, E> {
+    openraft::error::RemoteError::new(target, e)
 }

@@ -1,0 +1,114 @@
+//! The HTTP admin API (JSON): what only the controller knows (Raft status, brokers, voter
+//! changes) plus this node's view of its partitions and groups. `sluice admin` reads it.
+
+use std::collections::BTreeSet;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::http::HttpState;
+
+type Reply = (StatusCode, Json<Value>);
+
+fn unavailable() -> Reply {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"error": "the node is still starting"})),
+    )
+}
+
+/// GET /admin/status: the controller quorum as this node sees it.
+pub async fn status(State(s): State<HttpState>) -> Reply {
+    let Some(ctx) = s.broker.get() else {
+        return unavailable();
+    };
+    let r = ctx.controller.status();
+    let image = ctx.controller.image();
+    (
+        StatusCode::OK,
+        Json(json!({
+            "node_id": r.node_id,
+            "cluster_id": image.cluster_id,
+            "raft": {
+                "term": r.term,
+                "leader": r.leader,
+                "is_leader": r.is_leader,
+                "last_log_index": r.last_log_index,
+                "applied_index": r.applied_index,
+                "voters": r.voters,
+                "learners": r.learners,
+                "replication": r.replication,
+            },
+        })),
+    )
+}
+
+/// GET /admin/brokers: registered brokers and whether they are fenced.
+pub async fn brokers(State(s): State<HttpState>) -> Reply {
+    let Some(ctx) = s.broker.get() else {
+        return unavailable();
+    };
+    let image = ctx.controller.image();
+    let brokers: Vec<Value> = image
+        .brokers
+        .values()
+        .map(|b| json!({"id": b.id, "host": b.host, "port": b.port, "rack": b.rack, "fenced": b.fenced}))
+        .collect();
+    (StatusCode::OK, Json(Value::Array(brokers)))
+}
+
+/// GET /admin/topics: every topic's partitions (leader, epoch, replicas, ISR), with log
+/// offsets for the partitions this node leads.
+pub async fn topics(State(s): State<HttpState>) -> Reply {
+    let Some(ctx) = s.broker.get() else {
+        return unavailable();
+    };
+    let image = ctx.controller.image();
+    let topics: Vec<Value> = image
+        .topics
+        .values()
+        .map(|t| {
+            let partitions: Vec<Value> = t
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let mut v = json!({
+                        "partition": i, "leader": p.leader, "leader_epoch": p.leader_epoch,
+                        "replicas": p.replicas, "isr": p.isr,
+                    });
+                    if let Ok(l) = ctx.replicas.leader(t, i as i32) {
+                        v["log_start_offset"] = json!(l.log.log_start_offset());
+                        v["log_end_offset"] = json!(l.log.log_end_offset());
+                        v["high_watermark"] = json!(l.log.high_watermark());
+                    }
+                    v
+                })
+                .collect();
+            json!({"name": t.name, "id": t.id, "configs": t.configs, "partitions": partitions})
+        })
+        .collect();
+    (StatusCode::OK, Json(Value::Array(topics)))
+}
+
+/// Body of POST /admin/voters.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct VotersChange {
+    /// The new voter set (each must already be a member of the quorum).
+    pub voters: Vec<u64>,
+}
+
+/// POST /admin/voters: makes exactly these nodes the voters; the others stay learners.
+pub async fn change_voters(State(s): State<HttpState>, Json(body): Json<VotersChange>) -> Reply {
+    let Some(ctx) = s.broker.get() else {
+        return unavailable();
+    };
+    let voters: BTreeSet<u64> = body.voters.into_iter().collect();
+    match ctx.controller.change_voters(voters).await {
+        Ok(()) => (StatusCode::OK, Json(json!({"ok": true}))),
+        Err(e) => (StatusCode::CONFLICT, Json(json!({"error": e.to_string()}))),
+    }
+}
