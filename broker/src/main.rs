@@ -25,6 +25,7 @@
 //! handlers::<api>::handle(ctx, header, request) calls the replica manager, storage and the
 //! controller -> dispatch encodes the response -> connection writes it in order.
 
+mod admin;
 mod admin_api;
 mod clock;
 mod config;
@@ -65,16 +66,19 @@ struct Cli {
 enum Cmd {
     /// Run a node (with no flags: a one-node cluster on 127.0.0.1:9092).
     Serve(config::ServeArgs),
+    /// Operate a running cluster (status, brokers, topics, groups, voters).
+    Admin(admin::AdminArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let args = match cli.command {
+        Some(Cmd::Admin(args)) => return run_admin(args),
         Some(Cmd::Serve(args)) => args,
         // `sluice` alone behaves like `sluice serve` with its defaults.
         None => match Cli::parse_from(["sluice", "serve"]).command {
             Some(Cmd::Serve(args)) => args,
-            None => anyhow::bail!("no command"),
+            _ => anyhow::bail!("no command"),
         },
     };
     init_tracing(args.log_json);
@@ -93,6 +97,17 @@ fn main() -> anyhow::Result<()> {
         tracing::error!(error = %e, "sluice failed");
     }
     result
+}
+
+fn run_admin(args: admin::AdminArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .with_writer(std::io::stderr)
+        .init();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(admin::run(args))
 }
 
 fn init_tracing(json: bool) {

@@ -7,7 +7,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sluice_compat_tests::{http_get, kcat_produce, kcat_read, launcher, run, topic, Node};
+use sluice_compat_tests::{
+    http_get, kcat_produce, kcat_read, launcher, run, run_ok, sluice_bin, topic, Node,
+};
 
 const FAST_FENCING: &[&str] = &[
     "--config",
@@ -212,4 +214,37 @@ fn three_voters_and_a_learner_survive_losing_the_leader_and_recover_the_quorum()
         kcat_read(&nodes[killed], &single, "%s\n").lines().count(),
         200
     );
+
+    // `sluice admin` turns the learner into a voter and back.
+    let admin = |args: &[&str]| {
+        run_ok(
+            Command::new(sluice_bin())
+                .args([
+                    "admin",
+                    "--bootstrap",
+                    &nodes[0].kafka,
+                    "--http",
+                    &nodes[0].http,
+                ])
+                .args(args),
+            Duration::from_secs(60),
+            None,
+        )
+    };
+    let voters_of = |n: &Node| {
+        n.admin_status()["raft"]["voters"]
+            .as_object()
+            .unwrap()
+            .len()
+    };
+    admin(&["voters", "add", "4"]);
+    wait_until("4 voters", Duration::from_secs(20), || {
+        voters_of(&nodes[3]) == 4
+    });
+    let table = admin(&["status"]);
+    assert_eq!(table.matches("voter").count(), 4, "{table}");
+    admin(&["voters", "remove", "4"]);
+    wait_until("back to 3 voters", Duration::from_secs(20), || {
+        voters_of(&nodes[3]) == 3
+    });
 }

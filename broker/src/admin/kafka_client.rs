@@ -1,0 +1,65 @@
+//! A minimal Kafka protocol client for `sluice admin`: one connection, one request at a
+//! time, typed by kafka-protocol's `Request` trait.
+
+use anyhow::{anyhow, bail, Context};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Largest response accepted.
+const MAX_RESPONSE: usize = 256 << 20;
+
+/// A connection to one broker.
+pub struct KafkaClient {
+    stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl KafkaClient {
+    /// Connects to `addr` (`host:port`).
+    pub async fn connect(addr: &str) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("cannot connect to the Kafka listener at {addr}"))?;
+        Ok(Self {
+            stream,
+            correlation_id: 0,
+        })
+    }
+
+    /// Sends `req` at `version` and decodes its response.
+    pub async fn send<R: Request>(&mut self, req: &R, version: i16) -> anyhow::Result<R::Response> {
+        self.correlation_id += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("sluice-admin")));
+        let mut body = BytesMut::new();
+        header.encode(&mut body, R::header_version(version))?;
+        req.encode(&mut body, version)?;
+        let mut frame = BytesMut::with_capacity(body.len() + 4);
+        frame.put_i32(body.len() as i32);
+        frame.extend_from_slice(&body);
+        self.stream.write_all(&frame).await?;
+
+        let len = self.stream.read_i32().await? as usize;
+        if len > MAX_RESPONSE {
+            bail!("response of {len} bytes is too large");
+        }
+        let mut buf = vec![0u8; len];
+        self.stream.read_exact(&mut buf).await?;
+        let mut buf = Bytes::from(buf);
+        let header = ResponseHeader::decode(&mut buf, R::Response::header_version(version))?;
+        if header.correlation_id != self.correlation_id {
+            return Err(anyhow!("response out of order"));
+        }
+        let response = R::Response::decode(&mut buf, version)?;
+        if buf.has_remaining() {
+            tracing::debug!(left = buf.remaining(), "trailing bytes in response");
+        }
+        Ok(response)
+    }
+}

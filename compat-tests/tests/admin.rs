@@ -1,0 +1,105 @@
+//! `sluice admin` against a running node: topics through the Kafka protocol, the
+//! controller's state through the HTTP admin API, tables and JSON.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use sluice_compat_tests::{commit_offsets, kcat_produce, run, run_ok, sluice_bin, topic, Node};
+
+fn admin(node: &Node, args: &[&str]) -> String {
+    run_ok(
+        Command::new(sluice_bin())
+            .args(["admin", "--bootstrap", &node.kafka, "--http", &node.http])
+            .args(args),
+        Duration::from_secs(30),
+        None,
+    )
+}
+
+fn admin_json(node: &Node, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&admin(node, &all)).unwrap()
+}
+
+#[test]
+fn admin_manages_topics_and_shows_partitions_lag_and_the_quorum() {
+    let node = Node::start();
+    let status = admin(&node, &["status"]);
+    assert!(status.contains("voter (leader)"), "{status}");
+    assert_eq!(admin_json(&node, &["brokers"])[0]["fenced"], false);
+
+    let t = topic("admin");
+    admin(
+        &node,
+        &[
+            "topics",
+            "create",
+            &t,
+            "--partitions",
+            "3",
+            "--config",
+            "retention.ms=600000",
+        ],
+    );
+    let list = admin_json(&node, &["topics", "list"]);
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["name"] == t.as_str() && x["partitions"] == 3));
+
+    let input: String = (0..30).map(|i| format!("k{i}:v{i}\n")).collect();
+    kcat_produce(&node, &t, input.as_bytes(), &["-K:"]);
+    let described = admin_json(&node, &["topics", "describe", &t]);
+    let ends: i64 = described["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["end_offset"].as_i64().unwrap())
+        .sum();
+    assert_eq!(ends, 30, "end offsets per partition: {described}");
+    let table = admin(&node, &["topics", "describe", &t]);
+    assert!(table.starts_with("PARTITION"), "{table}");
+
+    admin(&node, &["topics", "add-partitions", &t, "--total", "5"]);
+    admin(
+        &node,
+        &["topics", "alter-config", &t, "--set", "retention.ms=1000"],
+    );
+    assert_eq!(
+        admin_json(&node, &["topics", "describe", &t])["partitions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+
+    // A backlog: a group that committed 10 of partition 0's records shows the rest as lag.
+    let single = topic("lag");
+    admin(&node, &["topics", "create", &single]);
+    let input: String = (0..25).map(|i| format!("m{i}\n")).collect();
+    kcat_produce(&node, &single, input.as_bytes(), &[]);
+    commit_offsets(&node, &single, "g-admin", 10);
+    let lag = admin_json(&node, &["groups", "describe", "g-admin"]);
+    let row = &lag["partitions"][0];
+    assert_eq!(
+        (row["committed"].as_i64(), row["lag"].as_i64()),
+        (Some(10), Some(15)),
+        "{lag}"
+    );
+    assert!(admin(&node, &["groups", "list"]).contains("g-admin"));
+
+    admin(&node, &["topics", "delete", &t]);
+    let gone = run(
+        Command::new(sluice_bin())
+            .args(["admin", "--bootstrap", &node.kafka, "--http", &node.http])
+            .args(["topics", "describe", &t]),
+        Duration::from_secs(30),
+        None,
+    );
+    assert!(!gone.status.success(), "describing a deleted topic fails");
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("UnknownTopicOrPartition"));
+}
