@@ -284,6 +284,28 @@ pub fn run_ok(cmd: &mut Command, limit: Duration, stdin: Option<&[u8]>) -> Strin
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The node's `GET /metrics` body (Prometheus text).
+pub fn scrape_metrics(node: &Node) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(&node.http).expect("connect to the HTTP port");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: sluice\r\n\r\n").expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read /metrics");
+    out.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
+}
+
+/// The value of the first sample whose line starts with `prefix` (name plus labels).
+pub fn metric_sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// A unique topic name for a test.
 pub fn topic(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
