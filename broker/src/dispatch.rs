@@ -41,6 +41,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// The smallest Produce version actually decoded (the crate reads v3+).
@@ -145,6 +146,11 @@ pub async fn dispatch(ctx: &Ctx, frame: Bytes) -> Result<Option<BytesMut>, Close
             .into(),
         RequestKind::ConsumerGroupHeartbeat(r) => {
             handlers::consumer_group_heartbeat::handle(ctx, &header, r)
+                .await
+                .into()
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            handlers::consumer_group_describe::handle(ctx, &header, r)
                 .await
                 .into()
         }

@@ -247,11 +247,6 @@ impl Node {
         self.launch();
     }
 
-    /// The node's Prometheus text (GET /metrics).
-    pub fn metrics(&self) -> String {
-        http_get(&self.http, "/metrics")
-    }
-
     /// The node's admin view of the controller (GET /admin/status, JSON).
     pub fn admin_status(&self) -> serde_json::Value {
         serde_json::from_str(&http_get(&self.http, "/admin/status")).expect("status JSON")
@@ -356,6 +351,19 @@ pub fn run_ok(cmd: &mut Command, limit: Duration, stdin: Option<&[u8]>) -> Strin
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The node's `GET /metrics` body (Prometheus text).
+pub fn scrape_metrics(node: &Node) -> String {
+    http_get(&node.http, "/metrics")
+}
+
+/// The value of the first sample whose line starts with `prefix` (name plus labels).
+pub fn metric_sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// A unique topic name for a test.

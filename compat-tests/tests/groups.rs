@@ -1,6 +1,7 @@
 //! Consumer groups with real clients: the Java client sharing a topic across members,
-//! surviving the loss of a member and of the broker; librdkafka (kcat -G) committing and
-//! resuming; Kafka's `kafka-consumer-groups` tool.
+//! surviving the loss of a member and of the broker; a KIP-848 member subscribed by regex;
+//! librdkafka (kcat -G) committing and resuming; Kafka's `kafka-consumer-groups` tool, which
+//! describes KIP-848 groups with ConsumerGroupDescribe.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::collections::HashMap;
@@ -9,7 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sluice_compat_tests::{commit_offsets, launcher, run_ok, topic, Node};
+use sluice_compat_tests::{
+    commit_offsets, launcher, metric_sample, run_ok, scrape_metrics, topic, Node,
+};
 
 /// A running group-java member and everything it printed.
 struct Member {
@@ -19,15 +22,14 @@ struct Member {
 
 impl Member {
     fn start(node: &Node, topic: &str, group: &str, protocol: &str) -> Self {
+        Self::subscribed(node, ["--topic", topic], group, protocol)
+    }
+
+    /// A member subscribed with `--topic NAME` or `--pattern REGEX`.
+    fn subscribed(node: &Node, subscription: [&str; 2], group: &str, protocol: &str) -> Self {
         let mut child = Command::new(launcher("group-java"))
-            .args([
-                "--bootstrap",
-                &node.kafka,
-                "--topic",
-                topic,
-                "--group",
-                group,
-            ])
+            .args(["--bootstrap", &node.kafka, "--group", group])
+            .args(subscription)
             .args(["--seconds", "170", "--protocol", protocol])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -204,6 +206,9 @@ fn java_group(protocol: &str, node_args: &[&str]) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    if protocol == "consumer" {
+        cli_describes_consumer_group(&node, &format!("g-java-{protocol}"), &[&topic], 3, 6);
+    }
     let dead = members.remove(0);
     drop(dead);
     produce(&node, &topic, 3000..3600);
@@ -246,6 +251,149 @@ fn java_group(protocol: &str, node_args: &[&str]) {
     assert!(
         replayed < 600,
         "resumed from committed offsets, not from the start: {replayed} records replayed; member log: {failures:?}"
+    );
+}
+
+/// Kafka's CLI on a KIP-848 group (the Java Admin client asks ConsumerGroupDescribe): once
+/// `--members --verbose` shows every member holding its target, the per-partition view names
+/// the owners and `--state` reports Stable.
+fn cli_describes_consumer_group(
+    node: &Node,
+    group: &str,
+    topics: &[&str],
+    members: usize,
+    partitions: usize,
+) {
+    let describe = |args: &[&str]| {
+        run_ok(
+            Command::new(launcher("kafka-consumer-groups"))
+                .args([
+                    "--bootstrap-server",
+                    &node.kafka,
+                    "--describe",
+                    "--group",
+                    group,
+                ])
+                .args(args),
+            Duration::from_secs(90),
+            None,
+        )
+    };
+    let rows_of = |out: &str| -> Vec<Vec<String>> {
+        out.lines()
+            .filter(|l| l.starts_with(&format!("{group} ")))
+            .map(|l| l.split_whitespace().map(String::from).collect())
+            .collect()
+    };
+    // GROUP CONSUMER-ID HOST CLIENT-ID #PARTITIONS CURRENT-EPOCH CURRENT-ASSIGNMENT
+    // TARGET-EPOCH TARGET-ASSIGNMENT
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (verbose, member_rows) = loop {
+        let out = describe(&["--members", "--verbose"]);
+        let rows = rows_of(&out);
+        let held: usize = rows
+            .iter()
+            .filter_map(|r| r.get(4)?.parse::<usize>().ok())
+            .sum();
+        let settled = rows.len() == members
+            && held == partitions
+            && rows
+                .iter()
+                .all(|r| r.len() == 9 && r[5] == r[7] && r[6] == r[8]);
+        if settled {
+            break (out, rows);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "members never settled on their targets:\n{out}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    for t in topics {
+        assert!(
+            member_rows.iter().any(|r| r[6].contains(&format!("{t}:"))),
+            "{t} is assigned: {verbose}"
+        );
+    }
+    assert!(
+        member_rows.iter().all(|r| r[2] == "/127.0.0.1"),
+        "{verbose}"
+    );
+
+    // GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID
+    let offsets = describe(&[]);
+    let ids: Vec<&String> = member_rows.iter().map(|r| &r[1]).collect();
+    let partition_rows = rows_of(&offsets);
+    assert_eq!(partition_rows.len(), partitions, "{offsets}");
+    assert!(
+        partition_rows
+            .iter()
+            .all(|r| r.len() == 9 && ids.contains(&&r[6])),
+        "every partition shows its owner: {offsets}"
+    );
+
+    // GROUP COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE GROUP-EPOCH TARGET-ASSIGNMENT-EPOCH
+    // #MEMBERS, the coordinator column being "host:port  (id)"
+    let state = describe(&["--state", "--verbose"]);
+    let row = rows_of(&state).pop().expect("a state row");
+    assert_eq!(row.len(), 8, "{state}");
+    assert_eq!(&row[3..5], ["uniform", "Stable"], "{state}");
+    assert_eq!(
+        row[5], row[6],
+        "target assignment at the group epoch: {state}"
+    );
+    assert_eq!(row[7], members.to_string(), "{state}");
+
+    let metrics = scrape_metrics(node);
+    let asked = metric_sample(
+        &metrics,
+        "sluice_requests_total{api=\"ConsumerGroupDescribe\"}",
+    );
+    assert!(
+        asked.unwrap_or(0.0) >= 3.0,
+        "the CLI used ConsumerGroupDescribe: {asked:?}"
+    );
+}
+
+#[test]
+fn java_consumer_subscribed_by_regex_reads_matching_topics_created_later() {
+    let node = Node::start_with(&[
+        "--config",
+        "num.partitions=3",
+        "--config",
+        "group.consumer.heartbeat.interval.ms=1000",
+    ]);
+    let base = topic("regex");
+    let (first, later) = (format!("{base}-a"), format!("{base}-b"));
+    let unmatched = topic("unmatched");
+    produce(&node, &first, 0..100);
+    produce(&node, &unmatched, 5000..5010);
+
+    let member = Member::subscribed(
+        &node,
+        ["--pattern", &format!("{base}-.*")],
+        "g-regex",
+        "consumer",
+    );
+    wait_all(
+        &[&member],
+        0..100,
+        Duration::from_secs(90),
+        "the topic matching at the start",
+    );
+    // Created only now: the broker re-evaluates the pattern when topics appear.
+    produce(&node, &later, 1000..1100);
+    wait_all(
+        &[&member],
+        1000..1100,
+        Duration::from_secs(60),
+        "a matching topic created later",
+    );
+    cli_describes_consumer_group(&node, "g-regex", &[&first, &later], 1, 6);
+    let c = counts(&[&member]);
+    assert!(
+        (5000..5010).all(|i| !c.contains_key(&format!("v{i}"))),
+        "a topic the pattern does not match is not consumed"
     );
 }
 

@@ -2,29 +2,12 @@
 //! dashboard queries is one a running Sluice exports.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use sluice_compat_tests::{commit_offsets, kcat_produce, kcat_read, raw_produce, topic, Node};
-
-fn scrape(node: &Node) -> String {
-    let mut s = std::net::TcpStream::connect(&node.http).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET /metrics HTTP/1.0\r\nHost: sluice\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default()
-}
-
-/// The value of the first sample whose line starts with `prefix` (name plus labels).
-fn sample(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
+use sluice_compat_tests::{
+    commit_offsets, kcat_produce, kcat_read, metric_sample as sample, raw_produce,
+    scrape_metrics as scrape, topic, Node,
+};
 
 /// Metric names named in the dashboard's queries (histogram series mapped to their family).
 fn dashboard_metrics() -> Vec<String> {

@@ -5,16 +5,78 @@
 //! spread round-robin over its subscribers, in member-id order). A member is only given a
 //! partition once no other member still reports owning it, so a partition is never consumed
 //! by two members at once: the previous owner revokes (and commits) first.
+//!
+//! A member subscribes by topic names, by a regular expression, or both: the regex is
+//! matched against the topics that exist whenever the target is computed, so topics created
+//! or deleted later join or leave the subscription on the next refresh.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError as Code;
+use regex::Regex;
 use sluice_controller::MetadataImage;
 use uuid::Uuid;
 
 /// Partitions by topic id.
 pub type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
+
+/// A subscription pattern (KIP-848 `SubscribedTopicRegex`), matched against whole topic names
+/// as Kafka's RE2J `matches()` does.
+#[derive(Debug, Clone)]
+pub struct TopicRegex {
+    source: String,
+    full: Regex,
+}
+
+impl TopicRegex {
+    /// Compiles a pattern; `Err` carries the parser's message.
+    pub fn new(source: &str) -> Result<Self, String> {
+        // Compiled alone first: only a well-formed pattern keeps its meaning once anchored
+        // (`a)|(b` would otherwise turn into a different, valid regex).
+        Regex::new(source).map_err(|e| e.to_string())?;
+        let full = Regex::new(&format!("^(?:{source})$")).map_err(|e| e.to_string())?;
+        Ok(Self {
+            source: source.to_string(),
+            full,
+        })
+    }
+
+    /// The pattern as the client sent it.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether the pattern selects a topic; internal topics (`__*`) never match, as in Kafka.
+    pub fn selects(&self, topic: &str) -> bool {
+        !topic.starts_with("__") && self.full.is_match(topic)
+    }
+}
+
+/// The server assignor groups advertise: Kafka's default name for spreading partitions evenly.
+pub const ASSIGNOR: &str = "uniform";
+
+/// A KIP-848 group state, as ConsumerGroupDescribe and ListGroups name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumerGroupState {
+    /// No members.
+    Empty,
+    /// Some member does not yet hold exactly its target at the current epoch.
+    Reconciling,
+    /// Every member holds its target at the current epoch.
+    Stable,
+}
+
+impl ConsumerGroupState {
+    /// Kafka's name for the state.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Empty => "Empty",
+            Self::Reconciling => "Reconciling",
+            Self::Stable => "Stable",
+        }
+    }
+}
 
 /// One member of a consumer group.
 #[derive(Debug, Clone)]
@@ -25,8 +87,12 @@ pub struct ConsumerMember {
     pub instance_id: Option<String>,
     /// Epoch last given to the member.
     pub epoch: i32,
-    /// Subscribed topic names.
+    /// Subscribed topic names (as sent; a regex may add more).
     pub subscribed: BTreeSet<String>,
+    /// Subscription pattern, if any.
+    pub regex: Option<TopicRegex>,
+    /// Rack the client runs in, if it said.
+    pub rack: Option<String>,
     /// Partitions the member last reported owning.
     pub owned: Assignment,
     /// The assignment last sent to it: until it reports otherwise, it may hold these too.
@@ -36,6 +102,13 @@ pub struct ConsumerMember {
     /// Client address.
     pub client_host: String,
     last_heartbeat: Instant,
+}
+
+impl ConsumerMember {
+    /// Whether the member's names or pattern take in a topic.
+    pub fn subscribes_to(&self, topic: &str) -> bool {
+        self.subscribed.contains(topic) || self.regex.as_ref().is_some_and(|r| r.selects(topic))
+    }
 }
 
 /// A heartbeat as the state machine sees it.
@@ -49,6 +122,10 @@ pub struct Heartbeat {
     pub instance_id: Option<String>,
     /// New subscription, or None if unchanged.
     pub subscribed: Option<Vec<String>>,
+    /// New subscription pattern ("" drops it), or None if unchanged.
+    pub regex: Option<String>,
+    /// Client rack, or None if unchanged.
+    pub rack: Option<String>,
     /// Owned partitions, or None if unchanged.
     pub owned: Option<Assignment>,
     /// Client id.
@@ -62,6 +139,8 @@ pub struct Heartbeat {
 pub struct HeartbeatReply {
     /// Kafka error code.
     pub error: i16,
+    /// Why, for errors a client cannot guess.
+    pub message: Option<String>,
     /// The member's id.
     pub member_id: String,
     /// The member's epoch.
@@ -74,11 +153,25 @@ impl HeartbeatReply {
     fn error(code: Code, member: &str) -> Self {
         Self {
             error: code.code(),
+            message: None,
             member_id: member.to_string(),
             member_epoch: -1,
             assignment: None,
         }
     }
+}
+
+/// A copy of a group for ConsumerGroupDescribe, taken under the coordinator's lock.
+#[derive(Debug, Clone)]
+pub struct ConsumerGroupView {
+    /// Group state.
+    pub state: ConsumerGroupState,
+    /// Group epoch.
+    pub epoch: i32,
+    /// Epoch of the target assignment.
+    pub assignment_epoch: i32,
+    /// Each member with its target assignment.
+    pub members: Vec<(ConsumerMember, Assignment)>,
 }
 
 /// A KIP-848 consumer group.
@@ -101,6 +194,43 @@ impl ConsumerGroup {
         self.target.get(member).cloned().unwrap_or_default()
     }
 
+    /// The group as ConsumerGroupDescribe shows it.
+    pub fn view(&self) -> ConsumerGroupView {
+        ConsumerGroupView {
+            state: self.state(),
+            epoch: self.epoch,
+            assignment_epoch: self.assignment_epoch(),
+            members: self
+                .members
+                .values()
+                .map(|m| (m.clone(), self.target_of(&m.id)))
+                .collect(),
+        }
+    }
+
+    /// The epoch of the current target assignment. Always the group epoch: the target is
+    /// recomputed in the step that bumps the epoch, so Kafka's "Assigning" (group epoch
+    /// ahead of the target's) never shows here.
+    pub fn assignment_epoch(&self) -> i32 {
+        self.epoch
+    }
+
+    /// The group's state as Kafka computes it: Stable once every member has heartbeated at
+    /// the current epoch and reported owning exactly its target.
+    pub fn state(&self) -> ConsumerGroupState {
+        if self.members.is_empty() {
+            return ConsumerGroupState::Empty;
+        }
+        let reconciled = self.members.values().all(|m| {
+            m.epoch == self.epoch && non_empty(&m.owned) == non_empty(&self.target_of(&m.id))
+        });
+        if reconciled {
+            ConsumerGroupState::Stable
+        } else {
+            ConsumerGroupState::Reconciling
+        }
+    }
+
     /// Handles one ConsumerGroupHeartbeat.
     pub fn heartbeat(
         &mut self,
@@ -121,6 +251,7 @@ impl ConsumerGroup {
                 self.rebalance(image);
                 return HeartbeatReply {
                     error: 0,
+                    message: None,
                     member_id: id,
                     member_epoch: hb.member_epoch,
                     assignment: None,
@@ -128,10 +259,24 @@ impl ConsumerGroup {
             }
             return HeartbeatReply::error(Code::UnknownMemberId, &hb.member_id);
         }
+        // Some(None) drops the pattern, None leaves it as it was.
+        let regex = match hb.regex.as_deref() {
+            None => None,
+            Some("") => Some(None),
+            Some(source) => match TopicRegex::new(source) {
+                Ok(r) => Some(Some(r)),
+                Err(why) => {
+                    return HeartbeatReply {
+                        message: Some(format!("invalid SubscribedTopicRegex: {why}")),
+                        ..HeartbeatReply::error(Code::InvalidRegularExpression, &hb.member_id)
+                    }
+                }
+            },
+        };
         if hb.member_epoch == 0 {
-            let Some(subscribed) = hb.subscribed.clone() else {
+            if hb.subscribed.is_none() && regex.is_none() {
                 return HeartbeatReply::error(Code::InvalidRequest, &hb.member_id);
-            };
+            }
             let id = if hb.member_id.is_empty() {
                 Uuid::new_v4().to_string()
             } else {
@@ -148,11 +293,13 @@ impl ConsumerGroup {
                     id: id.clone(),
                     instance_id: hb.instance_id.clone(),
                     epoch: 0,
-                    subscribed: subscribed.into_iter().collect(),
-                    owned: hb.owned.clone().unwrap_or_default(),
+                    subscribed: hb.subscribed.unwrap_or_default().into_iter().collect(),
+                    regex: regex.flatten(),
+                    rack: hb.rack,
+                    owned: hb.owned.unwrap_or_default(),
                     given: Assignment::new(),
-                    client_id: hb.client_id.clone(),
-                    client_host: hb.client_host.clone(),
+                    client_id: hb.client_id,
+                    client_host: hb.client_host,
                     last_heartbeat: now,
                 },
             );
@@ -169,11 +316,22 @@ impl ConsumerGroup {
         if let Some(owned) = hb.owned {
             member.owned = owned;
         }
+        if hb.rack.is_some() {
+            member.rack = hb.rack;
+        }
         let mut changed = false;
         if let Some(subscribed) = hb.subscribed {
             let subscribed: BTreeSet<String> = subscribed.into_iter().collect();
             if subscribed != member.subscribed {
                 member.subscribed = subscribed;
+                changed = true;
+            }
+        }
+        if let Some(regex) = regex {
+            if regex.as_ref().map(TopicRegex::as_str)
+                != member.regex.as_ref().map(TopicRegex::as_str)
+            {
+                member.regex = regex;
                 changed = true;
             }
         }
@@ -235,11 +393,20 @@ impl ConsumerGroup {
         }
         HeartbeatReply {
             error: 0,
+            message: None,
             member_id: member_id.to_string(),
             member_epoch: epoch,
             assignment: Some(assignment),
         }
     }
+}
+
+/// An assignment without topics that have no partitions (clients may list those).
+fn non_empty(a: &Assignment) -> Assignment {
+    a.iter()
+        .filter(|(_, ps)| !ps.is_empty())
+        .map(|(t, ps)| (*t, ps.clone()))
+        .collect()
 }
 
 fn compute_target(
@@ -250,16 +417,31 @@ fn compute_target(
         .keys()
         .map(|id| (id.clone(), Assignment::new()))
         .collect();
-    let topics: BTreeSet<&String> = members.values().flat_map(|m| m.subscribed.iter()).collect();
+    // Each distinct pattern is matched once per topic, not once per member.
+    let mut patterns: BTreeMap<&str, &TopicRegex> = BTreeMap::new();
+    for r in members.values().filter_map(|m| m.regex.as_ref()) {
+        patterns.insert(r.as_str(), r);
+    }
+    let mut topics: BTreeSet<&String> =
+        members.values().flat_map(|m| m.subscribed.iter()).collect();
+    topics.extend(
+        image
+            .topics
+            .keys()
+            .filter(|name| patterns.values().any(|r| r.selects(name))),
+    );
     for name in topics {
         let Some(topic) = image.topics.get(name) else {
             continue;
         };
         let subscribers: Vec<&String> = members
             .values()
-            .filter(|m| m.subscribed.contains(name))
+            .filter(|m| m.subscribes_to(name))
             .map(|m| &m.id)
             .collect();
+        if subscribers.is_empty() {
+            continue;
+        }
         for p in 0..topic.partitions.len() {
             let owner = subscribers[p % subscribers.len()];
             target
@@ -278,6 +460,17 @@ mod tests {
     use super::*;
     use sluice_controller::{BrokerInfo, Command, NewTopic};
 
+    fn create(img: &mut MetadataImage, name: &str, id: u128, partitions: i32) {
+        img.apply(&Command::CreateTopics(vec![NewTopic {
+            name: name.into(),
+            id: Uuid::from_u128(id),
+            num_partitions: partitions,
+            replication_factor: 1,
+            assignment: None,
+            configs: Default::default(),
+        }]));
+    }
+
     fn image() -> MetadataImage {
         let mut img = MetadataImage::default();
         img.apply(&Command::RegisterBroker(BrokerInfo {
@@ -287,31 +480,26 @@ mod tests {
             rack: None,
             fenced: false,
         }));
-        img.apply(&Command::CreateTopics(vec![NewTopic {
-            name: "t".into(),
-            id: Uuid::from_u128(7),
-            num_partitions: 4,
-            replication_factor: 1,
-            assignment: None,
-            configs: Default::default(),
-        }]));
+        create(&mut img, "t", 7, 4);
         img
     }
 
+    fn hello(id: &str, names: Option<Vec<String>>, regex: Option<&str>) -> Heartbeat {
+        Heartbeat {
+            member_id: id.into(),
+            member_epoch: 0,
+            instance_id: None,
+            subscribed: names,
+            regex: regex.map(String::from),
+            rack: None,
+            owned: None,
+            client_id: "c".into(),
+            client_host: "/h".into(),
+        }
+    }
+
     fn join(g: &mut ConsumerGroup, id: &str, img: &MetadataImage, now: Instant) -> HeartbeatReply {
-        g.heartbeat(
-            Heartbeat {
-                member_id: id.into(),
-                member_epoch: 0,
-                instance_id: None,
-                subscribed: Some(vec!["t".into()]),
-                owned: None,
-                client_id: "c".into(),
-                client_host: "/h".into(),
-            },
-            img,
-            now,
-        )
+        g.heartbeat(hello(id, Some(vec!["t".into()]), None), img, now)
     }
 
     fn beat(
@@ -328,6 +516,8 @@ mod tests {
                 member_epoch: epoch,
                 instance_id: None,
                 subscribed: None,
+                regex: None,
+                rack: None,
                 owned: Some(owned),
                 client_id: "c".into(),
                 client_host: "/h".into(),
@@ -387,5 +577,124 @@ mod tests {
             beat(&mut g, "a", 1, Assignment::new(), &img, t0).error,
             Code::UnknownMemberId.code()
         );
+    }
+
+    #[test]
+    fn regex_matches_whole_names_and_skips_internal_topics() {
+        let r = TopicRegex::new("orders-.*").unwrap();
+        assert!(r.selects("orders-eu"));
+        assert!(!r.selects("old-orders-eu"), "anchored at the start");
+        assert!(
+            !TopicRegex::new("orders").unwrap().selects("orders-eu"),
+            "and the end"
+        );
+        assert!(
+            TopicRegex::new("a|b").unwrap().selects("b"),
+            "alternation stays whole"
+        );
+        assert!(!TopicRegex::new(".*").unwrap().selects("__consumer_offsets"));
+        assert!(
+            TopicRegex::new("a)|(b").is_err(),
+            "unbalanced groups are refused"
+        );
+        assert!(TopicRegex::new("(").is_err());
+    }
+
+    #[test]
+    fn joins_need_names_or_a_pattern_and_a_valid_one() {
+        let img = image();
+        let mut g = ConsumerGroup::default();
+        let t0 = Instant::now();
+        assert_eq!(
+            g.heartbeat(hello("a", None, None), &img, t0).error,
+            Code::InvalidRequest.code()
+        );
+        let bad = g.heartbeat(hello("a", None, Some("[")), &img, t0);
+        assert_eq!(bad.error, Code::InvalidRegularExpression.code());
+        assert!(bad.message.is_some());
+        assert_eq!(g.members().count(), 0);
+    }
+
+    #[test]
+    fn pattern_subscriptions_follow_topics_created_and_deleted() {
+        let mut img = image();
+        create(&mut img, "orders-eu", 8, 2);
+        let t0 = Instant::now();
+        let mut g = ConsumerGroup::default();
+        let a = g.heartbeat(hello("a", Some(vec![]), Some("orders-.*")), &img, t0);
+        assert_eq!(count(&a.assignment), 2, "only orders-eu matches");
+        assert_eq!(
+            g.members().next().unwrap().regex.as_ref().unwrap().as_str(),
+            "orders-.*"
+        );
+
+        let epoch = g.epoch;
+        create(&mut img, "orders-us", 9, 3);
+        g.refresh(&img);
+        assert_eq!(g.epoch, epoch + 1, "a new matching topic bumps the epoch");
+        let both: usize = g.target_of("a").values().map(BTreeSet::len).sum();
+        assert_eq!(both, 5);
+
+        img.apply(&Command::DeleteTopics(vec!["orders-eu".into()]));
+        g.refresh(&img);
+        assert_eq!(
+            g.target_of("a").keys().copied().collect::<Vec<_>>(),
+            vec![Uuid::from_u128(9)]
+        );
+
+        // "" drops the pattern; the (empty) names remain the subscription.
+        let mut drop = hello("a", None, Some(""));
+        drop.member_epoch = a.member_epoch;
+        g.heartbeat(drop, &img, t0);
+        assert!(g.target_of("a").is_empty());
+    }
+
+    #[test]
+    fn state_is_stable_only_when_everyone_owns_its_target() {
+        let img = image();
+        let t0 = Instant::now();
+        let mut g = ConsumerGroup::default();
+        assert_eq!(g.state(), ConsumerGroupState::Empty);
+        let a = join(&mut g, "a", &img, t0);
+        assert_eq!(
+            g.state(),
+            ConsumerGroupState::Reconciling,
+            "a owns nothing yet"
+        );
+        let all = a.assignment.clone().unwrap();
+        beat(&mut g, "a", a.member_epoch, all.clone(), &img, t0);
+        assert_eq!(g.state(), ConsumerGroupState::Stable);
+        assert_eq!(g.assignment_epoch(), g.epoch);
+
+        let b = join(&mut g, "b", &img, t0);
+        assert_eq!(
+            g.state(),
+            ConsumerGroupState::Reconciling,
+            "a must give up two"
+        );
+        let a2 = beat(&mut g, "a", a.member_epoch, all, &img, t0);
+        beat(
+            &mut g,
+            "a",
+            a2.member_epoch,
+            a2.assignment.unwrap(),
+            &img,
+            t0,
+        );
+        let b2 = beat(&mut g, "b", b.member_epoch, Assignment::new(), &img, t0);
+        assert_eq!(
+            g.state(),
+            ConsumerGroupState::Reconciling,
+            "b has not confirmed"
+        );
+        beat(
+            &mut g,
+            "b",
+            b2.member_epoch,
+            b2.assignment.unwrap(),
+            &img,
+            t0,
+        );
+        assert_eq!(g.state(), ConsumerGroupState::Stable);
     }
 }

@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 
 use crate::context::Broker;
 use crate::error::BrokerError;
-use consumer::{ConsumerGroup, Heartbeat, HeartbeatReply};
+use consumer::{ConsumerGroup, ConsumerGroupView, Heartbeat, HeartbeatReply};
 use offsets::{Committed, OffsetStore, TopicPartition};
 use state::{Group, GroupState, JoinParams, JoinResult, Reply, Step, SyncResult};
 
@@ -121,6 +121,7 @@ impl GroupCoordinator {
         {
             return HeartbeatReply {
                 error: Code::GroupIdNotFound.code(),
+                message: None,
                 member_id: hb.member_id,
                 member_epoch: -1,
                 assignment: None,
@@ -409,15 +410,28 @@ impl GroupCoordinator {
         ids.iter().filter_map(|id| self.describe(id)).collect()
     }
 
+    /// A KIP-848 group as ConsumerGroupDescribe shows it, or Kafka's GROUP_ID_NOT_FOUND
+    /// message (classic groups included: the Admin client then retries with DescribeGroups).
+    pub fn describe_consumer(&self, group_id: &str) -> Result<ConsumerGroupView, String> {
+        if let Some(g) = self.lock_consumer().get(group_id) {
+            return Ok(g.view());
+        }
+        if self.describe(group_id).is_some() {
+            Err(format!("Group {group_id} is not a consumer group."))
+        } else {
+            Err(format!("Group {group_id} not found."))
+        }
+    }
+
     /// A group's state and members, if it exists.
     pub fn describe(&self, group_id: &str) -> Option<GroupView> {
         if let Some(g) = self.lock_consumer().get(group_id) {
             return Some(GroupView {
                 id: group_id.to_string(),
-                state: "Stable",
+                state: g.state().name(),
                 group_type: "consumer",
                 protocol_type: "consumer".into(),
-                protocol: "uniform".into(),
+                protocol: consumer::ASSIGNOR.into(),
                 members: g
                     .members()
                     .map(|m| {

@@ -1,6 +1,6 @@
-//! ConsumerGroupHeartbeat (KIP-848): join, stay, leave; the broker assigns partitions.
+//! ConsumerGroupHeartbeat (KIP-848): join, stay, leave; the broker assigns partitions of the
+//! topics a member names or its regex matches.
 
-use kafka_protocol::error::ResponseError as Code;
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{
     ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, RequestHeader,
@@ -16,11 +16,6 @@ pub async fn handle(
     header: &RequestHeader,
     req: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
-    if req.subscribed_topic_regex.is_some() {
-        return ConsumerGroupHeartbeatResponse::default()
-            .with_error_code(Code::InvalidRequest.code())
-            .with_error_message(Some(str_bytes("regex subscriptions are not supported yet")));
-    }
     let (client_id, client_host) = client_identity(header);
     let hb = Heartbeat {
         member_id: req.member_id.to_string(),
@@ -30,6 +25,8 @@ pub async fn handle(
             .subscribed_topic_names
             .as_ref()
             .map(|t| t.iter().map(|n| n.0.to_string()).collect()),
+        regex: req.subscribed_topic_regex.as_ref().map(|r| r.to_string()),
+        rack: req.rack_id.as_ref().map(|r| r.to_string()),
         owned: req.topic_partitions.as_ref().map(|tps| {
             tps.iter()
                 .map(|tp| (tp.topic_id, tp.partitions.iter().copied().collect()))
@@ -55,6 +52,7 @@ pub async fn handle(
     });
     ConsumerGroupHeartbeatResponse::default()
         .with_error_code(r.error)
+        .with_error_message(r.message.map(str_bytes))
         .with_member_id(Some(str_bytes(r.member_id)))
         .with_member_epoch(r.member_epoch)
         .with_heartbeat_interval_ms(ctx.config.consumer_heartbeat_interval_ms())

@@ -32,6 +32,7 @@ pub async fn handle(ctx: &Ctx, header: &RequestHeader, req: MetadataRequest) -> 
         if auto_create {
             let missing: Vec<String> = requested
                 .iter()
+                .filter(|t| t.topic_id.is_nil())
                 .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
                 .filter(|n| !image.topics.contains_key(n) && validate_topic_name(n).is_ok())
                 .collect();
@@ -41,9 +42,11 @@ pub async fn handle(ctx: &Ctx, header: &RequestHeader, req: MetadataRequest) -> 
             }
         }
         for t in &requested {
+            // A topic id wins over the name: Java's by-id requests leave the name at "", not
+            // null, and Kafka ignores it then.
             topics.push(match &t.name {
-                Some(name) => describe_named(&image, &name.0, version),
-                None => describe_by_id(&image, t.topic_id, version),
+                Some(name) if t.topic_id.is_nil() => describe_named(&image, &name.0, version),
+                _ => describe_by_id(&image, t.topic_id, version),
             });
         }
     }

@@ -3,6 +3,7 @@
 //! inside the response as a Kafka error code; none of them can fail as a whole.
 
 pub mod api_versions;
+pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;

@@ -9,6 +9,7 @@ import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.SubscriptionPattern;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.StringDeserializer;
 
@@ -16,7 +17,11 @@ import org.apache.kafka.common.serialization.StringDeserializer;
  * A consumer-group member for fault tests: subscribes, prints every record it processes, then
  * commits synchronously (commit after processing). Runs until --seconds elapse.
  *
- *   GroupConsumer --bootstrap H:P --topic T --group G [--protocol classic|consumer] [--seconds S]
+ *   GroupConsumer --bootstrap H:P (--topic T | --pattern REGEX) --group G
+ *                 [--protocol classic|consumer] [--seconds S]
+ *
+ * --pattern subscribes with a broker-side regex (SubscriptionPattern, consumer protocol only):
+ * the broker matches it against topic names, including topics created later.
  *
  * Output lines: "ASSIGNED p,p,...", "R partition offset value", "COMMITTED", "COMMIT_FAILED why".
  */
@@ -40,7 +45,7 @@ public class GroupConsumer {
             p.put("heartbeat.interval.ms", "1000");
         }
         try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(p)) {
-            consumer.subscribe(List.of(args.get("--topic")), new ConsumerRebalanceListener() {
+            ConsumerRebalanceListener listener = new ConsumerRebalanceListener() {
                 public void onPartitionsRevoked(Collection<TopicPartition> parts) {}
 
                 public void onPartitionsAssigned(Collection<TopicPartition> parts) {
@@ -49,7 +54,12 @@ public class GroupConsumer {
                     System.out.println(sb);
                     System.out.flush();
                 }
-            });
+            };
+            if (args.containsKey("--pattern")) {
+                consumer.subscribe(new SubscriptionPattern(args.get("--pattern")), listener);
+            } else {
+                consumer.subscribe(List.of(args.get("--topic")), listener);
+            }
             while (System.currentTimeMillis() < deadline) {
                 ConsumerRecords<String, String> records;
                 try {
