@@ -60,8 +60,8 @@ pub async fn brokers(State(s): State<HttpState>) -> Reply {
     (StatusCode::OK, Json(Value::Array(brokers)))
 }
 
-/// GET /admin/topics: every topic's partitions (leader, epoch, replicas, ISR), with log
-/// offsets for the partitions this node leads.
+/// GET /admin/topics: every topic's partitions (leader, epoch, replicas, ISR), with the
+/// log offsets of the replicas this node stores.
 pub async fn topics(State(s): State<HttpState>) -> Reply {
     let Some(ctx) = s.broker.get() else {
         return unavailable();
@@ -80,10 +80,15 @@ pub async fn topics(State(s): State<HttpState>) -> Reply {
                         "partition": i, "leader": p.leader, "leader_epoch": p.leader_epoch,
                         "replicas": p.replicas, "isr": p.isr,
                     });
-                    if let Ok(l) = ctx.replicas.leader(t, i as i32) {
-                        v["log_start_offset"] = json!(l.log.log_start_offset());
-                        v["log_end_offset"] = json!(l.log.log_end_offset());
-                        v["high_watermark"] = json!(l.log.high_watermark());
+                    let key = sluice_storage::PartitionKey {
+                        topic_id: t.id,
+                        partition: i as i32,
+                    };
+                    // Offsets of this node's replica (leader or follower).
+                    if let Some(log) = ctx.store.partition(&key) {
+                        v["log_start_offset"] = json!(log.log_start_offset());
+                        v["log_end_offset"] = json!(log.log_end_offset());
+                        v["high_watermark"] = json!(log.high_watermark());
                     }
                     v
                 })

@@ -207,6 +207,10 @@ impl BrokerConfig {
     pub fn cleaner_backoff(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.parsed("log.cleaner.backoff.ms", 15_000u64).max(10))
     }
+    /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
+    pub fn replica_lag_time_max(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.parsed("replica.lag.time.max.ms", 30_000u64))
+    }
     /// `broker.session.timeout.ms`: a broker silent this long is fenced.
     pub fn broker_session_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.parsed("broker.session.timeout.ms", 9_000u64))

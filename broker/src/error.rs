@@ -144,6 +144,9 @@ impl From<MetadataError> for BrokerError {
             MetadataError::InvalidReplicationFactor(m) => Self::InvalidReplicationFactor(m),
             MetadataError::InvalidReplicaAssignment(m) => Self::InvalidReplicaAssignment(m),
             MetadataError::InvalidConfig(m) => Self::InvalidConfig(m),
+            MetadataError::FencedLeaderEpoch => Self::FencedLeaderEpoch,
+            MetadataError::InvalidUpdateVersion => Self::Group(Code::InvalidUpdateVersion),
+            MetadataError::IneligibleReplica(m) => Self::InvalidRequest(m),
         }
     }
 }

@@ -40,6 +40,7 @@ mod flusher;
 mod group;
 mod handlers;
 mod http;
+mod kafka_client;
 mod log_cleaner;
 mod metrics;
 mod producer_ids;

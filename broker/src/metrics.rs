@@ -54,6 +54,10 @@ pub const ROCKSDB_LIVE_DATA: &str = "sluice_rocksdb_live_data_bytes";
 pub const ROCKSDB_MEMTABLE: &str = "sluice_rocksdb_memtable_bytes";
 /// RocksDB bytes waiting for compaction.
 pub const ROCKSDB_PENDING_COMPACTION: &str = "sluice_rocksdb_pending_compaction_bytes";
+/// ISR shrinks this node committed as a leader.
+pub const ISR_SHRINKS: &str = "sluice_isr_shrinks_total";
+/// ISR expansions this node committed as a leader.
+pub const ISR_EXPANDS: &str = "sluice_isr_expands_total";
 /// Records removed by log compaction, by topic.
 pub const COMPACTED_RECORDS: &str = "sluice_log_cleaner_records_removed_total";
 /// Stored bytes freed by log compaction, by topic.
@@ -102,6 +106,8 @@ pub fn register() {
         metrics::gauge!(g).increment(0.0);
     }
     metrics::counter!(RAFT_ELECTIONS).absolute(0);
+    metrics::counter!(ISR_SHRINKS).absolute(0);
+    metrics::counter!(ISR_EXPANDS).absolute(0);
 }
 
 /// Counts one error code answered for an API.
@@ -127,6 +133,11 @@ pub fn record_fetch(topic: &str, bytes: usize) {
     if bytes > 0 {
         metrics::counter!(BYTES_OUT, "topic" => topic.to_string()).increment(bytes as u64);
     }
+}
+
+/// Counts one committed ISR change.
+pub fn record_isr_change(shrink: bool) {
+    metrics::counter!(if shrink { ISR_SHRINKS } else { ISR_EXPANDS }).increment(1);
 }
 
 /// Counts what one compaction pass of a partition removed.

@@ -134,6 +134,11 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
     tracing::info!(records = loaded, "committed offsets loaded");
     tokio::spawn(follow_metadata(ctx.clone(), shutdown.clone()));
     tokio::spawn(send_heartbeats(ctx.clone(), shutdown.clone()));
+    tokio::spawn(crate::replication::fetcher::run(
+        ctx.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(maintain_isr(ctx.clone(), shutdown.clone()));
     tokio::spawn(tick_groups(ctx.clone(), shutdown.clone()));
     tokio::spawn(clean_logs(ctx.clone(), shutdown.clone()));
     tokio::spawn(flush_logs(ctx.clone(), shutdown.clone()));
@@ -235,6 +240,20 @@ async fn send_heartbeats(ctx: Ctx, shutdown: CancellationToken) {
         if let Err(e) = ctx.controller.heartbeat(ctx.node_id).await {
             tracing::debug!(error = %e, "broker heartbeat not delivered");
         }
+    }
+}
+
+/// As a leader, shrinks and expands ISRs as followers fall behind and catch up.
+async fn maintain_isr(ctx: Ctx, shutdown: CancellationToken) {
+    let period = (ctx.config.replica_lag_time_max() / 4)
+        .clamp(Duration::from_millis(100), Duration::from_secs(2));
+    let mut interval = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        crate::replication::propose_isr_changes(&ctx).await;
     }
 }
 

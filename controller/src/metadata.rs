@@ -132,6 +132,22 @@ pub enum Command {
     },
     /// Changes topic configs.
     AlterConfigs(Vec<ConfigChange>),
+    /// A partition leader changes the ISR (shrink or expand; AlterPartition), accepted only
+    /// from the current leader at the current leader and partition epochs.
+    AlterPartition {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The proposing leader.
+        leader: i32,
+        /// Its leader epoch.
+        leader_epoch: i32,
+        /// The partition epoch the change is based on.
+        partition_epoch: i32,
+        /// The new ISR.
+        isr: Vec<i32>,
+    },
     /// Hands out a block of producer ids.
     AllocateProducerIds {
         /// How many ids.
@@ -163,6 +179,15 @@ pub enum MetadataError {
     /// INVALID_CONFIG
     #[error("{0}")]
     InvalidConfig(String),
+    /// FENCED_LEADER_EPOCH: the proposer is not (or no longer) the leader.
+    #[error("not the current leader at this leader epoch")]
+    FencedLeaderEpoch,
+    /// INVALID_UPDATE_VERSION: the change is based on an outdated partition epoch.
+    #[error("the partition epoch changed meanwhile")]
+    InvalidUpdateVersion,
+    /// INELIGIBLE_REPLICA: the ISR would hold a fenced broker or a non-replica.
+    #[error("{0}")]
+    IneligibleReplica(String),
 }
 
 /// The result of applying one command.
@@ -287,12 +312,78 @@ impl MetadataImage {
                     })
                     .collect(),
             ),
+            Command::AlterPartition {
+                topic,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => match self.alter_partition(
+                topic,
+                *partition,
+                *leader,
+                *leader_epoch,
+                *partition_epoch,
+                isr,
+            ) {
+                Ok(()) => CommandResult::Done,
+                Err(e) => CommandResult::Failed(e),
+            },
             Command::AllocateProducerIds { count } => {
                 let first = self.next_producer_id;
                 self.next_producer_id = first.saturating_add((*count).max(1));
                 CommandResult::ProducerIds { first }
             }
         }
+    }
+
+    fn alter_partition(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: &[i32],
+    ) -> Result<(), MetadataError> {
+        let live: BTreeSet<i32> = self.live_brokers().into_iter().collect();
+        let p = self
+            .topics
+            .get_mut(topic)
+            .and_then(|t| {
+                usize::try_from(partition)
+                    .ok()
+                    .and_then(|i| t.partitions.get_mut(i))
+            })
+            .ok_or_else(|| MetadataError::UnknownTopic(topic.into()))?;
+        if p.leader != leader || p.leader_epoch != leader_epoch {
+            return Err(MetadataError::FencedLeaderEpoch);
+        }
+        if p.partition_epoch != partition_epoch {
+            return Err(MetadataError::InvalidUpdateVersion);
+        }
+        if !isr.contains(&leader) {
+            return Err(MetadataError::IneligibleReplica(
+                "the ISR must hold its leader".into(),
+            ));
+        }
+        if let Some(r) = isr.iter().find(|r| !p.replicas.contains(r)) {
+            return Err(MetadataError::IneligibleReplica(format!(
+                "{r} is not a replica"
+            )));
+        }
+        if let Some(r) = isr.iter().find(|r| !p.isr.contains(r) && !live.contains(r)) {
+            return Err(MetadataError::IneligibleReplica(format!("{r} is fenced")));
+        }
+        p.isr = p
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| isr.contains(r))
+            .collect();
+        p.partition_epoch += 1;
+        Ok(())
     }
 
     fn fence(&mut self, id: i32) {
@@ -488,6 +579,44 @@ fn collides(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alter_partition_is_checked_against_leader_and_partition_epochs() {
+        let mut img = image_with_brokers(3);
+        img.apply(&Command::CreateTopics(vec![new_topic("t", 1, 3)]));
+        let p = img.topics["t"].partitions[0].clone();
+        let alter =
+            |isr: Vec<i32>, leader_epoch: i32, partition_epoch: i32| Command::AlterPartition {
+                topic: "t".into(),
+                partition: 0,
+                leader: p.leader,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            };
+        let shrunk: Vec<i32> = vec![p.leader];
+        assert_eq!(img.apply(&alter(shrunk.clone(), 0, 0)), CommandResult::Done);
+        assert_eq!(img.topics["t"].partitions[0].isr, shrunk);
+        assert_eq!(
+            img.apply(&alter(p.replicas.clone(), 0, 0)),
+            CommandResult::Failed(MetadataError::InvalidUpdateVersion),
+            "based on the old partition epoch"
+        );
+        assert_eq!(
+            img.apply(&alter(p.replicas.clone(), 1, 1)),
+            CommandResult::Failed(MetadataError::FencedLeaderEpoch)
+        );
+        assert!(matches!(
+            img.apply(&alter(vec![99], 0, 1)),
+            CommandResult::Failed(MetadataError::IneligibleReplica(_))
+        ));
+        assert_eq!(
+            img.apply(&alter(p.replicas.clone(), 0, 1)),
+            CommandResult::Done,
+            "expanded"
+        );
+        assert_eq!(img.topics["t"].partitions[0].partition_epoch, 2);
+    }
 
     fn image_with_brokers(n: i32) -> MetadataImage {
         let mut img = MetadataImage::default();

@@ -34,6 +34,10 @@ pub struct AppendEntry {
     /// `flush.messages`: fsync before answering once this many records of the partition are
     /// unsynced (1: every append; `u64::MAX`: never here, `flush.ms` or the OS decide).
     pub flush_messages: u64,
+    /// Batches copied from the leader by a follower: their offsets, leader epochs and
+    /// timestamps are kept (each must start at the log end) and producer state is recorded
+    /// without sequence checks, so every replica derives the same state from the same log.
+    pub replicated: bool,
 }
 
 /// A successful append (or a recognised duplicate).
@@ -248,7 +252,7 @@ fn apply_entry(
     let append_time = if entry.log_append_time { now } else { -1 };
     let mut outcome: Option<AppendOutcome> = None;
 
-    if w.epochs.last().is_none_or(|(e, _)| *e < entry.leader_epoch) {
+    if !entry.replicated && w.epochs.last().is_none_or(|(e, _)| *e < entry.leader_epoch) {
         undo.push(Undo::Epochs(log.clone(), w.epochs.len()));
         w.epochs.push((entry.leader_epoch, w.next_offset));
         wb.put_cf(
@@ -268,7 +272,27 @@ fn apply_entry(
             ));
         }
         let idempotent = header.has_producer_id() && header.base_sequence >= 0;
-        if idempotent {
+        if entry.replicated {
+            if header.base_offset != w.next_offset {
+                return Err(AppendError::Storage(format!(
+                    "replicated batch at {} does not continue the log end {}",
+                    header.base_offset, w.next_offset
+                )));
+            }
+            if w.epochs
+                .last()
+                .is_none_or(|(e, _)| *e < header.partition_leader_epoch)
+            {
+                undo.push(Undo::Epochs(log.clone(), w.epochs.len()));
+                w.epochs
+                    .push((header.partition_leader_epoch, w.next_offset));
+                wb.put_cf(
+                    &meta,
+                    log.meta_keys.leader_epochs(),
+                    encode_epochs(&w.epochs),
+                );
+            }
+        } else if idempotent {
             match w.producers.check(&header) {
                 SequenceCheck::Append => {}
                 SequenceCheck::Duplicate(dup) => {
@@ -286,14 +310,16 @@ fn apply_entry(
             }
         }
         let base = w.next_offset;
-        batch::assign_offset(&mut bytes, base, entry.leader_epoch);
-        if entry.log_append_time {
-            batch::set_log_append_time(&mut bytes, now);
+        if !entry.replicated {
+            batch::assign_offset(&mut bytes, base, entry.leader_epoch);
+            if entry.log_append_time {
+                batch::set_log_append_time(&mut bytes, now);
+            }
         }
         wb.put_cf(&cf, offset_key(base), &bytes);
         // Time index: only batches that raise the running max, so entries stay sorted both
         // ways and the first entry at or above a timestamp names the first batch reaching it.
-        let max_ts = if entry.log_append_time {
+        let max_ts = if entry.log_append_time && !entry.replicated {
             now
         } else {
             header.max_timestamp

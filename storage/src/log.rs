@@ -110,6 +110,22 @@ impl PartitionLog {
         });
     }
 
+    /// Watches the log end, for follower fetches that wait for new batches.
+    pub fn watch_log_end(&self) -> watch::Receiver<i64> {
+        self.log_end.subscribe()
+    }
+
+    /// Sets the high watermark a follower learned from its leader (never past the log end;
+    /// it may move back after truncation).
+    pub fn set_high_watermark(&self, to: i64) {
+        let to = to.min(self.log_end_offset());
+        self.high_watermark.send_if_modified(|hw| {
+            let changed = *hw != to;
+            *hw = to;
+            changed
+        });
+    }
+
     /// Watches the high watermark, for fetches that wait for data.
     pub fn watch_high_watermark(&self) -> watch::Receiver<i64> {
         self.high_watermark.subscribe()

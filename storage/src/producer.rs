@@ -79,6 +79,11 @@ impl ProducerStates {
         }
     }
 
+    /// Every producer's entry (for rewriting them after a truncation).
+    pub fn entries(&self) -> Vec<(i64, ProducerEntry)> {
+        self.entries.iter().map(|(k, v)| (*k, v.clone())).collect()
+    }
+
     /// Decides what to do with an incoming batch of an idempotent producer.
     pub fn check(&self, h: &BatchHeader) -> SequenceCheck {
         let Some(entry) = self.entries.get(&h.producer_id) else {

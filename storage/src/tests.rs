@@ -22,6 +22,7 @@ fn entry(log: &Arc<PartitionLog>, batch: Vec<u8>) -> AppendEntry {
         leader_epoch: 0,
         log_append_time: false,
         flush_messages: u64::MAX,
+        replicated: false,
     }
 }
 
@@ -416,4 +417,61 @@ fn timestamp_lookups_use_the_time_index_and_survive_restart_and_retention() {
         Some(6),
         "50 is still the max"
     );
+}
+
+#[test]
+fn a_follower_copies_batches_as_they_are_and_truncates_where_logs_diverge() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let rt = rt();
+    let leader = Store::open(dir_a.path(), &StoreConfig::default()).unwrap();
+    let follower = Store::open(dir_b.path(), &StoreConfig::default()).unwrap();
+    let la = &leader.create_partitions(&[key(0)]).unwrap()[0];
+    let lb = &follower.create_partitions(&[key(0)]).unwrap()[0];
+    for (epoch, pid_seq) in [(1, 0), (1, 2), (2, 4)] {
+        let mut e = entry(la, make_batch(2, 7, 0, pid_seq, 100));
+        e.leader_epoch = epoch;
+        rt.block_on(leader.append(vec![e])).unwrap()[0]
+            .as_ref()
+            .unwrap();
+    }
+    let copied = leader
+        .read(la, 0, la.log_end_offset(), usize::MAX, true)
+        .unwrap();
+    for b in &copied {
+        let mut e = entry(lb, b.to_vec());
+        e.replicated = true;
+        rt.block_on(follower.append(vec![e])).unwrap()[0]
+            .as_ref()
+            .unwrap();
+    }
+    assert_eq!(
+        follower.read(lb, 0, 6, usize::MAX, true).unwrap(),
+        copied,
+        "same bytes"
+    );
+    assert_eq!(
+        lb.leader_epochs(),
+        vec![(1, 0), (2, 4)],
+        "epochs from the batches"
+    );
+    // A gap is refused.
+    let mut gap = entry(lb, copied[0].to_vec());
+    gap.replicated = true;
+    assert!(rt.block_on(follower.append(vec![gap])).unwrap()[0].is_err());
+
+    // The new leader's log ends epoch 1 at 4: the follower drops epoch 2's batch.
+    assert!(follower.truncate_to(lb, 4).unwrap());
+    assert_eq!(lb.log_end_offset(), 4);
+    assert_eq!(lb.leader_epochs(), vec![(1, 0)]);
+    // The producer's batch at 4 is forgotten, so its retry is appended, not a duplicate.
+    let mut retry = entry(lb, make_batch(2, 7, 0, 4, 100));
+    retry.leader_epoch = 3;
+    let out = rt.block_on(follower.append(vec![retry])).unwrap();
+    assert_eq!(out[0].as_ref().unwrap().base_offset, 4);
+    assert!(!out[0].as_ref().unwrap().duplicate);
+    drop(follower);
+    let follower = Store::open(dir_b.path(), &StoreConfig::default()).unwrap();
+    let lb = follower.partition(&key(0)).unwrap();
+    assert_eq!(lb.log_end_offset(), 6);
+    assert_eq!(lb.leader_epochs(), vec![(1, 0), (3, 4)]);
 }

@@ -4,7 +4,7 @@
 //! for scripts.
 
 mod http_client;
-mod kafka_client;
+
 mod table;
 
 use std::collections::BTreeMap;
@@ -26,7 +26,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use serde_json::{json, Value};
 
-use kafka_client::KafkaClient;
+use crate::kafka_client::KafkaClient;
 use table::print_table;
 
 /// Flags of `sluice admin`.

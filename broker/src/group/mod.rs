@@ -359,6 +359,7 @@ impl GroupCoordinator {
             log_append_time: false,
             // Commits are as durable as produced records by default: replication, not fsync.
             flush_messages: u64::MAX,
+            replicated: false,
         };
         let outcome = ctx.store.append(vec![entry]).await?;
         for r in outcome {

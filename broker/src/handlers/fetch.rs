@@ -1,5 +1,7 @@
 //! Fetch: read stored batches below the high watermark; long-poll until min_bytes or
-//! max_wait_ms; full and incremental (session) fetches.
+//! max_wait_ms; full and incremental (session) fetches. A fetch carrying a replica id is a
+//! follower's: it reads up to the log end, and its fetch offset tells the leader how far the
+//! follower got (which moves the high watermark).
 
 use std::time::Duration;
 
@@ -69,10 +71,11 @@ pub async fn handle(ctx: &Ctx, _header: &RequestHeader, req: FetchRequest) -> Fe
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let image = ctx.controller.image();
+    let replica = Some(req.replica_id.0).filter(|id| *id >= 0);
     // Subscribe before reading so that data arriving in between still wakes us.
-    let mut watchers = watchers(ctx, &image, &targets);
+    let mut watchers = watchers(ctx, &image, &targets, replica.is_some());
     let reads = loop {
-        let reads = read_all(ctx, &image, &targets, max_bytes);
+        let reads = read_all(ctx, &image, &targets, max_bytes, replica);
         let bytes: usize = reads
             .iter()
             .filter_map(|r| r.result.as_ref().ok())
@@ -100,13 +103,18 @@ fn watchers(
     ctx: &Ctx,
     image: &MetadataImage,
     targets: &[FetchTarget],
+    replica: bool,
 ) -> Vec<watch::Receiver<i64>> {
     targets
         .iter()
         .filter_map(|t| {
             let info = image.topics.get(&t.topic)?;
             let leader = ctx.replicas.leader(info, t.partition).ok()?;
-            let mut rx = leader.log.watch_high_watermark();
+            let mut rx = if replica {
+                leader.log.watch_log_end()
+            } else {
+                leader.log.watch_high_watermark()
+            };
             rx.borrow_and_update();
             Some(rx)
         })
@@ -118,13 +126,14 @@ fn read_all(
     image: &MetadataImage,
     targets: &[FetchTarget],
     max_bytes: usize,
+    replica: Option<i32>,
 ) -> Vec<PartitionRead> {
     let mut budget = max_bytes;
     let mut any_data = false;
     targets
         .iter()
         .map(|t| {
-            let result = read_one(ctx, image, t, budget, !any_data);
+            let result = read_one(ctx, image, t, budget, !any_data, replica);
             if let Ok(d) = &result {
                 budget = budget.saturating_sub(d.records.len());
                 any_data |= !d.records.is_empty();
@@ -143,6 +152,7 @@ fn read_one(
     t: &FetchTarget,
     budget: usize,
     first: bool,
+    replica: Option<i32>,
 ) -> Result<ReadData, BrokerError> {
     let info = image
         .topics
@@ -155,14 +165,20 @@ fn read_one(
     if t.fetch_offset < log_start || t.fetch_offset > log.log_end_offset() {
         return Err(BrokerError::OffsetOutOfRange);
     }
+    // Consumers read committed data only; followers copy everything the leader has.
+    let upper = match replica {
+        Some(follower) => {
+            ctx.replicas
+                .on_follower_fetch(&leader, follower, t.fetch_offset);
+            log.log_end_offset()
+        }
+        None => high_watermark,
+    };
     let limit = budget.min(t.max_bytes.max(0) as usize);
     let records = if limit == 0 && !first {
         Bytes::new()
     } else {
-        concat(
-            ctx.store
-                .read(log, t.fetch_offset, high_watermark, limit, first)?,
-        )
+        concat(ctx.store.read(log, t.fetch_offset, upper, limit, first)?)
     };
     Ok(ReadData {
         records,

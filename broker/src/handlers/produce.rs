@@ -63,6 +63,7 @@ pub async fn handle(
                         leader_epoch: leader.info.leader_epoch,
                         log_append_time: configs.log_append_time(),
                         flush_messages: configs.flush_messages().max(1) as u64,
+                        replicated: false,
                     });
                     accepted.push(Accepted {
                         topic: ti,

@@ -1,17 +1,28 @@
-//! Local partition replicas: which ones this node stores, and which it leads.
+//! Local partition replicas: which ones this node stores, which it leads and which it
+//! follows, and Kafka's ISR model.
 //!
 //! The replica manager follows the controller's metadata image: it creates the column
 //! families of partitions assigned to this node (in one batch per change) and drops those of
-//! deleted topics. With a single replica the high watermark follows the log end at once;
-//! follower fetching and ISR management build on this for multi-node replication.
+//! deleted topics. As a leader it tracks every follower's log end offset from its fetches:
+//! the high watermark is the minimum over the ISR, a follower lagging for longer than
+//! `replica.lag.time.max.ms` is dropped from the ISR and one that caught up is added back
+//! (both through the controller, `isr.rs`). As a follower it copies batches from the leader
+//! (`fetcher.rs`) after truncating whatever the leader does not have (KIP-101).
 
+pub mod fetcher;
+mod isr;
+
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use sluice_controller::{MetadataImage, PartitionInfo, TopicInfo};
 use sluice_storage::{PartitionKey, PartitionLog, Store};
 use tokio::sync::Mutex;
 
 use crate::error::BrokerError;
+
+pub use isr::propose_isr_changes;
 
 /// A partition this node leads, with its metadata.
 pub struct LeaderPartition {
@@ -21,11 +32,51 @@ pub struct LeaderPartition {
     pub info: PartitionInfo,
 }
 
+/// What a leader knows of one follower, from its fetches.
+#[derive(Debug, Clone, Copy)]
+struct FollowerProgress {
+    /// The follower's log end (its last fetch offset).
+    log_end: i64,
+    /// Last time it was known to have everything the leader had.
+    caught_up_at: Instant,
+    /// The leader's log end and the time at its previous fetch.
+    previous_fetch: (i64, Instant),
+}
+
+/// A partition this node follows.
+#[derive(Debug, Clone)]
+pub struct Following {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The leader's broker id.
+    pub leader: i32,
+    /// The leader epoch this follower works in.
+    pub leader_epoch: i32,
+    /// The local log.
+    pub log: Arc<PartitionLog>,
+    /// Whether the log was truncated to the leader's for this epoch yet.
+    pub truncated: bool,
+}
+
+/// A led partition: since when, at which epoch, and each follower's progress.
+#[derive(Debug)]
+struct Led {
+    leader_epoch: i32,
+    since: Instant,
+    followers: HashMap<i32, FollowerProgress>,
+}
+
 /// Keeps local replicas in step with the metadata image.
 pub struct ReplicaManager {
     node_id: i32,
     store: Arc<Store>,
     reconcile_lock: Mutex<()>,
+    /// Led partitions and their followers' progress.
+    progress: std::sync::Mutex<HashMap<PartitionKey, Led>>,
+    /// Followed partitions.
+    following: std::sync::Mutex<HashMap<PartitionKey, Following>>,
 }
 
 impl ReplicaManager {
@@ -35,10 +86,13 @@ impl ReplicaManager {
             node_id,
             store,
             reconcile_lock: Mutex::new(()),
+            progress: Default::default(),
+            following: Default::default(),
         }
     }
 
-    /// Creates local partitions assigned here and drops those no longer in the image.
+    /// Creates local partitions assigned here, drops those no longer in the image, and
+    /// updates which partitions are led and followed.
     pub async fn reconcile(&self, image: &MetadataImage) -> Result<(), BrokerError> {
         let _guard = self.reconcile_lock.lock().await;
         let mut wanted = Vec::new();
@@ -65,14 +119,103 @@ impl ReplicaManager {
             if !stale.is_empty() {
                 store.delete_partitions(&stale)?;
             }
-            for log in store.partitions() {
-                // A lone replica is the whole ISR: everything it stores is committed.
-                log.advance_high_watermark(log.log_end_offset());
-            }
             Ok(())
         })
         .await
-        .map_err(|e| BrokerError::Storage(e.to_string()))?
+        .map_err(|e| BrokerError::Storage(e.to_string()))??;
+        self.update_roles(image);
+        Ok(())
+    }
+
+    fn update_roles(&self, image: &MetadataImage) {
+        let (Ok(mut progress), Ok(mut following)) = (self.progress.lock(), self.following.lock())
+        else {
+            return;
+        };
+        let mut led = HashMap::new();
+        let mut followed = HashMap::new();
+        for topic in image.topics.values() {
+            for (index, p) in topic.partitions.iter().enumerate() {
+                let key = PartitionKey {
+                    topic_id: topic.id,
+                    partition: index as i32,
+                };
+                let Some(log) = self.store.partition(&key) else {
+                    continue;
+                };
+                if p.leader == self.node_id {
+                    // A new epoch starts with no knowledge of the followers.
+                    let entry = match progress.remove(&key) {
+                        Some(e) if e.leader_epoch == p.leader_epoch => e,
+                        _ => Led {
+                            leader_epoch: p.leader_epoch,
+                            since: Instant::now(),
+                            followers: HashMap::new(),
+                        },
+                    };
+                    led.insert(key, entry);
+                    if p.isr.as_slice() == [self.node_id] {
+                        // A lone ISR member: everything it stores is committed.
+                        log.advance_high_watermark(log.log_end_offset());
+                    }
+                } else if p.replicas.contains(&self.node_id) && p.leader >= 0 {
+                    let truncated = following
+                        .get(&key)
+                        .is_some_and(|f| f.leader_epoch == p.leader_epoch && f.truncated);
+                    followed.insert(
+                        key,
+                        Following {
+                            topic: topic.name.clone(),
+                            partition: index as i32,
+                            leader: p.leader,
+                            leader_epoch: p.leader_epoch,
+                            log,
+                            truncated,
+                        },
+                    );
+                }
+            }
+        }
+        *progress = led;
+        *following = followed;
+    }
+
+    /// The partitions this node follows from `leader`.
+    pub fn following_from(&self, leader: i32) -> Vec<Following> {
+        self.following
+            .lock()
+            .map(|f| f.values().filter(|x| x.leader == leader).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Leaders this node follows partitions from.
+    pub fn followed_leaders(&self) -> Vec<i32> {
+        let mut ids: Vec<i32> = self
+            .following
+            .lock()
+            .map(|f| f.values().map(|x| x.leader).collect())
+            .unwrap_or_default();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Marks a followed partition as truncated for its current epoch.
+    pub fn mark_truncated(&self, key: &PartitionKey, leader_epoch: i32) {
+        if let Ok(mut f) = self.following.lock() {
+            if let Some(x) = f.get_mut(key).filter(|x| x.leader_epoch == leader_epoch) {
+                x.truncated = true;
+            }
+        }
+    }
+
+    /// Makes a followed partition truncate again before its next fetch.
+    pub fn mark_untruncated(&self, key: &PartitionKey) {
+        if let Ok(mut f) = self.following.lock() {
+            if let Some(x) = f.get_mut(key) {
+                x.truncated = false;
+            }
+        }
     }
 
     /// The partition, if this node leads it; the Kafka error a client should see otherwise.
@@ -102,11 +245,52 @@ impl ReplicaManager {
         })
     }
 
+    /// A follower fetched from `fetch_offset` (its log end): remember its progress and move
+    /// the high watermark.
+    pub fn on_follower_fetch(&self, p: &LeaderPartition, follower: i32, fetch_offset: i64) {
+        let now = Instant::now();
+        let leader_end = p.log.log_end_offset();
+        if let Ok(mut progress) = self.progress.lock() {
+            let Some(led) = progress.get_mut(&p.log.key()) else {
+                return;
+            };
+            let f = led.followers.entry(follower).or_insert(FollowerProgress {
+                log_end: fetch_offset,
+                caught_up_at: now,
+                previous_fetch: (leader_end, now),
+            });
+            // Kafka's rule: caught up now if it has all the leader has; caught up as of the
+            // previous fetch if it has what the leader had then.
+            if fetch_offset >= leader_end {
+                f.caught_up_at = now;
+            } else if fetch_offset >= f.previous_fetch.0 {
+                f.caught_up_at = f.caught_up_at.max(f.previous_fetch.1);
+            }
+            f.log_end = fetch_offset;
+            f.previous_fetch = (leader_end, now);
+        }
+        self.update_high_watermark(p);
+    }
+
     /// Called after an append: moves the high watermark as far as the ISR allows.
     pub fn on_append(&self, p: &LeaderPartition) {
-        if p.info.isr.as_slice() == [self.node_id] {
-            p.log.advance_high_watermark(p.log.log_end_offset());
+        self.update_high_watermark(p);
+    }
+
+    /// High watermark = the smallest log end over the ISR (a member not heard from in this
+    /// epoch holds it back).
+    fn update_high_watermark(&self, p: &LeaderPartition) {
+        let mut hw = p.log.log_end_offset();
+        if let Ok(progress) = self.progress.lock() {
+            let followers = progress.get(&p.log.key()).map(|l| &l.followers);
+            for r in p.info.isr.iter().filter(|r| **r != self.node_id) {
+                match followers.and_then(|f| f.get(r)) {
+                    Some(f) => hw = hw.min(f.log_end),
+                    None => return,
+                }
+            }
         }
+        p.log.advance_high_watermark(hw);
     }
 
     /// Checks a client's view of the leader epoch (KIP-320); -1 means "not given".

@@ -1,4 +1,4 @@
-//! A minimal Kafka protocol client for `sluice admin`: one connection, one request at a
+//! A minimal Kafka protocol client (`sluice admin`, follower fetchers): one connection, one request at a
 //! time, typed by kafka-protocol's `Request` trait.
 
 use anyhow::{anyhow, bail, Context};
@@ -36,7 +36,7 @@ impl KafkaClient {
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
             .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("sluice-admin")));
+            .with_client_id(Some(StrBytes::from_static_str("sluice")));
         let mut body = BytesMut::new();
         header.encode(&mut body, R::header_version(version))?;
         req.encode(&mut body, version)?;

@@ -1,0 +1,214 @@
+//! Replication with real processes: 3 nodes, RF=3, min.insync.replicas=2, an acks=all
+//! idempotent producer (librdkafka) while partition leaders are SIGKILLed. Every
+//! acknowledged record survives exactly once, and replicas converge.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sluice_compat_tests::{http_get, launcher, run_ok, topic, Node};
+
+const FAST: &[&str] = &[
+    "--config",
+    "broker.session.timeout.ms=3000",
+    "--config",
+    "broker.heartbeat.interval.ms=300",
+    "--config",
+    "replica.lag.time.max.ms=3000",
+];
+
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Per partition as `node` sees it: (leader, isr, this node's log end offset if stored).
+fn partitions(node: &Node, topic: &str) -> Vec<(i64, Vec<u64>, Option<i64>)> {
+    let v: Value =
+        serde_json::from_str(&http_get(&node.http, "/admin/topics")).unwrap_or(Value::Null);
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["name"] == topic)
+        .flat_map(|t| t["partitions"].as_array().unwrap().clone())
+        .map(|p| {
+            let isr = p["isr"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap())
+                .collect();
+            (
+                p["leader"].as_i64().unwrap(),
+                isr,
+                p["log_end_offset"].as_i64(),
+            )
+        })
+        .collect()
+}
+
+fn bootstrap(nodes: &[Node]) -> String {
+    nodes
+        .iter()
+        .map(|n| n.kafka.clone())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Every record of the topic: (partition, offset) -> value, read from the leaders.
+fn read_all(nodes: &[Node], topic: &str) -> BTreeMap<(i32, i64), String> {
+    let out = run_ok(
+        Command::new("kcat").args([
+            "-C",
+            "-b",
+            &bootstrap(nodes),
+            "-t",
+            topic,
+            "-e",
+            "-q",
+            "-o",
+            "beginning",
+            "-f",
+            "%p %o %s\n",
+        ]),
+        Duration::from_secs(120),
+        None,
+    );
+    out.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.splitn(3, ' ').collect();
+            (
+                (f[0].parse().unwrap(), f[1].parse().unwrap()),
+                f[2].to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn acknowledged_writes_survive_killing_partition_leaders() {
+    let mut nodes = Node::start_cluster(3, 0, FAST);
+    let topic = topic("replicated");
+    run_ok(
+        Command::new(launcher("kafka-topics"))
+            .args([
+                "--bootstrap-server",
+                &nodes[0].kafka,
+                "--create",
+                "--topic",
+                &topic,
+            ])
+            .args(["--partitions", "3", "--replication-factor", "3"])
+            .args(["--config", "min.insync.replicas=2"]),
+        Duration::from_secs(90),
+        None,
+    );
+    wait_until("every follower in sync", Duration::from_secs(30), || {
+        let p = partitions(&nodes[0], &topic);
+        p.len() == 3 && p.iter().all(|(_, isr, _)| isr.len() == 3)
+    });
+
+    let mut producer = Command::new(launcher("ack-producer"))
+        .args(["--bootstrap", &bootstrap(&nodes), "--topic", &topic])
+        .args(["--messages", "30000", "--timeout", "120"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ack-producer");
+    let stdout = producer.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    // Kill the leader of partition 0 mid-stream, then (once the first is back) the leader
+    // of partition 1.
+    let mut acked: Vec<(i32, i64, String)> = Vec::new();
+    let mut kills: Vec<usize> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "producer did not finish; {} acks",
+            acked.len()
+        );
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(130)) else {
+            break;
+        };
+        if let Some(rest) = line.strip_prefix("ACK ") {
+            let f: Vec<&str> = rest.splitn(3, ' ').collect();
+            acked.push((
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].to_string(),
+            ));
+        } else if line.starts_with("DONE") {
+            break;
+        }
+        let due = [6000, 16000];
+        if kills.len() < due.len() && acked.len() >= due[kills.len()] {
+            if let Some(prev) = kills.last().copied() {
+                nodes[prev].restart();
+            }
+            let alive = (0..3).find(|i| !kills.contains(i)).unwrap_or(0);
+            let leader = partitions(&nodes[alive], &topic)[kills.len()].0 as usize;
+            eprintln!(
+                "killing node {leader} (leader of partition {}) after {} acks",
+                kills.len(),
+                acked.len()
+            );
+            nodes[leader - 1].kill9();
+            kills.push(leader - 1);
+        }
+    }
+    let _ = producer.kill();
+    let _ = producer.wait();
+    assert_eq!(kills.len(), 2, "two leaders were killed mid-stream");
+    assert!(
+        acked.len() >= 29_000,
+        "the producer went on after the kills: {} acks",
+        acked.len()
+    );
+    if let Some(last) = kills.last().copied() {
+        nodes[last].restart();
+    }
+
+    let stored = read_all(&nodes, &topic);
+    for (p, o, v) in &acked {
+        assert_eq!(
+            stored.get(&(*p, *o)),
+            Some(v),
+            "acknowledged record {v} at {p}/{o} lost"
+        );
+    }
+    let mut values: Vec<&String> = stored.values().collect();
+    let total = values.len();
+    values.sort();
+    values.dedup();
+    assert_eq!(
+        values.len(),
+        total,
+        "duplicates after retries across failovers"
+    );
+
+    // The restarted nodes truncate, catch up and rejoin the ISR; all replicas end equal.
+    wait_until("replicas converge", Duration::from_secs(60), || {
+        let views: Vec<_> = nodes.iter().map(|n| partitions(n, &topic)).collect();
+        (0..3).all(|p| {
+            let ends: Vec<Option<i64>> = views.iter().map(|v| v.get(p).and_then(|x| x.2)).collect();
+            views[0].get(p).is_some_and(|x| x.1.len() == 3)
+                && ends.iter().all(|e| e.is_some() && *e == ends[0])
+        })
+    });
+}
