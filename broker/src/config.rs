@@ -96,6 +96,7 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
         ConfigType::Int,
     ),
     ("replica.lag.time.max.ms", "30000", ConfigType::Long),
+    ("offsets.commit.timeout.ms", "5000", ConfigType::Int),
     ("log.cleaner.backoff.ms", "15000", ConfigType::Long),
     (
         "log.retention.check.interval.ms",
@@ -206,6 +207,10 @@ impl BrokerConfig {
     /// `log.cleaner.backoff.ms`: how often compacted topics are checked.
     pub fn cleaner_backoff(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.parsed("log.cleaner.backoff.ms", 15_000u64).max(10))
+    }
+    /// `offsets.commit.timeout.ms`: how long a commit waits for the ISR.
+    pub fn offsets_commit_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.parsed("offsets.commit.timeout.ms", 5_000u64))
     }
     /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
     pub fn replica_lag_time_max(&self) -> std::time::Duration {

@@ -37,6 +37,12 @@ pub enum BrokerError {
     /// NOT_ENOUGH_REPLICAS
     #[error("fewer in-sync replicas than min.insync.replicas")]
     NotEnoughReplicas,
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND
+    #[error("the record was written but the ISR did not confirm it in time")]
+    NotEnoughReplicasAfterAppend,
+    /// INVALID_UPDATE_VERSION
+    #[error("the partition changed meanwhile")]
+    InvalidUpdateVersion,
     /// OFFSET_OUT_OF_RANGE
     #[error("offset out of range")]
     OffsetOutOfRange,
@@ -101,6 +107,8 @@ impl BrokerError {
             Self::InvalidProducerEpoch => Code::InvalidProducerEpoch,
             Self::Storage(_) => Code::KafkaStorageError,
             Self::NotEnoughReplicas => Code::NotEnoughReplicas,
+            Self::NotEnoughReplicasAfterAppend => Code::NotEnoughReplicasAfterAppend,
+            Self::InvalidUpdateVersion => Code::InvalidUpdateVersion,
             Self::OffsetOutOfRange => Code::OffsetOutOfRange,
             Self::FencedLeaderEpoch => Code::FencedLeaderEpoch,
             Self::UnknownLeaderEpoch => Code::UnknownLeaderEpoch,
@@ -145,7 +153,7 @@ impl From<MetadataError> for BrokerError {
             MetadataError::InvalidReplicaAssignment(m) => Self::InvalidReplicaAssignment(m),
             MetadataError::InvalidConfig(m) => Self::InvalidConfig(m),
             MetadataError::FencedLeaderEpoch => Self::FencedLeaderEpoch,
-            MetadataError::InvalidUpdateVersion => Self::Group(Code::InvalidUpdateVersion),
+            MetadataError::InvalidUpdateVersion => Self::InvalidUpdateVersion,
             MetadataError::IneligibleReplica(m) => Self::InvalidRequest(m),
         }
     }

@@ -160,6 +160,7 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
     accept_loop(ctx.clone(), listener, shutdown.clone()).await;
 
     tracing::info!("shutting down");
+    controlled_shutdown(&ctx).await;
     ready.store(false, Ordering::Release);
     controller.shutdown().await;
     drop(ctx);
@@ -226,6 +227,32 @@ async fn follow_metadata(ctx: Ctx, shutdown: CancellationToken) {
         if let Err(e) = ctx.replicas.reconcile(&image).await {
             tracing::error!(error = %e, "applying metadata to local replicas failed");
         }
+        // Offsets partitions this node now leads (a coordinator elsewhere was lost).
+        let task_ctx = ctx.clone();
+        match tokio::task::spawn_blocking(move || task_ctx.groups.load(&task_ctx)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(records = n, "took over group coordination"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "loading committed offsets failed"),
+            Err(e) => tracing::warn!(error = %e, "loading committed offsets"),
+        }
+    }
+}
+
+/// Before stopping, hands this broker's partition leadership to other ISR members (by
+/// fencing itself), so clients move on without waiting for a session timeout.
+async fn controlled_shutdown(ctx: &Ctx) {
+    let image = ctx.controller.image();
+    let others = image.live_brokers().iter().any(|b| *b != ctx.node_id);
+    if !others {
+        return;
+    }
+    let fence = ctx
+        .controller
+        .execute(sluice_controller::Command::FenceBroker { id: ctx.node_id });
+    match tokio::time::timeout(Duration::from_secs(5), fence).await {
+        Ok(Ok(_)) => tracing::info!("controlled shutdown: leadership moved to other replicas"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "controlled shutdown failed"),
+        Err(_) => tracing::warn!("controlled shutdown timed out"),
     }
 }
 

@@ -212,3 +212,111 @@ fn acknowledged_writes_survive_killing_partition_leaders() {
         })
     });
 }
+
+/// Java's `String.hashCode`, which places a group on an offsets partition.
+fn java_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// `sluice admin --json ...`, or Null while the command fails (e.g. no coordinator yet).
+fn admin_json(node: &Node, args: &[&str]) -> Value {
+    let out = sluice_compat_tests::run(
+        Command::new(sluice_compat_tests::sluice_bin())
+            .args([
+                "admin",
+                "--json",
+                "--bootstrap",
+                &node.kafka,
+                "--http",
+                &node.http,
+            ])
+            .args(args),
+        Duration::from_secs(60),
+        None,
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+#[test]
+fn committed_offsets_survive_losing_the_group_coordinator() {
+    let mut nodes = Node::start_cluster(3, 0, FAST);
+    let topic = topic("committed");
+    run_ok(
+        Command::new(launcher("kafka-topics"))
+            .args([
+                "--bootstrap-server",
+                &nodes[0].kafka,
+                "--create",
+                "--topic",
+                &topic,
+            ])
+            .args(["--partitions", "1", "--replication-factor", "3"]),
+        Duration::from_secs(90),
+        None,
+    );
+    let input: String = (0..50).map(|i| format!("m{i}\n")).collect();
+    sluice_compat_tests::kcat_produce(&nodes[0], &topic, input.as_bytes(), &[]);
+    let group = "g-survives";
+    sluice_compat_tests::commit_offsets(&nodes[0], &topic, group, 20);
+
+    let slot = (java_hash(group) & 0x7fff_ffff) as usize % 50;
+    let coordinator = partitions(&nodes[0], "__consumer_offsets")[slot].0 as usize;
+    nodes[coordinator - 1].kill9();
+    let survivor = &nodes[coordinator % 3];
+    wait_until("a new coordinator", Duration::from_secs(20), || {
+        let p = partitions(survivor, "__consumer_offsets");
+        p.get(slot)
+            .is_some_and(|x| x.0 > 0 && x.0 as usize != coordinator)
+    });
+    wait_until(
+        "the commit read back from the new coordinator",
+        Duration::from_secs(30),
+        || {
+            let v = admin_json(survivor, &["groups", "describe", group]);
+            v["partitions"][0]["committed"].as_i64() == Some(20)
+        },
+    );
+}
+
+#[test]
+fn sigterm_hands_leadership_over_before_the_node_stops() {
+    // A long session: only the controlled shutdown can move leadership this fast.
+    let slow = ["--config", "broker.session.timeout.ms=60000"];
+    let mut nodes = Node::start_cluster(3, 0, &slow);
+    let topic = topic("handover");
+    run_ok(
+        Command::new(launcher("kafka-topics"))
+            .args([
+                "--bootstrap-server",
+                &nodes[0].kafka,
+                "--create",
+                "--topic",
+                &topic,
+            ])
+            .args(["--partitions", "3", "--replication-factor", "3"]),
+        Duration::from_secs(90),
+        None,
+    );
+    wait_until("every follower in sync", Duration::from_secs(30), || {
+        partitions(&nodes[1], &topic)
+            .iter()
+            .all(|(_, isr, _)| isr.len() == 3)
+    });
+    let led_by_first = partitions(&nodes[1], &topic)
+        .iter()
+        .filter(|p| p.0 == 1)
+        .count();
+    assert!(led_by_first > 0, "node 1 leads something");
+    let stopped = Instant::now();
+    assert!(nodes[0].terminate().success());
+    wait_until(
+        "leadership moved off the stopped node",
+        Duration::from_secs(10),
+        || partitions(&nodes[1], &topic).iter().all(|p| p.0 > 1),
+    );
+    assert!(
+        stopped.elapsed() < Duration::from_secs(20),
+        "well before the session timeout"
+    );
+}

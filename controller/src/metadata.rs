@@ -392,29 +392,40 @@ impl MetadataImage {
         };
         b.fenced = true;
         let live: BTreeSet<i32> = self.live_brokers().into_iter().collect();
-        for p in self
-            .topics
-            .values_mut()
-            .flat_map(|t| t.partitions.iter_mut())
-        {
-            let mut changed = false;
-            if p.isr.len() > 1 && p.isr.contains(&id) {
-                p.isr.retain(|r| *r != id);
-                changed = true;
-            }
-            if p.leader == id {
-                // The next live ISR member in preferred order; none: offline until one returns.
-                p.leader = p
-                    .replicas
-                    .iter()
-                    .copied()
-                    .find(|r| p.isr.contains(r) && live.contains(r))
-                    .unwrap_or(-1);
-                p.leader_epoch += 1;
-                changed = true;
-            }
-            if changed {
-                p.partition_epoch += 1;
+        for t in self.topics.values_mut() {
+            let unclean = t
+                .configs
+                .get("unclean.leader.election.enable")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            for p in t.partitions.iter_mut() {
+                let mut changed = false;
+                if p.isr.len() > 1 && p.isr.contains(&id) {
+                    p.isr.retain(|r| *r != id);
+                    changed = true;
+                }
+                if p.leader == id {
+                    // The next live ISR member in preferred order; none: offline until one
+                    // returns, unless the topic accepts losing data to stay available.
+                    let clean = p
+                        .replicas
+                        .iter()
+                        .copied()
+                        .find(|r| p.isr.contains(r) && live.contains(r));
+                    let any_live = p.replicas.iter().copied().find(|r| live.contains(r));
+                    p.leader = match (clean, any_live) {
+                        (Some(l), _) => l,
+                        (None, Some(l)) if unclean => {
+                            p.isr = vec![l];
+                            l
+                        }
+                        _ => -1,
+                    };
+                    p.leader_epoch += 1;
+                    changed = true;
+                }
+                if changed {
+                    p.partition_epoch += 1;
+                }
             }
         }
     }
@@ -579,6 +590,56 @@ fn collides(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fencing_moves_leadership_to_a_live_isr_member_and_unfencing_restores_offline_ones() {
+        let mut img = image_with_brokers(3);
+        img.apply(&Command::CreateTopics(vec![
+            new_topic("t", 3, 3),
+            new_topic("one", 1, 1),
+        ]));
+        let leader_of = |img: &MetadataImage, t: &str, p: usize| img.topics[t].partitions[p].leader;
+        let single = leader_of(&img, "one", 0);
+        let p0 = img.topics["t"].partitions[0].clone();
+        img.apply(&Command::FenceBroker { id: p0.leader });
+        let after = &img.topics["t"].partitions[0];
+        assert_ne!(after.leader, p0.leader);
+        assert!(after.isr.contains(&after.leader) && !after.isr.contains(&p0.leader));
+        assert_eq!(after.leader_epoch, p0.leader_epoch + 1);
+        if single == p0.leader {
+            assert_eq!(leader_of(&img, "one", 0), -1, "no other replica: offline");
+            img.apply(&Command::UnfenceBroker { id: p0.leader });
+            assert_eq!(leader_of(&img, "one", 0), single, "back with its broker");
+        }
+    }
+
+    #[test]
+    fn unclean_election_only_when_the_topic_allows_it() {
+        for unclean in [false, true] {
+            let mut img = image_with_brokers(2);
+            let mut t = new_topic("t", 1, 2);
+            t.configs
+                .insert("unclean.leader.election.enable".into(), unclean.to_string());
+            img.apply(&Command::CreateTopics(vec![t]));
+            let p = img.topics["t"].partitions[0].clone();
+            let follower = p.replicas.iter().copied().find(|r| *r != p.leader).unwrap();
+            // The follower fell out of the ISR, then the leader died.
+            img.apply(&Command::AlterPartition {
+                topic: "t".into(),
+                partition: 0,
+                leader: p.leader,
+                leader_epoch: 0,
+                partition_epoch: 0,
+                isr: vec![p.leader],
+            });
+            img.apply(&Command::FenceBroker { id: p.leader });
+            let expect = if unclean { follower } else { -1 };
+            assert_eq!(
+                img.topics["t"].partitions[0].leader, expect,
+                "unclean={unclean}"
+            );
+        }
+    }
 
     #[test]
     fn alter_partition_is_checked_against_leader_and_partition_epochs() {

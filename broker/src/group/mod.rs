@@ -78,6 +78,8 @@ pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, Slot>>,
     consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
     offsets: OffsetStore,
+    /// `__consumer_offsets` partitions loaded, with the leader epoch they were loaded in.
+    loaded: std::sync::Mutex<HashMap<i32, i32>>,
     initial_delay: Duration,
     consumer_session: Duration,
 }
@@ -96,6 +98,7 @@ impl GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
             consumer_groups: Mutex::new(HashMap::new()),
             offsets: OffsetStore::default(),
+            loaded: Default::default(),
             initial_delay,
             consumer_session,
         }
@@ -362,32 +365,47 @@ impl GroupCoordinator {
             replicated: false,
         };
         let outcome = ctx.store.append(vec![entry]).await?;
+        let mut last = -1;
         for r in outcome {
-            r?;
+            last = last.max(r?.last_offset);
         }
         ctx.replicas.on_append(&leader);
+        // A commit is answered once the ISR has it, so it survives the coordinator's loss.
+        leader
+            .wait_committed(last, ctx.config.offsets_commit_timeout())
+            .await
+            .map_err(|_| BrokerError::Group(Code::RequestTimedOut))?;
         for (k, v) in records {
             self.offsets.apply_record(Some(k), v);
         }
         Ok(())
     }
 
-    /// Rebuilds committed offsets from the local `__consumer_offsets` partitions.
+    /// Rebuilds committed offsets from the `__consumer_offsets` partitions this node has
+    /// come to lead (at startup, and when a coordinator elsewhere was lost).
     pub fn load(&self, ctx: &Broker) -> Result<usize, BrokerError> {
         let image = ctx.controller.image();
         let Some(topic) = image.topics.get(OFFSETS_TOPIC) else {
             return Ok(0);
         };
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         let mut records = 0;
+        let mut now_led = HashMap::new();
         for p in 0..topic.partitions.len() as i32 {
             let Ok(leader) = ctx.replicas.leader(topic, p) else {
                 continue;
             };
+            let epoch = leader.info.leader_epoch;
+            now_led.insert(p, epoch);
+            if loaded.get(&p) == Some(&epoch) {
+                continue;
+            }
             scan_records(ctx, &leader.log, |_, r| {
                 records += 1;
                 self.offsets.apply_record(r.key, r.value);
             })?;
         }
+        *loaded = now_led;
         Ok(records)
     }
 

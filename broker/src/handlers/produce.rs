@@ -98,7 +98,7 @@ pub async fn handle(
                 Ok(o) => {
                     ctx.replicas.on_append(&a.leader);
                     let committed = if req.acks == -1 {
-                        wait_committed(&a.leader, o.last_offset, timeout).await
+                        a.leader.wait_committed(o.last_offset, timeout).await
                     } else {
                         Ok(())
                     };
@@ -168,20 +168,6 @@ fn validate(
         out.push(BytesMut::from(bytes));
     }
     Ok((out, count))
-}
-
-/// acks=all: waits until the high watermark passes the batch (at once with a lone replica).
-async fn wait_committed(
-    p: &LeaderPartition,
-    last_offset: i64,
-    timeout: Duration,
-) -> Result<(), BrokerError> {
-    let mut hw = p.log.watch_high_watermark();
-    let reached = tokio::time::timeout(timeout, hw.wait_for(|hw| *hw > last_offset)).await;
-    match reached {
-        Ok(Ok(_)) => Ok(()),
-        _ => Err(BrokerError::NotEnoughReplicas),
-    }
 }
 
 fn error_response(index: i32, e: &BrokerError) -> PartitionProduceResponse {

@@ -32,6 +32,23 @@ pub struct LeaderPartition {
     pub info: PartitionInfo,
 }
 
+impl LeaderPartition {
+    /// acks=all: waits until the high watermark passes `last_offset` (at once with a lone
+    /// ISR member); NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR does not get there in time.
+    pub async fn wait_committed(
+        &self,
+        last_offset: i64,
+        timeout: std::time::Duration,
+    ) -> Result<(), BrokerError> {
+        let mut hw = self.log.watch_high_watermark();
+        let reached = tokio::time::timeout(timeout, hw.wait_for(|hw| *hw > last_offset)).await;
+        match reached {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(BrokerError::NotEnoughReplicasAfterAppend),
+        }
+    }
+}
+
 /// What a leader knows of one follower, from its fetches.
 #[derive(Debug, Clone, Copy)]
 struct FollowerProgress {
