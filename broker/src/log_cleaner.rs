@@ -65,6 +65,8 @@ impl LogCleaner {
                 let stats = ctx.store.compact(log, &plan)?;
                 if stats.records_removed > 0 {
                     tracing::debug!(partition = log.cf_name(), ?stats, "compacted");
+                    // Give the space back now, not whenever RocksDB gets to it.
+                    ctx.store.reclaim_all(log)?;
                 }
                 crate::metrics::record_compaction(&topic.name, &stats);
                 add(&mut total, &stats);

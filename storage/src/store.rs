@@ -62,6 +62,8 @@ pub struct Store {
     appender_thread: Mutex<Option<JoinHandle<()>>>,
     /// Serialises the rewrites below the log end (retention, DeleteRecords, compaction).
     maintenance: Mutex<()>,
+    /// Column families of the system tables.
+    system_cfs: Vec<String>,
 }
 
 impl std::fmt::Debug for Store {
@@ -93,8 +95,9 @@ fn options(config: &StoreConfig) -> (Options, Options) {
     ));
     db.set_max_background_jobs(2);
     db.set_keep_log_file_num(3);
-    // With many CFs, old WAL files are kept until every CF is flushed: bound them.
-    db.set_max_total_wal_size(512 << 20);
+    // A WAL file stays until every CF with data in it is flushed: past this total, RocksDB
+    // flushes the CFs holding the oldest one, so removed data does not linger in the WAL.
+    db.set_max_total_wal_size(128 << 20);
     db.set_max_open_files(4096);
     (db, cf)
 }
@@ -145,6 +148,7 @@ impl Store {
             appender: Mutex::new(Some(tx)),
             appender_thread: Mutex::new(Some(thread)),
             maintenance: Mutex::new(()),
+            system_cfs: config.system_tables.iter().map(|t| system_cf(t)).collect(),
         })
     }
 
@@ -515,6 +519,25 @@ impl Store {
         let cf = self.partition_cf(log)?;
         let end = offset_key(log.log_start_offset());
         self.db.compact_range_cf(&cf, None::<&[u8]>, Some(&end[..]));
+        self.release_wal()
+    }
+
+    /// Compacts a whole partition (after log compaction rewrote it), dropping the versions
+    /// its rewrites replaced.
+    pub fn reclaim_all(&self, log: &PartitionLog) -> Result<()> {
+        let cf = self.partition_cf(log)?;
+        self.db.compact_range_cf(&cf, None::<&[u8]>, None::<&[u8]>);
+        self.release_wal()
+    }
+
+    /// Flushes the small, always-written column families (meta, system tables), which
+    /// otherwise keep old WAL files, and the removed data in them, on disk.
+    fn release_wal(&self) -> Result<()> {
+        for name in std::iter::once(META_CF).chain(self.system_cfs.iter().map(String::as_str)) {
+            if let Some(cf) = self.db.cf_handle(name) {
+                self.db.flush_cf(&cf)?;
+            }
+        }
         Ok(())
     }
 
