@@ -164,7 +164,7 @@ impl From<AppendError> for BrokerError {
         match e {
             AppendError::OutOfOrderSequence => Self::OutOfOrderSequence,
             AppendError::InvalidProducerEpoch => Self::InvalidProducerEpoch,
-            AppendError::UnknownPartition => Self::NotLeaderOrFollower,
+            AppendError::UnknownPartition | AppendError::NotLeader => Self::NotLeaderOrFollower,
             AppendError::Storage(m) => Self::Storage(m),
         }
     }

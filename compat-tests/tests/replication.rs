@@ -92,8 +92,49 @@ fn read_all(nodes: &[Node], topic: &str) -> BTreeMap<(i32, i64), String> {
         .collect()
 }
 
+/// How a leader is taken out.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    /// SIGKILL, restarted later.
+    Kill,
+    /// SIGSTOP for longer than the session and lag timeouts, then SIGCONT: the old leader
+    /// wakes up believing it still leads, and must not acknowledge anything.
+    Pause,
+}
+
+fn take_out(node: &mut Node, fault: Fault) {
+    match fault {
+        Fault::Kill => node.kill9(),
+        Fault::Pause => unsafe {
+            libc::kill(node.pid(), libc::SIGSTOP);
+        },
+    }
+}
+
+fn bring_back(node: &mut Node, fault: Fault) {
+    match fault {
+        Fault::Kill => node.restart(),
+        Fault::Pause => {
+            // Past broker.session.timeout.ms and replica.lag.time.max.ms (3 s each).
+            std::thread::sleep(Duration::from_secs(5));
+            unsafe {
+                libc::kill(node.pid(), libc::SIGCONT);
+            }
+        }
+    }
+}
+
 #[test]
 fn acknowledged_writes_survive_killing_partition_leaders() {
+    failover_loses_nothing_acknowledged(Fault::Kill);
+}
+
+#[test]
+fn a_paused_old_leader_acknowledges_nothing_and_rejoins_as_a_follower() {
+    failover_loses_nothing_acknowledged(Fault::Pause);
+}
+
+fn failover_loses_nothing_acknowledged(fault: Fault) {
     let mut nodes = Node::start_cluster(3, 0, FAST);
     let topic = topic("replicated");
     run_ok(
@@ -159,16 +200,22 @@ fn acknowledged_writes_survive_killing_partition_leaders() {
         let due = [6000, 16000];
         if kills.len() < due.len() && acked.len() >= due[kills.len()] {
             if let Some(prev) = kills.last().copied() {
-                nodes[prev].restart();
+                bring_back(&mut nodes[prev], fault);
             }
             let alive = (0..3).find(|i| !kills.contains(i)).unwrap_or(0);
-            let leader = partitions(&nodes[alive], &topic)[kills.len()].0 as usize;
+            let mut leader = 0;
+            wait_until("a leader to take out", Duration::from_secs(20), || {
+                leader = partitions(&nodes[alive], &topic)
+                    .get(kills.len())
+                    .map_or(0, |p| p.0.max(0) as usize);
+                leader > 0
+            });
             eprintln!(
                 "killing node {leader} (leader of partition {}) after {} acks",
                 kills.len(),
                 acked.len()
             );
-            nodes[leader - 1].kill9();
+            take_out(&mut nodes[leader - 1], fault);
             kills.push(leader - 1);
         }
     }
@@ -181,9 +228,20 @@ fn acknowledged_writes_survive_killing_partition_leaders() {
         acked.len()
     );
     if let Some(last) = kills.last().copied() {
-        nodes[last].restart();
+        bring_back(&mut nodes[last], fault);
     }
 
+    // The restarted nodes truncate, catch up and rejoin the ISR; all replicas end equal.
+    wait_until("replicas converge", Duration::from_secs(60), || {
+        let views: Vec<_> = nodes.iter().map(|n| partitions(n, &topic)).collect();
+        (0..3).all(|p| {
+            let ends: Vec<Option<i64>> = views.iter().map(|v| v.get(p).and_then(|x| x.2)).collect();
+            views[0].get(p).is_some_and(|x| x.1.len() == 3)
+                && ends.iter().all(|e| e.is_some() && *e == ends[0])
+        })
+    });
+
+    // Read once every replica is back in sync, so the leaders' high watermarks are current.
     let stored = read_all(&nodes, &topic);
     for (p, o, v) in &acked {
         assert_eq!(
@@ -201,16 +259,6 @@ fn acknowledged_writes_survive_killing_partition_leaders() {
         total,
         "duplicates after retries across failovers"
     );
-
-    // The restarted nodes truncate, catch up and rejoin the ISR; all replicas end equal.
-    wait_until("replicas converge", Duration::from_secs(60), || {
-        let views: Vec<_> = nodes.iter().map(|n| partitions(n, &topic)).collect();
-        (0..3).all(|p| {
-            let ends: Vec<Option<i64>> = views.iter().map(|v| v.get(p).and_then(|x| x.2)).collect();
-            views[0].get(p).is_some_and(|x| x.1.len() == 3)
-                && ends.iter().all(|e| e.is_some() && *e == ends[0])
-        })
-    });
 }
 
 /// Java's `String.hashCode`, which places a group on an offsets partition.

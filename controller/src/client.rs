@@ -211,7 +211,10 @@ impl ControllerClient {
     /// Tells the leader this broker is alive; a fenced broker is unfenced by it.
     pub async fn heartbeat(&self, broker_id: i32) -> Result<(), ControllerError> {
         let req = Request::BrokerHeartbeat { broker_id };
-        match self.handle_locally_or_forward(req).await? {
+        // Well inside the session: a leader that stopped answering (paused, partitioned)
+        // must not hold this broker's heartbeats back until a new leader fences it.
+        let timeout = (self.session_timeout / 3).max(Duration::from_millis(100));
+        match self.handle_locally_or_forward(req, timeout).await? {
             Response::Done(Ok(())) => Ok(()),
             other => Err(ControllerError::Raft(format!(
                 "heartbeat refused: {other:?}"
@@ -225,7 +228,7 @@ impl ControllerClient {
         let req = Request::ChangeVoters {
             voters: voters.into_iter().collect(),
         };
-        match self.handle_locally_or_forward(req).await? {
+        match self.handle_locally_or_forward(req, FORWARD_TIMEOUT).await? {
             Response::Done(Ok(())) => Ok(()),
             Response::Done(Err(e)) => Err(ControllerError::Raft(e.to_string())),
             other => Err(ControllerError::Raft(format!("unexpected: {other:?}"))),
@@ -331,7 +334,11 @@ impl ControllerClient {
     }
 
     /// Runs `req` here if this node leads, else sends it to the leader.
-    async fn handle_locally_or_forward(&self, req: Request) -> Result<Response, ControllerError> {
+    async fn handle_locally_or_forward(
+        &self,
+        req: Request,
+        timeout: Duration,
+    ) -> Result<Response, ControllerError> {
         let m = self.raft.metrics().borrow().clone();
         match m.current_leader {
             Some(l) if l == self.node_id => Ok(self.handle(req).await),
@@ -342,7 +349,7 @@ impl ControllerClient {
                     .get_node(&l)
                     .map(|n| n.addr.clone())
                     .ok_or_else(|| ControllerError::Raft(format!("leader {l} has no address")))?;
-                rpc::call_once(&addr, &req, FORWARD_TIMEOUT)
+                rpc::call_once(&addr, &req, timeout)
                     .await
                     .map_err(|e| ControllerError::Raft(e.to_string()))
             }

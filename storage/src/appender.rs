@@ -65,6 +65,10 @@ pub enum AppendError {
     /// The partition is not stored here (deleted meanwhile).
     #[error("partition is not stored on this node")]
     UnknownPartition,
+    /// The replica's role changed: a producer write reached a follower, or a fetched batch
+    /// a leader.
+    #[error("this replica is not in the role the write needs")]
+    NotLeader,
     /// RocksDB refused the write (disk full, I/O error); nothing was appended.
     #[error("storage error: {0}")]
     Storage(String),
@@ -96,16 +100,44 @@ enum Undo {
     MaxTimestamp(Arc<PartitionLog>, i64),
 }
 
+/// What the writer thread is asked to do.
+pub(crate) enum Job {
+    /// Append batches (grouped with other appends into one write).
+    Append(AppendJob),
+    /// Run this on the writer thread once every append queued before it is written, with
+    /// no append in between (truncating a follower's log).
+    Exclusive(Box<dyn FnOnce() + Send>),
+}
+
 /// Runs the writer loop until every sender is gone.
-pub(crate) fn run(db: Arc<DB>, mut rx: mpsc::Receiver<AppendJob>) {
-    while let Some(first) = rx.blocking_recv() {
+pub(crate) fn run(db: Arc<DB>, mut rx: mpsc::Receiver<Job>) {
+    let mut next: Option<Job> = None;
+    loop {
+        let job = match next.take() {
+            Some(j) => j,
+            None => match rx.blocking_recv() {
+                Some(j) => j,
+                None => return,
+            },
+        };
+        let first = match job {
+            Job::Exclusive(work) => {
+                work();
+                continue;
+            }
+            Job::Append(a) => a,
+        };
         let mut size = first.size();
         let mut jobs = vec![first];
         while size < MAX_GROUP_BYTES {
             match rx.try_recv() {
-                Ok(job) => {
+                Ok(Job::Append(job)) => {
                     size += job.size();
                     jobs.push(job);
+                }
+                Ok(exclusive) => {
+                    next = Some(exclusive);
+                    break;
                 }
                 Err(_) => break,
             }
@@ -239,6 +271,11 @@ fn apply_entry(
     let log = entry.log;
     if log.is_deleted() {
         return Err(AppendError::UnknownPartition);
+    }
+    // Producers write to leaders, fetchers to followers; a role change in flight must not
+    // let the other kind through.
+    if entry.replicated != log.is_follower() {
+        return Err(AppendError::NotLeader);
     }
     let cf = db
         .cf_handle(log.cf_name())

@@ -47,6 +47,8 @@ pub struct PartitionLog {
     /// was written in ms (`flush.ms`; 0 when none are pending).
     unflushed: AtomicU64,
     unflushed_since_ms: AtomicI64,
+    /// Set while this replica follows: only replicated batches are appended then.
+    follower: AtomicBool,
 }
 
 impl std::fmt::Debug for PartitionMetaKeys {
@@ -69,6 +71,7 @@ impl PartitionLog {
             deleted: AtomicBool::new(false),
             unflushed: AtomicU64::new(0),
             unflushed_since_ms: AtomicI64::new(0),
+            follower: AtomicBool::new(false),
         }
     }
 
@@ -150,6 +153,16 @@ impl PartitionLog {
             .map(|(_, start)| *start)
             .unwrap_or_else(|| self.log_end_offset());
         Some((epochs[idx].0, end))
+    }
+
+    /// Makes this replica a follower (only replicated appends) or a leader (only producers').
+    pub fn set_follower(&self, follower: bool) {
+        self.follower.store(follower, Ordering::Release);
+    }
+
+    /// Whether this replica follows.
+    pub fn is_follower(&self) -> bool {
+        self.follower.load(Ordering::Acquire)
     }
 
     /// Whether the partition has been deleted from this node.

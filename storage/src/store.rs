@@ -12,7 +12,7 @@ use rocksdb::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::appender::{self, AppendEntry, AppendJob, AppendResults};
+use crate::appender::{self, AppendEntry, AppendJob, AppendResults, Job};
 use crate::batch;
 use crate::error::{Result, StorageError};
 use crate::keys::{
@@ -58,7 +58,7 @@ pub struct Store {
     db: Arc<DB>,
     cf_opts: Options,
     partitions: RwLock<HashMap<PartitionKey, Arc<PartitionLog>>>,
-    appender: Mutex<Option<mpsc::Sender<AppendJob>>>,
+    appender: Mutex<Option<mpsc::Sender<Job>>>,
     appender_thread: Mutex<Option<JoinHandle<()>>>,
     /// Serialises the rewrites below the log end (retention, DeleteRecords, compaction).
     maintenance: Mutex<()>,
@@ -226,7 +226,7 @@ impl Store {
             .ok_or(StorageError::ShuttingDown)?;
         let (done, result) = oneshot::channel();
         sender
-            .send(AppendJob { entries, done })
+            .send(Job::Append(AppendJob { entries, done }))
             .await
             .map_err(|_| StorageError::ShuttingDown)?;
         result.await.map_err(|_| StorageError::ShuttingDown)
@@ -452,65 +452,24 @@ impl Store {
     /// Removes everything from `offset` on (a follower whose log diverged from its new
     /// leader's, KIP-101): batches, leader epochs that started there, producer batches
     /// written there. `offset` must be a batch boundary (epoch end offsets always are).
-    /// The caller must be the partition's only writer meanwhile.
-    pub fn truncate_to(&self, log: &PartitionLog, offset: i64) -> Result<bool> {
-        let _guard = self.maintenance_lock();
-        let cf = self.partition_cf(log)?;
-        let meta = self.meta_cf()?;
-        let mut w = log
-            .writer
+    /// Runs on the writer thread, so no append can interleave with it.
+    pub async fn truncate_to(&self, log: &Arc<PartitionLog>, offset: i64) -> Result<bool> {
+        let sender = self
+            .appender
             .lock()
-            .map_err(|_| StorageError::CorruptState("partition writer lock poisoned".into()))?;
-        if offset >= w.next_offset {
-            return Ok(false);
-        }
-        let offset = offset.max(log.log_start_offset());
-        let mut wb = WriteBatch::default();
-        wb.delete_range_cf(&cf, offset_key(offset), offset_key(i64::MAX));
-        w.epochs.retain(|(_, start)| *start < offset);
-        wb.put_cf(
-            &meta,
-            log.meta_keys.leader_epochs(),
-            appender::encode_epochs(&w.epochs),
-        );
-        for (pid, mut entry) in w.producers.entries() {
-            let before = entry.batches.len();
-            entry.batches.retain(|b| b.last_offset < offset);
-            if entry.batches.len() != before {
-                wb.put_cf(&meta, log.meta_keys.producer(pid), entry.encode());
-                w.producers.set(pid, Some(entry));
-            }
-        }
-        // The time index keeps only entries below the cut; the running max is the last one.
-        let from = log.meta_keys.time_index(i64::MIN);
-        let mut stale = Vec::new();
-        let mut max_ts = i64::MIN;
-        let mut it = self.db.raw_iterator_cf(&meta);
-        it.seek(&from);
-        let prefix = log.meta_keys.time_index_prefix();
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            if read_i64(v)? >= offset {
-                stale.push(k.to_vec());
-            } else {
-                max_ts = (read_i64(&k[prefix.len()..])? as u64 ^ (1 << 63)) as i64;
-            }
-            it.next();
-        }
-        it.status()?;
-        for k in stale {
-            wb.delete_cf(&meta, k);
-        }
-        let mut wo = WriteOptions::default();
-        wo.set_sync(true);
-        self.db.write_opt(&wb, &wo)?;
-        w.next_offset = offset;
-        w.max_timestamp = max_ts;
-        log.publish_log_end(offset);
-        log.set_high_watermark(log.high_watermark().min(offset));
-        Ok(true)
+            .ok()
+            .and_then(|s| s.clone())
+            .ok_or(StorageError::ShuttingDown)?;
+        let (done, result) = oneshot::channel();
+        let (db, log) = (self.db.clone(), log.clone());
+        let work = Box::new(move || {
+            let _ = done.send(truncate(&db, &log, offset));
+        });
+        sender
+            .send(Job::Exclusive(work))
+            .await
+            .map_err(|_| StorageError::ShuttingDown)?;
+        result.await.map_err(|_| StorageError::ShuttingDown)?
     }
 
     /// Compacts the key range below the log start, so the space of removed batches is
@@ -780,6 +739,72 @@ fn recover_partition(db: &DB, key: PartitionKey) -> Result<PartitionLog> {
         max_timestamp,
     };
     Ok(PartitionLog::new(key, writer, log_start))
+}
+
+/// Truncates a follower's log from `offset` on (see [`Store::truncate_to`]); runs on the
+/// writer thread.
+fn truncate(db: &DB, log: &PartitionLog, offset: i64) -> Result<bool> {
+    let cf = db
+        .cf_handle(log.cf_name())
+        .ok_or_else(|| StorageError::UnknownPartition(log.cf_name().to_string()))?;
+    let meta = db
+        .cf_handle(META_CF)
+        .ok_or_else(|| StorageError::CorruptState("meta column family missing".into()))?;
+
+    let mut w = log
+        .writer
+        .lock()
+        .map_err(|_| StorageError::CorruptState("partition writer lock poisoned".into()))?;
+    if offset >= w.next_offset {
+        return Ok(false);
+    }
+    let offset = offset.max(log.log_start_offset());
+    let mut wb = WriteBatch::default();
+    wb.delete_range_cf(&cf, offset_key(offset), offset_key(i64::MAX));
+    w.epochs.retain(|(_, start)| *start < offset);
+    wb.put_cf(
+        &meta,
+        log.meta_keys.leader_epochs(),
+        appender::encode_epochs(&w.epochs),
+    );
+    for (pid, mut entry) in w.producers.entries() {
+        let before = entry.batches.len();
+        entry.batches.retain(|b| b.last_offset < offset);
+        if entry.batches.len() != before {
+            wb.put_cf(&meta, log.meta_keys.producer(pid), entry.encode());
+            w.producers.set(pid, Some(entry));
+        }
+    }
+    // The time index keeps only entries below the cut; the running max is the last one.
+    let from = log.meta_keys.time_index(i64::MIN);
+    let mut stale = Vec::new();
+    let mut max_ts = i64::MIN;
+    let mut it = db.raw_iterator_cf(&meta);
+    it.seek(&from);
+    let prefix = log.meta_keys.time_index_prefix();
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        if !k.starts_with(&prefix) {
+            break;
+        }
+        if read_i64(v)? >= offset {
+            stale.push(k.to_vec());
+        } else {
+            max_ts = (read_i64(&k[prefix.len()..])? as u64 ^ (1 << 63)) as i64;
+        }
+        it.next();
+    }
+    it.status()?;
+    for k in stale {
+        wb.delete_cf(&meta, k);
+    }
+    let mut wo = WriteOptions::default();
+    wo.set_sync(true);
+    db.write_opt(&wb, &wo)?;
+    w.next_offset = offset;
+    w.max_timestamp = max_ts;
+    log.publish_log_end(offset);
+    log.set_high_watermark(log.high_watermark().min(offset));
+    Ok(true)
 }
 
 /// The last (largest) time-index entry of a partition: (timestamp, offset).

@@ -427,6 +427,7 @@ fn a_follower_copies_batches_as_they_are_and_truncates_where_logs_diverge() {
     let follower = Store::open(dir_b.path(), &StoreConfig::default()).unwrap();
     let la = &leader.create_partitions(&[key(0)]).unwrap()[0];
     let lb = &follower.create_partitions(&[key(0)]).unwrap()[0];
+    lb.set_follower(true);
     for (epoch, pid_seq) in [(1, 0), (1, 2), (2, 4)] {
         let mut e = entry(la, make_batch(2, 7, 0, pid_seq, 100));
         e.leader_epoch = epoch;
@@ -460,10 +461,15 @@ fn a_follower_copies_batches_as_they_are_and_truncates_where_logs_diverge() {
     assert!(rt.block_on(follower.append(vec![gap])).unwrap()[0].is_err());
 
     // The new leader's log ends epoch 1 at 4: the follower drops epoch 2's batch.
-    assert!(follower.truncate_to(lb, 4).unwrap());
+    assert!(rt.block_on(follower.truncate_to(lb, 4)).unwrap());
     assert_eq!(lb.log_end_offset(), 4);
     assert_eq!(lb.leader_epochs(), vec![(1, 0)]);
-    // The producer's batch at 4 is forgotten, so its retry is appended, not a duplicate.
+    // A producer's write to a follower is refused.
+    let refused = rt.block_on(follower.append(vec![entry(lb, make_batch(1, -1, -1, -1, 1))]));
+    assert!(refused.unwrap()[0].is_err());
+    // Promoted: the producer's batch at 4 is forgotten, so its retry is appended, not a
+    // duplicate.
+    lb.set_follower(false);
     let mut retry = entry(lb, make_batch(2, 7, 0, 4, 100));
     retry.leader_epoch = 3;
     let out = rt.block_on(follower.append(vec![retry])).unwrap();

@@ -374,6 +374,10 @@ impl GroupCoordinator {
         leader
             .wait_committed(last, ctx.config.offsets_commit_timeout())
             .await
+            .and_then(|()| {
+                let image = ctx.controller.image();
+                ctx.replicas.confirm_committed(&image, &leader, 1)
+            })
             .map_err(|_| BrokerError::Group(Code::RequestTimedOut))?;
         for (k, v) in records {
             self.offsets.apply_record(Some(k), v);

@@ -20,6 +20,8 @@ struct Accepted {
     leader: LeaderPartition,
     bytes: usize,
     records: i64,
+    /// The topic's `min.insync.replicas`.
+    min_isr: usize,
 }
 
 /// Appends every valid partition's batches; `None` for acks=0 (no response is sent).
@@ -71,6 +73,7 @@ pub async fn handle(
                         leader,
                         bytes,
                         records: count,
+                        min_isr: configs.min_insync_replicas(),
                     });
                     partitions.push(None);
                 }
@@ -98,7 +101,13 @@ pub async fn handle(
                 Ok(o) => {
                     ctx.replicas.on_append(&a.leader);
                     let committed = if req.acks == -1 {
-                        a.leader.wait_committed(o.last_offset, timeout).await
+                        a.leader
+                            .wait_committed(o.last_offset, timeout)
+                            .await
+                            .and_then(|()| {
+                                let image = ctx.controller.image();
+                                ctx.replicas.confirm_committed(&image, &a.leader, a.min_isr)
+                            })
                     } else {
                         Ok(())
                     };

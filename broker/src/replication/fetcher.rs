@@ -121,8 +121,7 @@ async fn truncate_diverged(
                 to = end,
                 "truncating a diverged follower log"
             );
-            let (store, log) = (ctx.store.clone(), p.log.clone());
-            tokio::task::spawn_blocking(move || store.truncate_to(&log, end)).await??;
+            ctx.store.truncate_to(&p.log, end).await?;
         }
         ctx.replicas.mark_truncated(&p.log.key(), p.leader_epoch);
     }

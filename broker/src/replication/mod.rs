@@ -160,6 +160,9 @@ impl ReplicaManager {
                 let Some(log) = self.store.partition(&key) else {
                     continue;
                 };
+                // Set before anything else: from here on the appender takes only the writes
+                // of the new role.
+                log.set_follower(p.leader != self.node_id);
                 if p.leader == self.node_id {
                     // A new epoch starts with no knowledge of the followers.
                     let entry = match progress.remove(&key) {
@@ -308,6 +311,34 @@ impl ReplicaManager {
             }
         }
         p.log.advance_high_watermark(hw);
+    }
+
+    /// After an acks=all wait: the write is committed only if this node still leads the
+    /// partition in the same epoch (a deposed leader's log may since have been truncated and
+    /// refilled by the new leader's records, so its high watermark proves nothing about this
+    /// write) and the ISR still has `min_isr` members.
+    pub fn confirm_committed(
+        &self,
+        image: &MetadataImage,
+        p: &LeaderPartition,
+        min_isr: usize,
+    ) -> Result<(), BrokerError> {
+        let key = p.log.key();
+        let current = image.topic_by_id(&key.topic_id).and_then(|t| {
+            usize::try_from(key.partition)
+                .ok()
+                .and_then(|i| t.partitions.get(i))
+        });
+        match current {
+            Some(c) if c.leader == self.node_id && c.leader_epoch == p.info.leader_epoch => {
+                if c.isr.len() < min_isr {
+                    Err(BrokerError::NotEnoughReplicasAfterAppend)
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Err(BrokerError::NotLeaderOrFollower),
+        }
     }
 
     /// Checks a client's view of the leader epoch (KIP-320); -1 means "not given".
