@@ -97,6 +97,12 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
     ),
     ("replica.lag.time.max.ms", "30000", ConfigType::Long),
     ("offsets.commit.timeout.ms", "5000", ConfigType::Int),
+    ("auto.leader.rebalance.enable", "true", ConfigType::Boolean),
+    (
+        "leader.imbalance.check.interval.seconds",
+        "300",
+        ConfigType::Long,
+    ),
     ("log.cleaner.backoff.ms", "15000", ConfigType::Long),
     (
         "log.retention.check.interval.ms",
@@ -207,6 +213,15 @@ impl BrokerConfig {
     /// `log.cleaner.backoff.ms`: how often compacted topics are checked.
     pub fn cleaner_backoff(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.parsed("log.cleaner.backoff.ms", 15_000u64).max(10))
+    }
+    /// `auto.leader.rebalance.enable` and `leader.imbalance.check.interval.seconds`: how
+    /// often leadership moves back to preferred replicas (None: never).
+    pub fn leader_rebalance_interval(&self) -> Option<std::time::Duration> {
+        let enabled = self
+            .get("auto.leader.rebalance.enable")
+            .is_none_or(|v| v.eq_ignore_ascii_case("true"));
+        let secs: f64 = self.parsed("leader.imbalance.check.interval.seconds", 300.0);
+        enabled.then(|| std::time::Duration::from_secs_f64(secs.max(0.1)))
     }
     /// `offsets.commit.timeout.ms`: how long a commit waits for the ISR.
     pub fn offsets_commit_timeout(&self) -> std::time::Duration {

@@ -27,6 +27,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::FindCoordinator, 0, 6),
@@ -134,6 +135,9 @@ pub async fn dispatch(ctx: &Ctx, frame: Bytes) -> Result<Option<BytesMut>, Close
             .await
             .into(),
         RequestKind::DeleteRecords(r) => handlers::delete_records::handle(ctx, &header, r)
+            .await
+            .into(),
+        RequestKind::ElectLeaders(r) => handlers::elect_leaders::handle(ctx, &header, r)
             .await
             .into(),
         RequestKind::IncrementalAlterConfigs(r) => {

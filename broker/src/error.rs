@@ -43,6 +43,12 @@ pub enum BrokerError {
     /// INVALID_UPDATE_VERSION
     #[error("the partition changed meanwhile")]
     InvalidUpdateVersion,
+    /// ELECTION_NOT_NEEDED
+    #[error("Leader election not needed for topic partition.")]
+    ElectionNotNeeded,
+    /// PREFERRED_LEADER_NOT_AVAILABLE
+    #[error("{0}")]
+    PreferredLeaderNotAvailable(String),
     /// OFFSET_OUT_OF_RANGE
     #[error("offset out of range")]
     OffsetOutOfRange,
@@ -109,6 +115,8 @@ impl BrokerError {
             Self::NotEnoughReplicas => Code::NotEnoughReplicas,
             Self::NotEnoughReplicasAfterAppend => Code::NotEnoughReplicasAfterAppend,
             Self::InvalidUpdateVersion => Code::InvalidUpdateVersion,
+            Self::ElectionNotNeeded => Code::ElectionNotNeeded,
+            Self::PreferredLeaderNotAvailable(_) => Code::PreferredLeaderNotAvailable,
             Self::OffsetOutOfRange => Code::OffsetOutOfRange,
             Self::FencedLeaderEpoch => Code::FencedLeaderEpoch,
             Self::UnknownLeaderEpoch => Code::UnknownLeaderEpoch,
@@ -155,6 +163,8 @@ impl From<MetadataError> for BrokerError {
             MetadataError::FencedLeaderEpoch => Self::FencedLeaderEpoch,
             MetadataError::InvalidUpdateVersion => Self::InvalidUpdateVersion,
             MetadataError::IneligibleReplica(m) => Self::InvalidRequest(m),
+            MetadataError::ElectionNotNeeded => Self::ElectionNotNeeded,
+            MetadataError::LeaderNotAvailable(m) => Self::PreferredLeaderNotAvailable(m),
         }
     }
 }

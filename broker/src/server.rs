@@ -139,6 +139,9 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
         shutdown.clone(),
     ));
     tokio::spawn(maintain_isr(ctx.clone(), shutdown.clone()));
+    if let Some(every) = ctx.config.leader_rebalance_interval() {
+        tokio::spawn(rebalance_leaders(ctx.clone(), every, shutdown.clone()));
+    }
     tokio::spawn(tick_groups(ctx.clone(), shutdown.clone()));
     tokio::spawn(clean_logs(ctx.clone(), shutdown.clone()));
     tokio::spawn(flush_logs(ctx.clone(), shutdown.clone()));
@@ -281,6 +284,25 @@ async fn maintain_isr(ctx: Ctx, shutdown: CancellationToken) {
             _ = interval.tick() => {}
         }
         crate::replication::propose_isr_changes(&ctx).await;
+    }
+}
+
+/// On the controller leader: leadership back to preferred replicas, now and then.
+async fn rebalance_leaders(ctx: Ctx, every: Duration, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(every);
+    interval.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let moved = crate::handlers::elect_leaders::rebalance_preferred_leaders(&ctx).await;
+        if moved > 0 {
+            tracing::info!(
+                partitions = moved,
+                "leadership moved back to preferred replicas"
+            );
+        }
     }
 }
 

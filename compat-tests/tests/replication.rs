@@ -368,3 +368,64 @@ fn sigterm_hands_leadership_over_before_the_node_stops() {
         "well before the session timeout"
     );
 }
+
+#[test]
+fn preferred_leaders_come_back_by_kafka_leader_election_and_automatically() {
+    for auto in [false, true] {
+        let mut flags: Vec<&str> = FAST.to_vec();
+        if auto {
+            flags.extend(["--config", "leader.imbalance.check.interval.seconds=1"]);
+        } else {
+            flags.extend(["--config", "auto.leader.rebalance.enable=false"]);
+        }
+        let mut nodes = Node::start_cluster(3, 0, &flags);
+        let topic = topic("preferred");
+        run_ok(
+            Command::new(launcher("kafka-topics"))
+                .args([
+                    "--bootstrap-server",
+                    &nodes[1].kafka,
+                    "--create",
+                    "--topic",
+                    &topic,
+                ])
+                .args(["--partitions", "3", "--replication-factor", "3"]),
+            Duration::from_secs(90),
+            None,
+        );
+        let leads_of_1 = |n: &Node| partitions(n, &topic).iter().filter(|p| p.0 == 1).count();
+        wait_until(
+            "node 1 leads its partitions",
+            Duration::from_secs(20),
+            || leads_of_1(&nodes[1]) == 1,
+        );
+        assert!(nodes[0].terminate().success());
+        nodes[0].restart();
+        wait_until("node 1 back in every ISR", Duration::from_secs(30), || {
+            partitions(&nodes[1], &topic).iter().all(|p| p.1.len() == 3)
+        });
+        if !auto {
+            assert_eq!(
+                leads_of_1(&nodes[1]),
+                0,
+                "leadership stays moved without election"
+            );
+            let out = run_ok(
+                Command::new(launcher("kafka-leader-election"))
+                    .args(["--bootstrap-server", &nodes[1].kafka])
+                    .args(["--election-type", "PREFERRED", "--all-topic-partitions"]),
+                Duration::from_secs(90),
+                None,
+            );
+            assert!(
+                out.contains("Successfully completed leader election"),
+                "{out}"
+            );
+        }
+        wait_until(
+            "the preferred leader leads again",
+            Duration::from_secs(20),
+            || leads_of_1(&nodes[1]) == 1,
+        );
+    }
+}

@@ -148,6 +148,15 @@ pub enum Command {
         /// The new ISR.
         isr: Vec<i32>,
     },
+    /// Elects leaders (ElectLeaders): the preferred replica (first in the replica list) when
+    /// it is live and in the ISR, or with `unclean`, any live replica of a leaderless
+    /// partition.
+    ElectLeaders {
+        /// (topic, partition) pairs.
+        partitions: Vec<(String, i32)>,
+        /// Unclean election instead of preferred.
+        unclean: bool,
+    },
     /// Hands out a block of producer ids.
     AllocateProducerIds {
         /// How many ids.
@@ -188,6 +197,12 @@ pub enum MetadataError {
     /// INELIGIBLE_REPLICA: the ISR would hold a fenced broker or a non-replica.
     #[error("{0}")]
     IneligibleReplica(String),
+    /// ELECTION_NOT_NEEDED: the partition already has the leader asked for.
+    #[error("Leader election not needed for topic partition.")]
+    ElectionNotNeeded,
+    /// PREFERRED_LEADER_NOT_AVAILABLE / ELIGIBLE_LEADERS_NOT_AVAILABLE
+    #[error("{0}")]
+    LeaderNotAvailable(String),
 }
 
 /// The result of applying one command.
@@ -330,6 +345,15 @@ impl MetadataImage {
                 Ok(()) => CommandResult::Done,
                 Err(e) => CommandResult::Failed(e),
             },
+            Command::ElectLeaders {
+                partitions,
+                unclean,
+            } => CommandResult::PerItem(
+                partitions
+                    .iter()
+                    .map(|(t, p)| self.elect(t, *p, *unclean))
+                    .collect(),
+            ),
             Command::AllocateProducerIds { count } => {
                 let first = self.next_producer_id;
                 self.next_producer_id = first.saturating_add((*count).max(1));
@@ -382,6 +406,44 @@ impl MetadataImage {
             .copied()
             .filter(|r| isr.contains(r))
             .collect();
+        p.partition_epoch += 1;
+        Ok(())
+    }
+
+    fn elect(&mut self, topic: &str, partition: i32, unclean: bool) -> Result<(), MetadataError> {
+        let live: BTreeSet<i32> = self.live_brokers().into_iter().collect();
+        let p = self
+            .topics
+            .get_mut(topic)
+            .and_then(|t| {
+                usize::try_from(partition)
+                    .ok()
+                    .and_then(|i| t.partitions.get_mut(i))
+            })
+            .ok_or_else(|| MetadataError::UnknownTopic(topic.into()))?;
+        let chosen = if unclean {
+            if p.leader >= 0 {
+                return Err(MetadataError::ElectionNotNeeded);
+            }
+            let any = p.replicas.iter().copied().find(|r| live.contains(r));
+            let l =
+                any.ok_or_else(|| MetadataError::LeaderNotAvailable("no replica is alive".into()))?;
+            p.isr = vec![l];
+            l
+        } else {
+            let preferred = p.replicas.first().copied().unwrap_or(-1);
+            if p.leader == preferred {
+                return Err(MetadataError::ElectionNotNeeded);
+            }
+            if !live.contains(&preferred) || !p.isr.contains(&preferred) {
+                return Err(MetadataError::LeaderNotAvailable(format!(
+                    "the preferred leader {preferred} is not alive and in the ISR"
+                )));
+            }
+            preferred
+        };
+        p.leader = chosen;
+        p.leader_epoch += 1;
         p.partition_epoch += 1;
         Ok(())
     }
@@ -611,6 +673,38 @@ mod tests {
             img.apply(&Command::UnfenceBroker { id: p0.leader });
             assert_eq!(leader_of(&img, "one", 0), single, "back with its broker");
         }
+    }
+
+    #[test]
+    fn preferred_election_moves_leadership_back_once_the_preferred_replica_is_in_sync() {
+        let mut img = image_with_brokers(2);
+        img.apply(&Command::CreateTopics(vec![new_topic("t", 1, 2)]));
+        let preferred = img.topics["t"].partitions[0].replicas[0];
+        let elect = Command::ElectLeaders {
+            partitions: vec![("t".into(), 0)],
+            unclean: false,
+        };
+        assert_eq!(
+            img.apply(&elect),
+            CommandResult::PerItem(vec![Err(MetadataError::ElectionNotNeeded)])
+        );
+        img.apply(&Command::FenceBroker { id: preferred });
+        assert!(matches!(
+            img.apply(&elect),
+            CommandResult::PerItem(ref r) if matches!(r[0], Err(MetadataError::LeaderNotAvailable(_)))
+        ));
+        img.apply(&Command::UnfenceBroker { id: preferred });
+        let p = img.topics["t"].partitions[0].clone();
+        img.apply(&Command::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: p.replicas.clone(),
+        });
+        assert_eq!(img.apply(&elect), CommandResult::PerItem(vec![Ok(())]));
+        assert_eq!(img.topics["t"].partitions[0].leader, preferred);
     }
 
     #[test]
