@@ -98,6 +98,7 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
     ("replica.lag.time.max.ms", "30000", ConfigType::Long),
     ("offsets.commit.timeout.ms", "5000", ConfigType::Int),
     ("auto.leader.rebalance.enable", "true", ConfigType::Boolean),
+    ("broker.rack", "", ConfigType::String),
     (
         "leader.imbalance.check.interval.seconds",
         "300",

@@ -110,7 +110,10 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
             id: node_id,
             host: adv_host.clone(),
             port: adv_port,
-            rack: None,
+            rack: config
+                .get("broker.rack")
+                .filter(|r| !r.is_empty())
+                .map(String::from),
             fenced: false,
         })
         .await?;

@@ -605,7 +605,23 @@ impl MetadataImage {
         Ok(())
     }
 
-    /// Round-robin placement over live brokers, leaders spread evenly.
+    /// Brokers in an order that alternates racks (a1, b1, c1, a2, ...), as Kafka's
+    /// rack-aware assignment does: consecutive picks, hence a partition's replicas, land on
+    /// different racks whenever there are enough of them. Without racks: by id.
+    fn rack_alternating(&self, live: &[i32]) -> Vec<i32> {
+        let mut by_rack: BTreeMap<Option<&str>, Vec<i32>> = BTreeMap::new();
+        for id in live {
+            let rack = self.brokers.get(id).and_then(|b| b.rack.as_deref());
+            by_rack.entry(rack).or_default().push(*id);
+        }
+        let racks: Vec<Vec<i32>> = by_rack.into_values().collect();
+        let depth = racks.iter().map(Vec::len).max().unwrap_or(0);
+        (0..depth)
+            .flat_map(|i| racks.iter().filter_map(move |r| r.get(i).copied()))
+            .collect()
+    }
+
+    /// Round-robin placement over live brokers (rack-alternating), leaders spread evenly.
     fn place(&self, first: i32, count: i32, rf: i16) -> Result<Vec<Vec<i32>>, MetadataError> {
         if count <= 0 {
             return Err(MetadataError::InvalidPartitions(
@@ -624,10 +640,11 @@ impl MetadataImage {
                 live.len()
             )));
         }
+        let order = self.rack_alternating(&live);
         Ok((first..first + count)
             .map(|p| {
                 (0..rf as usize)
-                    .map(|r| live[(p as usize + r) % live.len()])
+                    .map(|r| order[(p as usize + r) % order.len()])
                     .collect()
             })
             .collect())
@@ -705,6 +722,32 @@ mod tests {
         });
         assert_eq!(img.apply(&elect), CommandResult::PerItem(vec![Ok(())]));
         assert_eq!(img.topics["t"].partitions[0].leader, preferred);
+    }
+
+    #[test]
+    fn replicas_of_a_partition_land_on_different_racks() {
+        let mut img = MetadataImage::default();
+        for (id, rack) in [(1, "a"), (2, "a"), (3, "b"), (4, "b"), (5, "c"), (6, "c")] {
+            img.apply(&Command::RegisterBroker(BrokerInfo {
+                id,
+                host: "127.0.0.1".into(),
+                port: 9000 + id,
+                rack: Some(rack.into()),
+                fenced: false,
+            }));
+        }
+        img.apply(&Command::CreateTopics(vec![new_topic("t", 12, 3)]));
+        let rack = |id: i32| img.brokers[&id].rack.clone().unwrap();
+        let mut leaders = BTreeMap::new();
+        for p in &img.topics["t"].partitions {
+            let racks: BTreeSet<String> = p.replicas.iter().map(|r| rack(*r)).collect();
+            assert_eq!(racks.len(), 3, "one replica per rack: {:?}", p.replicas);
+            *leaders.entry(p.leader).or_insert(0) += 1;
+        }
+        assert!(
+            leaders.values().all(|n| *n == 2),
+            "leaders spread: {leaders:?}"
+        );
     }
 
     #[test]
