@@ -99,6 +99,27 @@ pub async fn topics(State(s): State<HttpState>) -> Reply {
     (StatusCode::OK, Json(Value::Array(topics)))
 }
 
+/// Body of POST /admin/leader.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LeaderTransfer {
+    /// The voter to lead.
+    pub to: u64,
+}
+
+/// POST /admin/leader: moves Raft leadership to another voter.
+pub async fn transfer_leader(
+    State(s): State<HttpState>,
+    Json(body): Json<LeaderTransfer>,
+) -> Reply {
+    let Some(ctx) = s.broker.get() else {
+        return unavailable();
+    };
+    match ctx.controller.transfer_leader(body.to).await {
+        Ok(()) => (StatusCode::OK, Json(json!({"ok": true, "leader": body.to}))),
+        Err(e) => (StatusCode::CONFLICT, Json(json!({"error": e.to_string()}))),
+    }
+}
+
 /// Body of POST /admin/voters.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct VotersChange {

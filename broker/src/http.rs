@@ -44,6 +44,7 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: Cancellati
         .route("/admin/brokers", get(crate::admin_api::brokers))
         .route("/admin/topics", get(crate::admin_api::topics))
         .route("/admin/voters", post(crate::admin_api::change_voters))
+        .route("/admin/leader", post(crate::admin_api::transfer_leader))
         .with_state(state);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

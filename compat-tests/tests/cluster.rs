@@ -247,4 +247,14 @@ fn three_voters_and_a_learner_survive_losing_the_leader_and_recover_the_quorum()
     wait_until("back to 3 voters", Duration::from_secs(20), || {
         voters_of(&nodes[3]) == 3
     });
+
+    // Leadership moves where the operator asks.
+    let current = raft_leader(&nodes[0]).unwrap();
+    let target = if current == 1 { 2 } else { 1 };
+    admin(&["transfer-leader", &target.to_string()]);
+    wait_until(
+        "the new controller leader everywhere",
+        Duration::from_secs(15),
+        || nodes.iter().all(|n| raft_leader(n) == Some(target)),
+    );
 }

@@ -235,6 +235,40 @@ impl ControllerClient {
         }
     }
 
+    /// Moves Raft leadership to voter `to`: it starts an election, which it wins when its log
+    /// is up to date (openraft 0.9 has no transfer call; a triggered election is one).
+    pub async fn transfer_leader(&self, to: u64) -> Result<(), ControllerError> {
+        let status = self.status();
+        let addr = status
+            .voters
+            .get(&to)
+            .ok_or_else(|| ControllerError::Config(format!("{to} is not a voter")))?;
+        if status.leader == Some(to) {
+            return Ok(());
+        }
+        let done = if to == self.node_id {
+            self.handle(Request::Elect).await
+        } else {
+            rpc::call_once(addr, &Request::Elect, FORWARD_TIMEOUT)
+                .await
+                .map_err(|e| ControllerError::Raft(e.to_string()))?
+        };
+        match done {
+            Response::Done(Ok(())) => {}
+            other => {
+                return Err(ControllerError::Raft(format!(
+                    "election refused: {other:?}"
+                )))
+            }
+        }
+        self.raft
+            .wait(Some(Duration::from_secs(10)))
+            .metrics(|m| m.current_leader == Some(to), "leadership transferred")
+            .await
+            .map(|_| ())
+            .map_err(|e| ControllerError::Timeout(e.to_string()))
+    }
+
     /// The latest applied metadata image.
     pub fn image(&self) -> Arc<MetadataImage> {
         self.image.borrow().clone()
@@ -393,6 +427,13 @@ impl ControllerClient {
                     Err(_) => Err(RemoteError::Failed("no quorum: commit timed out".into())),
                 })
             }
+            Request::Elect => Response::Done(
+                self.raft
+                    .trigger()
+                    .elect()
+                    .await
+                    .map_err(|e| RemoteError::Failed(e.to_string())),
+            ),
             Request::AddLearner { id, addr } => {
                 let added = self.raft.add_learner(id, BasicNode::new(addr), false).await;
                 Response::Done(added.map(|_| ()).map_err(not_leader_or_failed))

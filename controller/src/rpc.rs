@@ -45,6 +45,9 @@ pub(crate) enum Request {
         /// Broker id.
         broker_id: i32,
     },
+    /// Asks the receiving voter to start an election now (leader transfer: with an
+    /// up-to-date log it wins, and the old leader steps down on seeing the higher term).
+    Elect,
     /// Makes the given nodes the voters (each must already be a learner or voter).
     ChangeVoters {
         /// The new voter set.

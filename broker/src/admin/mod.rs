@@ -60,6 +60,11 @@ enum AdminCmd {
     /// Controller voters: add or remove a node (it must have joined as a learner first).
     #[command(subcommand)]
     Voters(VotersCmd),
+    /// Moves Raft (controller) leadership to another voter.
+    TransferLeader {
+        /// The voter to lead.
+        to: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,6 +126,14 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCmd::Topics(cmd) => topics(&args, cmd).await?,
         AdminCmd::Groups(cmd) => groups(&args, cmd).await?,
         AdminCmd::Voters(cmd) => voters(&args, cmd).await?,
+        AdminCmd::TransferLeader { to } => {
+            let body = json!({ "to": to });
+            let out = http_client::call(&args.http, "/admin/leader", Some(&body)).await?;
+            Output {
+                tables: vec![(vec!["CONTROLLER LEADER"], vec![vec![to.to_string()]])],
+                json: out,
+            }
+        }
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out.json)?);
