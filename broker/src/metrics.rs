@@ -44,6 +44,10 @@ pub const RAFT_TERM: &str = "sluice_raft_term";
 pub const RAFT_LEADER: &str = "sluice_raft_leader_id";
 /// Index of the last entry applied to the metadata image.
 pub const RAFT_APPLIED_INDEX: &str = "sluice_raft_applied_index";
+/// Index of the last committed Raft entry (see `RaftStatus::commit_index`).
+pub const RAFT_COMMIT_INDEX: &str = "sluice_raft_commit_index";
+/// RocksDB write stalls (delays and stops) so far.
+pub const ROCKSDB_WRITE_STALLS: &str = "sluice_rocksdb_write_stalls_total";
 /// Index of the last entry in the local Raft log.
 pub const RAFT_LAST_LOG_INDEX: &str = "sluice_raft_last_log_index";
 /// Elections seen (term changes).
@@ -74,12 +78,23 @@ pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
 
 /// Installs the Prometheus recorder; the handle renders `/metrics`.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let io_buckets = [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    ];
     let buckets = [
         0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
         5.0, 10.0,
     ];
     Ok(PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &buckets)?
+        .set_buckets_for_metric(
+            Matcher::Full(sluice_storage::metrics::SYNC_DURATION.into()),
+            &io_buckets,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(sluice_storage::metrics::FLUSH_DURATION.into()),
+            &io_buckets,
+        )?
         .install_recorder()?)
 }
 
@@ -94,6 +109,7 @@ pub fn register() {
         RAFT_TERM,
         RAFT_LEADER,
         RAFT_APPLIED_INDEX,
+        RAFT_COMMIT_INDEX,
         RAFT_LAST_LOG_INDEX,
         ROCKSDB_LIVE_DATA,
         ROCKSDB_MEMTABLE,
@@ -107,6 +123,15 @@ pub fn register() {
     }
     metrics::counter!(RAFT_ELECTIONS).absolute(0);
     metrics::counter!(ISR_SHRINKS).absolute(0);
+    metrics::counter!(ROCKSDB_WRITE_STALLS).absolute(0);
+    // The exporter shows a histogram only once it has a sample: one zero-length sample at
+    // start makes the family visible before the first fsync (count 1, sum 0).
+    for h in [
+        sluice_storage::metrics::SYNC_DURATION,
+        sluice_storage::metrics::FLUSH_DURATION,
+    ] {
+        metrics::histogram!(h).record(0.0);
+    }
     metrics::counter!(ISR_EXPANDS).absolute(0);
 }
 

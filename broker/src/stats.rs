@@ -78,6 +78,8 @@ fn sample(ctx: &Ctx, last_term: Option<u64>) -> Option<u64> {
     metrics::gauge!(RAFT_TERM).set(raft.term as f64);
     metrics::gauge!(RAFT_LEADER).set(raft.leader.map(|l| l as f64).unwrap_or(-1.0));
     metrics::gauge!(RAFT_APPLIED_INDEX).set(raft.applied_index as f64);
+    metrics::gauge!(RAFT_COMMIT_INDEX).set(raft.commit_index as f64);
+    metrics::counter!(ROCKSDB_WRITE_STALLS).absolute(ctx.store.write_stalls());
     metrics::gauge!(RAFT_LAST_LOG_INDEX).set(raft.last_log_index as f64);
     if last_term.is_some_and(|t| t != raft.term) {
         metrics::counter!(RAFT_ELECTIONS).increment(1);

@@ -56,6 +56,10 @@ pub struct RaftStatus {
     pub last_log_index: u64,
     /// Index of the last applied entry.
     pub applied_index: u64,
+    /// Index of the last committed entry: on the leader, the highest index a quorum of
+    /// voters holds; elsewhere the applied index (a lower bound: openraft 0.9 does not
+    /// report a follower's commit index).
+    pub commit_index: u64,
     /// Whether this node is the leader.
     pub is_leader: bool,
     /// Voters with their controller addresses.
@@ -293,7 +297,7 @@ impl ControllerClient {
                 learners.insert(*id, node.addr.clone());
             }
         }
-        let replication = m
+        let replication: BTreeMap<u64, Option<u64>> = m
             .replication
             .as_ref()
             .map(|r| {
@@ -302,12 +306,34 @@ impl ControllerClient {
                     .collect()
             })
             .unwrap_or_default();
+        let last_log_index = m.last_log_index.unwrap_or(0);
+        let applied_index = m.last_applied.map(|l| l.index).unwrap_or(0);
+        let commit_index = if m.state == ServerState::Leader {
+            let mut held: Vec<u64> = voter_ids
+                .iter()
+                .map(|v| {
+                    if *v == self.node_id {
+                        last_log_index
+                    } else {
+                        replication.get(v).copied().flatten().unwrap_or(0)
+                    }
+                })
+                .collect();
+            held.sort_unstable_by(|a, b| b.cmp(a));
+            held.get(held.len() / 2)
+                .copied()
+                .unwrap_or(0)
+                .max(applied_index)
+        } else {
+            applied_index
+        };
         RaftStatus {
             node_id: self.node_id,
+            commit_index,
             term: m.current_term,
             leader: m.current_leader,
-            last_log_index: m.last_log_index.unwrap_or(0),
-            applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+            last_log_index,
+            applied_index,
             is_leader: m.state == ServerState::Leader,
             voters,
             learners,

@@ -199,11 +199,15 @@ fn commit_group(db: &DB, jobs: Vec<AppendJob>) {
     let mut opts = WriteOptions::default();
     opts.set_sync(sync);
     opts.set_ignore_missing_column_families(true);
+    let started = std::time::Instant::now();
     let written = if wb.is_empty() {
         Ok(())
     } else {
         db.write_opt(&wb, &opts)
     };
+    if sync && !wb.is_empty() {
+        crate::metrics::record_since(crate::metrics::SYNC_DURATION, started);
+    }
     match written {
         Ok(()) => {
             for (log, records) in touched {

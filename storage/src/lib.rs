@@ -13,6 +13,7 @@
 //! producer.rs  idempotent-producer state (pure)
 //! keys.rs      column-family names and meta key layout
 //! error.rs     StorageError
+//! metrics.rs   the storage metric names (fsync and WAL flush latency)
 //! ```
 //!
 //! A produce flows: the broker validates each batch (`batch::validate`), then
@@ -26,6 +27,7 @@ mod compact;
 mod error;
 pub mod keys;
 mod log;
+pub mod metrics;
 pub mod producer;
 pub mod records;
 mod store;

@@ -566,11 +566,30 @@ impl Store {
                 (l, n)
             })
             .collect();
+        let started = std::time::Instant::now();
         self.db.flush_wal(true)?;
+        crate::metrics::record_since(crate::metrics::FLUSH_DURATION, started);
         for (log, n) in seen {
             log.note_flushed(n);
         }
         Ok(())
+    }
+
+    /// Write stalls so far (delays plus stops), from RocksDB's `db-write-stall-stats`.
+    pub fn write_stalls(&self) -> u64 {
+        let Ok(Some(stats)) = self.db.property_value("rocksdb.db-write-stall-stats") else {
+            return 0;
+        };
+        // Lines like "total-delays: 3" / "total-stops: 0" (format varies by version).
+        stats
+            .split(['\n', ';', ','])
+            .filter_map(|kv| kv.split_once([':', '=']))
+            .filter(|(k, _)| {
+                let k = k.trim();
+                k.starts_with("total-delays") || k.starts_with("total-stops")
+            })
+            .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
+            .sum()
     }
 
     /// A RocksDB integer property summed over all column families (e.g. memtable size).
