@@ -22,7 +22,9 @@ fn tail(text: &str, n: usize) -> String {
 
 #[test]
 fn kgo_suite_allowlist_passes() {
-    let node = Node::start();
+    // Default configs: the suite creates its own topics (CreateTopics, RF from KGO_TEST_RF=1)
+    // and passed with them; it needs no extra broker flags.
+    let node = Node::start_with(&[]);
     let allowlist = compat_dir().join("kgo").join("allowlist.txt");
     let out = run(
         Command::new(launcher("kgo-suite"))
