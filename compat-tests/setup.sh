@@ -115,6 +115,20 @@ else
   stamp_set go "$GO_KEY"
 fi
 
+# --- 5b. franz-go's own kgo test suite (bin/kgo-suite) --------------------------------
+# `go test -c` of github.com/twmb/franz-go/pkg/kgo at the version pinned in clients/kgo-suite
+# (same franz-go as clients/go); the binary runs the suite against a broker via KGO_SEEDS.
+KGO_DIR="$HERE/clients/kgo-suite"
+KGO_KEY="$(go env GOVERSION)-$(hash_files "$KGO_DIR"/go.mod "$KGO_DIR"/go.sum "$KGO_DIR"/*.go)"
+if stamp_ok kgo-suite "$KGO_KEY" && [[ -x "$CACHE/bin/kgo.test" ]]; then
+  step "franz-go kgo test suite" "cached"
+else
+  step "franz-go kgo test suite" "compiling kgo.test"
+  mkdir -p "$CACHE/bin"
+  quiet go -C "$KGO_DIR" test -c -trimpath -o "$CACHE/bin/kgo.test" github.com/twmb/franz-go/pkg/kgo
+  stamp_set kgo-suite "$KGO_KEY"
+fi
+
 # --- 6. Node kafkajs client ---------------------------------------------------------
 NODE_DIR="$HERE/clients/node"
 NODE_KEY="$(hash_files "$NODE_DIR/package.json" "$NODE_DIR/package-lock.json")"

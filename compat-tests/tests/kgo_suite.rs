@@ -1,0 +1,53 @@
+//! franz-go's own `pkg/kgo` integration test suite against a one-node sluice: the `kgo-suite`
+//! launcher runs the `kgo.test` binary setup.sh compiles, restricted to the tests listed in
+//! `kgo/allowlist.txt` (those known to pass; see `kgo/RESULTS.md` for the others and why
+//! they fail). The allowlist only grows: a test that drops out of it is a regression.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::process::Command;
+use std::time::Duration;
+
+use sluice_compat_tests::{compat_dir, launcher, run, Node};
+
+/// The suite's own `-test.timeout` (it panics with a goroutine dump after that).
+const SUITE_TIMEOUT: &str = "4m";
+/// Our hard limit on the launcher: the suite's timeout plus slack for its panic output.
+const RUN_LIMIT: Duration = Duration::from_secs(300);
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[test]
+fn kgo_suite_allowlist_passes() {
+    // Default configs: the suite creates its own topics (CreateTopics, RF from KGO_TEST_RF=1)
+    // and passed with them; it needs no extra broker flags.
+    let node = Node::start_with(&[]);
+    let allowlist = compat_dir().join("kgo").join("allowlist.txt");
+    let out = run(
+        Command::new(launcher("kgo-suite"))
+            .args(["--bootstrap", &node.kafka, "--allowlist"])
+            .arg(&allowlist)
+            .args(["--timeout", SUITE_TIMEOUT]),
+        RUN_LIMIT,
+        None,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let failed: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("--- FAIL"))
+        .collect();
+    assert!(
+        out.status.success(),
+        "kgo-suite failed ({}); failed tests:\n{}\n--- stdout tail ---\n{}\n--- stderr tail ---\n{}",
+        out.status,
+        failed.join("\n"),
+        tail(&stdout, 80),
+        tail(&stderr, 40)
+    );
+    let passed = stdout.lines().filter(|l| l.starts_with("--- PASS")).count();
+    assert!(passed > 0, "no test ran:\n{}", tail(&stdout, 40));
+}
