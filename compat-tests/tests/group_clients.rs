@@ -1,5 +1,5 @@
-//! Consumer groups with three more real clients: confluent-kafka (librdkafka), kafka-python and
-//! franz-go. Each runs the same story through its `group-<client>` launcher: two members share
+//! Consumer groups with four more real clients: confluent-kafka (librdkafka), kafka-python,
+//! franz-go and kafkajs. Each runs the same story through its `group-<client>` launcher: two members share
 //! a 4-partition topic (every record processed exactly once, both members busy); one member is
 //! SIGKILLed and the survivor takes over its partitions after the session timeout; the survivor
 //! leaves and a fresh member resumes from the committed offsets (join, consume, commit,
@@ -262,4 +262,9 @@ fn kafka_python_group_shares_survives_and_resumes() {
 #[test]
 fn franz_go_group_shares_survives_and_resumes() {
     group_story("franz");
+}
+
+#[test]
+fn kafkajs_group_shares_survives_and_resumes() {
+    group_story("kafkajs");
 }
