@@ -103,3 +103,40 @@ fn metrics_follow_traffic_and_cover_the_dashboard() {
         );
     }
 }
+
+#[test]
+fn a_fresh_node_exports_every_unlabelled_family_in_valid_exposition_format() {
+    let node = Node::start();
+    let text = sluice_compat_tests::scrape_metrics(&node);
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("the exposition parses as Prometheus text");
+    let names: std::collections::HashSet<&str> =
+        scrape.samples.iter().map(|s| s.metric.as_str()).collect();
+    for family in [
+        "sluice_connections_active",
+        "sluice_partitions_leader",
+        "sluice_partitions_under_replicated",
+        "sluice_partitions_offline",
+        "sluice_partitions_under_min_isr",
+        "sluice_isr_shrinks_total",
+        "sluice_isr_expands_total",
+        "sluice_raft_term",
+        "sluice_raft_leader_id",
+        "sluice_raft_commit_index",
+        "sluice_raft_applied_index",
+        "sluice_raft_elections_total",
+        "sluice_rocksdb_live_data_bytes",
+        "sluice_rocksdb_memtable_bytes",
+        "sluice_rocksdb_pending_compaction_bytes",
+        "sluice_rocksdb_write_stalls_total",
+        "sluice_storage_flush_duration_seconds",
+        "sluice_storage_sync_duration_seconds",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+    ] {
+        assert!(
+            names.contains(family),
+            "{family} is not exported at start-up"
+        );
+    }
+}
