@@ -91,6 +91,10 @@ fn admin_manages_topics_and_shows_partitions_lag_and_the_quorum() {
         "{lag}"
     );
     assert!(admin(&node, &["groups", "list"]).contains("g-admin"));
+    // ... and `topics describe` shows the same backlog next to the end offsets.
+    let topic_view = admin_json(&node, &["topics", "describe", &single]);
+    assert_eq!(topic_view["group_lag"][0]["group"], "g-admin");
+    assert_eq!(topic_view["group_lag"][0]["lag"], 15, "{topic_view}");
 
     admin(&node, &["topics", "delete", &t]);
     let gone = run(

@@ -408,19 +408,40 @@ async fn topics(args: &AdminArgs, cmd: &TopicsCmd) -> anyhow::Result<Output> {
                     "end_offset": end,
                 }));
             }
+            // The backlog: every group's lag on this topic.
+            let mut lag_rows = Vec::new();
+            let mut lag_json = Vec::new();
+            for group in all_groups(&meta).await? {
+                for (t, p, c) in committed_offsets(&mut client, &group).await? {
+                    if t != *name {
+                        continue;
+                    }
+                    let lag = ends.get(&(t, p)).map(|e| (e - c).max(0));
+                    let shown = lag.map(|l| l.to_string()).unwrap_or_else(|| "-".into());
+                    lag_rows.push(vec![group.clone(), p.to_string(), c.to_string(), shown]);
+                    lag_json
+                        .push(json!({"group": group, "partition": p, "committed": c, "lag": lag}));
+                }
+            }
             Ok(Output {
-                tables: vec![(
-                    vec![
-                        "PARTITION",
-                        "LEADER",
-                        "EPOCH",
-                        "REPLICAS",
-                        "ISR",
-                        "END OFFSET",
-                    ],
-                    rows,
-                )],
-                json: json!({"name": name, "id": t.topic_id.to_string(), "partitions": parts}),
+                tables: vec![
+                    (
+                        vec![
+                            "PARTITION",
+                            "LEADER",
+                            "EPOCH",
+                            "REPLICAS",
+                            "ISR",
+                            "END OFFSET",
+                        ],
+                        rows,
+                    ),
+                    (vec!["GROUP", "PARTITION", "COMMITTED", "LAG"], lag_rows),
+                ],
+                json: json!({
+                    "name": name, "id": t.topic_id.to_string(), "partitions": parts,
+                    "group_lag": lag_json,
+                }),
             })
         }
         TopicsCmd::Create {
@@ -536,22 +557,7 @@ async fn groups(args: &AdminArgs, cmd: &GroupsCmd) -> anyhow::Result<Output> {
             })
         }
         GroupsCmd::Describe { group } => {
-            let coordinator = coordinator_of(&mut client, group).await?;
-            let mut coord = KafkaClient::connect(&coordinator).await?;
-            let req = OffsetFetchRequest::default()
-                .with_group_id(GroupId(StrBytes::from_string(group.clone())))
-                .with_topics(None::<Vec<OffsetFetchRequestTopic>>);
-            let resp = coord.send(&req, 7).await?;
-            check(resp.error_code, None, group)?;
-            let committed: Vec<(String, i32, i64)> = resp
-                .topics
-                .iter()
-                .flat_map(|t| {
-                    t.partitions
-                        .iter()
-                        .map(move |p| (t.name.0.to_string(), p.partition_index, p.committed_offset))
-                })
-                .collect();
+            let committed = committed_offsets(&mut client, group).await?;
             let names: Vec<&str> = committed.iter().map(|(t, _, _)| t.as_str()).collect();
             let meta = metadata(&mut client, Some(&names)).await?;
             let wanted: Vec<(String, i32)> =
@@ -580,6 +586,43 @@ async fn groups(args: &AdminArgs, cmd: &GroupsCmd) -> anyhow::Result<Output> {
             })
         }
     }
+}
+
+/// A group's committed offsets, from its coordinator: (topic, partition, offset).
+async fn committed_offsets(
+    client: &mut KafkaClient,
+    group: &str,
+) -> anyhow::Result<Vec<(String, i32, i64)>> {
+    let coordinator = coordinator_of(client, group).await?;
+    let mut coord = KafkaClient::connect(&coordinator).await?;
+    let req = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_topics(None::<Vec<OffsetFetchRequestTopic>>);
+    let resp = coord.send(&req, 7).await?;
+    check(resp.error_code, None, group)?;
+    Ok(resp
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.0.to_string(), p.partition_index, p.committed_offset))
+        })
+        .filter(|(_, _, o)| *o >= 0)
+        .collect())
+}
+
+/// Every group id, asked of every broker (each lists the groups it coordinates).
+async fn all_groups(meta: &MetadataResponse) -> anyhow::Result<Vec<String>> {
+    let mut groups = Vec::new();
+    for b in &meta.brokers {
+        let mut c = KafkaClient::connect(&format!("{}:{}", b.host, b.port)).await?;
+        let resp = c.send(&ListGroupsRequest::default(), 4).await?;
+        groups.extend(resp.groups.iter().map(|g| g.group_id.to_string()));
+    }
+    groups.sort();
+    groups.dedup();
+    Ok(groups)
 }
 
 async fn coordinator_of(client: &mut KafkaClient, group: &str) -> anyhow::Result<String> {
