@@ -429,3 +429,88 @@ fn preferred_leaders_come_back_by_kafka_leader_election_and_automatically() {
         );
     }
 }
+
+#[test]
+fn a_rolling_restart_loses_nothing_and_the_producer_sees_no_errors() {
+    let mut nodes = Node::start_cluster(3, 0, FAST);
+    let topic = topic("rolling");
+    run_ok(
+        Command::new(launcher("kafka-topics"))
+            .args([
+                "--bootstrap-server",
+                &nodes[0].kafka,
+                "--create",
+                "--topic",
+                &topic,
+            ])
+            .args(["--partitions", "3", "--replication-factor", "3"])
+            .args(["--config", "min.insync.replicas=2"]),
+        Duration::from_secs(90),
+        None,
+    );
+    let in_sync = |nodes: &[Node]| {
+        let p = partitions(&nodes[0], &topic);
+        p.len() == 3
+            && p.iter()
+                .all(|(leader, isr, _)| *leader > 0 && isr.len() == 3)
+    };
+    wait_until("every follower in sync", Duration::from_secs(30), || {
+        in_sync(&nodes)
+    });
+
+    let mut producer = Command::new(launcher("ack-producer"))
+        .args(["--bootstrap", &bootstrap(&nodes), "--topic", &topic])
+        .args(["--messages", "150000", "--timeout", "120"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ack-producer");
+    let (out, err) = (
+        producer.stdout.take().unwrap(),
+        producer.stderr.take().unwrap(),
+    );
+    let errors = std::thread::spawn(move || {
+        BufReader::new(err)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    let acks = std::thread::spawn(move || {
+        BufReader::new(out)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| l.starts_with("ACK "))
+            .count()
+    });
+    // Restart every node in turn (SIGTERM: controlled shutdown) while records flow.
+    for i in 0..3 {
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            nodes[i].terminate().success(),
+            "node {} stopped cleanly",
+            i + 1
+        );
+        nodes[i].restart();
+        wait_until(
+            "the restarted node back in sync",
+            Duration::from_secs(30),
+            || in_sync(&nodes),
+        );
+    }
+    let status = producer.wait().unwrap();
+    let acked = acks.join().unwrap();
+    let nacks: Vec<String> = errors
+        .join()
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.starts_with("NACK"))
+        .collect();
+    assert!(status.success(), "producer exit {status}");
+    assert!(
+        nacks.is_empty(),
+        "the producer saw delivery errors: {:?}",
+        &nacks[..nacks.len().min(5)]
+    );
+    assert_eq!(acked, 150_000, "every record acknowledged");
+    assert_eq!(read_all(&nodes, &topic).len(), 150_000, "and stored once");
+}
