@@ -3,22 +3,31 @@
 //! ## Layout
 //!
 //! ```text
-//! main.rs              CLI (clap), tracing, metrics recorder -> server::run
-//! server.rs            startup (storage, controller, registration), accept loop, shutdown
+//! main.rs              CLI (clap: serve, admin), tracing, metrics recorder -> server::run
+//! server.rs            startup (storage, controller, registration), background tasks,
+//!                      accept loop, controlled shutdown
 //! connection.rs        size-prefixed framing, frame cap, in-order responses
 //! dispatch.rs          the only match on the API: decode, route to a handler, encode
 //! decode_guard.rs      keeps hostile array counts from aborting the process
 //! handlers/<api>.rs    one file per Kafka API; thin, never fail (errors go in the response)
-//! replication/         local replicas, leadership checks, high watermark
-//! group/              group coordinator (I/O) around a pure group state machine; offsets
+//! replication/         leader/follower roles, high watermark over the ISR, follower
+//!                      fetchers with truncation (fetcher.rs), ISR shrink/expand (isr.rs)
+//! group/               group coordinator (I/O) around pure group state machines; offsets
 //! fetch_session.rs     incremental fetch sessions (KIP-227)
 //! producer_ids.rs      producer-id blocks from the controller
-//! retention.rs         time retention: drop expired batches, move the log start
+//! retention.rs         retention.ms / retention.bytes: move the log start, reclaim space
+//! log_cleaner.rs       cleanup.policy=compact: when to compact which partition
+//! flusher.rs           flush.ms: background fsync of the WAL
+//! disk_guard.rs        free-space floor: refuse produce below it
 //! topic_config.rs      topic configs by Kafka name: defaults, validation
 //! config.rs            flags, SLUICE_* env vars, broker configs by Kafka name
 //! error.rs             BrokerError -> Kafka error codes, in one place
-//! http.rs, metrics.rs  /healthz, /metrics; every metric name
+//! http.rs, metrics.rs  /healthz, /metrics, /admin/*; every metric name
+//! admin_api.rs         the HTTP admin API (JSON)
+//! admin/               `sluice admin`: Kafka-protocol and HTTP clients, tables
+//! kafka_client.rs      a minimal Kafka client (admin CLI, follower fetchers)
 //! stats.rs             periodic gauges (partitions, lag, Raft, RocksDB, process)
+//! clock.rs             wall-clock milliseconds
 //! ```
 //!
 //! A request flows: connection reads a frame -> dispatch decodes header and body ->

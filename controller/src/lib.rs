@@ -11,10 +11,13 @@
 //! error.rs       ControllerError
 //! ```
 //!
-//! A broker calls `ControllerClient::execute(Command::CreateTopics(..))`; openraft appends it
-//! to the log (`raft_store::LogStore`), commits it, and `raft_store::StateMachine` applies it
-//! with `MetadataImage::apply`, then publishes the new image on a watch channel that every
-//! part of the broker follows. openraft types stay inside this crate.
+//! A broker calls `ControllerClient::execute(Command::CreateTopics(..))`; on a node that is
+//! not the Raft leader the command is forwarded to it (`rpc.rs`). openraft appends it to the
+//! log (`raft_store::LogStore`), commits it on a quorum of voters, and every node's
+//! `raft_store::StateMachine` applies it with `MetadataImage::apply` and publishes the new
+//! image on a watch channel that every part of the broker follows; `execute` returns once
+//! the local image has it. The leader also fences brokers whose heartbeats stop. openraft
+//! types stay inside this crate.
 
 mod client;
 mod error;
