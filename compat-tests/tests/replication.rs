@@ -54,6 +54,28 @@ fn partitions(node: &Node, topic: &str) -> Vec<(i64, Vec<u64>, Option<i64>)> {
         .collect()
 }
 
+/// Creates `topic` with replication factor 3 through Kafka's CLI on `node`.
+fn create_rf3(node: &Node, topic: &str, partitions: u32, configs: &[&str]) {
+    let mut cmd = Command::new(launcher("kafka-topics"));
+    cmd.args([
+        "--bootstrap-server",
+        &node.kafka,
+        "--create",
+        "--topic",
+        topic,
+    ])
+    .args([
+        "--partitions",
+        &partitions.to_string(),
+        "--replication-factor",
+        "3",
+    ]);
+    for c in configs {
+        cmd.args(["--config", c]);
+    }
+    run_ok(&mut cmd, Duration::from_secs(90), None);
+}
+
 fn bootstrap(nodes: &[Node]) -> String {
     nodes
         .iter()
@@ -137,20 +159,7 @@ fn a_paused_old_leader_acknowledges_nothing_and_rejoins_as_a_follower() {
 fn failover_loses_nothing_acknowledged(fault: Fault) {
     let mut nodes = Node::start_cluster(3, 0, FAST);
     let topic = topic("replicated");
-    run_ok(
-        Command::new(launcher("kafka-topics"))
-            .args([
-                "--bootstrap-server",
-                &nodes[0].kafka,
-                "--create",
-                "--topic",
-                &topic,
-            ])
-            .args(["--partitions", "3", "--replication-factor", "3"])
-            .args(["--config", "min.insync.replicas=2"]),
-        Duration::from_secs(90),
-        None,
-    );
+    create_rf3(&nodes[0], &topic, 3, &["min.insync.replicas=2"]);
     wait_until("every follower in sync", Duration::from_secs(30), || {
         let p = partitions(&nodes[0], &topic);
         p.len() == 3 && p.iter().all(|(_, isr, _)| isr.len() == 3)
@@ -290,19 +299,7 @@ fn admin_json(node: &Node, args: &[&str]) -> Value {
 fn committed_offsets_survive_losing_the_group_coordinator() {
     let mut nodes = Node::start_cluster(3, 0, FAST);
     let topic = topic("committed");
-    run_ok(
-        Command::new(launcher("kafka-topics"))
-            .args([
-                "--bootstrap-server",
-                &nodes[0].kafka,
-                "--create",
-                "--topic",
-                &topic,
-            ])
-            .args(["--partitions", "1", "--replication-factor", "3"]),
-        Duration::from_secs(90),
-        None,
-    );
+    create_rf3(&nodes[0], &topic, 1, &[]);
     let input: String = (0..50).map(|i| format!("m{i}\n")).collect();
     sluice_compat_tests::kcat_produce(&nodes[0], &topic, input.as_bytes(), &[]);
     let group = "g-survives";
@@ -333,19 +330,7 @@ fn sigterm_hands_leadership_over_before_the_node_stops() {
     let slow = ["--config", "broker.session.timeout.ms=60000"];
     let mut nodes = Node::start_cluster(3, 0, &slow);
     let topic = topic("handover");
-    run_ok(
-        Command::new(launcher("kafka-topics"))
-            .args([
-                "--bootstrap-server",
-                &nodes[0].kafka,
-                "--create",
-                "--topic",
-                &topic,
-            ])
-            .args(["--partitions", "3", "--replication-factor", "3"]),
-        Duration::from_secs(90),
-        None,
-    );
+    create_rf3(&nodes[0], &topic, 3, &[]);
     wait_until("every follower in sync", Duration::from_secs(30), || {
         partitions(&nodes[1], &topic)
             .iter()
@@ -380,19 +365,7 @@ fn preferred_leaders_come_back_by_kafka_leader_election_and_automatically() {
         }
         let mut nodes = Node::start_cluster(3, 0, &flags);
         let topic = topic("preferred");
-        run_ok(
-            Command::new(launcher("kafka-topics"))
-                .args([
-                    "--bootstrap-server",
-                    &nodes[1].kafka,
-                    "--create",
-                    "--topic",
-                    &topic,
-                ])
-                .args(["--partitions", "3", "--replication-factor", "3"]),
-            Duration::from_secs(90),
-            None,
-        );
+        create_rf3(&nodes[1], &topic, 3, &[]);
         let leads_of_1 = |n: &Node| partitions(n, &topic).iter().filter(|p| p.0 == 1).count();
         wait_until(
             "node 1 leads its partitions",
@@ -434,20 +407,7 @@ fn preferred_leaders_come_back_by_kafka_leader_election_and_automatically() {
 fn a_rolling_restart_loses_nothing_and_the_producer_sees_no_errors() {
     let mut nodes = Node::start_cluster(3, 0, FAST);
     let topic = topic("rolling");
-    run_ok(
-        Command::new(launcher("kafka-topics"))
-            .args([
-                "--bootstrap-server",
-                &nodes[0].kafka,
-                "--create",
-                "--topic",
-                &topic,
-            ])
-            .args(["--partitions", "3", "--replication-factor", "3"])
-            .args(["--config", "min.insync.replicas=2"]),
-        Duration::from_secs(90),
-        None,
-    );
+    create_rf3(&nodes[0], &topic, 3, &["min.insync.replicas=2"]);
     let in_sync = |nodes: &[Node]| {
         let p = partitions(&nodes[0], &topic);
         p.len() == 3

@@ -372,15 +372,7 @@ impl MetadataImage {
         isr: &[i32],
     ) -> Result<(), MetadataError> {
         let live: BTreeSet<i32> = self.live_brokers().into_iter().collect();
-        let p = self
-            .topics
-            .get_mut(topic)
-            .and_then(|t| {
-                usize::try_from(partition)
-                    .ok()
-                    .and_then(|i| t.partitions.get_mut(i))
-            })
-            .ok_or_else(|| MetadataError::UnknownTopic(topic.into()))?;
+        let p = self.partition_mut(topic, partition)?;
         if p.leader != leader || p.leader_epoch != leader_epoch {
             return Err(MetadataError::FencedLeaderEpoch);
         }
@@ -410,17 +402,24 @@ impl MetadataImage {
         Ok(())
     }
 
-    fn elect(&mut self, topic: &str, partition: i32, unclean: bool) -> Result<(), MetadataError> {
-        let live: BTreeSet<i32> = self.live_brokers().into_iter().collect();
-        let p = self
-            .topics
+    fn partition_mut(
+        &mut self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<&mut PartitionInfo, MetadataError> {
+        self.topics
             .get_mut(topic)
             .and_then(|t| {
                 usize::try_from(partition)
                     .ok()
                     .and_then(|i| t.partitions.get_mut(i))
             })
-            .ok_or_else(|| MetadataError::UnknownTopic(topic.into()))?;
+            .ok_or_else(|| MetadataError::UnknownTopic(topic.into()))
+    }
+
+    fn elect(&mut self, topic: &str, partition: i32, unclean: bool) -> Result<(), MetadataError> {
+        let live: BTreeSet<i32> = self.live_brokers().into_iter().collect();
+        let p = self.partition_mut(topic, partition)?;
         let chosen = if unclean {
             if p.leader >= 0 {
                 return Err(MetadataError::ElectionNotNeeded);

@@ -172,38 +172,10 @@ fn varint(body: &[u8], at: &mut usize) -> Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use kafka_protocol::records::Compression;
 
-    fn encode(codec: Compression, keys: &[(&'static str, Option<&'static str>)]) -> Vec<u8> {
-        let records: Vec<Record> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, (k, v))| Record {
-                transactional: false,
-                control: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // Constant offset - sequence keeps the encoder from splitting the batch.
-                sequence: i as i32 - 1,
-                timestamp: 1_000 + i as i64,
-                key: Some(Bytes::from_static(k.as_bytes())),
-                value: v.map(|v| Bytes::from_static(v.as_bytes())),
-                headers: Default::default(),
-                delete_horizon: false,
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: codec,
-        };
-        RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
-        buf.to_vec()
+    fn encode(codec: Compression, keys: &[(&str, Option<&str>)]) -> Vec<u8> {
+        crate::tests::keyed_batch_with(codec, keys, 1_000)
     }
 
     #[test]

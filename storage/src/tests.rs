@@ -197,11 +197,18 @@ fn a_buffer_holding_two_batches_is_refused() {
     assert_eq!(log.log_end_offset(), 0);
 }
 
-/// A batch of keyed records (`None` value = tombstone) with offsets from 0.
+/// A batch of keyed records (`None` value = tombstone) with offsets from 0, lz4-compressed.
 fn keyed_batch(records: &[(&str, Option<&str>)], ts: i64) -> Vec<u8> {
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    keyed_batch_with(kafka_protocol::records::Compression::Lz4, records, ts)
+}
+
+/// A batch of keyed records with offsets from 0 in the given codec.
+pub(crate) fn keyed_batch_with(
+    codec: kafka_protocol::records::Compression,
+    records: &[(&str, Option<&str>)],
+    ts: i64,
+) -> Vec<u8> {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
     let records: Vec<Record> = records
         .iter()
         .enumerate()
@@ -225,7 +232,7 @@ fn keyed_batch(records: &[(&str, Option<&str>)], ts: i64) -> Vec<u8> {
     let mut buf = BytesMut::new();
     let options = RecordEncodeOptions {
         version: 2,
-        compression: Compression::Lz4,
+        compression: codec,
     };
     RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
     buf.to_vec()
