@@ -575,25 +575,42 @@ impl Store {
         Ok(())
     }
 
-    /// Write stalls so far (delays plus stops), from RocksDB's `db-write-stall-stats`.
+    /// Write stalls so far (delays plus stops): the write buffer manager's, from
+    /// `db-write-stall-stats`, plus every column family's totals from `cf-write-stall-stats`.
     pub fn write_stalls(&self) -> u64 {
-        let Ok(Some(stats)) = self.db.property_value("rocksdb.db-write-stall-stats") else {
-            return 0;
-        };
-        // Lines like "total-delays: 3" / "total-stops: 0" (format varies by version).
-        stats
-            .split(['\n', ';', ','])
-            .filter_map(|kv| kv.split_once([':', '=']))
-            .filter(|(k, _)| {
-                let k = k.trim();
-                k.starts_with("total-delays") || k.starts_with("total-stops")
+        let db_wide = self
+            .db
+            .property_value("rocksdb.db-write-stall-stats")
+            .ok()
+            .flatten()
+            .map(|s| stall_count(&s, |k| k.ends_with("-stops") || k.ends_with("-delays")))
+            .unwrap_or(0);
+        let per_cf: u64 = self
+            .cf_names()
+            .iter()
+            .filter_map(|n| self.db.cf_handle(n))
+            .filter_map(|cf| {
+                self.db
+                    .property_value_cf(&cf, "rocksdb.cf-write-stall-stats")
+                    .ok()
+                    .flatten()
             })
-            .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
-            .sum()
+            .map(|s| stall_count(&s, |k| k == "total-delays" || k == "total-stops"))
+            .sum();
+        db_wide + per_cf
     }
 
     /// A RocksDB integer property summed over all column families (e.g. memtable size).
     pub fn int_property(&self, name: &str) -> u64 {
+        self.cf_names()
+            .iter()
+            .filter_map(|n| self.db.cf_handle(n))
+            .filter_map(|cf| self.db.property_int_value_cf(&cf, name).ok().flatten())
+            .sum()
+    }
+
+    /// The meta column family and every partition's.
+    fn cf_names(&self) -> Vec<String> {
         let mut names = vec![META_CF.to_string()];
         names.extend(
             self.read_partitions()
@@ -601,10 +618,6 @@ impl Store {
                 .map(|l| l.cf_name().to_string()),
         );
         names
-            .iter()
-            .filter_map(|n| self.db.cf_handle(n))
-            .filter_map(|cf| self.db.property_int_value_cf(&cf, name).ok().flatten())
-            .sum()
     }
 
     fn meta_cf(&self) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>> {
@@ -826,6 +839,17 @@ fn truncate(db: &DB, log: &PartitionLog, offset: i64) -> Result<bool> {
     Ok(true)
 }
 
+/// Sums the counts of the entries `wanted` picks from a RocksDB write-stall stats string
+/// ("Write Stall (count): name: N, name: N, ...").
+fn stall_count(stats: &str, wanted: impl Fn(&str) -> bool) -> u64 {
+    let body = stats.split_once("(count):").map_or(stats, |(_, b)| b);
+    body.split([',', '\n'])
+        .filter_map(|kv| kv.split_once(':'))
+        .filter(|(k, _)| wanted(k.trim()))
+        .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
+        .sum()
+}
+
 /// The last (largest) time-index entry of a partition: (timestamp, offset).
 fn last_time_index_entry(db: &DB, keys: &PartitionMetaKeys) -> Result<Option<(i64, i64)>> {
     let meta = db
@@ -916,5 +940,22 @@ impl SystemTable {
         };
         it.status()?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod stall_tests {
+    use super::stall_count;
+
+    #[test]
+    fn write_stall_stats_strings_are_read_as_rocksdb_prints_them() {
+        let db = "Write Stall (count): write-buffer-manager-limit-stops: 4\n";
+        assert_eq!(stall_count(db, |k| k.ends_with("-stops")), 4);
+        let cf = "Write Stall (count): l0-file-count-limit-delays: 2, memtable-limit-stops: 1, \
+                  total-delays: 2, total-stops: 1\n";
+        assert_eq!(
+            stall_count(cf, |k| k == "total-delays" || k == "total-stops"),
+            3
+        );
     }
 }
