@@ -35,6 +35,7 @@ impl LogCleaner {
         let now = crate::clock::now_ms();
         let image = ctx.controller.image();
         let mut total = CompactStats::default();
+        let mut rewritten = false;
         for topic in image.topics.values() {
             let configs = TopicConfigs::new(&topic.configs, &ctx.config);
             if !configs.cleanup_policy_has("compact") {
@@ -67,6 +68,7 @@ impl LogCleaner {
                     tracing::debug!(partition = log.cf_name(), ?stats, "compacted");
                     // Give the space back now, not whenever RocksDB gets to it.
                     ctx.store.reclaim_all(log)?;
+                    rewritten = true;
                 }
                 crate::metrics::record_compaction(&topic.name, &stats);
                 add(&mut total, &stats);
@@ -79,6 +81,9 @@ impl LogCleaner {
                 };
                 self.cleaned.insert(log.key(), cleaned);
             }
+        }
+        if rewritten {
+            ctx.store.release_wal()?;
         }
         Ok(total)
     }

@@ -5,6 +5,8 @@
 //! OFFSET_OUT_OF_RANGE and reset per their policy. The freed key range is then compacted, so
 //! the space goes back to the file system at once.
 
+use std::sync::Arc;
+
 use sluice_storage::PartitionLog;
 
 use crate::context::Broker;
@@ -15,7 +17,7 @@ use crate::topic_config::TopicConfigs;
 pub fn enforce(ctx: &Broker) -> Result<usize, BrokerError> {
     let now = crate::clock::now_ms();
     let image = ctx.controller.image();
-    let mut advanced = 0;
+    let mut advanced = Vec::new();
     for topic in image.topics.values() {
         let configs = TopicConfigs::new(&topic.configs, &ctx.config);
         if !configs.cleanup_policy_has("delete") {
@@ -44,24 +46,26 @@ pub fn enforce(ctx: &Broker) -> Result<usize, BrokerError> {
                 new_start = new_start.max(by_size.unwrap_or(0));
             }
             if ctx.store.advance_log_start(log, new_start)? {
-                advanced += 1;
-                reclaim(ctx, log);
+                advanced.push(log.clone());
             }
         }
     }
-    Ok(advanced)
+    reclaim(ctx, &advanced);
+    Ok(advanced.len())
 }
 
-/// Returns the space below the log start to the file system (logged, never fatal).
-pub fn reclaim(ctx: &Broker, log: &PartitionLog) {
-    let before = ctx.store.partition_disk_bytes(log);
-    match ctx.store.reclaim(log) {
-        Ok(()) => tracing::debug!(
-            partition = log.cf_name(),
-            before,
-            after = ctx.store.partition_disk_bytes(log),
-            "reclaimed space below the log start"
-        ),
-        Err(e) => tracing::warn!(partition = log.cf_name(), error = %e, "reclaiming space"),
+/// Returns the space below these partitions' log starts to the file system (logged, never
+/// fatal): each partition's removed range is compacted, then the WAL is released once.
+pub fn reclaim(ctx: &Broker, logs: &[Arc<PartitionLog>]) {
+    if logs.is_empty() {
+        return;
+    }
+    for log in logs {
+        if let Err(e) = ctx.store.reclaim(log) {
+            tracing::warn!(partition = log.cf_name(), error = %e, "reclaiming space");
+        }
+    }
+    if let Err(e) = ctx.store.release_wal() {
+        tracing::warn!(error = %e, "releasing WAL files");
     }
 }

@@ -478,7 +478,7 @@ impl Store {
         let cf = self.partition_cf(log)?;
         let end = offset_key(log.log_start_offset());
         self.db.compact_range_cf(&cf, None::<&[u8]>, Some(&end[..]));
-        self.release_wal()
+        Ok(())
     }
 
     /// Compacts a whole partition (after log compaction rewrote it), dropping the versions
@@ -486,32 +486,19 @@ impl Store {
     pub fn reclaim_all(&self, log: &PartitionLog) -> Result<()> {
         let cf = self.partition_cf(log)?;
         self.db.compact_range_cf(&cf, None::<&[u8]>, None::<&[u8]>);
-        self.release_wal()
+        Ok(())
     }
 
     /// Flushes the small, always-written column families (meta, system tables), which
-    /// otherwise keep old WAL files, and the removed data in them, on disk.
-    fn release_wal(&self) -> Result<()> {
+    /// otherwise keep old WAL files, and the removed data in them, on disk. Once per
+    /// retention or cleaner pass, after its `reclaim` calls.
+    pub fn release_wal(&self) -> Result<()> {
         for name in std::iter::once(META_CF).chain(self.system_cfs.iter().map(String::as_str)) {
             if let Some(cf) = self.db.cf_handle(name) {
                 self.db.flush_cf(&cf)?;
             }
         }
         Ok(())
-    }
-
-    /// Bytes the partition's column family takes on disk (SST files) plus its memtables.
-    pub fn partition_disk_bytes(&self, log: &PartitionLog) -> u64 {
-        let Some(cf) = self.db.cf_handle(log.cf_name()) else {
-            return 0;
-        };
-        [
-            "rocksdb.total-sst-files-size",
-            "rocksdb.cur-size-all-mem-tables",
-        ]
-        .iter()
-        .filter_map(|p| self.db.property_int_value_cf(&cf, *p).ok().flatten())
-        .sum()
     }
 
     pub(crate) fn db(&self) -> &DB {

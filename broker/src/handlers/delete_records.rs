@@ -54,7 +54,7 @@ fn delete_below(ctx: &Ctx, leader: &LeaderPartition, offset: i64) -> Result<i64,
     }
     if ctx.store.advance_log_start(&log, target)? {
         let ctx = ctx.clone();
-        tokio::task::spawn_blocking(move || crate::retention::reclaim(&ctx, &log));
+        tokio::task::spawn_blocking(move || crate::retention::reclaim(&ctx, &[log]));
     }
     Ok(leader.log.log_start_offset())
 }
