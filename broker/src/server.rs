@@ -299,7 +299,7 @@ async fn rebalance_leaders(ctx: Ctx, every: Duration, shutdown: CancellationToke
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        let moved = crate::handlers::elect_leaders::rebalance_preferred_leaders(&ctx).await;
+        let moved = crate::replication::rebalance_preferred_leaders(&ctx).await;
         if moved > 0 {
             tracing::info!(
                 partitions = moved,

@@ -67,35 +67,3 @@ pub async fn handle(
     }
     ElectLeadersResponse::default().with_replica_election_results(results)
 }
-
-/// On the controller leader: moves leadership back to preferred replicas that are alive
-/// and in sync (`auto.leader.rebalance.enable`); returns how many moved.
-pub async fn rebalance_preferred_leaders(ctx: &Ctx) -> usize {
-    if !ctx.controller.status().is_leader {
-        return 0;
-    }
-    let image = ctx.controller.image();
-    let live = image.live_brokers();
-    let due: Vec<(String, i32)> = image
-        .topics
-        .values()
-        .flat_map(|t| {
-            t.partitions.iter().enumerate().filter_map(|(i, p)| {
-                let preferred = *p.replicas.first()?;
-                (p.leader != preferred && live.contains(&preferred) && p.isr.contains(&preferred))
-                    .then(|| (t.name.clone(), i as i32))
-            })
-        })
-        .collect();
-    if due.is_empty() {
-        return 0;
-    }
-    let command = Command::ElectLeaders {
-        partitions: due,
-        unclean: false,
-    };
-    match ctx.controller.execute(command).await {
-        Ok(CommandResult::PerItem(r)) => r.iter().filter(|x| x.is_ok()).count(),
-        _ => 0,
-    }
-}

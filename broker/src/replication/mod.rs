@@ -7,10 +7,12 @@
 //! the high watermark is the minimum over the ISR, a follower lagging for longer than
 //! `replica.lag.time.max.ms` is dropped from the ISR and one that caught up is added back
 //! (both through the controller, `isr.rs`). As a follower it copies batches from the leader
-//! (`fetcher.rs`) after truncating whatever the leader does not have (KIP-101).
+//! (`fetcher.rs`) after truncating whatever the leader does not have (KIP-101). The controller
+//! leader moves leadership back to preferred replicas (`leaders.rs`).
 
 pub mod fetcher;
 mod isr;
+mod leaders;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use tokio::sync::Mutex;
 use crate::error::BrokerError;
 
 pub use isr::propose_isr_changes;
+pub use leaders::rebalance_preferred_leaders;
 
 /// A partition this node leads, with its metadata.
 pub struct LeaderPartition {
