@@ -33,7 +33,7 @@ impl DiskGuard {
 
     /// Re-reads the free space; logs when the floor is crossed either way.
     pub fn check(&self) {
-        let Some(free) = free_bytes(&self.dir) else {
+        let Some((_, free)) = self.space() else {
             return;
         };
         self.free.store(free, Ordering::Release);
@@ -53,6 +53,16 @@ impl DiskGuard {
         metrics::record_disk(free, below);
     }
 
+    /// The data directory this guard watches.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// (total, available) bytes of the file system holding the data directory, read now.
+    pub fn space(&self) -> Option<(u64, u64)> {
+        fs_space(&self.dir)
+    }
+
     /// Err while the data directory is below its free-space floor.
     pub fn check_writable(&self) -> Result<(), BrokerError> {
         if !self.below.load(Ordering::Acquire) {
@@ -68,14 +78,15 @@ impl DiskGuard {
     }
 }
 
-/// Bytes available to unprivileged writers on the file system holding `dir`.
-fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+/// Total bytes and bytes available to unprivileged writers on the file system holding `dir`.
+fn fs_space(dir: &std::path::Path) -> Option<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `path` is a valid NUL-terminated string and `st` a writable statvfs.
     let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
-    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+    let block = st.f_frsize as u64;
+    (rc == 0).then(|| (st.f_blocks as u64 * block, st.f_bavail as u64 * block))
 }
 
 #[cfg(test)]

@@ -28,6 +28,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
+    (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::FindCoordinator, 0, 6),
@@ -140,6 +143,19 @@ pub async fn dispatch(ctx: &Ctx, frame: Bytes) -> Result<Option<BytesMut>, Close
         RequestKind::ElectLeaders(r) => handlers::elect_leaders::handle(ctx, &header, r)
             .await
             .into(),
+        RequestKind::AlterPartitionReassignments(r) => {
+            handlers::alter_partition_reassignments::handle(ctx, &header, r)
+                .await
+                .into()
+        }
+        RequestKind::DescribeLogDirs(r) => handlers::describe_log_dirs::handle(ctx, &header, r)
+            .await
+            .into(),
+        RequestKind::ListPartitionReassignments(r) => {
+            handlers::list_partition_reassignments::handle(ctx, &header, r)
+                .await
+                .into()
+        }
         RequestKind::IncrementalAlterConfigs(r) => {
             handlers::incremental_alter_configs::handle(ctx, &header, r)
                 .await

@@ -46,6 +46,9 @@ pub enum BrokerError {
     /// ELECTION_NOT_NEEDED
     #[error("Leader election not needed for topic partition.")]
     ElectionNotNeeded,
+    /// NO_REASSIGNMENT_IN_PROGRESS
+    #[error("No partition reassignment is in progress.")]
+    NoReassignmentInProgress,
     /// PREFERRED_LEADER_NOT_AVAILABLE
     #[error("{0}")]
     PreferredLeaderNotAvailable(String),
@@ -116,6 +119,7 @@ impl BrokerError {
             Self::NotEnoughReplicasAfterAppend => Code::NotEnoughReplicasAfterAppend,
             Self::InvalidUpdateVersion => Code::InvalidUpdateVersion,
             Self::ElectionNotNeeded => Code::ElectionNotNeeded,
+            Self::NoReassignmentInProgress => Code::NoReassignmentInProgress,
             Self::PreferredLeaderNotAvailable(_) => Code::PreferredLeaderNotAvailable,
             Self::OffsetOutOfRange => Code::OffsetOutOfRange,
             Self::FencedLeaderEpoch => Code::FencedLeaderEpoch,
@@ -165,6 +169,7 @@ impl From<MetadataError> for BrokerError {
             MetadataError::IneligibleReplica(m) => Self::InvalidRequest(m),
             MetadataError::ElectionNotNeeded => Self::ElectionNotNeeded,
             MetadataError::LeaderNotAvailable(m) => Self::PreferredLeaderNotAvailable(m),
+            MetadataError::NoReassignmentInProgress => Self::NoReassignmentInProgress,
         }
     }
 }

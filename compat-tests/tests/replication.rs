@@ -474,3 +474,142 @@ fn a_rolling_restart_loses_nothing_and_the_producer_sees_no_errors() {
     assert_eq!(acked, 150_000, "every record acknowledged");
     assert_eq!(read_all(&nodes, &topic).len(), 150_000, "and stored once");
 }
+
+/// Replica ids of each partition of `topic`, as `node` sees them.
+fn replicas(node: &Node, topic: &str) -> Vec<Vec<u64>> {
+    let v: Value =
+        serde_json::from_str(&http_get(&node.http, "/admin/topics")).unwrap_or(Value::Null);
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["name"] == topic)
+        .flat_map(|t| t["partitions"].as_array().unwrap().clone())
+        .map(|p| {
+            p["replicas"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn partitions_move_to_new_replicas_with_kafka_reassign_partitions_and_sluice_admin() {
+    let mut nodes = Node::start_cluster(3, 1, FAST);
+    let topic = topic("moving");
+    run_ok(
+        Command::new(launcher("kafka-topics"))
+            .args(["--bootstrap-server", &nodes[0].kafka, "--create"])
+            .args(["--topic", &topic, "--replica-assignment", "1:2,2:3"]),
+        Duration::from_secs(90),
+        None,
+    );
+    let input: String = (0..1000).map(|i| format!("m{i}\n")).collect();
+    sluice_compat_tests::kcat_produce(&nodes[0], &topic, input.as_bytes(), &["-p", "0"]);
+    // The new replicas must start at the leader's log start, not at 0.
+    let dir = tempfile::tempdir().unwrap();
+    let offsets = dir.path().join("offsets.json");
+    std::fs::write(
+        &offsets,
+        format!(
+            r#"{{"version":1,"partitions":[{{"topic":"{topic}","partition":0,"offset":400}}]}}"#
+        ),
+    )
+    .unwrap();
+    run_ok(
+        Command::new(launcher("kafka-delete-records"))
+            .args(["--bootstrap-server", &nodes[0].kafka, "--offset-json-file"])
+            .arg(&offsets),
+        Duration::from_secs(90),
+        None,
+    );
+
+    // Move partition 0 from brokers 1,2 to 3,4 (the leader moves too) with Kafka's tool.
+    let plan = dir.path().join("plan.json");
+    std::fs::write(
+        &plan,
+        format!(
+            r#"{{"version":1,"partitions":[{{"topic":"{topic}","partition":0,"replicas":[3,4]}}]}}"#
+        ),
+    )
+    .unwrap();
+    let tool = |action: &str| {
+        run_ok(
+            Command::new(launcher("kafka-reassign-partitions"))
+                .args(["--bootstrap-server", &nodes[1].kafka, action])
+                .arg("--reassignment-json-file")
+                .arg(&plan),
+            Duration::from_secs(90),
+            None,
+        )
+    };
+    let started = tool("--execute");
+    assert!(
+        started.contains("Successfully started partition reassignment"),
+        "{started}"
+    );
+    wait_until("the move to complete", Duration::from_secs(60), || {
+        tool("--verify").contains(&format!("Reassignment of partition {topic}-0 is completed"))
+    });
+    wait_until(
+        "the new replicas in sync, the old ones gone",
+        Duration::from_secs(30),
+        || {
+            let at = |n: usize| partitions(&nodes[n], &topic)[0].clone();
+            let (leader, mut isr, end) = at(2);
+            isr.sort_unstable();
+            (leader == 3 || leader == 4)
+                && isr == [3, 4]
+                && end == Some(1000)
+                && at(3).2 == Some(1000)
+                && at(0).2.is_none()
+                && at(1).2.is_none()
+        },
+    );
+    assert_eq!(replicas(&nodes[0], &topic)[0], [3, 4]);
+    let stored: Vec<(i64, String)> = read_all(&nodes, &topic)
+        .into_iter()
+        .filter(|((p, _), _)| *p == 0)
+        .map(|((_, o), v)| (o, v))
+        .collect();
+    let expected: Vec<(i64, String)> = (400..1000).map(|i| (i, format!("m{i}"))).collect();
+    assert_eq!(stored, expected, "the moved partition holds what it held");
+
+    // A move towards a broker that is down stays in progress until cancelled.
+    nodes[0].kill9();
+    wait_until("broker 1 fenced", Duration::from_secs(20), || {
+        admin_json(&nodes[1], &["brokers"])
+            .as_array()
+            .is_some_and(|b| b.iter().any(|b| b["id"] == 1 && b["fenced"] == true))
+    });
+    let start = admin_json(
+        &nodes[1],
+        &[
+            "reassign",
+            "start",
+            &topic,
+            "--partition",
+            "1",
+            "--replicas",
+            "2,1",
+        ],
+    );
+    assert_eq!(start["ok"], true, "{start}");
+    let moves = admin_json(&nodes[1], &["reassign", "list"]);
+    assert_eq!(moves[0]["partition"], 1, "{moves}");
+    assert_eq!(moves[0]["adding"], serde_json::json!([1]), "{moves}");
+    assert_eq!(moves[0]["removing"], serde_json::json!([3]), "{moves}");
+    assert_eq!(replicas(&nodes[1], &topic)[1], [2, 1, 3]);
+    let cancel = admin_json(
+        &nodes[1],
+        &["reassign", "cancel", &topic, "--partition", "1"],
+    );
+    assert_eq!(cancel["ok"], true, "{cancel}");
+    assert_eq!(
+        admin_json(&nodes[1], &["reassign", "list"]),
+        serde_json::json!([])
+    );
+    assert_eq!(replicas(&nodes[1], &topic)[1], [2, 3]);
+}

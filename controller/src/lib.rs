@@ -5,6 +5,7 @@
 //! ```text
 //! client.rs      ControllerClient: start the Raft node, execute commands, watch the image
 //! metadata.rs    MetadataImage + Command: the pure, deterministic state machine
+//! reassign.rs    its replica reassignments (KIP-455): adding, catching up, removing
 //! raft_store.rs  openraft log storage and state machine on the node's RocksDB
 //! rpc.rs         controller RPC: serde messages in length-delimited TCP frames
 //! network.rs     openraft's peer transport over rpc.rs
@@ -24,13 +25,14 @@ mod error;
 pub mod metadata;
 mod network;
 mod raft_store;
+mod reassign;
 mod rpc;
 
 pub use client::{system_tables, ControllerClient, ControllerConfig, RaftStatus};
 pub use error::ControllerError;
 pub use metadata::{
     BrokerInfo, Command, CommandResult, ConfigChange, MetadataError, MetadataImage, NewTopic,
-    PartitionInfo, TopicInfo,
+    PartitionInfo, Reassignment, TopicInfo,
 };
 
 use std::io::Cursor;

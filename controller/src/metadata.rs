@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::reassign::complete_reassignment;
+
 /// Longest topic name Kafka accepts.
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
 
@@ -39,6 +41,13 @@ pub struct PartitionInfo {
     pub leader_epoch: i32,
     /// Bumped on every change of this record (ISR, leader, replicas).
     pub partition_epoch: i32,
+    /// Replicas an ongoing reassignment adds (already listed in `replicas`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding: Vec<i32>,
+    /// Replicas an ongoing reassignment removes once the target set is in sync (still
+    /// listed in `replicas` until then).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing: Vec<i32>,
 }
 
 /// A topic: its id, configs and partitions.
@@ -157,11 +166,25 @@ pub enum Command {
         /// Unclean election instead of preferred.
         unclean: bool,
     },
+    /// Moves partitions to new replica sets (AlterPartitionReassignments): `Some(target)`
+    /// starts (or replaces) a reassignment, `None` cancels the ongoing one.
+    ReassignPartitions(Vec<Reassignment>),
     /// Hands out a block of producer ids.
     AllocateProducerIds {
         /// How many ids.
         count: i64,
     },
+}
+
+/// One partition's requested replica set (see [`Command::ReassignPartitions`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reassignment {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The target replicas, preferred leader first; `None` cancels.
+    pub target: Option<Vec<i32>>,
 }
 
 /// Why a command (or one item of it) was refused; maps to a Kafka error code in the broker.
@@ -203,6 +226,9 @@ pub enum MetadataError {
     /// PREFERRED_LEADER_NOT_AVAILABLE / ELIGIBLE_LEADERS_NOT_AVAILABLE
     #[error("{0}")]
     LeaderNotAvailable(String),
+    /// NO_REASSIGNMENT_IN_PROGRESS: a cancel for a partition that is not moving.
+    #[error("No partition reassignment is in progress.")]
+    NoReassignmentInProgress,
 }
 
 /// The result of applying one command.
@@ -354,6 +380,12 @@ impl MetadataImage {
                     .map(|(t, p)| self.elect(t, *p, *unclean))
                     .collect(),
             ),
+            Command::ReassignPartitions(moves) => CommandResult::PerItem(
+                moves
+                    .iter()
+                    .map(|m| self.reassign(&m.topic, m.partition, m.target.as_deref()))
+                    .collect(),
+            ),
             Command::AllocateProducerIds { count } => {
                 let first = self.next_producer_id;
                 self.next_producer_id = first.saturating_add((*count).max(1));
@@ -399,10 +431,12 @@ impl MetadataImage {
             .filter(|r| isr.contains(r))
             .collect();
         p.partition_epoch += 1;
+        // An ISR expansion may be the last step of a reassignment.
+        complete_reassignment(p, &live);
         Ok(())
     }
 
-    fn partition_mut(
+    pub(crate) fn partition_mut(
         &mut self,
         topic: &str,
         partition: i32,
@@ -580,7 +614,11 @@ impl MetadataImage {
         Ok(())
     }
 
-    fn check_assignment(&self, a: &[Vec<i32>], rf: Option<usize>) -> Result<(), MetadataError> {
+    pub(crate) fn check_assignment(
+        &self,
+        a: &[Vec<i32>],
+        rf: Option<usize>,
+    ) -> Result<(), MetadataError> {
         for replicas in a {
             let mut sorted = replicas.clone();
             sorted.sort_unstable();
@@ -657,6 +695,8 @@ fn new_partition(replicas: Vec<i32>) -> PartitionInfo {
         replicas,
         leader_epoch: 0,
         partition_epoch: 0,
+        adding: Vec::new(),
+        removing: Vec::new(),
     }
 }
 
@@ -666,7 +706,7 @@ fn collides(a: &str, b: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -815,7 +855,7 @@ mod tests {
         assert_eq!(img.topics["t"].partitions[0].partition_epoch, 2);
     }
 
-    fn image_with_brokers(n: i32) -> MetadataImage {
+    pub(crate) fn image_with_brokers(n: i32) -> MetadataImage {
         let mut img = MetadataImage::default();
         for id in 1..=n {
             img.apply(&Command::RegisterBroker(BrokerInfo {
@@ -829,7 +869,7 @@ mod tests {
         img
     }
 
-    fn new_topic(name: &str, partitions: i32, rf: i16) -> NewTopic {
+    pub(crate) fn new_topic(name: &str, partitions: i32, rf: i16) -> NewTopic {
         NewTopic {
             name: name.into(),
             id: Uuid::new_v4(),

@@ -472,6 +472,30 @@ impl Store {
         result.await.map_err(|_| StorageError::ShuttingDown)?
     }
 
+    /// Empties a follower's log and restarts it at `offset`: the follower fell behind its
+    /// leader's log start (a new replica, or one away longer than retention), so what it has
+    /// can never be continued. Runs on the writer thread like [`Store::truncate_to`].
+    pub async fn restart_at(&self, log: &Arc<PartitionLog>, offset: i64) -> Result<()> {
+        let sender = self
+            .appender
+            .lock()
+            .ok()
+            .and_then(|s| s.clone())
+            .ok_or(StorageError::ShuttingDown)?;
+        let (done, result) = oneshot::channel();
+        let (db, log) = (self.db.clone(), log.clone());
+        let work = Box::new(move || {
+            let restarted = truncate(&db, &log, log.log_start_offset())
+                .and_then(|_| restart(&db, &log, offset));
+            let _ = done.send(restarted);
+        });
+        sender
+            .send(Job::Exclusive(work))
+            .await
+            .map_err(|_| StorageError::ShuttingDown)?;
+        result.await.map_err(|_| StorageError::ShuttingDown)?
+    }
+
     /// Compacts the key range below the log start, so the space of removed batches is
     /// returned to the file system now rather than whenever RocksDB gets to it.
     pub fn reclaim(&self, log: &PartitionLog) -> Result<()> {
@@ -585,6 +609,20 @@ impl Store {
             .map(|s| stall_count(&s, |k| k == "total-delays" || k == "total-stops"))
             .sum();
         db_wide + per_cf
+    }
+
+    /// Estimated bytes a partition takes: its live SST data plus its memtables.
+    pub fn partition_size_estimate(&self, log: &PartitionLog) -> u64 {
+        let Ok(cf) = self.partition_cf(log) else {
+            return 0;
+        };
+        [
+            "rocksdb.estimate-live-data-size",
+            "rocksdb.cur-size-all-mem-tables",
+        ]
+        .iter()
+        .filter_map(|p| self.db.property_int_value_cf(&cf, *p).ok().flatten())
+        .sum()
     }
 
     /// A RocksDB integer property summed over all column families (e.g. memtable size).
@@ -824,6 +862,25 @@ fn truncate(db: &DB, log: &PartitionLog, offset: i64) -> Result<bool> {
     log.publish_log_end(offset);
     log.set_high_watermark(log.high_watermark().min(offset));
     Ok(true)
+}
+
+/// Moves an emptied log's start and end to `offset` (see [`Store::restart_at`]).
+fn restart(db: &DB, log: &PartitionLog, offset: i64) -> Result<()> {
+    let meta = db
+        .cf_handle(META_CF)
+        .ok_or_else(|| StorageError::CorruptState("meta column family missing".into()))?;
+    let mut w = log
+        .writer
+        .lock()
+        .map_err(|_| StorageError::CorruptState("partition writer lock poisoned".into()))?;
+    let mut wo = WriteOptions::default();
+    wo.set_sync(true);
+    db.put_cf_opt(&meta, log.meta_keys.log_start(), offset.to_be_bytes(), &wo)?;
+    w.next_offset = offset;
+    log.set_log_start(offset);
+    log.publish_log_end(offset);
+    log.set_high_watermark(offset);
+    Ok(())
 }
 
 /// Sums the counts of the entries `wanted` picks from a RocksDB write-stall stats string

@@ -4,6 +4,7 @@
 //! for scripts.
 
 mod http_client;
+mod reassign;
 
 mod table;
 
@@ -57,6 +58,9 @@ enum AdminCmd {
     /// Consumer groups: list, describe (with lag).
     #[command(subcommand)]
     Groups(GroupsCmd),
+    /// Partition reassignment: move a partition to new replicas, cancel, list moves.
+    #[command(subcommand)]
+    Reassign(reassign::ReassignCmd),
     /// Controller voters: add or remove a node (it must have joined as a learner first).
     #[command(subcommand)]
     Voters(VotersCmd),
@@ -125,6 +129,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCmd::Brokers => brokers(&args).await?,
         AdminCmd::Topics(cmd) => topics(&args, cmd).await?,
         AdminCmd::Groups(cmd) => groups(&args, cmd).await?,
+        AdminCmd::Reassign(cmd) => reassign::run(&args, cmd).await?,
         AdminCmd::Voters(cmd) => voters(&args, cmd).await?,
         AdminCmd::TransferLeader { to } => {
             let body = json!({ "to": to });

@@ -29,6 +29,9 @@ pub async fn handle(
     for r in &req.resources {
         let result = match r.resource_type {
             RESOURCE_TOPIC => alter_topic(ctx, r, req.validate_only).await,
+            // Nothing is ever set dynamically on a broker, so removing is a no-op (Kafka's
+            // tools clear replication throttles this way after a reassignment).
+            RESOURCE_BROKER if r.configs.iter().all(|c| c.config_operation == OP_DELETE) => Ok(()),
             RESOURCE_BROKER => Err(BrokerError::InvalidRequest(
                 "dynamic broker configs are not supported; set them with --config at start".into(),
             )),

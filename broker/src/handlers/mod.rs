@@ -2,6 +2,7 @@
 //! the request onto the replica manager, storage and controller, and puts every failure
 //! inside the response as a Kafka error code; none of them can fail as a whole.
 
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -13,6 +14,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
@@ -23,6 +25,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;

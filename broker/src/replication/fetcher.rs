@@ -9,10 +9,14 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
-use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochRequest};
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, ListOffsetsRequest, OffsetForLeaderEpochRequest,
+};
+use kafka_protocol::ResponseError;
 use sluice_storage::{batch, AppendEntry};
 use tokio_util::sync::CancellationToken;
 
@@ -166,6 +170,7 @@ async fn fetch_once(
         .with_session_epoch(-1)
         .with_topics(topics);
     let resp = client.send(&req, 12).await?;
+    let mut out_of_range = Vec::new();
     for t in resp.responses {
         for data in t.partitions {
             let Some(p) = ready
@@ -174,6 +179,10 @@ async fn fetch_once(
             else {
                 continue;
             };
+            if data.error_code == ResponseError::OffsetOutOfRange.code() {
+                out_of_range.push(*p);
+                continue;
+            }
             if data.error_code != 0 {
                 tracing::debug!(
                     topic = p.topic,
@@ -185,7 +194,19 @@ async fn fetch_once(
             }
             let records = data.records.unwrap_or_default();
             if !records.is_empty() {
-                let batches = batch::split_batches(&records)?
+                let parsed = batch::split_batches(&records)?;
+                if let Some((_, first)) = parsed.first() {
+                    let end = p.log.log_end_offset();
+                    if p.log.log_start_offset() == end
+                        && first.base_offset < end
+                        && first.last_offset() >= end
+                    {
+                        // An empty log restarted at the leader's log start, which lies inside
+                        // the leader's first batch (DeleteRecords): take that batch whole.
+                        ctx.store.restart_at(&p.log, first.base_offset).await?;
+                    }
+                }
+                let batches = parsed
                     .into_iter()
                     .map(|(pos, h)| BytesMut::from(&records[pos..pos + h.total_len()]))
                     .collect();
@@ -213,6 +234,51 @@ async fn fetch_once(
             p.log
                 .set_high_watermark(data.high_watermark.min(p.log.log_end_offset()));
         }
+    }
+    for p in out_of_range {
+        recover_out_of_range(ctx, client, p).await?;
+    }
+    Ok(())
+}
+
+/// Kafka's follower rule for OFFSET_OUT_OF_RANGE: a log that ends before the leader's log
+/// start (a new replica, or one away longer than retention) can never be continued, so it
+/// starts over, empty, at the leader's log start; one that ends past the leader's end
+/// truncates again.
+async fn recover_out_of_range(
+    ctx: &Ctx,
+    client: &mut KafkaClient,
+    p: &Following,
+) -> anyhow::Result<()> {
+    const EARLIEST: i64 = -2;
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name(&p.topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(p.partition)
+                .with_current_leader_epoch(p.leader_epoch)
+                .with_timestamp(EARLIEST)])]);
+    let resp = client.send(&req, 7).await?;
+    let Some(answer) = resp
+        .topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .filter(|a| a.error_code == 0)
+    else {
+        return Ok(());
+    };
+    if p.log.log_end_offset() < answer.offset {
+        tracing::info!(
+            topic = p.topic,
+            partition = p.partition,
+            from = p.log.log_end_offset(),
+            to = answer.offset,
+            "follower behind the leader's log start: starting over there"
+        );
+        ctx.store.restart_at(&p.log, answer.offset).await?;
+    } else {
+        ctx.replicas.mark_untruncated(&p.log.key());
     }
     Ok(())
 }
