@@ -488,3 +488,37 @@ fn a_follower_copies_batches_as_they_are_and_truncates_where_logs_diverge() {
     assert_eq!(lb.log_end_offset(), 6);
     assert_eq!(lb.leader_epochs(), vec![(1, 0), (3, 4)]);
 }
+
+#[test]
+fn a_follower_behind_its_leaders_log_start_starts_over_there_and_stays_there_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
+    let log = &store.create_partitions(&[key(0)]).unwrap()[0];
+    for seq in [0, 2] {
+        rt.block_on(store.append(vec![entry(log, make_batch(2, 7, 0, seq, 100))]))
+            .unwrap()[0]
+            .as_ref()
+            .unwrap();
+    }
+    log.set_follower(true);
+    rt.block_on(store.restart_at(log, 40)).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (40, 40));
+    assert!(store.read(log, 40, 40, usize::MAX, true).unwrap().is_empty());
+    // The leader's next batch continues from there.
+    let mut next = entry(log, make_batch(2, -1, -1, -1, 100));
+    next.replicated = true;
+    let bytes = {
+        let mut b = next.batches[0].clone();
+        b[..8].copy_from_slice(&40i64.to_be_bytes());
+        b
+    };
+    next.batches = vec![bytes];
+    rt.block_on(store.append(vec![next])).unwrap()[0]
+        .as_ref()
+        .unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
+    let log = store.partition(&key(0)).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (40, 42));
+}
