@@ -504,7 +504,10 @@ fn a_follower_behind_its_leaders_log_start_starts_over_there_and_stays_there_on_
     log.set_follower(true);
     rt.block_on(store.restart_at(log, 40)).unwrap();
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (40, 40));
-    assert!(store.read(log, 40, 40, usize::MAX, true).unwrap().is_empty());
+    assert!(store
+        .read(log, 40, 40, usize::MAX, true)
+        .unwrap()
+        .is_empty());
     // The leader's next batch continues from there.
     let mut next = entry(log, make_batch(2, -1, -1, -1, 100));
     next.replicated = true;

@@ -47,9 +47,11 @@ impl TopicRegex {
         &self.source
     }
 
-    /// Whether the pattern selects a topic; internal topics (`__*`) never match, as in Kafka.
+    /// Whether the pattern selects a topic. Internal topics are not skipped: Kafka's
+    /// coordinator matches the pattern against every topic name (clients that want them left
+    /// out say so in the pattern).
     pub fn selects(&self, topic: &str) -> bool {
-        !topic.starts_with("__") && self.full.is_match(topic)
+        self.full.is_match(topic)
     }
 }
 
@@ -580,7 +582,7 @@ mod tests {
     }
 
     #[test]
-    fn regex_matches_whole_names_and_skips_internal_topics() {
+    fn regex_matches_whole_names_internal_ones_included() {
         let r = TopicRegex::new("orders-.*").unwrap();
         assert!(r.selects("orders-eu"));
         assert!(!r.selects("old-orders-eu"), "anchored at the start");
@@ -592,7 +594,7 @@ mod tests {
             TopicRegex::new("a|b").unwrap().selects("b"),
             "alternation stays whole"
         );
-        assert!(!TopicRegex::new(".*").unwrap().selects("__consumer_offsets"));
+        assert!(TopicRegex::new(".*").unwrap().selects("__consumer_offsets"));
         assert!(
             TopicRegex::new("a)|(b").is_err(),
             "unbalanced groups are refused"
