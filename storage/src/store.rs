@@ -117,7 +117,13 @@ impl Store {
         let descriptors = names
             .iter()
             .map(|n| ColumnFamilyDescriptor::new(n, cf_opts.clone()));
+        let started = std::time::Instant::now();
         let db = Arc::new(DB::open_cf_descriptors(&db_opts, dir, descriptors)?);
+        tracing::info!(
+            column_families = names.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "rocksdb open"
+        );
         let found_version = check_format(&db)?;
 
         let mut partitions = HashMap::new();
