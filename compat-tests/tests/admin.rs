@@ -107,3 +107,51 @@ fn admin_manages_topics_and_shows_partitions_lag_and_the_quorum() {
     assert!(!gone.status.success(), "describing a deleted topic fails");
     assert!(String::from_utf8_lossy(&gone.stderr).contains("UnknownTopicOrPartition"));
 }
+
+#[test]
+fn admin_top_shows_the_rates_of_traffic_while_it_flows() {
+    let node = Node::start();
+    let t = topic("top");
+    admin(&node, &["topics", "create", &t]);
+    // One 3-second window, with 2000 records produced inside it.
+    let top = std::process::Command::new(sluice_bin())
+        .args([
+            "admin",
+            "--json",
+            "--bootstrap",
+            &node.kafka,
+            "--http",
+            &node.http,
+        ])
+        .args(["top", "--interval", "3", "--iterations", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let input: String = (0..2000).map(|i| format!("m{i}\n")).collect();
+    kcat_produce(&node, &t, input.as_bytes(), &[]);
+    let out = top.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let view: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = view["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["topic"] == t.as_str())
+        .unwrap_or_else(|| panic!("{view}"))
+        .clone();
+    let secs = view["interval_s"].as_f64().unwrap();
+    let records = row["in_records_s"].as_f64().unwrap() * secs;
+    assert!((records - 2000.0).abs() < 1.0, "{view}");
+    assert!(view["apis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["api"] == "Produce" && a["requests_s"].as_f64().unwrap() > 0.0));
+    // Gauges the node exports from its start are read (missing ones would be null).
+    assert!(view["gauges"]["partitions led"].is_f64(), "{view}");
+    assert!(
+        view["gauges"]["RSS bytes"].as_f64().unwrap() > 1e6,
+        "{view}"
+    );
+}

@@ -5,6 +5,7 @@
 
 mod http_client;
 mod reassign;
+mod top;
 
 mod table;
 
@@ -64,6 +65,8 @@ enum AdminCmd {
     /// Controller voters: add or remove a node (it must have joined as a learner first).
     #[command(subcommand)]
     Voters(VotersCmd),
+    /// Live throughput per topic and request rates per API, from the node's metrics.
+    Top(top::TopArgs),
     /// Moves Raft (controller) leadership to another voter.
     TransferLeader {
         /// The voter to lead.
@@ -131,6 +134,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCmd::Groups(cmd) => groups(&args, cmd).await?,
         AdminCmd::Reassign(cmd) => reassign::run(&args, cmd).await?,
         AdminCmd::Voters(cmd) => voters(&args, cmd).await?,
+        AdminCmd::Top(top_args) => return top::run(&args, top_args).await,
         AdminCmd::TransferLeader { to } => {
             let body = json!({ "to": to });
             let out = http_client::call(&args.http, "/admin/leader", Some(&body)).await?;
@@ -140,20 +144,26 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             }
         }
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&out.json)?);
-    } else {
-        for (header, rows) in out.tables {
-            print_table(&header, &rows);
-        }
-    }
-    Ok(())
+    out.print(args.json)
 }
 
 /// What a command prints: JSON for scripts, tables for people.
 struct Output {
     json: Value,
     tables: Vec<(Vec<&'static str>, Vec<Vec<String>>)>,
+}
+
+impl Output {
+    fn print(self, json: bool) -> anyhow::Result<()> {
+        if json {
+            println!("{}", serde_json::to_string_pretty(&self.json)?);
+        } else {
+            for (header, rows) in self.tables {
+                print_table(&header, &rows);
+            }
+        }
+        Ok(())
+    }
 }
 
 fn s(v: &Value) -> String {

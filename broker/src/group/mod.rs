@@ -364,10 +364,10 @@ impl GroupCoordinator {
             flush_messages: u64::MAX,
             replicated: false,
         };
-        let outcome = ctx.store.append(vec![entry]).await?;
+        let outcome = ctx.store.append(vec![entry]).await.map_err(commit_error)?;
         let mut last = -1;
         for r in outcome {
-            last = last.max(r?.last_offset);
+            last = last.max(r.map_err(commit_error)?.last_offset);
         }
         ctx.replicas.on_append(&leader);
         // A commit is answered once the ISR has it, so it survives the coordinator's loss.
@@ -378,7 +378,7 @@ impl GroupCoordinator {
                 let image = ctx.controller.image();
                 ctx.replicas.confirm_committed(&image, &leader, 1)
             })
-            .map_err(|_| BrokerError::Group(Code::RequestTimedOut))?;
+            .map_err(commit_error)?;
         for (k, v) in records {
             self.offsets.apply_record(Some(k), v);
         }
@@ -663,6 +663,19 @@ pub async fn ensure_offsets_topic(ctx: &Broker) -> Result<TopicInfo, BrokerError
         .get(OFFSETS_TOPIC)
         .cloned()
         .ok_or(BrokerError::CoordinatorNotAvailable)
+}
+
+/// Kafka's mapping of a failed `__consumer_offsets` write to what a committing client sees:
+/// a coordinator that lost its partition's leadership (or its disk) is NOT_COORDINATOR; one
+/// that could not replicate in time is COORDINATOR_NOT_AVAILABLE. Both make clients find the
+/// coordinator again and retry.
+fn commit_error(e: impl Into<BrokerError>) -> BrokerError {
+    match e.into() {
+        BrokerError::NotLeaderOrFollower | BrokerError::Storage(_) => {
+            BrokerError::Group(Code::NotCoordinator)
+        }
+        _ => BrokerError::CoordinatorNotAvailable,
+    }
 }
 
 #[cfg(test)]
