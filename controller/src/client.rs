@@ -86,6 +86,8 @@ pub struct ControllerClient {
     image: watch::Receiver<Arc<MetadataImage>>,
     liveness: Arc<Mutex<Liveness>>,
     session_timeout: Duration,
+    /// The committed index openraft last persisted on this node.
+    committed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ControllerClient {
@@ -104,6 +106,7 @@ impl ControllerClient {
             store.system_table(LOG_TABLE)?,
             store.system_table(STATE_TABLE)?,
         );
+        let committed = log.committed_index();
         let (sm, image) = StateMachine::open(store.system_table(STATE_TABLE)?)
             .map_err(|e| ControllerError::Raft(e.to_string()))?;
         let raft_config = Config {
@@ -126,6 +129,7 @@ impl ControllerClient {
             image,
             liveness: Arc::default(),
             session_timeout: config.broker_session_timeout,
+            committed,
         };
         tokio::spawn(client.clone().accept(listener));
 
@@ -308,25 +312,12 @@ impl ControllerClient {
             .unwrap_or_default();
         let last_log_index = m.last_log_index.unwrap_or(0);
         let applied_index = m.last_applied.map(|l| l.index).unwrap_or(0);
-        let commit_index = if m.state == ServerState::Leader {
-            let mut held: Vec<u64> = voter_ids
-                .iter()
-                .map(|v| {
-                    if *v == self.node_id {
-                        last_log_index
-                    } else {
-                        replication.get(v).copied().flatten().unwrap_or(0)
-                    }
-                })
-                .collect();
-            held.sort_unstable_by(|a, b| b.cmp(a));
-            held.get(held.len() / 2)
-                .copied()
-                .unwrap_or(0)
-                .max(applied_index)
-        } else {
-            applied_index
-        };
+        // What openraft persisted as committed, on followers too (it may trail the leader by
+        // a heartbeat); never below what this node has applied.
+        let commit_index = self
+            .committed
+            .load(std::sync::atomic::Ordering::Acquire)
+            .max(applied_index);
         RaftStatus {
             node_id: self.node_id,
             commit_index,

@@ -11,6 +11,7 @@
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
@@ -56,12 +57,23 @@ fn index_key(index: u64) -> [u8; 8] {
 pub struct LogStore {
     log: SystemTable,
     state: SystemTable,
+    /// The committed index as openraft last saved it (followers included), for metrics.
+    committed: Arc<AtomicU64>,
 }
 
 impl LogStore {
     /// Wraps the two system tables.
     pub fn new(log: SystemTable, state: SystemTable) -> Self {
-        Self { log, state }
+        Self {
+            log,
+            state,
+            committed: Arc::default(),
+        }
+    }
+
+    /// A live view of the committed index this node knows (it moves as openraft saves it).
+    pub fn committed_index(&self) -> Arc<AtomicU64> {
+        self.committed.clone()
     }
 
     fn get_json<T: for<'de> Deserialize<'de>>(&self, key: &[u8]) -> Result<Option<T>, SError> {
@@ -134,13 +146,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), SError> {
-        self.put_json(COMMITTED_KEY, &committed)
+        self.put_json(COMMITTED_KEY, &committed)?;
+        self.committed
+            .store(committed.map_or(0, |c| c.index), Ordering::Release);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, SError> {
-        Ok(self
+        let committed = self
             .get_json::<Option<LogId<NodeId>>>(COMMITTED_KEY)?
-            .flatten())
+            .flatten();
+        self.committed
+            .store(committed.map_or(0, |c| c.index), Ordering::Release);
+        Ok(committed)
     }
 
     async fn append<I>(
