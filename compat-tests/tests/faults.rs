@@ -1,7 +1,7 @@
 //! A Jepsen-style fault test (after Jepsen's Kafka workload): 3 nodes, RF=3,
 //! min.insync.replicas=2, 4 partitions; two acks=all idempotent producers — the Java client
 //! (kafka-clients) and librdkafka (confluent-kafka) — write sequence-numbered records while
-//! kcat consumes concurrently and a nemesis, one fault after the other:
+//! the Java client and kcat consume concurrently and a nemesis, one fault after the other:
 //!
 //! (a) SIGKILLs the leader of a partition, then does two failovers in quick succession
 //!     (kill the leader, restart it, kill the leader that replaced it as soon as the first
@@ -14,8 +14,8 @@
 //! Then checks: no acknowledged write lost (each is at its acknowledged offset), no value
 //! twice in a partition, each producer's records in send order per partition, in-sync
 //! replicas byte-identical up to the high watermark (GET /admin/digest), and everything the
-//! concurrent consumer read still there at the same offset (it never read past the high
-//! watermark). Prints totals and per-fault failover times.
+//! concurrent consumers read still there at the same offset (they never read past the high
+//! watermark), and the Java consumer eventually read everything. Prints totals and per-fault failover times.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::collections::{BTreeMap, HashMap};
@@ -188,17 +188,26 @@ impl Drop for Producer {
     }
 }
 
-/// kcat reading the topic from the beginning for as long as the faults last; records
-/// (partition, offset, value) of every record it read.
+/// One record a consumer read: (partition, offset, value).
+type Read = (i32, i64, String);
+
+/// A consumer reading the topic from the beginning for as long as the faults last (the Java
+/// client, or kcat); records (partition, offset, value) of every record it read.
 struct Consumer {
+    name: &'static str,
     child: Child,
-    read: Arc<Mutex<Vec<(i32, i64, String)>>>,
+    /// The Java consumer stops when its stdin closes.
+    stdin: Option<ChildStdin>,
+    read: Arc<Mutex<Vec<Read>>>,
+    /// Its stderr lines.
+    errors: Arc<Mutex<Vec<String>>>,
 }
 
 impl Consumer {
-    fn start(bootstrap: &str, topic: &str) -> Self {
-        let mut child = Command::new("kcat")
-            .args([
+    fn start(name: &'static str, bootstrap: &str, topic: &str) -> Self {
+        let mut cmd = if name == "kcat" {
+            let mut c = Command::new("kcat");
+            c.args([
                 "-C",
                 "-b",
                 bootstrap,
@@ -210,12 +219,28 @@ impl Consumer {
                 "-q",
             ])
             .args(["-f", "%p %o %s\n"])
-            .args(["-X", "topic.metadata.refresh.interval.ms=1000"])
-            .stdin(Stdio::null())
+            .args(["-X", "topic.metadata.refresh.interval.ms=1000"]);
+            c
+        } else {
+            let mut c = Command::new(launcher("tail-consumer-java"));
+            c.args(["--bootstrap", bootstrap, "--topic", topic])
+                .args(["--partitions", &PARTITIONS.to_string()]);
+            c
+        };
+        let mut child = cmd
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
-            .expect("kcat");
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let err = child.stderr.take().unwrap();
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let e = errors.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                e.lock().unwrap().push(line);
+            }
+        });
         let read = Arc::new(Mutex::new(Vec::new()));
         let out = child.stdout.take().unwrap();
         let r = read.clone();
@@ -230,7 +255,13 @@ impl Consumer {
                 }
             }
         });
-        Consumer { child, read }
+        Consumer {
+            name,
+            stdin: child.stdin.take(),
+            child,
+            read,
+            errors,
+        }
     }
 }
 
@@ -255,8 +286,8 @@ struct Cluster {
     net: Network,
     topic: String,
     faults: Vec<FaultLog>,
-    /// How many records the concurrent consumer has read (progress report).
-    consumed: Arc<Mutex<Vec<(i32, i64, String)>>>,
+    /// What the Java consumer has read so far (progress report).
+    consumed: Arc<Mutex<Vec<Read>>>,
 }
 
 impl Cluster {
@@ -303,9 +334,18 @@ impl Cluster {
         )
     }
 
+    /// " (also the controller leader)" when node index `i` leads the Raft quorum.
+    fn also_controller(&self, i: usize) -> &'static str {
+        if raft_leader(&self.nodes[i]) == Some(i as u64 + 1) {
+            " (also the controller leader)"
+        } else {
+            ""
+        }
+    }
+
     fn log(&mut self, what: String, at: Instant, moved: Option<Duration>) {
         eprintln!(
-            "  {what}: new leader in metadata after {} (consumer has read {})",
+            "  {what}: new leader in metadata after {} (Java consumer has read {})",
             moved.map_or("-".into(), |d| format!("{} ms", d.as_millis())),
             self.consumed.lock().unwrap().len()
         );
@@ -315,11 +355,12 @@ impl Cluster {
     /// (a1) SIGKILL the leader of partition `p`, restart it once leadership moved.
     fn kill_leader(&mut self, p: usize) {
         let l = self.leader_of(p, &[]);
+        let also = self.also_controller(l);
         let at = Instant::now();
         self.nodes[l].kill9();
         let moved = self.wait_new_leader(p, l, &[l]);
         self.log(
-            format!("SIGKILL node {} (leader of p{p})", l + 1),
+            format!("SIGKILL node {} (leader of p{p}){also}", l + 1),
             at,
             Some(moved),
         );
@@ -332,11 +373,12 @@ impl Cluster {
     /// new leader B leads, restart A; the moment A is back in p's ISR, kill B.
     fn double_failover(&mut self, p: usize) {
         let a = self.leader_of(p, &[]);
+        let also = self.also_controller(a);
         let at = Instant::now();
         self.nodes[a].kill9();
         let moved = self.wait_new_leader(p, a, &[a]);
         self.log(
-            format!("SIGKILL node {} (leader of p{p}), 1st of 2", a + 1),
+            format!("SIGKILL node {} (leader of p{p}){also}, 1st of 2", a + 1),
             at,
             Some(moved),
         );
@@ -351,12 +393,13 @@ impl Cluster {
                     .is_some_and(|x| x.isr.contains(&(a as u64 + 1)))
             },
         );
+        let also = self.also_controller(b);
         let at = Instant::now();
         self.nodes[b].kill9();
         let moved = self.wait_new_leader(p, b, &[b]);
         self.log(
             format!(
-                "SIGKILL node {} (new leader of p{p}) {} ms after the 1st",
+                "SIGKILL node {} (new leader of p{p}){also} {} ms after the 1st",
                 b + 1,
                 (at - self.faults.last().unwrap().at).as_millis()
             ),
@@ -436,11 +479,26 @@ impl Cluster {
     /// (d) Cut the leader of partition `p` off the network for 8 s, then heal.
     fn partition_leader(&mut self, p: usize) {
         let x = self.leader_of(p, &[]);
+        let also = self.also_controller(x);
         let at = Instant::now();
         self.net.isolate(x, self.nodes[x].pid());
         let moved = self.wait_new_leader(p, x, &[x]);
+        // The cut is real: the controller no longer hears the node.
+        let brokers: Value =
+            serde_json::from_str(&http_get(&self.view(&[x]).http, "/admin/brokers")).unwrap();
+        assert!(
+            brokers
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|b| b["id"] == x as u64 + 1 && b["fenced"] == true),
+            "the cut-off node is fenced: {brokers}"
+        );
         self.log(
-            format!("network cut of node {} (leader of p{p}) for 8 s", x + 1),
+            format!(
+                "network cut of node {} (leader of p{p}){also} for 8 s",
+                x + 1
+            ),
             at,
             Some(moved),
         );
@@ -525,13 +583,16 @@ fn jepsen_style_nemesis_loses_nothing_acknowledged() {
         Duration::from_secs(90),
         None,
     );
-    let consumer = Consumer::start(&bootstrap, &topic);
+    let consumers = [
+        Consumer::start("java", &bootstrap, &topic),
+        Consumer::start("kcat", &bootstrap, &topic),
+    ];
     let mut c = Cluster {
         nodes,
         net,
         topic: topic.clone(),
         faults: Vec::new(),
-        consumed: consumer.read.clone(),
+        consumed: consumers[0].read.clone(),
     };
     c.wait_in_sync("topic creation");
 
@@ -589,19 +650,53 @@ fn jepsen_style_nemesis_loses_nothing_acknowledged() {
                 ends.iter().all(|e| e.is_some() && *e == ends[0])
             })
     });
-    // Give the consumer a moment to read the tail, then stop it.
-    std::thread::sleep(Duration::from_secs(1));
-    let read: Vec<(i32, i64, String)> = {
-        let mut consumer = consumer;
-        let _ = consumer.child.kill();
-        let _ = consumer.child.wait();
-        std::thread::sleep(Duration::from_millis(200));
-        let r = consumer.read.lock().unwrap().clone();
-        r
-    };
+    let stored = read_all(&bootstrap, &topic);
+
+    // The Java consumer must read everything; then stop both. kcat is only a second
+    // witness: it gives up by itself when it sees all brokers down at once (which a
+    // failover can briefly look like to it), so whatever it read is checked, but not its
+    // progress.
+    wait_until(
+        "the Java consumer read every record",
+        Duration::from_secs(30),
+        || {
+            let r = consumers[0].read.lock().unwrap();
+            let distinct: std::collections::HashSet<(i32, i64)> =
+                r.iter().map(|(p, o, _)| (*p, *o)).collect();
+            distinct.len() >= stored.len()
+        },
+    );
+    let reads: Vec<(&str, Vec<Read>)> = consumers
+        .into_iter()
+        .map(|mut consumer| {
+            if let Ok(Some(status)) = consumer.child.try_wait() {
+                eprintln!("{}: exited early: {status}", consumer.name);
+            }
+            drop(consumer.stdin.take());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && matches!(consumer.child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = consumer.child.kill();
+            let _ = consumer.child.wait();
+            std::thread::sleep(Duration::from_millis(100)); // the reader thread drains
+            let errors = consumer.errors.lock().unwrap().clone();
+            let errors: Vec<&String> = errors
+                .iter()
+                .filter(|l| l.contains("ERROR") || l.contains("Exception"))
+                .collect();
+            eprintln!(
+                "{}: stderr errors ({}), last: {:?}",
+                consumer.name,
+                errors.len(),
+                &errors[errors.len().saturating_sub(3)..]
+            );
+            let r = consumer.read.lock().unwrap().clone();
+            (consumer.name, r)
+        })
+        .collect();
 
     // --- checks -------------------------------------------------------------------------
-    let stored = read_all(&bootstrap, &topic);
     let acks: Vec<Ack> = producers
         .iter()
         .flat_map(|p| p.acks.lock().unwrap().clone())
@@ -652,16 +747,18 @@ fn jepsen_style_nemesis_loses_nothing_acknowledged() {
         }
     }
 
-    // What the concurrent consumer read is still there, at the same offset.
+    // What the concurrent consumers read is still there, at the same offset.
     let mut read_vanished = 0usize;
-    for (p, o, v) in &read {
-        if stored.get(&(*p, *o)) != Some(v) {
-            read_vanished += 1;
-            if read_vanished <= 10 {
-                problems.push(format!(
-                    "READ {v} at p{p}@{o} during the faults, now there: {:?}",
-                    stored.get(&(*p, *o))
-                ));
+    for (name, read) in &reads {
+        for (p, o, v) in read {
+            if stored.get(&(*p, *o)) != Some(v) {
+                read_vanished += 1;
+                if read_vanished <= 10 {
+                    problems.push(format!(
+                        "READ by {name} {v} at p{p}@{o} during the faults, now there: {:?}",
+                        stored.get(&(*p, *o))
+                    ));
+                }
             }
         }
     }
@@ -734,24 +831,31 @@ fn jepsen_style_nemesis_loses_nothing_acknowledged() {
             stalls.join(", ")
         );
     }
-    let reached: Vec<String> = (0..PARTITIONS as i32)
-        .map(|p| {
-            let last = read.iter().filter(|r| r.0 == p).map(|r| r.1 + 1).max();
-            let end = stored.keys().filter(|k| k.0 == p).map(|k| k.1 + 1).max();
-            format!("p{p} {}/{}", last.unwrap_or(0), end.unwrap_or(0))
-        })
-        .collect();
-    eprintln!("consumer reached (offset/end): {}", reached.join(", "));
+    for (name, read) in &reads {
+        let reached: Vec<String> = (0..PARTITIONS as i32)
+            .map(|p| {
+                let last = read.iter().filter(|r| r.0 == p).map(|r| r.1 + 1).max();
+                let end = stored.keys().filter(|k| k.0 == p).map(|k| k.1 + 1).max();
+                format!("p{p} {}/{}", last.unwrap_or(0), end.unwrap_or(0))
+            })
+            .collect();
+        eprintln!(
+            "{name} consumer reached (offset/end): {}",
+            reached.join(", ")
+        );
+    }
     eprintln!("\n=== totals ===");
     eprintln!(
-        "acked {} (java {}, rdkafka {}), stored {}, read concurrently {}, lost {}, \
+        "acked {} (java {}, rdkafka {}), stored {}, read concurrently {} (java {}, kcat {}), lost {}, \
          duplicated {}, out-of-order {}, read-then-vanished {}, divergent partitions {} \
          ({} bytes compared); nemesis {} s, test {} s",
         acks.len(),
         producers[0].acked(),
         producers[1].acked(),
         stored.len(),
-        read.len(),
+        reads[0].1.len() + reads[1].1.len(),
+        reads[0].1.len(),
+        reads[1].1.len(),
         lost.len(),
         duplicated,
         out_of_order,
@@ -776,7 +880,10 @@ fn jepsen_style_nemesis_loses_nothing_acknowledged() {
         "both producers kept writing through the faults"
     );
     assert_eq!(c.faults.len(), 6, "every fault was injected");
-    assert!(read.len() >= 5_000, "the consumer read during the faults");
+    assert!(
+        reads[0].1.len() >= stored.len(),
+        "the Java consumer read everything"
+    );
     assert_eq!(lost.len(), 0, "acknowledged writes lost");
     assert_eq!(duplicated, 0, "duplicated records");
     assert_eq!(out_of_order, 0, "records out of producer order");
