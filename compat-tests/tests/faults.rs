@@ -15,7 +15,8 @@
 //! twice in a partition, each producer's records in send order per partition, in-sync
 //! replicas byte-identical up to the high watermark (GET /admin/digest), and everything the
 //! concurrent consumers read still there at the same offset (they never read past the high
-//! watermark), and the Java consumer eventually read everything. Prints totals and per-fault failover times.
+//! watermark), and the Java consumer eventually read everything. Prints totals and
+//! per-fault failover times.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::collections::{BTreeMap, HashMap};
