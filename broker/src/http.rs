@@ -43,6 +43,7 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: Cancellati
         .route("/admin/status", get(crate::admin_api::status))
         .route("/admin/brokers", get(crate::admin_api::brokers))
         .route("/admin/topics", get(crate::admin_api::topics))
+        .route("/admin/digest", get(crate::admin_api::digest))
         .route("/admin/voters", post(crate::admin_api::change_voters))
         .route("/admin/leader", post(crate::admin_api::transfer_leader))
         .with_state(state);
