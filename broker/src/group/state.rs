@@ -538,18 +538,22 @@ impl Group {
         for m in self.members.values_mut() {
             m.joined = false;
         }
-        let timeout = self
-            .members
-            .values()
-            .map(|m| m.rebalance_timeout)
-            .max()
-            .unwrap_or_default();
+        let timeout = self.rebalance_timeout();
         self.join_deadline = Some(now + timeout);
         self.initial_delay_until = if was_empty && !self.initial_delay.is_zero() {
             Some((now + self.initial_delay).min(now + timeout))
         } else {
             None
         };
+    }
+
+    /// How long a join phase may last: the longest rebalance timeout of the members.
+    fn rebalance_timeout(&self) -> Duration {
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or_default()
     }
 
     fn maybe_complete_join(&mut self, now: Instant) {
@@ -562,8 +566,19 @@ impl Group {
         if !(timed_out || (all_joined && !delayed)) {
             return;
         }
-        // Members that did not rejoin in time leave the group.
-        self.members.retain(|_, m| m.joined);
+        let static_ones = self.members.values().any(|m| m.instance_id.is_some());
+        if !self.members.values().any(|m| m.joined) && static_ones {
+            // Nobody rejoined but static members are kept (below): as Kafka does, wait on,
+            // until they rejoin or their session timeout removes them.
+            self.join_deadline = Some(now + self.rebalance_timeout());
+            return;
+        }
+        // Dynamic members that did not rejoin in time leave the group. Static members keep
+        // their place and their last subscription (Kafka's rule, KIP-345): a slow static
+        // member is not dropped while it still holds its partitions; it learns of the new
+        // generation at its next heartbeat.
+        self.members
+            .retain(|_, m| m.joined || m.instance_id.is_some());
         self.awaiting_join
             .retain(|id| self.members.values().any(|m| m.id == *id));
         self.generation += 1;
@@ -576,8 +591,15 @@ impl Group {
             return;
         }
         self.protocol = self.choose_protocol();
-        if !self.leader.as_ref().is_some_and(|l| self.has_member(l)) {
-            self.leader = self.members.values().next().map(|m| m.id.clone());
+        // The leader must be a member that rejoined: it is the one answered with everyone's
+        // subscriptions.
+        let joined = |id: &str| self.members.values().any(|m| m.id == id && m.joined);
+        if !self.leader.as_deref().is_some_and(joined) {
+            self.leader = self
+                .members
+                .values()
+                .find(|m| m.joined)
+                .map(|m| m.id.clone());
         }
         self.state = GroupState::CompletingRebalance;
         for m in self.members.values_mut() {
@@ -833,6 +855,53 @@ mod tests {
         assert!(joins(&r)
             .iter()
             .any(|j| j.member_id == second && j.error == 0));
+    }
+
+    #[test]
+    fn a_static_member_that_misses_the_rebalance_keeps_its_place_a_dynamic_one_does_not() {
+        let t0 = Instant::now();
+        let mut g = Group::new("g", Duration::ZERO);
+        let mut sp = params("");
+        sp.instance_id = Some("host-s".into());
+        let Step::Wait(s) = g.join(sp, t0) else {
+            panic!()
+        };
+        let d = join_new(&mut g, t0);
+        assert!(matches!(g.join(params(&s), t0), Step::Wait(_)));
+        g.take_replies();
+        assert_eq!(g.state, GroupState::CompletingRebalance);
+        let gen = g.generation;
+        g.sync(&s, gen, vec![], t0);
+        g.take_replies();
+        // A newcomer triggers a rebalance; neither s nor d rejoins within the rebalance
+        // timeout (30 s), though both keep heartbeating.
+        let n = join_new(&mut g, t0);
+        for secs in [8, 16, 24, 31] {
+            let at = t0 + Duration::from_secs(secs);
+            g.heartbeat(&s, gen, at);
+            g.heartbeat(&d, gen, at);
+            g.tick(at);
+        }
+        let r = g.take_replies();
+        let j = joins(&r);
+        assert_eq!(j.len(), 1, "only the newcomer is answered");
+        assert_eq!(j[0].member_id, n);
+        assert_eq!(j[0].leader, n, "the leader is a member that rejoined");
+        let ids: Vec<&str> = j[0].members.iter().map(|m| m.member_id.as_str()).collect();
+        assert!(
+            ids.contains(&s.as_str()),
+            "the static member is kept: {ids:?}"
+        );
+        assert!(
+            !ids.contains(&d.as_str()),
+            "the dynamic one is gone: {ids:?}"
+        );
+        assert!(g.has_member(&s) && !g.has_member(&d));
+        // The static member learns of the new generation at its next heartbeat.
+        assert_eq!(
+            g.heartbeat(&s, gen, t0 + Duration::from_secs(32)),
+            Code::IllegalGeneration.code()
+        );
     }
 
     #[test]
