@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::future::select_all;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, RequestHeader};
@@ -178,27 +178,14 @@ fn read_one(
     let records = if limit == 0 && !first {
         Bytes::new()
     } else {
-        concat(ctx.store.read(log, t.fetch_offset, upper, limit, first)?)
+        ctx.store
+            .read_contiguous(log, t.fetch_offset, upper, limit, first)?
     };
     Ok(ReadData {
         records,
         high_watermark,
         log_start,
     })
-}
-
-fn concat(mut batches: Vec<Bytes>) -> Bytes {
-    match batches.len() {
-        0 => Bytes::new(),
-        1 => batches.pop().unwrap_or_default(),
-        _ => {
-            let mut out = BytesMut::with_capacity(batches.iter().map(Bytes::len).sum());
-            for b in batches {
-                out.extend_from_slice(&b);
-            }
-            out.freeze()
-        }
-    }
 }
 
 fn respond(ctx: &Ctx, mode: SessionMode, reads: Vec<PartitionRead>) -> FetchResponse {
