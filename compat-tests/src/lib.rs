@@ -636,6 +636,27 @@ pub fn kcat_produce(node: &Node, topic: &str, input: &[u8], extra: &[&str]) {
     );
 }
 
+/// Every record of a topic, read with kcat through `bootstrap` (comma-separated brokers):
+/// (partition, offset) -> value.
+pub fn read_topic(bootstrap: &str, topic: &str) -> std::collections::BTreeMap<(i32, i64), String> {
+    let out = run_ok(
+        Command::new("kcat")
+            .args(["-C", "-b", bootstrap, "-t", topic, "-e", "-q"])
+            .args(["-o", "beginning", "-f", "%p %o %s\n"]),
+        Duration::from_secs(120),
+        None,
+    );
+    out.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.splitn(3, ' ').collect();
+            Some((
+                (f.first()?.parse().ok()?, f.get(1)?.parse().ok()?),
+                f.get(2)?.to_string(),
+            ))
+        })
+        .collect()
+}
+
 /// Reads a whole topic from the beginning with kcat, one `format`ted line per record.
 pub fn kcat_read(node: &Node, topic: &str, format: &str) -> String {
     run_ok(

@@ -19,7 +19,7 @@
 //! per-fault failover times.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -509,36 +509,6 @@ impl Cluster {
     }
 }
 
-/// Every record of the topic: (partition, offset) -> value, read through the proxies.
-fn read_all(bootstrap: &str, topic: &str) -> BTreeMap<(i32, i64), String> {
-    let out = run_ok(
-        Command::new("kcat").args([
-            "-C",
-            "-b",
-            bootstrap,
-            "-t",
-            topic,
-            "-e",
-            "-q",
-            "-o",
-            "beginning",
-            "-f",
-            "%p %o %s\n",
-        ]),
-        Duration::from_secs(60),
-        None,
-    );
-    out.lines()
-        .map(|l| {
-            let f: Vec<&str> = l.splitn(3, ' ').collect();
-            (
-                (f[0].parse().unwrap(), f[1].parse().unwrap()),
-                f[2].to_string(),
-            )
-        })
-        .collect()
-}
-
 /// The producer ("j" or "r") and sequence number of a value.
 fn seq(value: &str) -> Option<(char, u64)> {
     let mut c = value.chars();
@@ -651,7 +621,7 @@ fn jepsen_style_nemesis_loses_nothing_acknowledged() {
                 ends.iter().all(|e| e.is_some() && *e == ends[0])
             })
     });
-    let stored = read_all(&bootstrap, &topic);
+    let stored = sluice_compat_tests::read_topic(&bootstrap, &topic);
 
     // The Java consumer must read everything; then stop both. kcat is only a second
     // witness: it gives up by itself when it sees all brokers down at once (which a

@@ -3,7 +3,6 @@
 //! acknowledged record survives exactly once, and replicas converge.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -29,25 +28,34 @@ fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Per partition as `node` sees it: (leader, isr, this node's log end offset if stored).
-fn partitions(node: &Node, topic: &str) -> Vec<(i64, Vec<u64>, Option<i64>)> {
+/// The partitions of `topic` in `node`'s GET /admin/topics (JSON objects).
+fn admin_partitions(node: &Node, topic: &str) -> Vec<Value> {
     let v: Value =
         serde_json::from_str(&http_get(&node.http, "/admin/topics")).unwrap_or(Value::Null);
     v.as_array()
         .into_iter()
         .flatten()
         .filter(|t| t["name"] == topic)
-        .flat_map(|t| t["partitions"].as_array().unwrap().clone())
+        .flat_map(|t| t["partitions"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+fn ids(v: &Value) -> Vec<u64> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_u64)
+        .collect()
+}
+
+/// Per partition as `node` sees it: (leader, isr, this node's log end offset if stored).
+fn partitions(node: &Node, topic: &str) -> Vec<(i64, Vec<u64>, Option<i64>)> {
+    admin_partitions(node, topic)
+        .iter()
         .map(|p| {
-            let isr = p["isr"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_u64().unwrap())
-                .collect();
             (
                 p["leader"].as_i64().unwrap(),
-                isr,
+                ids(&p["isr"]),
                 p["log_end_offset"].as_i64(),
             )
         })
@@ -82,36 +90,6 @@ fn bootstrap(nodes: &[Node]) -> String {
         .map(|n| n.kafka.clone())
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// Every record of the topic: (partition, offset) -> value, read from the leaders.
-fn read_all(nodes: &[Node], topic: &str) -> BTreeMap<(i32, i64), String> {
-    let out = run_ok(
-        Command::new("kcat").args([
-            "-C",
-            "-b",
-            &bootstrap(nodes),
-            "-t",
-            topic,
-            "-e",
-            "-q",
-            "-o",
-            "beginning",
-            "-f",
-            "%p %o %s\n",
-        ]),
-        Duration::from_secs(120),
-        None,
-    );
-    out.lines()
-        .map(|l| {
-            let f: Vec<&str> = l.splitn(3, ' ').collect();
-            (
-                (f[0].parse().unwrap(), f[1].parse().unwrap()),
-                f[2].to_string(),
-            )
-        })
-        .collect()
 }
 
 /// How a leader is taken out.
@@ -251,7 +229,7 @@ fn failover_loses_nothing_acknowledged(fault: Fault) {
     });
 
     // Read once every replica is back in sync, so the leaders' high watermarks are current.
-    let stored = read_all(&nodes, &topic);
+    let stored = sluice_compat_tests::read_topic(&bootstrap(&nodes), &topic);
     for (p, o, v) in &acked {
         assert_eq!(
             stored.get(&(*p, *o)),
@@ -472,26 +450,18 @@ fn a_rolling_restart_loses_nothing_and_the_producer_sees_no_errors() {
         &nacks[..nacks.len().min(5)]
     );
     assert_eq!(acked, 150_000, "every record acknowledged");
-    assert_eq!(read_all(&nodes, &topic).len(), 150_000, "and stored once");
+    assert_eq!(
+        sluice_compat_tests::read_topic(&bootstrap(&nodes), &topic).len(),
+        150_000,
+        "and stored once"
+    );
 }
 
 /// Replica ids of each partition of `topic`, as `node` sees them.
 fn replicas(node: &Node, topic: &str) -> Vec<Vec<u64>> {
-    let v: Value =
-        serde_json::from_str(&http_get(&node.http, "/admin/topics")).unwrap_or(Value::Null);
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter(|t| t["name"] == topic)
-        .flat_map(|t| t["partitions"].as_array().unwrap().clone())
-        .map(|p| {
-            p["replicas"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_u64().unwrap())
-                .collect()
-        })
+    admin_partitions(node, topic)
+        .iter()
+        .map(|p| ids(&p["replicas"]))
         .collect()
 }
 
@@ -569,7 +539,7 @@ fn partitions_move_to_new_replicas_with_kafka_reassign_partitions_and_sluice_adm
         },
     );
     assert_eq!(replicas(&nodes[0], &topic)[0], [3, 4]);
-    let stored: Vec<(i64, String)> = read_all(&nodes, &topic)
+    let stored: Vec<(i64, String)> = sluice_compat_tests::read_topic(&bootstrap(&nodes), &topic)
         .into_iter()
         .filter(|((p, _), _)| *p == 0)
         .map(|((_, o), v)| (o, v))

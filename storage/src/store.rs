@@ -505,28 +505,26 @@ impl Store {
     /// written there. `offset` must be a batch boundary (epoch end offsets always are).
     /// Runs on the writer thread, so no append can interleave with it.
     pub async fn truncate_to(&self, log: &Arc<PartitionLog>, offset: i64) -> Result<bool> {
-        let sender = self
-            .appender
-            .lock()
-            .ok()
-            .and_then(|s| s.clone())
-            .ok_or(StorageError::ShuttingDown)?;
-        let (done, result) = oneshot::channel();
         let (db, log) = (self.db.clone(), log.clone());
-        let work = Box::new(move || {
-            let _ = done.send(truncate(&db, &log, offset));
-        });
-        sender
-            .send(Job::Exclusive(work))
-            .await
-            .map_err(|_| StorageError::ShuttingDown)?;
-        result.await.map_err(|_| StorageError::ShuttingDown)?
+        self.on_writer(move || truncate(&db, &log, offset)).await
     }
 
     /// Empties a follower's log and restarts it at `offset`: the follower fell behind its
     /// leader's log start (a new replica, or one away longer than retention), so what it has
     /// can never be continued. Runs on the writer thread like [`Store::truncate_to`].
     pub async fn restart_at(&self, log: &Arc<PartitionLog>, offset: i64) -> Result<()> {
+        let (db, log) = (self.db.clone(), log.clone());
+        self.on_writer(move || {
+            truncate(&db, &log, log.log_start_offset()).and_then(|_| restart(&db, &log, offset))
+        })
+        .await
+    }
+
+    /// Runs `work` on the writer thread, between appends, and returns its result.
+    async fn on_writer<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let sender = self
             .appender
             .lock()
@@ -534,14 +532,11 @@ impl Store {
             .and_then(|s| s.clone())
             .ok_or(StorageError::ShuttingDown)?;
         let (done, result) = oneshot::channel();
-        let (db, log) = (self.db.clone(), log.clone());
-        let work = Box::new(move || {
-            let restarted = truncate(&db, &log, log.log_start_offset())
-                .and_then(|_| restart(&db, &log, offset));
-            let _ = done.send(restarted);
+        let job = Box::new(move || {
+            let _ = done.send(work());
         });
         sender
-            .send(Job::Exclusive(work))
+            .send(Job::Exclusive(job))
             .await
             .map_err(|_| StorageError::ShuttingDown)?;
         result.await.map_err(|_| StorageError::ShuttingDown)?
