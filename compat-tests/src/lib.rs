@@ -636,6 +636,30 @@ pub fn kcat_produce(node: &Node, topic: &str, input: &[u8], extra: &[&str]) {
     );
 }
 
+/// `serve` flags for fault tests: a broker silent for 3 s is fenced and a follower 3 s behind
+/// leaves the ISR, so failovers happen within a test's patience.
+pub const FAST_FAILOVER: &[&str] = &[
+    "--config",
+    "broker.session.timeout.ms=3000",
+    "--config",
+    "broker.heartbeat.interval.ms=300",
+    "--config",
+    "replica.lag.time.max.ms=3000",
+];
+
+/// Polls `done` every 50 ms until it holds; panics after `limit`. Returns how long it took.
+pub fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    start.elapsed()
+}
+
 /// Every record of a topic, read with kcat through `bootstrap` (comma-separated brokers):
 /// (partition, offset) -> value.
 pub fn read_topic(bootstrap: &str, topic: &str) -> std::collections::BTreeMap<(i32, i64), String> {

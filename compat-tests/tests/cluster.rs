@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sluice_compat_tests::{
-    http_get, kcat_produce, kcat_read, launcher, run, run_ok, sluice_bin, topic, Node,
+    http_get, kcat_produce, kcat_read, launcher, run, run_ok, sluice_bin, topic, wait_until, Node,
 };
 
 const FAST_FENCING: &[&str] = &[
@@ -17,14 +17,6 @@ const FAST_FENCING: &[&str] = &[
     "--config",
     "broker.heartbeat.interval.ms=300",
 ];
-
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 fn json(node: &Node, path: &str) -> Value {
     serde_json::from_str(&http_get(&node.http, path)).unwrap_or(Value::Null)

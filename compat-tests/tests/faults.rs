@@ -26,31 +26,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sluice_compat_tests::{http_get, launcher, run_ok, topic, Network, Node};
+use sluice_compat_tests::{
+    http_get, launcher, run_ok, topic, wait_until, Network, Node, FAST_FAILOVER,
+};
 
-const FAST: &[&str] = &[
-    "--config",
-    "broker.session.timeout.ms=3000",
-    "--config",
-    "broker.heartbeat.interval.ms=300",
-    "--config",
-    "replica.lag.time.max.ms=3000",
-];
 const PARTITIONS: usize = 4;
 /// Records a second, per producer.
 const RATE: u32 = 250;
-
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    start.elapsed()
-}
 
 /// One partition as a node's metadata shows it.
 #[derive(Debug, Clone)]
@@ -536,7 +518,7 @@ fn stall(acks: &[Ack], p: i32, at: Instant, end: Instant) -> Option<Duration> {
 #[test]
 fn jepsen_style_nemesis_loses_nothing_acknowledged() {
     let test_start = Instant::now();
-    let (nodes, net) = Node::start_cluster_behind_proxies(3, FAST);
+    let (nodes, net) = Node::start_cluster_behind_proxies(3, FAST_FAILOVER);
     let bootstrap = net.bootstrap();
     let topic = topic("jepsen");
     run_ok(

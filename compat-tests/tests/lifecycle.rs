@@ -3,9 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sluice_compat_tests::{kcat_produce, kcat_read, launcher, run, run_ok, topic, Node};
+use sluice_compat_tests::{
+    kcat_produce, kcat_read, launcher, run, run_ok, topic, wait_until, Node,
+};
 
 fn create_topic(node: &Node, topic: &str, configs: &[&str]) {
     let mut cmd = Command::new(launcher("kafka-topics"));
@@ -34,14 +36,6 @@ fn offsets(node: &Node, topic: &str) -> (i64, i64) {
         out.split_whitespace().last().unwrap().parse().unwrap()
     };
     (query("-2"), query("-1"))
-}
-
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Records of about 1 KiB, one batch per 10.
@@ -284,7 +278,14 @@ fn growing_a_topic_under_load_loses_and_reorders_nothing_already_written() {
                         .args([
                             "-P", "-b", &bootstrap, "-t", &topic, "-K:", "-X", "acks=all",
                         ])
-                        .args(["-X", "batch.num.messages=50"]),
+                        // Ordering across retries (a new partition's first produce may
+                        // be retried) is promised to idempotent producers only, in Kafka too.
+                        .args([
+                            "-X",
+                            "batch.num.messages=50",
+                            "-X",
+                            "enable.idempotence=true",
+                        ]),
                     Duration::from_secs(60),
                     Some(input.as_bytes()),
                 );

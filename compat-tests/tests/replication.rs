@@ -9,24 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sluice_compat_tests::{http_get, launcher, run_ok, topic, Node};
-
-const FAST: &[&str] = &[
-    "--config",
-    "broker.session.timeout.ms=3000",
-    "--config",
-    "broker.heartbeat.interval.ms=300",
-    "--config",
-    "replica.lag.time.max.ms=3000",
-];
-
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+use sluice_compat_tests::{http_get, launcher, run_ok, topic, wait_until, Node, FAST_FAILOVER};
 
 /// The partitions of `topic` in `node`'s GET /admin/topics (JSON objects).
 fn admin_partitions(node: &Node, topic: &str) -> Vec<Value> {
@@ -135,7 +118,7 @@ fn a_paused_old_leader_acknowledges_nothing_and_rejoins_as_a_follower() {
 }
 
 fn failover_loses_nothing_acknowledged(fault: Fault) {
-    let mut nodes = Node::start_cluster(3, 0, FAST);
+    let mut nodes = Node::start_cluster(3, 0, FAST_FAILOVER);
     let topic = topic("replicated");
     create_rf3(&nodes[0], &topic, 3, &["min.insync.replicas=2"]);
     wait_until("every follower in sync", Duration::from_secs(30), || {
@@ -275,7 +258,7 @@ fn admin_json(node: &Node, args: &[&str]) -> Value {
 
 #[test]
 fn committed_offsets_survive_losing_the_group_coordinator() {
-    let mut nodes = Node::start_cluster(3, 0, FAST);
+    let mut nodes = Node::start_cluster(3, 0, FAST_FAILOVER);
     let topic = topic("committed");
     create_rf3(&nodes[0], &topic, 1, &[]);
     let input: String = (0..50).map(|i| format!("m{i}\n")).collect();
@@ -335,7 +318,7 @@ fn sigterm_hands_leadership_over_before_the_node_stops() {
 #[test]
 fn preferred_leaders_come_back_by_kafka_leader_election_and_automatically() {
     for auto in [false, true] {
-        let mut flags: Vec<&str> = FAST.to_vec();
+        let mut flags: Vec<&str> = FAST_FAILOVER.to_vec();
         if auto {
             flags.extend(["--config", "leader.imbalance.check.interval.seconds=1"]);
         } else {
@@ -383,7 +366,7 @@ fn preferred_leaders_come_back_by_kafka_leader_election_and_automatically() {
 
 #[test]
 fn a_rolling_restart_loses_nothing_and_the_producer_sees_no_errors() {
-    let mut nodes = Node::start_cluster(3, 0, FAST);
+    let mut nodes = Node::start_cluster(3, 0, FAST_FAILOVER);
     let topic = topic("rolling");
     create_rf3(&nodes[0], &topic, 3, &["min.insync.replicas=2"]);
     let in_sync = |nodes: &[Node]| {
@@ -467,7 +450,7 @@ fn replicas(node: &Node, topic: &str) -> Vec<Vec<u64>> {
 
 #[test]
 fn partitions_move_to_new_replicas_with_kafka_reassign_partitions_and_sluice_admin() {
-    let mut nodes = Node::start_cluster(3, 1, FAST);
+    let mut nodes = Node::start_cluster(3, 1, FAST_FAILOVER);
     let topic = topic("moving");
     run_ok(
         Command::new(launcher("kafka-topics"))
