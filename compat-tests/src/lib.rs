@@ -647,15 +647,25 @@ pub const FAST_FAILOVER: &[&str] = &[
     "replica.lag.time.max.ms=3000",
 ];
 
-/// Polls `done` every 50 ms until it holds; panics after `limit`. Returns how long it took.
-pub fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+/// Polls `done` every 200 ms until it holds; panics after `limit`. Returns how long it took.
+pub fn wait_until(what: &str, limit: Duration, done: impl FnMut() -> bool) -> Duration {
+    poll_until(what, limit, Duration::from_millis(200), done)
+}
+
+/// [`wait_until`] polling every `every` (finer, to time failovers).
+pub fn poll_until(
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut done: impl FnMut() -> bool,
+) -> Duration {
     let start = Instant::now();
     while !done() {
         assert!(
             start.elapsed() < limit,
             "timed out after {limit:?} waiting: {what}"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(every);
     }
     start.elapsed()
 }

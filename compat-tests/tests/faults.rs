@@ -27,8 +27,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sluice_compat_tests::{
-    http_get, launcher, run_ok, topic, wait_until, Network, Node, FAST_FAILOVER,
+    http_get, launcher, poll_until, run_ok, topic, Network, Node, FAST_FAILOVER,
 };
+
+/// Polls every 50 ms, so failover times are measured finely.
+fn wait_until(what: &str, limit: Duration, done: impl FnMut() -> bool) -> Duration {
+    poll_until(what, limit, Duration::from_millis(50), done)
+}
 
 const PARTITIONS: usize = 4;
 /// Records a second, per producer.
