@@ -211,7 +211,30 @@ fn failover_loses_nothing_acknowledged(fault: Fault) {
         })
     });
 
-    // Read once every replica is back in sync, so the leaders' high watermarks are current.
+    // Read once each leader's high watermark has reached the common log end too: a consumer
+    // reads up to the high watermark, which trails the followers' catch-up by a fetch.
+    wait_until(
+        "leaders' high watermarks current",
+        Duration::from_secs(30),
+        || {
+            let views: Vec<Vec<Value>> =
+                nodes.iter().map(|n| admin_partitions(n, &topic)).collect();
+            (0..3).all(|p| {
+                let leader = views[0]
+                    .get(p)
+                    .and_then(|x| x["leader"].as_u64())
+                    .unwrap_or(0);
+                let at_leader = leader
+                    .checked_sub(1)
+                    .and_then(|i| views.get(i as usize))
+                    .and_then(|v| v.get(p));
+                at_leader.is_some_and(|x| {
+                    x["high_watermark"].as_i64().is_some()
+                        && x["high_watermark"] == x["log_end_offset"]
+                })
+            })
+        },
+    );
     let stored = sluice_compat_tests::read_topic(&bootstrap(&nodes), &topic);
     for (p, o, v) in &acked {
         assert_eq!(

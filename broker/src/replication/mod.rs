@@ -84,6 +84,10 @@ pub struct Following {
 #[derive(Debug)]
 struct Led {
     leader_epoch: i32,
+    /// The ISR of the newest image: the high watermark is computed over it, never over
+    /// the ISR a long-running request saw when it began (a member added since then may not
+    /// have what the old members have).
+    isr: Vec<i32>,
     since: Instant,
     followers: HashMap<i32, FollowerProgress>,
 }
@@ -168,14 +172,16 @@ impl ReplicaManager {
                 log.set_follower(p.leader != self.node_id);
                 if p.leader == self.node_id {
                     // A new epoch starts with no knowledge of the followers.
-                    let entry = match progress.remove(&key) {
+                    let mut entry = match progress.remove(&key) {
                         Some(e) if e.leader_epoch == p.leader_epoch => e,
                         _ => Led {
                             leader_epoch: p.leader_epoch,
+                            isr: Vec::new(),
                             since: Instant::now(),
                             followers: HashMap::new(),
                         },
                     };
+                    entry.isr = p.isr.clone();
                     led.insert(key, entry);
                     if p.isr.as_slice() == [self.node_id] {
                         // A lone ISR member: everything it stores is committed.
@@ -304,13 +310,17 @@ impl ReplicaManager {
     /// epoch holds it back).
     fn update_high_watermark(&self, p: &LeaderPartition) {
         let mut hw = p.log.log_end_offset();
-        if let Ok(progress) = self.progress.lock() {
-            let followers = progress.get(&p.log.key()).map(|l| &l.followers);
-            for r in p.info.isr.iter().filter(|r| **r != self.node_id) {
-                match followers.and_then(|f| f.get(r)) {
-                    Some(f) => hw = hw.min(f.log_end),
-                    None => return,
-                }
+        let Ok(progress) = self.progress.lock() else {
+            return;
+        };
+        // Not led any more (or not yet): the image moved on; leave the mark alone.
+        let Some(led) = progress.get(&p.log.key()) else {
+            return;
+        };
+        for r in led.isr.iter().filter(|r| **r != self.node_id) {
+            match led.followers.get(r) {
+                Some(f) => hw = hw.min(f.log_end),
+                None => return,
             }
         }
         p.log.advance_high_watermark(hw);
