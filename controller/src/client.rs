@@ -76,7 +76,12 @@ struct Liveness {
     last_heartbeat: HashMap<i32, Instant>,
     /// When this node last became leader: brokers get a full session from then.
     leader_since: Option<Instant>,
+    /// The previous liveness check, to notice that this process was paused.
+    last_check: Option<Instant>,
 }
+
+/// How often the leader looks for silent brokers.
+const LIVENESS_CHECK: Duration = Duration::from_millis(500);
 
 /// A handle on this node's controller: cheap to clone.
 #[derive(Clone)]
@@ -490,7 +495,7 @@ impl ControllerClient {
 
     /// On the leader: fences brokers whose heartbeats stopped for a whole session.
     async fn fence_silent_brokers(self) {
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut tick = tokio::time::interval(LIVENESS_CHECK);
         loop {
             tick.tick().await;
             let leading = self.raft.metrics().borrow().state == ServerState::Leader;
@@ -499,9 +504,20 @@ impl ControllerClient {
                 let Ok(mut l) = self.liveness.lock() else {
                     continue;
                 };
+                let paused = l
+                    .last_check
+                    .replace(now)
+                    .is_some_and(|t| now.duration_since(t) > 4 * LIVENESS_CHECK);
                 if !leading {
                     l.leader_since = None;
                     continue;
+                }
+                if paused {
+                    // This process was stopped (SIGSTOP, a VM pause): the heartbeats brokers
+                    // sent meanwhile are still unread, so silence proves nothing yet. Brokers
+                    // get a fresh session, as after an election.
+                    tracing::warn!("liveness checks were paused: giving brokers a new session");
+                    l.leader_since = Some(now);
                 }
                 let since = *l.leader_since.get_or_insert(now);
                 self.image()

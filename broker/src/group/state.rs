@@ -299,6 +299,7 @@ impl Group {
                             .get(&seq)
                             .map(|m| m.id.clone())
                             .unwrap_or_default();
+                        tracing::debug!(group = %self.id, %instance, %old_id, %new_id, "static member replaced");
                         self.fence_waiters(&old_id);
                         if let Some(m) = self.members.get_mut(&seq) {
                             m.id = new_id.clone();
@@ -452,9 +453,11 @@ impl Group {
     /// Handles a Heartbeat; returns the error code.
     pub fn heartbeat(&mut self, member_id: &str, generation: i32, now: Instant) -> i16 {
         let Some(seq) = self.find(member_id) else {
+            tracing::debug!(group = %self.id, member = %member_id, "heartbeat from unknown member");
             return Code::UnknownMemberId.code();
         };
         if generation != self.generation {
+            tracing::debug!(group = %self.id, member = %member_id, generation, current = self.generation, "heartbeat from an old generation");
             return Code::IllegalGeneration.code();
         }
         if let Some(m) = self.members.get_mut(&seq) {
@@ -476,6 +479,7 @@ impl Group {
             return Code::UnknownMemberId.code();
         };
         if let Some(m) = self.members.remove(&seq) {
+            tracing::debug!(group = %self.id, member = %m.id, "member left");
             self.fence_waiters(&m.id);
         }
         self.prepare_rebalance(now);
@@ -602,6 +606,13 @@ impl Group {
                 .map(|m| m.id.clone());
         }
         self.state = GroupState::CompletingRebalance;
+        tracing::debug!(
+            group = %self.id,
+            generation = self.generation,
+            leader = ?self.leader,
+            members = ?self.members.values().map(|m| (&m.id, m.joined)).collect::<Vec<_>>(),
+            "join phase complete"
+        );
         for m in self.members.values_mut() {
             m.assignment = Bytes::new();
         }
