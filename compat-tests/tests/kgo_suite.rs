@@ -10,9 +10,9 @@ use std::time::Duration;
 use sluice_compat_tests::{compat_dir, launcher, run, Node};
 
 /// The suite's own `-test.timeout` (it panics with a goroutine dump after that).
-const SUITE_TIMEOUT: &str = "4m";
+const SUITE_TIMEOUT: &str = "6m";
 /// Our hard limit on the launcher: the suite's timeout plus slack for its panic output.
-const RUN_LIMIT: Duration = Duration::from_secs(300);
+const RUN_LIMIT: Duration = Duration::from_secs(420);
 
 /// The last `n` lines of `text`.
 fn tail(text: &str, n: usize) -> String {

@@ -72,8 +72,10 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Read-ahead of a fetch scan over SST files.
+/// Read-ahead of a fetch scan over SST files, at most.
 const READ_AHEAD: usize = 2 << 20;
+/// Read-ahead beyond a fetch's byte limit: the batch that crosses the limit.
+const READ_AHEAD_SLACK: usize = 64 << 10;
 
 fn options(config: &StoreConfig) -> (Options, Options) {
     let cache = Cache::new_lru_cache(config.block_cache_size);
@@ -302,7 +304,9 @@ impl Store {
         // push hot ones (the log's tail, indexes) out of the block cache, and large
         // read-ahead turns many small preads into a few.
         ro.fill_cache(false);
-        ro.set_readahead_size(READ_AHEAD);
+        // No more than this read needs: the next fetch opens a new iterator and would read
+        // the surplus again.
+        ro.set_readahead_size(max_bytes.saturating_add(READ_AHEAD_SLACK).min(READ_AHEAD));
         let mut it = self.db.raw_iterator_cf_opt(&cf, ro);
         it.seek_for_prev(offset_key(from));
         if !it.valid() {
