@@ -2,6 +2,8 @@
 //! order, responses written back in order and coalesced.
 
 use bytes::BytesMut;
+use std::sync::Arc;
+
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -12,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::context::Ctx;
 use crate::dispatch::dispatch;
 use crate::metrics;
+use crate::read_ahead::{self, ReadAhead};
 
 tokio::task_local! {
     /// The client address of the request being handled (for DescribeGroups' client host).
@@ -54,6 +57,7 @@ pub async fn serve(ctx: Ctx, stream: TcpStream, shutdown: CancellationToken) {
     });
 
     let _active = metrics::ConnectionGauge::open();
+    let read_ahead = Arc::new(ReadAhead::default());
     loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -67,7 +71,8 @@ pub async fn serve(ctx: Ctx, stream: TcpStream, shutdown: CancellationToken) {
             }
             None => break,
         };
-        match PEER.scope(peer, dispatch(&ctx, frame)).await {
+        let request = PEER.scope(peer, dispatch(&ctx, frame));
+        match read_ahead::scope(Arc::clone(&read_ahead), request).await {
             Ok(Some(response)) => {
                 if tx.send(response).await.is_err() {
                     break;

@@ -53,6 +53,7 @@ mod kafka_client;
 mod log_cleaner;
 mod metrics;
 mod producer_ids;
+mod read_ahead;
 mod replication;
 mod retention;
 mod server;

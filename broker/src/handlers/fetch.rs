@@ -3,6 +3,8 @@
 //! follower's: it reads up to the log end, and its fetch offset tells the leader how far the
 //! follower got (which moves the high watermark).
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,6 +12,7 @@ use futures::future::select_all;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, RequestHeader};
 use sluice_controller::MetadataImage;
+use sluice_storage::PartitionLog;
 use tokio::sync::watch;
 
 use super::topic_name;
@@ -17,6 +20,7 @@ use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::fetch_session::{FetchTarget, PartitionMarks, SessionMode};
 use crate::metrics;
+use crate::read_ahead::{self, Ready};
 
 /// What one partition's read produced.
 struct PartitionRead {
@@ -28,6 +32,8 @@ struct ReadData {
     records: Bytes,
     high_watermark: i64,
     log_start: i64,
+    log: Arc<PartitionLog>,
+    leader_epoch: i32,
 }
 
 /// Serves a fetch, waiting up to max_wait_ms for min_bytes to be available.
@@ -74,8 +80,16 @@ pub async fn handle(ctx: &Ctx, _header: &RequestHeader, req: FetchRequest) -> Fe
     let replica = Some(req.replica_id.0).filter(|id| *id >= 0);
     // Subscribe before reading so that data arriving in between still wakes us.
     let mut watchers = watchers(ctx, &image, &targets, replica.is_some());
+    let wanted: Vec<(String, i32, i64)> = match replica {
+        Some(_) => Vec::new(),
+        None => targets
+            .iter()
+            .map(|t| (t.topic.clone(), t.partition, t.fetch_offset))
+            .collect(),
+    };
+    let mut ready = read_ahead::take(&wanted).await;
     let reads = loop {
-        let reads = read_all(ctx, &image, &targets, max_bytes, replica);
+        let reads = read_all(ctx, &image, &targets, max_bytes, replica, &mut ready);
         let bytes: usize = reads
             .iter()
             .filter_map(|r| r.result.as_ref().ok())
@@ -96,8 +110,30 @@ pub async fn handle(ctx: &Ctx, _header: &RequestHeader, req: FetchRequest) -> Fe
         }
     };
 
+    if replica.is_none() {
+        for r in &reads {
+            if let Ok(d) = &r.result {
+                if d.records.len() >= READ_AHEAD_MIN {
+                    let limit = (r.target.max_bytes.max(0) as usize).min(max_bytes);
+                    read_ahead::schedule(
+                        &ctx.store,
+                        &r.target.topic,
+                        r.target.partition,
+                        &d.log,
+                        d.leader_epoch,
+                        &d.records,
+                        limit,
+                    );
+                }
+            }
+        }
+    }
     respond(ctx, mode, reads)
 }
+
+/// Partitions that returned at least this much are read ahead: consumers catching up, not
+/// ones tailing the log (they are at the high watermark, with nothing to read ahead).
+const READ_AHEAD_MIN: usize = 64 << 10;
 
 fn watchers(
     ctx: &Ctx,
@@ -127,13 +163,15 @@ fn read_all(
     targets: &[FetchTarget],
     max_bytes: usize,
     replica: Option<i32>,
+    ready: &mut HashMap<(String, i32), Ready>,
 ) -> Vec<PartitionRead> {
     let mut budget = max_bytes;
     let mut any_data = false;
     targets
         .iter()
         .map(|t| {
-            let result = read_one(ctx, image, t, budget, !any_data, replica);
+            let ahead = ready.remove(&(t.topic.clone(), t.partition));
+            let result = read_one(ctx, image, t, budget, !any_data, replica, ahead);
             if let Ok(d) = &result {
                 budget = budget.saturating_sub(d.records.len());
                 any_data |= !d.records.is_empty();
@@ -153,6 +191,7 @@ fn read_one(
     budget: usize,
     first: bool,
     replica: Option<i32>,
+    ahead: Option<Ready>,
 ) -> Result<ReadData, BrokerError> {
     let info = image
         .topics
@@ -175,8 +214,11 @@ fn read_one(
         None => high_watermark,
     };
     let limit = budget.min(t.max_bytes.max(0) as usize);
+    let epoch = leader.info.leader_epoch;
     let records = if limit == 0 && !first {
         Bytes::new()
+    } else if let Some(r) = ahead.and_then(|a| a.records_for(log, epoch, limit, first)) {
+        r
     } else {
         ctx.store
             .read_contiguous(log, t.fetch_offset, upper, limit, first)?
@@ -185,6 +227,8 @@ fn read_one(
         records,
         high_watermark,
         log_start,
+        log: Arc::clone(log),
+        leader_epoch: epoch,
     })
 }
 

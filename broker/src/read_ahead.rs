@@ -1,0 +1,146 @@
+//! Consumer read-ahead: once a fetch is answered, the next stretch of every partition that
+//! returned data is read on a blocking thread while the client is still busy with the
+//! response, so the connection's next fetch finds it ready instead of waiting for storage.
+//!
+//! Only committed data (below the high watermark) is read ahead, and a stretch is used only
+//! by the same log, under the same leader epoch, from exactly the offset the client asks for
+//! and within its byte limit; anything else is dropped and read afresh. Memory is bounded by
+//! one pending read per partition of one connection, each no larger than its fetch limit.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use sluice_storage::{batch, PartitionLog, Store};
+use tokio::task::JoinHandle;
+
+tokio::task_local! {
+    /// The read-ahead state of the connection whose request is being handled.
+    static READ_AHEAD: Arc<ReadAhead>;
+}
+
+/// Runs `f` (one request of a connection) with that connection's read-ahead state.
+pub async fn scope<F: std::future::Future>(state: Arc<ReadAhead>, f: F) -> F::Output {
+    READ_AHEAD.scope(state, f).await
+}
+
+/// A stretch of one partition, being read or read.
+struct Pending {
+    log: Arc<PartitionLog>,
+    leader_epoch: i32,
+    from: i64,
+    limit: usize,
+    read: JoinHandle<Option<Bytes>>,
+}
+
+/// A stretch ready for the current fetch.
+pub struct Ready {
+    log: Arc<PartitionLog>,
+    leader_epoch: i32,
+    limit: usize,
+    records: Bytes,
+}
+
+impl Ready {
+    /// The records, if they answer a read of `log` under `leader_epoch` with `limit` bytes
+    /// (`first`: the partition that must return at least one batch).
+    pub fn records_for(
+        &self,
+        log: &Arc<PartitionLog>,
+        leader_epoch: i32,
+        limit: usize,
+        first: bool,
+    ) -> Option<Bytes> {
+        let same = Arc::ptr_eq(&self.log, log) && self.leader_epoch == leader_epoch;
+        // Read with min_one: a larger single batch is only what a `first` read returns.
+        let fits = self.limit == limit && (first || self.records.len() <= limit);
+        (same && fits && !self.records.is_empty()).then(|| self.records.clone())
+    }
+}
+
+/// Per-connection read-ahead.
+#[derive(Default)]
+pub struct ReadAhead {
+    pending: Mutex<HashMap<(String, i32), Pending>>,
+}
+
+/// Takes the stretches read ahead for `wanted` (topic, partition, fetch offset), waiting for
+/// reads still under way. Stretches for other offsets are dropped.
+pub async fn take(wanted: &[(String, i32, i64)]) -> HashMap<(String, i32), Ready> {
+    let Ok(state) = READ_AHEAD.try_with(Arc::clone) else {
+        return HashMap::new();
+    };
+    let taken: Vec<((String, i32), Pending)> = match state.pending.lock() {
+        Ok(mut pending) => std::mem::take(&mut *pending).into_iter().collect(),
+        Err(_) => return HashMap::new(),
+    };
+    let mut ready = HashMap::new();
+    for (key, p) in taken {
+        let asked = wanted
+            .iter()
+            .any(|(t, part, from)| *t == key.0 && *part == key.1 && *from == p.from);
+        if !asked {
+            p.read.abort();
+            continue;
+        }
+        if let Ok(Some(records)) = p.read.await {
+            ready.insert(
+                key,
+                Ready {
+                    log: p.log,
+                    leader_epoch: p.leader_epoch,
+                    limit: p.limit,
+                    records,
+                },
+            );
+        }
+    }
+    ready
+}
+
+/// After answering with `records` from `log`, reads the stretch that follows, up to the
+/// current high watermark, for the connection's next fetch.
+pub fn schedule(
+    store: &Arc<Store>,
+    topic: &str,
+    partition: i32,
+    log: &Arc<PartitionLog>,
+    leader_epoch: i32,
+    records: &Bytes,
+    limit: usize,
+) {
+    let Ok(state) = READ_AHEAD.try_with(Arc::clone) else {
+        return;
+    };
+    let Some(next) = batch::split_batches(records)
+        .ok()
+        .and_then(|b| b.last().map(|(_, h)| h.last_offset() + 1))
+    else {
+        return;
+    };
+    let upper = log.high_watermark();
+    if next >= upper || limit == 0 {
+        return;
+    }
+    let (store, reader) = (Arc::clone(store), Arc::clone(log));
+    let read = tokio::task::spawn_blocking(move || {
+        store
+            .read_contiguous(&reader, next, upper, limit, true)
+            .ok()
+    });
+    if let Ok(mut pending) = state.pending.lock() {
+        let replaced = pending.insert(
+            (topic.to_string(), partition),
+            Pending {
+                log: Arc::clone(log),
+                leader_epoch,
+                from: next,
+                limit,
+                read,
+            },
+        );
+        if let Some(old) = replaced {
+            old.read.abort();
+        }
+    };
+}
