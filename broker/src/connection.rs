@@ -1,13 +1,19 @@
-//! One client connection: size-prefixed framing with a frame cap, requests handled in
-//! order, responses written back in order and coalesced.
+//! One client connection: size-prefixed framing with a frame cap, responses written back in
+//! request order and coalesced.
+//!
+//! Requests are handled one after another, as Kafka does, with one exception that keeps
+//! their order: a produce lets the next request start once its append is queued, so a
+//! client's pipelined produces (up to `max.in.flight.requests.per.connection`) share group
+//! commits and wait for fsync and replication together instead of one by one.
 
 use bytes::BytesMut;
 use std::sync::Arc;
 
+use futures::stream::FuturesOrdered;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +25,29 @@ use crate::read_ahead::{self, ReadAhead};
 tokio::task_local! {
     /// The client address of the request being handled (for DescribeGroups' client host).
     static PEER: Option<std::net::SocketAddr>;
+    /// Opened by the request being handled to let the connection start its next one.
+    static NEXT_REQUEST: NextRequest;
+}
+
+/// One request's permission for the next request of its connection to start; given when
+/// the request finishes, or earlier by [`start_next_request`].
+struct NextRequest(std::cell::Cell<Option<oneshot::Sender<()>>>);
+
+/// Lets the connection start its next request before this one is answered. Only for a
+/// request that has done everything later requests must see (a produce whose append is
+/// queued); responses still go out in request order.
+pub fn start_next_request() {
+    let _ = NEXT_REQUEST.try_with(|next| next.0.take().map(|tx| tx.send(())));
+}
+
+/// Resolves once the newest request lets the next one start (or finishes).
+async fn next_request_allowed(gate: &mut Option<oneshot::Receiver<()>>) {
+    match gate {
+        Some(rx) => {
+            let _ = rx.await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// The address of the client whose request is being handled, if known.
@@ -28,6 +57,9 @@ pub fn peer() -> Option<std::net::SocketAddr> {
 
 /// Responses queued for writing before the reader pauses.
 const WRITE_QUEUE: usize = 64;
+
+/// Requests of one connection handled at once (clients pipeline up to 5 produces).
+const MAX_IN_FLIGHT: usize = 8;
 
 /// Serves one connection until the client closes it, sends garbage, or shutdown.
 pub async fn serve(ctx: Ctx, stream: TcpStream, shutdown: CancellationToken) {
@@ -58,33 +90,48 @@ pub async fn serve(ctx: Ctx, stream: TcpStream, shutdown: CancellationToken) {
 
     let _active = metrics::ConnectionGauge::open();
     let read_ahead = Arc::new(ReadAhead::default());
-    loop {
-        let frame = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            f = frames.next() => f,
-        };
-        let frame = match frame {
-            Some(Ok(f)) => f.freeze(),
-            Some(Err(e)) => {
-                tracing::debug!(?peer, error = %e, "closing connection: bad frame");
-                break;
-            }
-            None => break,
-        };
-        let request = PEER.scope(peer, dispatch(&ctx, frame));
-        match read_ahead::scope(Arc::clone(&read_ahead), request).await {
-            Ok(Some(response)) => {
-                if tx.send(response).await.is_err() {
+    let mut in_flight = FuturesOrdered::new();
+    // Set while the newest request has not yet let the next one start.
+    let mut gate: Option<oneshot::Receiver<()>> = None;
+    let mut reading = true;
+    let mut most_in_flight = 0;
+    while reading || !in_flight.is_empty() {
+        let may_read = reading && gate.is_none() && in_flight.len() < MAX_IN_FLIGHT;
+        tokio::select! {
+            _ = shutdown.cancelled(), if reading => reading = false,
+            _ = next_request_allowed(&mut gate), if gate.is_some() => gate = None,
+            frame = frames.next(), if may_read => match frame {
+                Some(Ok(f)) => {
+                    let (allow, allowed) = oneshot::channel();
+                    gate = Some(allowed);
+                    let next = NextRequest(std::cell::Cell::new(Some(allow)));
+                    let request = PEER.scope(peer, dispatch(&ctx, f.freeze()));
+                    let request = NEXT_REQUEST.scope(next, request);
+                    in_flight.push_back(read_ahead::scope(Arc::clone(&read_ahead), request));
+                    most_in_flight = most_in_flight.max(in_flight.len());
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(?peer, error = %e, "closing connection: bad frame");
+                    reading = false;
+                }
+                None => reading = false,
+            },
+            Some(done) = in_flight.next() => match done {
+                Ok(Some(response)) => {
+                    if tx.send(response).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // Answers to earlier requests are out; later ones are dropped.
+                    tracing::debug!(?peer, error = %e, "closing connection");
                     break;
                 }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::debug!(?peer, error = %e, "closing connection");
-                break;
-            }
+            },
         }
     }
     drop(tx);
     let _ = write_task.await;
+    tracing::debug!(?peer, most_in_flight, "connection closed");
 }

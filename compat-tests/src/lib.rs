@@ -532,14 +532,30 @@ pub fn topic(prefix: &str) -> String {
 /// timestamps and values, the last byte flipped when `corrupt`); returns the partition's
 /// error code. For tests that need control over batch bytes no client gives.
 pub fn raw_produce(node: &Node, topic: &str, records: &[(i64, &str)], corrupt: bool) -> i16 {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(&node.kafka).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(&produce_frame(topic, records, corrupt, 42))
+        .expect("write");
+    read_produce_response(&mut s).error_code
+}
+
+/// A whole Produce v7 frame (acks=all, partition 0) with correlation id `correlation`; see
+/// [`raw_produce`].
+pub fn produce_frame(
+    topic: &str,
+    records: &[(i64, &str)],
+    corrupt: bool,
+    correlation: i32,
+) -> Vec<u8> {
     use bytes::{Bytes, BytesMut};
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-    use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
-    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
-    use std::io::{Read, Write};
 
     let records: Vec<Record> = records
         .iter()
@@ -585,24 +601,45 @@ pub fn raw_produce(node: &Node, topic: &str, records: &[(i64, &str)], corrupt: b
     let mut payload = Vec::new();
     payload.extend_from_slice(&0i16.to_be_bytes()); // Produce
     payload.extend_from_slice(&7i16.to_be_bytes());
-    payload.extend_from_slice(&42i32.to_be_bytes());
+    payload.extend_from_slice(&correlation.to_be_bytes());
     payload.extend_from_slice(&(-1i16).to_be_bytes()); // null client id
     let mut body = BytesMut::new();
     request.encode(&mut body, 7).expect("encode produce");
     payload.extend_from_slice(&body);
-    let mut s = std::net::TcpStream::connect(&node.kafka).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    s.write_all(&(payload.len() as i32).to_be_bytes())
-        .expect("write");
-    s.write_all(&payload).expect("write");
+    let mut frame = (payload.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&payload);
+    frame
+}
+
+/// What one Produce v7 response said of its first partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProduceAnswer {
+    /// The response's correlation id.
+    pub correlation: i32,
+    /// The partition's error code.
+    pub error_code: i16,
+    /// The offset given to the batch's first record.
+    pub base_offset: i64,
+}
+
+/// Reads the next response on `s` as a Produce v7 response.
+pub fn read_produce_response(s: &mut std::net::TcpStream) -> ProduceAnswer {
+    use bytes::Bytes;
+    use kafka_protocol::messages::ProduceResponse;
+    use kafka_protocol::protocol::Decodable;
     let mut len = [0u8; 4];
     s.read_exact(&mut len).expect("response length");
     let mut response = vec![0u8; i32::from_be_bytes(len) as usize];
     s.read_exact(&mut response).expect("response");
+    let correlation = i32::from_be_bytes([response[0], response[1], response[2], response[3]]);
     let mut rest = Bytes::from(response[4..].to_vec());
     let decoded = ProduceResponse::decode(&mut rest, 7).expect("decode produce response");
-    decoded.responses[0].partition_responses[0].error_code
+    let partition = &decoded.responses[0].partition_responses[0];
+    ProduceAnswer {
+        correlation,
+        error_code: partition.error_code,
+        base_offset: partition.base_offset,
+    }
 }
 
 /// Runs a `roundtrip-<client>` launcher (create, produce acks=all, consume, compare).

@@ -229,6 +229,15 @@ impl Store {
     ///
     /// Each entry's batches must have passed [`batch::validate`].
     pub async fn append(&self, entries: Vec<AppendEntry>) -> Result<AppendResults> {
+        self.queue_append(entries).await?.await
+    }
+
+    /// Queues an append and returns once it is queued: appends are written, and get their
+    /// offsets, in queue order. The returned future resolves when it is written.
+    pub async fn queue_append(
+        &self,
+        entries: Vec<AppendEntry>,
+    ) -> Result<impl std::future::Future<Output = Result<AppendResults>>> {
         let sender = self
             .appender
             .lock()
@@ -240,7 +249,7 @@ impl Store {
             .send(Job::Append(AppendJob { entries, done }))
             .await
             .map_err(|_| StorageError::ShuttingDown)?;
-        result.await.map_err(|_| StorageError::ShuttingDown)
+        Ok(async move { result.await.map_err(|_| StorageError::ShuttingDown) })
     }
 
     /// Reads whole batches starting with the one containing `from`, stopping before

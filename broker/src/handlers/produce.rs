@@ -7,6 +7,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
 use sluice_storage::{batch, AppendEntry};
 
+use crate::connection;
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::metrics;
@@ -88,7 +89,15 @@ pub async fn handle(
     }
 
     if !entries.is_empty() {
-        let outcomes = match ctx.store.append(entries).await {
+        let queued = ctx.store.queue_append(entries).await;
+        // Offsets follow queue order: the connection's next produce may now queue behind
+        // this one while this one is written and replicated.
+        connection::start_next_request();
+        let written = match queued {
+            Ok(written) => written.await,
+            Err(e) => Err(e),
+        };
+        let outcomes = match written {
             Ok(o) => o
                 .into_iter()
                 .map(|r| r.map_err(BrokerError::from))
