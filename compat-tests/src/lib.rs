@@ -215,10 +215,20 @@ impl Node {
             if pids.iter().all(|p| dialed.contains(p)) {
                 break;
             }
-            assert!(
-                Instant::now() < deadline,
-                "voters never tried to reach each other"
-            );
+            if Instant::now() > deadline {
+                let silent: Vec<String> = nodes
+                    .iter_mut()
+                    .filter(|n| !dialed.contains(&n.pid()))
+                    .map(|n| {
+                        let state = if n.is_running() { "running" } else { "exited" };
+                        format!("node {} ({state}):\n{}", n.node_id, n.log_tail())
+                    })
+                    .collect();
+                panic!(
+                    "voters never tried to reach each other; silent:\n{}",
+                    silent.join("\n")
+                );
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
         for p in &net.controller {
@@ -275,6 +285,8 @@ impl Node {
             .args(["--kafka-addr", &self.kafka, "--http-addr", &self.http])
             .args(["--controller-addr", &self.controller])
             .args(&self.extra)
+            // Errors in the log without a backtrace, so a log tail shows the error itself.
+            .env("RUST_LIB_BACKTRACE", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
