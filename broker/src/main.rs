@@ -6,7 +6,7 @@
 //! main.rs              CLI (clap: serve, admin), tracing, metrics recorder -> server::run
 //! server.rs            startup (storage, controller, registration), background tasks,
 //!                      accept loop, controlled shutdown
-//! connection.rs        size-prefixed framing, frame cap, in-order responses
+//! connection.rs        size-prefixed framing, frame cap, pipelined produces, in-order responses
 //! dispatch.rs          the only match on the API: decode, route to a handler, encode
 //! decode_guard.rs      keeps hostile array counts from aborting the process
 //! handlers/<api>.rs    one file per Kafka API; thin, never fail (errors go in the response)
