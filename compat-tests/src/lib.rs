@@ -261,7 +261,8 @@ impl Node {
         self.dir.path().join("data")
     }
 
-    fn log_path(&self) -> PathBuf {
+    /// The node's log file (stderr).
+    pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("sluice.log")
     }
 

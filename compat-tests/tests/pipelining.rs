@@ -9,11 +9,29 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use sluice_compat_tests::{kcat_read, produce_frame, read_produce_response, run_ok, topic, Node};
+use sluice_compat_tests::{
+    kcat_read, produce_frame, read_produce_response, run_ok, topic, wait_until, Node,
+};
+
+/// The most requests any closed connection had in flight at once, from the node's JSON log
+/// (`connection closed` at debug level).
+fn most_in_flight(node: &Node) -> u64 {
+    std::fs::read_to_string(node.log_path())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["fields"]["most_in_flight"].as_u64())
+        .max()
+        .unwrap_or(0)
+}
 
 #[test]
 fn pipelined_produces_are_answered_and_stored_in_request_order() {
-    let node = Node::start();
+    // Every append is fsynced, so a produce is still being written when the next arrives:
+    // pipelining shows as several requests in flight, which the node logs per connection.
+    // (Set before the node starts; this file's only test, so no other thread reads it.)
+    std::env::set_var("RUST_LOG", "sluice::connection=debug");
+    let node = Node::start_with(&["--log-json", "--config", "log.flush.interval.messages=1"]);
     let topic = topic("pipelined");
     // Auto-create the topic (one partition).
     run_ok(
@@ -63,6 +81,13 @@ fn pipelined_produces_are_answered_and_stored_in_request_order() {
     assert!(
         (matches!(closed, Ok(0)) || reset) && rest.is_empty(),
         "connection closed after the bad frame, nothing more sent: {closed:?} {rest:?}"
+    );
+
+    // The connection logs its count once closed; kcat's metadata connection logs 1.
+    wait_until(
+        "a connection that had two or more produces in flight at once",
+        Duration::from_secs(10),
+        || most_in_flight(&node) >= 2,
     );
 
     let stored: Vec<String> = kcat_read(&node, &topic, "%s\n")
