@@ -126,6 +126,11 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
         ConfigType::Long,
     ),
     (
+        "sluice.storage.write.buffer.bytes",
+        "8388608",
+        ConfigType::Long,
+    ),
+    (
         "sluice.storage.block.cache.bytes",
         "67108864",
         ConfigType::Long,
@@ -267,6 +272,10 @@ impl BrokerConfig {
     /// Memtable budget for all partitions together.
     pub fn write_buffer_budget(&self) -> usize {
         self.parsed("sluice.storage.write.buffer.budget.bytes", 256usize << 20)
+    }
+    /// Memtable size of one partition before it is flushed to an SST file.
+    pub fn write_buffer_bytes(&self) -> usize {
+        self.parsed("sluice.storage.write.buffer.bytes", 8usize << 20)
     }
     /// Shared block cache size.
     pub fn block_cache_bytes(&self) -> usize {

@@ -66,6 +66,7 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
     std::fs::create_dir_all(&args.data_dir)?;
     let store_config = StoreConfig {
         write_buffer_budget: config.write_buffer_budget(),
+        write_buffer_size: config.write_buffer_bytes(),
         block_cache_size: config.block_cache_bytes(),
         system_tables: sluice_controller::system_tables(),
         ..StoreConfig::default()

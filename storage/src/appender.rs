@@ -9,7 +9,9 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::BytesMut;
+use std::io::IoSlice;
+
+use bytes::{Bytes, BytesMut};
 use rocksdb::{WriteBatch, WriteOptions, DB};
 use tokio::sync::{mpsc, oneshot};
 
@@ -25,8 +27,9 @@ const MAX_GROUP_BYTES: usize = 16 << 20;
 pub struct AppendEntry {
     /// The partition to append to.
     pub log: Arc<PartitionLog>,
-    /// One or more record batches, each validated with [`batch::validate`].
-    pub batches: Vec<BytesMut>,
+    /// One or more record batches, each validated with [`batch::validate`]; usually slices
+    /// of the request that carried them.
+    pub batches: Vec<Bytes>,
     /// Leader epoch stamped into each batch.
     pub leader_epoch: i32,
     /// Rewrite timestamps to LogAppendTime.
@@ -303,7 +306,7 @@ fn apply_entry(
         );
     }
 
-    for mut bytes in entry.batches {
+    for bytes in entry.batches {
         let header: BatchHeader =
             batch::parse_header(&bytes).map_err(|e| AppendError::Storage(e.to_string()))?;
         if header.total_len() != bytes.len() {
@@ -351,13 +354,22 @@ fn apply_entry(
             }
         }
         let base = w.next_offset;
-        if !entry.replicated {
-            batch::assign_offset(&mut bytes, base, entry.leader_epoch);
-            if entry.log_append_time {
-                batch::set_log_append_time(&mut bytes, now);
-            }
+        if entry.replicated {
+            wb.put_cf(&cf, offset_key(base), &bytes);
+        } else if entry.log_append_time {
+            // The body changes (timestamps and CRC): the one case that copies the batch.
+            let mut stamped = BytesMut::from(&bytes[..]);
+            batch::assign_offset(&mut stamped, base, entry.leader_epoch);
+            batch::set_log_append_time(&mut stamped, now);
+            wb.put_cf(&cf, offset_key(base), &stamped);
+        } else {
+            // Only the head changes; RocksDB copies both parts into the WriteBatch, so the
+            // batch goes from the request buffer to RocksDB without a copy of our own.
+            let head = batch::stamped_head(&bytes, base, entry.leader_epoch);
+            let value = [IoSlice::new(&head), IoSlice::new(&bytes[head.len()..])];
+            wb.put_cf_vectored(&cf, &[IoSlice::new(&offset_key(base))], &value)
+                .map_err(|e| AppendError::Storage(e.to_string()))?;
         }
-        wb.put_cf(&cf, offset_key(base), &bytes);
         // Time index: only batches that raise the running max, so entries stay sorted both
         // ways and the first entry at or above a timestamp names the first batch reaching it.
         let max_ts = if entry.log_append_time && !entry.replicated {

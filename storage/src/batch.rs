@@ -200,6 +200,19 @@ pub fn assign_offset(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
     batch[LEADER_EPOCH..LEADER_EPOCH + 4].copy_from_slice(&leader_epoch.to_be_bytes());
 }
 
+/// Bytes at the start of a batch that [`assign_offset`] rewrites (baseOffset through
+/// partitionLeaderEpoch).
+pub const STAMPED_HEAD: usize = LEADER_EPOCH + 4;
+
+/// The first [`STAMPED_HEAD`] bytes of `batch` as [`assign_offset`] would leave them, so an
+/// append can store the stamped head followed by the untouched rest without copying it.
+pub fn stamped_head(batch: &[u8], base_offset: i64, leader_epoch: i32) -> [u8; STAMPED_HEAD] {
+    let mut head = [0u8; STAMPED_HEAD];
+    head.copy_from_slice(&batch[..STAMPED_HEAD]);
+    assign_offset(&mut head, base_offset, leader_epoch);
+    head
+}
+
 /// Switches a batch to LogAppendTime with the given time, recomputing the CRC.
 pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     let attributes = i16_at(batch, ATTRIBUTES) | TIMESTAMP_TYPE_BIT;

@@ -31,7 +31,9 @@ pub const FORMAT_VERSION: u32 = 2;
 pub struct StoreConfig {
     /// Budget for all memtables together (one WriteBufferManager for every CF).
     pub write_buffer_budget: usize,
-    /// Memtable size per column family before it is flushed.
+    /// Memtable size per column family before it is flushed. Small, because every
+    /// partition being written holds up to this much: at 32 MiB, six busy partitions kept
+    /// 220-250 MiB resident under ProducerPerformance, at 8 MiB 95-100 MiB at the same MB/s.
     pub write_buffer_size: usize,
     /// Arena block size; small so thousands of idle CFs cost little.
     pub arena_block_size: usize,
@@ -45,7 +47,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             write_buffer_budget: 256 << 20,
-            write_buffer_size: 32 << 20,
+            write_buffer_size: 8 << 20,
             arena_block_size: 64 << 10,
             block_cache_size: 64 << 20,
             system_tables: Vec::new(),

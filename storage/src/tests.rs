@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use uuid::Uuid;
 
 use crate::batch::tests::make_batch;
@@ -18,7 +18,7 @@ fn key(p: i32) -> PartitionKey {
 fn entry(log: &Arc<PartitionLog>, batch: Vec<u8>) -> AppendEntry {
     AppendEntry {
         log: log.clone(),
-        batches: vec![BytesMut::from(&batch[..])],
+        batches: vec![Bytes::copy_from_slice(&batch[..])],
         leader_epoch: 0,
         log_append_time: false,
         flush_messages: u64::MAX,
@@ -229,7 +229,7 @@ pub(crate) fn keyed_batch_with(
             delete_horizon: false,
         })
         .collect();
-    let mut buf = BytesMut::new();
+    let mut buf = bytes::BytesMut::new();
     let options = RecordEncodeOptions {
         version: 2,
         compression: codec,
@@ -512,9 +512,9 @@ fn a_follower_behind_its_leaders_log_start_starts_over_there_and_stays_there_on_
     let mut next = entry(log, make_batch(2, -1, -1, -1, 100));
     next.replicated = true;
     let bytes = {
-        let mut b = next.batches[0].clone();
+        let mut b = bytes::BytesMut::from(&next.batches[0][..]);
         b[..8].copy_from_slice(&40i64.to_be_bytes());
-        b
+        b.freeze()
     };
     next.batches = vec![bytes];
     rt.block_on(store.append(vec![next])).unwrap()[0]

@@ -353,7 +353,7 @@ impl GroupCoordinator {
         // exactly one batch per buffer.
         let batches = sluice_storage::batch::split_batches(&encoded)?
             .into_iter()
-            .map(|(pos, h)| BytesMut::from(&encoded[pos..pos + h.total_len()]))
+            .map(|(pos, h)| encoded.slice(pos..pos + h.total_len()))
             .collect();
         let entry = AppendEntry {
             log: leader.log.clone(),
@@ -594,7 +594,7 @@ fn join_error(code: Code, member: &str) -> JoinResult {
     }
 }
 
-fn encode_batch(records: &[(Bytes, Option<Bytes>)]) -> Result<BytesMut, BrokerError> {
+fn encode_batch(records: &[(Bytes, Option<Bytes>)]) -> Result<Bytes, BrokerError> {
     let now = crate::clock::now_ms();
     let records: Vec<Record> = records
         .iter()
@@ -627,7 +627,7 @@ fn encode_batch(records: &[(Bytes, Option<Bytes>)]) -> Result<BytesMut, BrokerEr
         },
     )
     .map_err(|e| BrokerError::Storage(e.to_string()))?;
-    Ok(buf)
+    Ok(buf.freeze())
 }
 
 /// Creates `__consumer_offsets` (compacted) on first use; returns its metadata.

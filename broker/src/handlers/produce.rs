@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
 use sluice_storage::{batch, AppendEntry};
@@ -152,7 +152,7 @@ fn validate(
     records: &Bytes,
     max_message_bytes: usize,
     compacted: bool,
-) -> Result<(Vec<BytesMut>, i64), BrokerError> {
+) -> Result<(Vec<Bytes>, i64), BrokerError> {
     if records.is_empty() {
         return Err(BrokerError::InvalidRecord(
             "produce request without record batches".into(),
@@ -170,10 +170,10 @@ fn validate(
                 "transactional batches are not supported".into(),
             ));
         }
-        let bytes = &records[pos..pos + h.total_len()];
+        let bytes = records.slice(pos..pos + h.total_len());
         // Compaction keeps the latest record per key: a record without one has no place.
         if compacted
-            && sluice_storage::records::records(bytes)?
+            && sluice_storage::records::records(&bytes)?
                 .1
                 .iter()
                 .any(|r| r.key.is_none())
@@ -183,7 +183,7 @@ fn validate(
             ));
         }
         count += i64::from(h.records_count);
-        out.push(BytesMut::from(bytes));
+        out.push(bytes);
     }
     Ok((out, count))
 }

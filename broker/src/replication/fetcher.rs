@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
@@ -208,7 +207,7 @@ async fn fetch_once(
                 }
                 let batches = parsed
                     .into_iter()
-                    .map(|(pos, h)| BytesMut::from(&records[pos..pos + h.total_len()]))
+                    .map(|(pos, h)| records.slice(pos..pos + h.total_len()))
                     .collect();
                 let entry = AppendEntry {
                     log: p.log.clone(),
