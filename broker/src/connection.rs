@@ -6,7 +6,6 @@
 //! client's pipelined produces (up to `max.in.flight.requests.per.connection`) share group
 //! commits and wait for fsync and replication together instead of one by one.
 
-use bytes::BytesMut;
 use std::sync::Arc;
 
 use futures::stream::FuturesOrdered;
@@ -19,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::Ctx;
 use crate::dispatch::dispatch;
+use crate::frame::Frame;
 use crate::metrics;
 use crate::read_ahead::{self, ReadAhead};
 
@@ -71,13 +71,16 @@ pub async fn serve(ctx: Ctx, stream: TcpStream, shutdown: CancellationToken) {
         .max_frame_length(ctx.config.max_request_bytes())
         .new_codec();
     let mut frames = FramedRead::new(reader, codec);
-    let (tx, mut rx) = mpsc::channel::<BytesMut>(WRITE_QUEUE);
+    let (tx, mut rx) = mpsc::channel::<Frame>(WRITE_QUEUE);
 
     let write_task = tokio::spawn(async move {
         let mut out = tokio::io::BufWriter::with_capacity(64 << 10, &mut writer);
         while let Some(frame) = rx.recv().await {
-            if out.write_all(&frame).await.is_err() {
-                return;
+            for part in frame.parts() {
+                // Parts past the buffer's capacity go to the socket directly.
+                if out.write_all(part).await.is_err() {
+                    return;
+                }
             }
             // Coalesce: flush only when nothing else is ready to go.
             if rx.is_empty() && out.flush().await.is_err() {

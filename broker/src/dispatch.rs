@@ -8,6 +8,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::context::Ctx;
+use crate::frame::{self, Frame};
 use crate::handlers;
 use crate::metrics;
 
@@ -80,7 +81,7 @@ pub fn api_versions() -> Vec<ApiVersion> {
 }
 
 /// Handles one request frame; `Ok(None)` means no response is due (acks=0 produce).
-pub async fn dispatch(ctx: &Ctx, frame: Bytes) -> Result<Option<BytesMut>, CloseReason> {
+pub async fn dispatch(ctx: &Ctx, frame: Bytes) -> Result<Option<Frame>, CloseReason> {
     if frame.len() < 8 {
         return Err(CloseReason::Malformed(
             "frame shorter than a request header".into(),
@@ -95,7 +96,7 @@ pub async fn dispatch(ctx: &Ctx, frame: Bytes) -> Result<Option<BytesMut>, Close
         supported(key).ok_or_else(|| CloseReason::Malformed(format!("unsupported api {key:?}")))?;
     if key == ApiKey::ApiVersions && version > max {
         // KIP-511: answer in v0 so the client can pick a version we speak.
-        return Ok(Some(unsupported_api_versions(correlation_id)));
+        return Ok(Some(unsupported_api_versions(correlation_id).into()));
     }
     if version < min || version > max || (key == ApiKey::Produce && version < MIN_DECODED_PRODUCE) {
         return Err(CloseReason::Malformed(format!(
@@ -224,13 +225,32 @@ fn encode_response(
     version: i16,
     correlation_id: i32,
     response: &ResponseKind,
-) -> Result<BytesMut, CloseReason> {
-    frame_with(|buf| {
-        ResponseHeader::default()
-            .with_correlation_id(correlation_id)
-            .encode(buf, key.response_header_version(version))?;
-        response.encode(buf, version)
-    })
+) -> Result<Frame, CloseReason> {
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let header_version = key.response_header_version(version);
+    match response {
+        // The record batches are sent as read, not copied into the frame (see frame.rs).
+        ResponseKind::Fetch(fetch) => frame::encode(fetched_batches(fetch), |buf| {
+            header.encode(buf, header_version)?;
+            fetch.encode(buf, version)
+        })
+        .map_err(|e| CloseReason::Malformed(format!("encoding response: {e}"))),
+        other => frame_with(|buf| {
+            header.encode(buf, header_version)?;
+            other.encode(buf, version)
+        })
+        .map(Frame::from),
+    }
+}
+
+/// A Fetch response's record batches, in the order they are encoded.
+fn fetched_batches(fetch: &kafka_protocol::messages::FetchResponse) -> Vec<Bytes> {
+    fetch
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .filter_map(|p| p.records.clone())
+        .collect()
 }
 
 fn unsupported_api_versions(correlation_id: i32) -> BytesMut {

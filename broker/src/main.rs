@@ -8,6 +8,7 @@
 //!                      accept loop, controlled shutdown
 //! connection.rs        size-prefixed framing, frame cap, pipelined produces, in-order responses
 //! dispatch.rs          the only match on the API: decode, route to a handler, encode
+//! frame.rs             response frames in parts: fetched batches are sent, not copied
 //! decode_guard.rs      keeps hostile array counts from aborting the process
 //! handlers/<api>.rs    one file per Kafka API; thin, never fail (errors go in the response)
 //! replication/         leader/follower roles, high watermark over the ISR, follower
@@ -46,6 +47,7 @@ mod dispatch;
 mod error;
 mod fetch_session;
 mod flusher;
+mod frame;
 mod group;
 mod handlers;
 mod http;

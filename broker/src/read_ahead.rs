@@ -112,10 +112,7 @@ pub fn schedule(
     let Ok(state) = READ_AHEAD.try_with(Arc::clone) else {
         return;
     };
-    let Some(next) = batch::split_batches(records)
-        .ok()
-        .and_then(|b| b.last().map(|(_, h)| h.last_offset() + 1))
-    else {
+    let Some(next) = batch::last_offset_in(records).map(|last| last + 1) else {
         return;
     };
     let upper = log.high_watermark();
