@@ -106,6 +106,11 @@ fn options(config: &StoreConfig) -> (Options, Options) {
     // flushes the CFs holding the oldest one, so removed data does not linger in the WAL.
     db.set_max_total_wal_size(128 << 20);
     db.set_max_open_files(4096);
+    // Opening a CF's table files starts this many threads for that CF alone, even when it
+    // has no files: at the default 16, a restart with 3,000 partitions started 45,000
+    // threads, a quarter of its time. Partitions have few files each.
+    db.set_max_file_opening_threads(1);
+    db.set_skip_stats_update_on_db_open(true);
     (db, cf)
 }
 
