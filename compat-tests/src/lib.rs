@@ -50,7 +50,11 @@ pub fn sluice_bin() -> PathBuf {
 
 /// The compat-tests folder (launchers live in `bin/`).
 pub fn compat_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // `cargo test` sets it at run time too; that one wins, because a build cached from a
+    // checkout at another path keeps that path in the compile-time value.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// A launcher from `compat-tests/bin`.
