@@ -33,7 +33,8 @@ pub struct StoreConfig {
     pub write_buffer_budget: usize,
     /// Memtable size per column family before it is flushed. Small, because every
     /// partition being written holds up to this much: at 32 MiB, six busy partitions kept
-    /// 220-250 MiB resident under ProducerPerformance, at 8 MiB 95-100 MiB at the same MB/s.
+    /// 220-250 MiB resident under ProducerPerformance, at 8 MiB 94-160 MiB at the same MB/s
+    /// (`compat-tests/bench/produce-probe` with `sluice.storage.write.buffer.bytes`).
     pub write_buffer_size: usize,
     /// Arena block size; small so thousands of idle CFs cost little.
     pub arena_block_size: usize,
@@ -108,7 +109,8 @@ fn options(config: &StoreConfig) -> (Options, Options) {
     db.set_max_open_files(4096);
     // Opening a CF's table files starts this many threads for that CF alone, even when it
     // has no files: at the default 16, a restart with 3,000 partitions started 45,000
-    // threads, a quarter of its time. Partitions have few files each.
+    // threads, a quarter of its time (`PERF=1 compat-tests/bench/restart-probe`).
+    // Partitions have few files each.
     db.set_max_file_opening_threads(1);
     db.set_skip_stats_update_on_db_open(true);
     (db, cf)
