@@ -17,6 +17,9 @@ pub const BYTES_IN: &str = "sluice_bytes_in_total";
 pub const RECORDS_IN: &str = "sluice_records_in_total";
 /// Bytes fetched, by topic.
 pub const BYTES_OUT: &str = "sluice_bytes_out_total";
+/// Stretches of partitions read ahead for consumers, by outcome: `used` by the partition's
+/// next fetch, or `dropped` (not asked for, or asked from another offset or limit).
+pub const FETCH_READ_AHEAD: &str = "sluice_fetch_read_ahead_total";
 
 /// Errors answered, by API and Kafka error code.
 pub const REQUEST_ERRORS_TOTAL: &str = "sluice_request_errors_total";
@@ -158,6 +161,12 @@ pub fn record_fetch(topic: &str, bytes: usize) {
     if bytes > 0 {
         metrics::counter!(BYTES_OUT, "topic" => topic.to_string()).increment(bytes as u64);
     }
+}
+
+/// Counts one read-ahead stretch that a fetch used (or that was dropped unused).
+pub fn record_read_ahead(used: bool) {
+    let outcome = if used { "used" } else { "dropped" };
+    metrics::counter!(FETCH_READ_AHEAD, "outcome" => outcome).increment(1);
 }
 
 /// Counts one committed ISR change.

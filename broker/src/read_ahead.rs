@@ -14,6 +14,8 @@ use bytes::Bytes;
 use sluice_storage::{batch, PartitionLog, Store};
 use tokio::task::JoinHandle;
 
+use crate::metrics;
+
 tokio::task_local! {
     /// The read-ahead state of the connection whose request is being handled.
     static READ_AHEAD: Arc<ReadAhead>;
@@ -54,7 +56,9 @@ impl Ready {
         let same = Arc::ptr_eq(&self.log, log) && self.leader_epoch == leader_epoch;
         // Read with min_one: a larger single batch is only what a `first` read returns.
         let fits = self.limit == limit && (first || self.records.len() <= limit);
-        (same && fits && !self.records.is_empty()).then(|| self.records.clone())
+        let used = same && fits && !self.records.is_empty();
+        metrics::record_read_ahead(used);
+        used.then(|| self.records.clone())
     }
 }
 
@@ -81,6 +85,7 @@ pub async fn take(wanted: &[(String, i32, i64)]) -> HashMap<(String, i32), Ready
             .any(|(t, part, from)| *t == key.0 && *part == key.1 && *from == p.from);
         if !asked {
             p.read.abort();
+            metrics::record_read_ahead(false);
             continue;
         }
         if let Ok(Some(records)) = p.read.await {

@@ -4,7 +4,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use sluice_compat_tests::{launcher, roundtrip, run_ok, topic, Node};
+use sluice_compat_tests::{
+    launcher, metric_sample, roundtrip, run_ok, scrape_metrics, topic, Node,
+};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -88,4 +90,65 @@ fn kafka_cli_topics_and_console_tools() {
 
     topics(&["--delete", "--topic", &name]);
     assert!(!topics(&["--list"]).lines().any(|l| l == name));
+}
+
+/// While a Java consumer catches up, every fetch after the first finds its partitions' next
+/// stretches already read (broker/src/read_ahead.rs) and none is read in vain.
+#[test]
+fn java_consumer_fetches_find_their_read_ahead() {
+    let node = Node::start();
+    let name = topic("ahead");
+    run_ok(
+        Command::new(launcher("kafka-topics")).args([
+            "--bootstrap-server",
+            &node.kafka,
+            "--create",
+            "--topic",
+            &name,
+            "--partitions",
+            "3",
+        ]),
+        LIMIT,
+        None,
+    );
+    let records = "3000";
+    run_ok(
+        Command::new(launcher("kafka-producer-perf-test")).args([
+            "--topic",
+            &name,
+            "--num-records",
+            records,
+            "--record-size",
+            "1024",
+            "--throughput",
+            "-1",
+            "--command-property",
+            &format!("bootstrap.servers={}", node.kafka),
+            "acks=1",
+        ]),
+        LIMIT,
+        None,
+    );
+    // 128 KiB per partition and fetch: about 24 fetched stretches over the 3 MiB.
+    let out = run_ok(
+        Command::new(launcher("kafka-console-consumer"))
+            .args(["--bootstrap-server", &node.kafka, "--topic", &name])
+            .args(["--from-beginning", "--max-messages", records])
+            .args(["--timeout-ms", "20000"])
+            .args(["--consumer-property", "max.partition.fetch.bytes=131072"])
+            .args(["--formatter-property", "print.value=false"])
+            .args(["--formatter-property", "print.offset=true"]),
+        LIMIT,
+        None,
+    );
+    let consumed = out.lines().filter(|l| l.starts_with("Offset:")).count();
+    assert_eq!(consumed, 3000, "{out}");
+
+    let metrics = scrape_metrics(&node);
+    let count = |outcome: &str| {
+        let prefix = format!("sluice_fetch_read_ahead_total{{outcome=\"{outcome}\"}}");
+        metric_sample(&metrics, &prefix).unwrap_or(0.0)
+    };
+    assert!(count("used") >= 10.0, "used {} stretches", count("used"));
+    assert_eq!(count("dropped"), 0.0, "stretches dropped unused");
 }
