@@ -116,10 +116,10 @@ fn main() -> anyhow::Result<()> {
 /// Every fetch reads into fresh buffers of about a partition's fetch limit (RocksDB's
 /// read-ahead buffer, then the response's records), and glibc hands allocations that large
 /// to mmap, so each one was faulted in page by page, zeroed and unmapped again: 35-40% of the
-/// broker's CPU under ConsumerPerformance. Serving them from the heap and keeping freed
-/// memory for the next read cut the broker's CPU for two 1.5 GB reads from 7.0 s to 4.5-5.1 s
-/// (/tmp/cp-prof-style runs, see compat-tests/bench/consume-probe). Four arenas of at most
-/// 64 MiB unused each bound what is kept.
+/// broker's CPU under ConsumerPerformance. From the heap, and kept once freed, they are
+/// reused: broker CPU per 1.5 GB read 5.5-5.8 s -> 2.3-2.8 s
+/// (`compat-tests/bench/consume-probe`). Four arenas of at most 64 MiB unused each bound what
+/// is kept.
 fn keep_freed_buffers() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; called before other threads start.
