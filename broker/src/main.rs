@@ -115,11 +115,10 @@ fn main() -> anyhow::Result<()> {
 
 /// Every fetch reads into fresh buffers of about a partition's fetch limit (RocksDB's
 /// read-ahead buffer, then the response's records), and glibc hands allocations that large
-/// to mmap, so each one was faulted in page by page, zeroed and unmapped again: 35-40% of the
-/// broker's CPU under ConsumerPerformance. From the heap, and kept once freed, they are
-/// reused: broker CPU per 1.5 GB read 5.5-5.8 s -> 2.3-2.8 s
-/// (`compat-tests/bench/consume-probe`). Four arenas of at most 64 MiB unused each bound what
-/// is kept.
+/// to mmap, so each one was faulted in page by page, zeroed and unmapped again. From the
+/// heap, and kept once freed, they are reused: broker CPU per 1.5 GB read 5.5-5.8 s ->
+/// 2.3-2.8 s (`compat-tests/bench/consume-probe`; its PERF=1 profile showed the faults).
+/// Four arenas of at most 64 MiB unused each bound what is kept.
 fn keep_freed_buffers() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; called before other threads start.
