@@ -133,7 +133,7 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
         disk: DiskGuard::new(args.data_dir.clone(), config.min_free_bytes()),
         config,
     });
-    ctx.replicas.reconcile(&controller.image()).await?;
+    ctx.replicas.reconcile(&ctx.controller).await?;
     let loaded = ctx.groups.load(&ctx)?;
     tracing::info!(records = loaded, "committed offsets loaded");
     tokio::spawn(follow_metadata(ctx.clone(), shutdown.clone()));
@@ -230,8 +230,8 @@ async fn follow_metadata(ctx: Ctx, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             changed = images.changed() => if changed.is_err() { return },
         }
-        let image = images.borrow_and_update().clone();
-        if let Err(e) = ctx.replicas.reconcile(&image).await {
+        images.borrow_and_update();
+        if let Err(e) = ctx.replicas.reconcile(&ctx.controller).await {
             tracing::error!(error = %e, "applying metadata to local replicas failed");
         }
         // Offsets partitions this node now leads (a coordinator elsewhere was lost).

@@ -467,6 +467,42 @@ fn kcat_group_commits_and_resumes_and_cli_shows_lag() {
     assert!(!groups(&["--list"]).lines().any(|l| l == "g-kcat"));
 }
 
+/// The first commits of several groups while `__consumer_offsets` is still being created
+/// (1000 partitions take seconds): librdkafka asks for the coordinator again after a second,
+/// gets it from the new metadata, and its commits must wait for the partitions to exist and
+/// load here instead of failing with NOT_COORDINATOR, which librdkafka does not retry.
+#[test]
+fn first_commits_wait_for_the_offsets_topic_to_load() {
+    let node = Node::start_with(&["--config", "offsets.topic.num.partitions=1000"]);
+    let topic = topic("first-commits");
+    produce(&node, &topic, 0..3);
+    let committers: Vec<_> = (0..3)
+        .map(|g| {
+            let (kafka, topic) = (node.kafka.clone(), topic.clone());
+            std::thread::spawn(move || {
+                run_ok(
+                    Command::new(launcher("commit-loop")).args([
+                        "--bootstrap",
+                        &kafka,
+                        "--topic",
+                        &topic,
+                        "--group",
+                        &format!("g-first-{g}"),
+                        "--commits",
+                        "3",
+                    ]),
+                    Duration::from_secs(120),
+                    None,
+                )
+            })
+        })
+        .collect();
+    for c in committers {
+        let out = c.join().expect("committer thread");
+        assert!(out.contains("OK 3"), "{out}");
+    }
+}
+
 #[test]
 fn committed_offsets_stay_bounded_and_survive_restart() {
     let mut node = Node::start_with(&["--config", "log.cleaner.backoff.ms=100"]);

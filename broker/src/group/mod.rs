@@ -21,7 +21,7 @@ use kafka_protocol::records::{
 };
 use sluice_controller::{MetadataImage, NewTopic, TopicInfo};
 use sluice_storage::{AppendEntry, PartitionLog};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::context::Broker;
 use crate::error::BrokerError;
@@ -31,6 +31,10 @@ use state::{Group, GroupState, JoinParams, JoinResult, Reply, Step, SyncResult};
 
 /// The internal topic holding committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// How long a request for a group waits for its offsets partition to be loaded here (just
+/// created, or just taken over) before it is answered COORDINATOR_LOAD_IN_PROGRESS.
+const LOAD_WAIT: Duration = Duration::from_secs(5);
 
 struct Slot {
     group: Group,
@@ -78,8 +82,9 @@ pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, Slot>>,
     consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
     offsets: OffsetStore,
-    /// `__consumer_offsets` partitions loaded, with the leader epoch they were loaded in.
-    loaded: std::sync::Mutex<HashMap<i32, i32>>,
+    /// `__consumer_offsets` partitions loaded, with the leader epoch they were loaded in;
+    /// requests for their groups wait on it.
+    loaded: watch::Sender<HashMap<i32, i32>>,
     initial_delay: Duration,
     consumer_session: Duration,
 }
@@ -98,7 +103,7 @@ impl GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
             consumer_groups: Mutex::new(HashMap::new()),
             offsets: OffsetStore::default(),
-            loaded: Default::default(),
+            loaded: watch::Sender::new(HashMap::new()),
             initial_delay,
             consumer_session,
         }
@@ -344,6 +349,7 @@ impl GroupCoordinator {
     ) -> Result<(), BrokerError> {
         let topic = ensure_offsets_topic(ctx).await?;
         let partition = Self::partition_for(group_id, topic.partitions.len());
+        self.await_loaded(ctx, &topic, partition).await?;
         let leader = ctx
             .replicas
             .leader(&topic, partition)
@@ -385,6 +391,47 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// Waits until this node coordinates the groups of offsets partition `partition` with
+    /// it loaded: the image may be ahead of the local replicas (the topic was just created,
+    /// or leadership just moved here), and answering from offsets not yet read would lose
+    /// commits. NOT_COORDINATOR if another node leads it.
+    async fn await_loaded(
+        &self,
+        ctx: &Broker,
+        topic: &TopicInfo,
+        partition: i32,
+    ) -> Result<(), BrokerError> {
+        let epoch = usize::try_from(partition)
+            .ok()
+            .and_then(|i| topic.partitions.get(i))
+            .filter(|p| p.leader == ctx.node_id)
+            .map(|p| p.leader_epoch)
+            .ok_or(BrokerError::Group(Code::NotCoordinator))?;
+        let mut loaded = self.loaded.subscribe();
+        let ready = loaded.wait_for(|m| m.get(&partition).is_some_and(|e| *e >= epoch));
+        let outcome = tokio::time::timeout(LOAD_WAIT, ready).await;
+        match outcome {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(BrokerError::Group(Code::CoordinatorLoadInProgress)),
+        }
+    }
+
+    /// Waits until this node can answer for `group_id`'s committed offsets (see
+    /// `await_loaded`); an error is what the client should see.
+    pub async fn await_coordinating(
+        &self,
+        ctx: &Broker,
+        group_id: &str,
+    ) -> Result<(), BrokerError> {
+        let image = ctx.controller.image();
+        let Some(topic) = image.topics.get(OFFSETS_TOPIC) else {
+            // Nothing was ever committed anywhere.
+            return Ok(());
+        };
+        let partition = Self::partition_for(group_id, topic.partitions.len());
+        self.await_loaded(ctx, topic, partition).await
+    }
+
     /// Rebuilds committed offsets from the `__consumer_offsets` partitions this node has
     /// come to lead (at startup, and when a coordinator elsewhere was lost).
     pub fn load(&self, ctx: &Broker) -> Result<usize, BrokerError> {
@@ -392,7 +439,7 @@ impl GroupCoordinator {
         let Some(topic) = image.topics.get(OFFSETS_TOPIC) else {
             return Ok(0);
         };
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        let loaded = self.loaded.borrow().clone();
         let mut records = 0;
         let mut now_led = HashMap::new();
         for p in 0..topic.partitions.len() as i32 {
@@ -409,7 +456,7 @@ impl GroupCoordinator {
                 self.offsets.apply_record(r.key, r.value);
             })?;
         }
-        *loaded = now_led;
+        self.loaded.send_replace(now_led);
         Ok(records)
     }
 
@@ -656,7 +703,7 @@ pub async fn ensure_offsets_topic(ctx: &Broker) -> Result<TopicInfo, BrokerError
         .controller
         .execute(sluice_controller::Command::CreateTopics(vec![topic]))
         .await?;
-    ctx.replicas.reconcile(&ctx.controller.image()).await?;
+    ctx.replicas.reconcile(&ctx.controller).await?;
     ctx.controller
         .image()
         .topics

@@ -44,7 +44,7 @@ pub async fn handle(
         results.push(out);
     }
     if !req.validate_only {
-        if let Err(e) = ctx.replicas.reconcile(&ctx.controller.image()).await {
+        if let Err(e) = ctx.replicas.reconcile(&ctx.controller).await {
             tracing::warn!(error = %e, "creating new partitions locally");
         }
     }

@@ -143,7 +143,7 @@ async fn commit(ctx: &Ctx, topics: Vec<NewTopic>) -> Vec<Result<(), BrokerError>
     match ctx.controller.execute(Command::CreateTopics(topics)).await {
         Ok(result) => {
             // Make the partitions servable before answering, so a produce right after works.
-            if let Err(e) = ctx.replicas.reconcile(&ctx.controller.image()).await {
+            if let Err(e) = ctx.replicas.reconcile(&ctx.controller).await {
                 return vec![Err(e); n];
             }
             per_item(result, n)

@@ -67,7 +67,7 @@ pub async fn handle(
         for r in results.iter_mut().filter(|r| r.2.is_ok()) {
             r.2 = per_topic.pop().unwrap_or(Ok(()));
         }
-        if let Err(e) = ctx.replicas.reconcile(&ctx.controller.image()).await {
+        if let Err(e) = ctx.replicas.reconcile(&ctx.controller).await {
             tracing::warn!(error = %e, "dropping deleted partitions");
         }
     }

@@ -10,6 +10,7 @@ use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, RequestH
 
 use super::{str_bytes, topic_name};
 use crate::context::Ctx;
+use crate::error::code_of;
 use crate::group::offsets::Committed;
 
 /// (topic, [(partition, committed)]) for the requested partitions (offset -1 where nothing
@@ -42,17 +43,31 @@ fn answer(ctx: &Ctx, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> An
     }
 }
 
-/// Looks the offsets up in the coordinator's view.
+/// Looks the offsets up in the coordinator's view, once it has them loaded.
 pub async fn handle(
     ctx: &Ctx,
     header: &RequestHeader,
     req: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
     if header.request_api_version >= 8 {
+        let mut ready = Vec::with_capacity(req.groups.len());
+        for g in &req.groups {
+            ready.push(code_of(
+                &ctx.groups
+                    .await_coordinating(ctx, g.group_id.as_str())
+                    .await,
+            ));
+        }
         let groups = req
             .groups
             .iter()
-            .map(|g| {
+            .zip(ready)
+            .map(|(g, error)| {
+                if error != 0 {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id.clone())
+                        .with_error_code(error);
+                }
                 let wanted = g.topics.as_ref().map(|ts| {
                     ts.iter()
                         .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
@@ -82,6 +97,14 @@ pub async fn handle(
             })
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
+    }
+    // v0-1 have no error field: they get what is loaded by the end of the wait.
+    let ready = ctx
+        .groups
+        .await_coordinating(ctx, req.group_id.as_str())
+        .await;
+    if ready.is_err() && header.request_api_version >= 2 {
+        return OffsetFetchResponse::default().with_error_code(code_of(&ready));
     }
     let wanted = req.topics.as_ref().map(|ts| {
         ts.iter()

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use sluice_controller::{MetadataImage, PartitionInfo, TopicInfo};
+use sluice_controller::{ControllerClient, MetadataImage, PartitionInfo, TopicInfo};
 use sluice_storage::{PartitionKey, PartitionLog, Store};
 use tokio::sync::Mutex;
 
@@ -116,9 +116,13 @@ impl ReplicaManager {
     }
 
     /// Creates local partitions assigned here, drops those no longer in the image, and
-    /// updates which partitions are led and followed.
-    pub async fn reconcile(&self, image: &MetadataImage) -> Result<(), BrokerError> {
+    /// updates which partitions are led and followed. The image is read under the lock: an
+    /// image read before another caller applied a newer one would undo its changes (drop
+    /// the partitions of a topic created meanwhile).
+    pub async fn reconcile(&self, controller: &ControllerClient) -> Result<(), BrokerError> {
         let _guard = self.reconcile_lock.lock().await;
+        let image = controller.image();
+        let image = image.as_ref();
         let mut wanted = Vec::new();
         for topic in image.topics.values() {
             for (index, p) in topic.partitions.iter().enumerate() {
@@ -130,12 +134,13 @@ impl ReplicaManager {
                 }
             }
         }
+        let wanted_set: std::collections::HashSet<&PartitionKey> = wanted.iter().collect();
         let stale: Vec<PartitionKey> = self
             .store
             .partitions()
             .iter()
             .map(|l| l.key())
-            .filter(|k| !wanted.contains(k))
+            .filter(|k| !wanted_set.contains(k))
             .collect();
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || -> Result<(), BrokerError> {
