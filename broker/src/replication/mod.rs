@@ -116,9 +116,9 @@ impl ReplicaManager {
     }
 
     /// Creates local partitions assigned here, drops those no longer in the image, and
-    /// updates which partitions are led and followed. The image is read under the lock: an
-    /// image read before another caller applied a newer one would undo its changes (drop
-    /// the partitions of a topic created meanwhile).
+    /// updates which partitions are led and followed. The newest image is read under the
+    /// lock, so whichever caller comes last applies the newest state: an older image applied
+    /// after a newer one would drop the partitions of a topic created in between.
     pub async fn reconcile(&self, controller: &ControllerClient) -> Result<(), BrokerError> {
         let _guard = self.reconcile_lock.lock().await;
         let image = controller.image();
