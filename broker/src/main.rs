@@ -96,6 +96,7 @@ fn main() -> anyhow::Result<()> {
     };
     keep_freed_buffers();
     init_tracing(args.log_json);
+    raise_open_files_limit();
     let metrics = match metrics::install() {
         Ok(h) => Some(h),
         Err(e) => {
@@ -126,6 +127,46 @@ fn keep_freed_buffers() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
         libc::mallopt(libc::M_ARENA_MAX, 4);
+    }
+}
+
+/// RocksDB keeps a descriptor open per partition (its column family's directory) besides
+/// its table files, so the common default soft limit of 1024 failed topic creation at about
+/// a thousand partitions with "Too many open files". Like the JVM under Kafka, raise the
+/// soft limit to the hard one.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct passed by pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    // An unlimited hard limit still stops at the kernel's nr_open.
+    let most = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<libc::rlim_t>().ok())
+        .map_or(limit.rlim_max, |n| n.min(limit.rlim_max));
+    if limit.rlim_cur >= most {
+        return;
+    }
+    let wanted = libc::rlimit {
+        rlim_cur: most,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit only reads the struct passed by pointer.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } == 0 {
+        tracing::info!(
+            from = limit.rlim_cur,
+            to = most,
+            "raised the open files limit"
+        );
+    } else {
+        tracing::warn!(
+            open_files = limit.rlim_cur,
+            "could not raise the open files limit: each partition holds a file open"
+        );
     }
 }
 

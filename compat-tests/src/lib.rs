@@ -76,6 +76,8 @@ pub struct Node {
     /// Its controller (Raft) address.
     pub controller: String,
     ready: Option<mpsc::Receiver<String>>,
+    /// A command the node runs under (e.g. `prlimit --nofile=1024:`), if any.
+    wrapper: Vec<String>,
 }
 
 impl Node {
@@ -86,6 +88,11 @@ impl Node {
 
     /// Starts a node with extra `serve` flags (e.g. `--config num.partitions=3`).
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_under(&[], extra)
+    }
+
+    /// Starts a node run by `wrapper` (a command that execs the rest of its arguments).
+    pub fn start_under(wrapper: &[&str], extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut node = Node {
             child: None,
@@ -96,6 +103,7 @@ impl Node {
             node_id: 1,
             controller: "127.0.0.1:0".into(),
             ready: None,
+            wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
         };
         node.launch();
         node
@@ -132,6 +140,7 @@ impl Node {
                     node_id: i as u64 + 1,
                     controller: addrs[i].clone(),
                     ready: None,
+                    wrapper: Vec::new(),
                 }
             })
             .collect();
@@ -194,6 +203,7 @@ impl Node {
                     node_id: i as u64 + 1,
                     controller: controller[i].clone(),
                     ready: None,
+                    wrapper: Vec::new(),
                 }
             })
             .collect();
@@ -282,7 +292,15 @@ impl Node {
             .append(true)
             .open(self.log_path())
             .expect("log file");
-        let mut child = Command::new(sluice_bin())
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(sluice_bin());
+                c
+            }
+            None => Command::new(sluice_bin()),
+        };
+        let mut child = command
             .arg("serve")
             .args(["--node-id", &self.node_id.to_string()])
             .arg("--data-dir")

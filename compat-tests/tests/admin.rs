@@ -155,3 +155,21 @@ fn admin_top_shows_the_rates_of_traffic_while_it_flows() {
         "{view}"
     );
 }
+
+/// RocksDB holds a descriptor per partition, so under the common default soft limit of 1024
+/// open files a topic of 1,500 partitions could not be created; the broker raises its soft
+/// limit to the hard one, as the JVM does for Kafka.
+#[test]
+fn a_thousand_partitions_fit_under_the_default_open_files_limit() {
+    let node = Node::start_under(&["prlimit", "--nofile=1024:"], &[]);
+    let topic = topic("many-partitions");
+    admin(&node, &["topics", "create", &topic, "--partitions", "1500"]);
+    kcat_produce(&node, &topic, b"last", &["-p", "1499"]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", node.pid())).unwrap();
+    let row = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[3], cols[4], "soft limit raised to the hard one: {row}");
+}
