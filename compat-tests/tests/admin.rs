@@ -173,3 +173,30 @@ fn a_thousand_partitions_fit_under_the_default_open_files_limit() {
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(cols[3], cols[4], "soft limit raised to the hard one: {row}");
 }
+
+/// A topic too large for the open files limit (here a hard one the broker cannot raise) is
+/// refused whole with a message that says so, and the node keeps creating and serving other
+/// topics; a creation that ran out of descriptors part-way used to leave column families
+/// without handles, failing every later creation until a restart.
+#[test]
+fn a_topic_beyond_the_open_files_limit_is_refused_and_others_still_work() {
+    let node = Node::start_under(&["prlimit", "--nofile=400:400"], &[]);
+    let big = topic("too-many");
+    let refused = run(
+        Command::new(sluice_bin())
+            .args(["admin", "--bootstrap", &node.kafka, "--http", &node.http])
+            .args(["topics", "create", &big, "--partitions", "500"]),
+        Duration::from_secs(30),
+        None,
+    );
+    let said = String::from_utf8_lossy(&refused.stderr).to_string()
+        + &String::from_utf8_lossy(&refused.stdout);
+    assert!(!refused.status.success(), "{said}");
+    assert!(said.contains("open files limit"), "{said}");
+    for round in 0..2 {
+        let small = topic(&format!("fits-{round}"));
+        admin(&node, &["topics", "create", &small, "--partitions", "20"]);
+        kcat_produce(&node, &small, b"fits", &["-p", "19"]);
+    }
+    admin(&node, &["topics", "delete", &big]);
+}

@@ -29,6 +29,18 @@ pub enum StorageError {
     /// The append pipeline has shut down.
     #[error("storage is shutting down")]
     ShuttingDown,
+    /// Creating this many partitions would exhaust the open files limit (each partition
+    /// created keeps a file open until the node restarts).
+    #[error(
+        "{needed} new partitions need as many open files, and only {left} are left under \
+         this process's open files limit: raise it (ulimit -n) and restart the node"
+    )]
+    TooManyOpenFiles {
+        /// Partitions to create.
+        needed: usize,
+        /// Descriptors left under the soft limit.
+        left: usize,
+    },
 }
 
 /// Result alias for storage operations.

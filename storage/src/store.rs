@@ -1,6 +1,6 @@
 //! The node's RocksDB instance: opening and recovery, partition lifecycle, reads, appends.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -172,31 +172,45 @@ impl Store {
         })
     }
 
-    /// Creates the given partitions (those missing) in one batched column-family creation.
+    /// Creates the given partitions (those missing): one batched column-family creation per
+    /// topic, so a topic this node cannot hold does not keep the others from being created.
+    /// On failure the others are still created and the first error is returned.
     pub fn create_partitions(&self, keys: &[PartitionKey]) -> Result<Vec<Arc<PartitionLog>>> {
-        let missing: Vec<PartitionKey> = {
+        let mut missing: BTreeMap<uuid::Uuid, Vec<PartitionKey>> = BTreeMap::new();
+        {
             let parts = self.read_partitions();
-            keys.iter()
-                .filter(|k| !parts.contains_key(k))
-                .copied()
-                .collect()
-        };
-        if !missing.is_empty() {
-            let names: Vec<String> = missing
-                .iter()
-                .map(|k| k.cf_name())
-                .filter(|n| self.db.cf_handle(n).is_none())
-                .collect();
-            self.db.create_cfs(&names, &self.cf_opts)?;
-            let mut parts = self.write_partitions();
-            for key in missing {
-                parts
-                    .entry(key)
-                    .or_insert_with(|| Arc::new(PartitionLog::new(key, WriterState::default(), 0)));
+            for k in keys.iter().filter(|k| !parts.contains_key(k)) {
+                missing.entry(k.topic_id).or_default().push(*k);
             }
+        }
+        let mut failed = None;
+        for topic in missing.into_values() {
+            if let Err(e) = self.create_topic_partitions(topic) {
+                failed.get_or_insert(e);
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         let parts = self.read_partitions();
         Ok(keys.iter().filter_map(|k| parts.get(k).cloned()).collect())
+    }
+
+    fn create_topic_partitions(&self, keys: Vec<PartitionKey>) -> Result<()> {
+        let names: Vec<String> = keys
+            .iter()
+            .map(|k| k.cf_name())
+            .filter(|n| self.db.cf_handle(n).is_none())
+            .collect();
+        check_descriptors_for(names.len())?;
+        self.db.create_cfs(&names, &self.cf_opts)?;
+        let mut parts = self.write_partitions();
+        for key in keys {
+            parts
+                .entry(key)
+                .or_insert_with(|| Arc::new(PartitionLog::new(key, WriterState::default(), 0)));
+        }
+        Ok(())
     }
 
     /// Deletes the given partitions and all their metadata from this node.
@@ -1053,6 +1067,45 @@ impl SystemTable {
         it.status()?;
         Ok(out)
     }
+}
+
+/// Descriptors kept free for what else the node opens meanwhile (sockets, files being
+/// written).
+const DESCRIPTOR_RESERVE: usize = 64;
+
+/// Each column family created while the node runs keeps a descriptor on the data directory
+/// open (RocksDB opens one per creation; at open, all share one), and a batched creation
+/// that runs out of descriptors part-way leaves column families RocksDB has but no handle
+/// of ours names, so every later creation fails until a restart. Refuse it whole instead.
+fn check_descriptors_for(count: usize) -> Result<()> {
+    let Some((open, limit)) = open_descriptors() else {
+        return Ok(());
+    };
+    let left = limit.saturating_sub(open);
+    if count.saturating_add(DESCRIPTOR_RESERVE) > left {
+        return Err(StorageError::TooManyOpenFiles {
+            needed: count,
+            left,
+        });
+    }
+    Ok(())
+}
+
+/// (descriptors open, soft limit) of this process, where /proc tells.
+fn open_descriptors() -> Option<(usize, usize)> {
+    let open = std::fs::read_dir("/proc/self/fd").ok()?.count();
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))?
+        .split_whitespace()
+        .nth(3)?;
+    let limit = if soft == "unlimited" {
+        usize::MAX
+    } else {
+        soft.parse().ok()?
+    };
+    Some((open, limit))
 }
 
 #[cfg(test)]

@@ -140,16 +140,30 @@ fn dry_run(ctx: &Ctx, topics: &[NewTopic]) -> Vec<Result<(), BrokerError>> {
 
 async fn commit(ctx: &Ctx, topics: Vec<NewTopic>) -> Vec<Result<(), BrokerError>> {
     let n = topics.len();
-    match ctx.controller.execute(Command::CreateTopics(topics)).await {
-        Ok(result) => {
-            // Make the partitions servable before answering, so a produce right after works.
-            if let Err(e) = ctx.replicas.reconcile(&ctx.controller).await {
-                return vec![Err(e); n];
+    let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
+    let result = match ctx.controller.execute(Command::CreateTopics(topics)).await {
+        Ok(result) => result,
+        Err(e) => return vec![Err(e.into()); n],
+    };
+    // Make the partitions servable before answering, so a produce right after works. A
+    // failure is this request's only for the topics it left without their partitions here.
+    let reconciled = ctx.replicas.reconcile(&ctx.controller).await;
+    let image = ctx.controller.image();
+    per_item(result, n)
+        .into_iter()
+        .zip(names)
+        .map(|(r, name)| match (r, &reconciled) {
+            (Ok(()), Err(e))
+                if !image
+                    .topics
+                    .get(&name)
+                    .is_some_and(|t| ctx.replicas.stores(t)) =>
+            {
+                Err(e.clone())
             }
-            per_item(result, n)
-        }
-        Err(e) => vec![Err(e.into()); n],
-    }
+            (r, _) => r,
+        })
+        .collect()
 }
 
 fn per_item(result: CommandResult, n: usize) -> Vec<Result<(), BrokerError>> {

@@ -143,17 +143,35 @@ impl ReplicaManager {
             .filter(|k| !wanted_set.contains(k))
             .collect();
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), BrokerError> {
-            store.create_partitions(&wanted)?;
+        let applied = tokio::task::spawn_blocking(move || -> Result<(), BrokerError> {
+            // A topic that cannot be created here must not keep the rest from their roles.
+            let created = store.create_partitions(&wanted).map(|_| ());
             if !stale.is_empty() {
                 store.delete_partitions(&stale)?;
             }
-            Ok(())
+            Ok(created?)
         })
         .await
-        .map_err(|e| BrokerError::Storage(e.to_string()))??;
+        .map_err(|e| BrokerError::Storage(e.to_string()))?;
         self.update_roles(image);
-        Ok(())
+        applied
+    }
+
+    /// Whether every partition of `topic` assigned to this node is stored here.
+    pub fn stores(&self, topic: &TopicInfo) -> bool {
+        topic
+            .partitions
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.replicas.contains(&self.node_id))
+            .all(|(index, _)| {
+                self.store
+                    .partition(&PartitionKey {
+                        topic_id: topic.id,
+                        partition: index as i32,
+                    })
+                    .is_some()
+            })
     }
 
     fn update_roles(&self, image: &MetadataImage) {
