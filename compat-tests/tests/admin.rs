@@ -6,7 +6,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use sluice_compat_tests::{commit_offsets, kcat_produce, run, run_ok, sluice_bin, topic, Node};
+use sluice_compat_tests::{
+    commit_offsets, kcat_produce, launcher, run, run_ok, sluice_bin, topic, Node,
+};
 
 fn admin(node: &Node, args: &[&str]) -> String {
     run_ok(
@@ -198,5 +200,25 @@ fn a_topic_beyond_the_open_files_limit_is_refused_and_others_still_work() {
         admin(&node, &["topics", "create", &small, "--partitions", "20"]);
         kcat_produce(&node, &small, b"fits", &["-p", "19"]);
     }
+    // Growing a topic past the limit is refused the same way.
+    let grown = topic("grown");
+    admin(&node, &["topics", "create", &grown, "--partitions", "2"]);
+    let alter = run(
+        Command::new(launcher("kafka-topics"))
+            .args([
+                "--bootstrap-server",
+                &node.kafka,
+                "--alter",
+                "--topic",
+                &grown,
+            ])
+            .args(["--partitions", "600"]),
+        Duration::from_secs(60),
+        None,
+    );
+    let said = String::from_utf8_lossy(&alter.stdout).to_string()
+        + &String::from_utf8_lossy(&alter.stderr);
+    assert!(said.contains("open files limit"), "{said}");
+    kcat_produce(&node, &grown, b"still", &["-p", "1"]);
     admin(&node, &["topics", "delete", &big]);
 }

@@ -149,19 +149,18 @@ async fn commit(ctx: &Ctx, topics: Vec<NewTopic>) -> Vec<Result<(), BrokerError>
     // failure is this request's only for the topics it left without their partitions here.
     let reconciled = ctx.replicas.reconcile(&ctx.controller).await;
     let image = ctx.controller.image();
+    let stored = |name: &str| {
+        image
+            .topics
+            .get(name)
+            .is_some_and(|t| ctx.replicas.stores(t))
+    };
     per_item(result, n)
         .into_iter()
         .zip(names)
-        .map(|(r, name)| match (r, &reconciled) {
-            (Ok(()), Err(e))
-                if !image
-                    .topics
-                    .get(&name)
-                    .is_some_and(|t| ctx.replicas.stores(t)) =>
-            {
-                Err(e.clone())
-            }
-            (r, _) => r,
+        .map(|(r, name)| match &reconciled {
+            Err(e) if r.is_ok() && !stored(&name) => Err(e.clone()),
+            _ => r,
         })
         .collect()
 }
