@@ -20,6 +20,11 @@ fn admin(node: &Node, args: &[&str]) -> String {
     )
 }
 
+/// What a command printed, stdout then stderr.
+fn all_output(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
+}
+
 fn admin_json(node: &Node, args: &[&str]) -> Value {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
@@ -191,8 +196,7 @@ fn a_topic_beyond_the_open_files_limit_is_refused_and_others_still_work() {
         Duration::from_secs(30),
         None,
     );
-    let said = String::from_utf8_lossy(&refused.stderr).to_string()
-        + &String::from_utf8_lossy(&refused.stdout);
+    let said = all_output(&refused);
     assert!(!refused.status.success(), "{said}");
     assert!(said.contains("open files limit"), "{said}");
     for round in 0..2 {
@@ -216,8 +220,7 @@ fn a_topic_beyond_the_open_files_limit_is_refused_and_others_still_work() {
         Duration::from_secs(60),
         None,
     );
-    let said = String::from_utf8_lossy(&alter.stdout).to_string()
-        + &String::from_utf8_lossy(&alter.stderr);
+    let said = all_output(&alter);
     assert!(said.contains("open files limit"), "{said}");
     kcat_produce(&node, &grown, b"still", &["-p", "1"]);
     admin(&node, &["topics", "delete", &big]);
