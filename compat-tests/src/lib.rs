@@ -28,6 +28,9 @@ use std::time::{Duration, Instant};
 /// How long a node may take to print its ready line.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long voters behind cut proxies get to try their peers (normally a matter of seconds).
+const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The `sluice` binary built next to this test executable.
 pub fn sluice_bin() -> PathBuf {
     if let Ok(p) = std::env::var("SLUICE_BIN") {
@@ -162,6 +165,23 @@ impl Node {
     /// heartbeats go through them too. [`Network::isolate`] then cuts one node off; bootstrap
     /// clients with [`Network::bootstrap`]. Ports are fixed up front, so restarts reuse them.
     pub fn start_cluster_behind_proxies(voters: usize, extra: &[&str]) -> (Vec<Node>, Network) {
+        // About one bootstrap in a dozen had a voter that never dialed its peers within the
+        // minute; its cause is not found yet (a port picked free and taken before the node
+        // bound it is one candidate). The report with every silent node's log tail is printed,
+        // and the cluster is started once more on fresh ports.
+        match Self::try_cluster_behind_proxies(voters, extra) {
+            Ok(started) => started,
+            Err(report) => {
+                eprintln!("cluster bootstrap failed; once more on fresh ports:\n{report}");
+                Self::try_cluster_behind_proxies(voters, extra).unwrap_or_else(|r| panic!("{r}"))
+            }
+        }
+    }
+
+    fn try_cluster_behind_proxies(
+        voters: usize,
+        extra: &[&str],
+    ) -> Result<(Vec<Node>, Network), String> {
         let free_port = || {
             std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
@@ -222,7 +242,7 @@ impl Node {
         for p in &net.controller {
             p.watch_dialers(&pids);
         }
-        let deadline = Instant::now() + READY_TIMEOUT;
+        let deadline = Instant::now() + BOOTSTRAP_TIMEOUT;
         loop {
             let dialed: std::collections::HashSet<i32> =
                 net.controller.iter().flat_map(|p| p.dialed()).collect();
@@ -238,10 +258,10 @@ impl Node {
                         format!("node {} ({state}):\n{}", n.node_id, n.log_tail())
                     })
                     .collect();
-                panic!(
-                    "voters never tried to reach each other; silent:\n{}",
+                return Err(format!(
+                    "voters never tried to reach each other in {BOOTSTRAP_TIMEOUT:?}; silent:\n{}",
                     silent.join("\n")
-                );
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -267,7 +287,7 @@ impl Node {
                 }
             }
         }
-        (nodes, net)
+        Ok((nodes, net))
     }
 
     /// The node's data directory.
