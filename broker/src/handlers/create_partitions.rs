@@ -44,19 +44,13 @@ pub async fn handle(
         results.push(out);
     }
     if !req.validate_only {
-        if let Err(e) = ctx.replicas.reconcile(&ctx.controller).await {
-            tracing::warn!(error = %e, "creating new partitions locally");
-            // Grown in the metadata but not here: the request did not do what it asked.
-            let image = ctx.controller.image();
-            for out in results.iter_mut().filter(|o| o.error_code == 0) {
-                let stored = image
-                    .topics
-                    .get(out.name.0.as_str())
-                    .is_some_and(|t| ctx.replicas.stores(t));
-                if !stored {
-                    out.error_code = e.code();
-                    out.error_message = Some(e.message());
-                }
+        // Grown in the metadata but not here: the request did not do what it asked.
+        let names: Vec<String> = results.iter().map(|o| o.name.0.to_string()).collect();
+        let local = ctx.replicas.reconcile_topics(&ctx.controller, &names).await;
+        for (out, local) in results.iter_mut().zip(local) {
+            if let (0, Err(e)) = (out.error_code, local) {
+                out.error_code = e.code();
+                out.error_message = Some(e.message());
             }
         }
     }

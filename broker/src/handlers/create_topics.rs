@@ -145,23 +145,12 @@ async fn commit(ctx: &Ctx, topics: Vec<NewTopic>) -> Vec<Result<(), BrokerError>
         Ok(result) => result,
         Err(e) => return vec![Err(e.into()); n],
     };
-    // Make the partitions servable before answering, so a produce right after works. A
-    // failure is this request's only for the topics it left without their partitions here.
-    let reconciled = ctx.replicas.reconcile(&ctx.controller).await;
-    let image = ctx.controller.image();
-    let stored = |name: &str| {
-        image
-            .topics
-            .get(name)
-            .is_some_and(|t| ctx.replicas.stores(t))
-    };
+    // Make the partitions servable before answering, so a produce right after works.
+    let local = ctx.replicas.reconcile_topics(&ctx.controller, &names).await;
     per_item(result, n)
         .into_iter()
-        .zip(names)
-        .map(|(r, name)| match &reconciled {
-            Err(e) if r.is_ok() && !stored(&name) => Err(e.clone()),
-            _ => r,
-        })
+        .zip(local)
+        .map(|(r, local)| r.and(local))
         .collect()
 }
 

@@ -149,7 +149,7 @@ impl ReplicaManager {
             if !stale.is_empty() {
                 store.delete_partitions(&stale)?;
             }
-            Ok(created?)
+            created.map_err(BrokerError::from)
         })
         .await
         .map_err(|e| BrokerError::Storage(e.to_string()))?;
@@ -157,8 +157,30 @@ impl ReplicaManager {
         applied
     }
 
+    /// Reconciles after a request changed `topics`, and says per topic whether it failed:
+    /// a failure is the request's only for a topic left without its partitions here (one
+    /// that does not fit must not fail the others created alongside).
+    pub async fn reconcile_topics(
+        &self,
+        controller: &ControllerClient,
+        topics: &[String],
+    ) -> Vec<Result<(), BrokerError>> {
+        let reconciled = self.reconcile(controller).await;
+        if let Err(e) = &reconciled {
+            tracing::warn!(error = %e, "applying metadata to local replicas");
+        }
+        let image = controller.image();
+        topics
+            .iter()
+            .map(|name| match &reconciled {
+                Err(e) if !image.topics.get(name).is_some_and(|t| self.stores(t)) => Err(e.clone()),
+                _ => Ok(()),
+            })
+            .collect()
+    }
+
     /// Whether every partition of `topic` assigned to this node is stored here.
-    pub fn stores(&self, topic: &TopicInfo) -> bool {
+    fn stores(&self, topic: &TopicInfo) -> bool {
         topic
             .partitions
             .iter()
