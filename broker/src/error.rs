@@ -22,6 +22,18 @@ pub enum BrokerError {
     /// INVALID_RECORD
     #[error("{0}")]
     InvalidRecord(String),
+    /// INVALID_RECORD for some records of a batch (KIP-467): their indexes in it, and why.
+    #[error(
+        "One or more records have been rejected due to {} record errors in total: {}",
+        .indexes.len(),
+        .reason
+    )]
+    InvalidRecords {
+        /// Index of each rejected record in its batch.
+        indexes: Vec<i32>,
+        /// What is wrong with every one of them.
+        reason: String,
+    },
     /// MESSAGE_TOO_LARGE
     #[error("the record batch is larger than max.message.bytes")]
     MessageTooLarge,
@@ -82,6 +94,9 @@ pub enum BrokerError {
     /// INVALID_REQUEST
     #[error("{0}")]
     InvalidRequest(String),
+    /// UNSUPPORTED_VERSION: a feature this broker does not have (yet).
+    #[error("{0}")]
+    UnsupportedVersion(String),
     /// LEADER_NOT_AVAILABLE
     #[error("leader not available")]
     LeaderNotAvailable,
@@ -110,7 +125,7 @@ impl BrokerError {
             Self::UnknownTopicId => Code::UnknownTopicId,
             Self::NotLeaderOrFollower => Code::NotLeaderOrFollower,
             Self::CorruptMessage => Code::CorruptMessage,
-            Self::InvalidRecord(_) => Code::InvalidRecord,
+            Self::InvalidRecord(_) | Self::InvalidRecords { .. } => Code::InvalidRecord,
             Self::MessageTooLarge => Code::MessageTooLarge,
             Self::OutOfOrderSequence => Code::OutOfOrderSequenceNumber,
             Self::InvalidProducerEpoch => Code::InvalidProducerEpoch,
@@ -131,6 +146,7 @@ impl BrokerError {
             Self::InvalidReplicaAssignment(_) => Code::InvalidReplicaAssignment,
             Self::InvalidConfig(_) => Code::InvalidConfig,
             Self::InvalidRequest(_) => Code::InvalidRequest,
+            Self::UnsupportedVersion(_) => Code::UnsupportedVersion,
             Self::LeaderNotAvailable => Code::LeaderNotAvailable,
             Self::Controller(_) => Code::RequestTimedOut,
             Self::FetchSessionIdNotFound => Code::FetchSessionIdNotFound,

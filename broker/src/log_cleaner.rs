@@ -73,7 +73,7 @@ impl LogCleaner {
                 crate::metrics::record_compaction(&topic.name, &stats);
                 add(&mut total, &stats);
                 let cleaned = Cleaned {
-                    upto: end,
+                    upto: stats.cleaned_upto,
                     records: stats.records_kept,
                     tombstone_expiry_ms: stats
                         .oldest_tombstone_ms

@@ -101,8 +101,19 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .install_recorder()?)
 }
 
-/// Registers the unlabelled families at zero, so a scrape shows them before any event.
-pub fn register() {
+/// Registers the unlabelled families at zero, so a scrape shows them before any event, and
+/// the labelled ones for the label values known at start (Prometheus' advice: a panel then
+/// shows 0, not "No data", on a healthy node): every API served, each with error code 0
+/// (NONE, as Kafka's ErrorsPerSec has error=NONE; it stays 0), and both read-ahead outcomes.
+pub fn register(apis: impl Iterator<Item = ApiKey>) {
+    for key in apis {
+        let api = format!("{key:?}");
+        metrics::counter!(REQUESTS_TOTAL, "api" => api.clone()).absolute(0);
+        metrics::counter!(REQUEST_ERRORS_TOTAL, "api" => api, "code" => "0").absolute(0);
+    }
+    for outcome in ["used", "dropped"] {
+        metrics::counter!(FETCH_READ_AHEAD, "outcome" => outcome).absolute(0);
+    }
     for g in [
         CONNECTIONS_ACTIVE,
         PARTITIONS_LEADER,

@@ -225,3 +225,37 @@ fn a_topic_beyond_the_open_files_limit_is_refused_and_others_still_work() {
     kcat_produce(&node, &grown, b"still", &["-p", "1"]);
     admin(&node, &["topics", "delete", &big]);
 }
+
+#[test]
+fn a_coordinator_sluice_lacks_is_refused_for_good_not_retried_for_a_minute() {
+    // FindCoordinator for a transactional id used to answer the retriable
+    // COORDINATOR_NOT_AVAILABLE: `kafka-transactions describe` then sent about 16,000 of them
+    // a second until its minute ran out.
+    let node = Node::start();
+    let out = run(
+        Command::new(launcher("kafka-run-class")).args([
+            "org.apache.kafka.tools.TransactionsCommand",
+            "--bootstrap-server",
+            &node.kafka,
+            "describe",
+            "--transactional-id",
+            "tx-1",
+        ]),
+        Duration::from_secs(50),
+        None,
+    );
+    let text = all_output(&out);
+    assert!(!out.status.success(), "{text}");
+    // The Java admin client reports a non-retriable error without the broker's message.
+    assert!(
+        text.contains("FindCoordinator request for key") && !text.contains("imed out"),
+        "{text}"
+    );
+    let metrics = sluice_compat_tests::scrape_metrics(&node);
+    let asked = sluice_compat_tests::metric_sample(
+        &metrics,
+        "sluice_requests_total{api=\"FindCoordinator\"}",
+    )
+    .unwrap_or(0.0);
+    assert!(asked <= 5.0, "FindCoordinator asked {asked} times");
+}

@@ -184,6 +184,69 @@ fn compaction_keeps_the_latest_value_per_key_and_drops_expired_tombstones() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("failed to validate record"), "{err}");
+    // In a batch of keyed and keyless records the broker names the keyless ones in
+    // `record_errors` (KIP-467): librdkafka then fails them as invalid and their keyed
+    // batch-mates with an error of their own.
+    let out = run_ok(
+        Command::new(launcher("keyless-batch")).args([
+            "--bootstrap",
+            &node.kafka,
+            "--topic",
+            &topic,
+        ]),
+        Duration::from_secs(60),
+        None,
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "k1 _INVALID_DIFFERENT_RECORD",
+            "- INVALID_RECORD",
+            "k2 _INVALID_DIFFERENT_RECORD",
+            "- INVALID_RECORD"
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn compaction_reaches_records_an_earlier_pass_left_in_the_last_batch() {
+    // A pass never rewrites the last batch; once a later write makes it an older one, it is
+    // dirty again. Here the first 3,000 records are one batch: the pass that found it last
+    // must not count it as cleaned (it did, so 10 new records never reached the dirty ratio).
+    let node = Node::start_with(&["--config", "log.cleaner.backoff.ms=200"]);
+    let topic = topic("kv");
+    create_topic(
+        &node,
+        &topic,
+        &["cleanup.policy=compact", "min.cleanable.dirty.ratio=0.01"],
+    );
+    let round = |from: usize, to: usize| -> String {
+        (from..to).map(|i| format!("k{}:{i}\n", i % 10)).collect()
+    };
+    let one_batch = [
+        "-K:",
+        "-X",
+        "linger.ms=2000",
+        "-X",
+        "batch.num.messages=100000",
+    ];
+    kcat_produce(&node, &topic, round(0, 3000).as_bytes(), &one_batch);
+    let records = || kcat_read(&node, &topic, "%o\n").lines().count();
+    assert_eq!(records(), 3000);
+    // Several cleaner passes go by with that batch last.
+    std::thread::sleep(Duration::from_secs(2));
+    kcat_produce(&node, &topic, round(3000, 3010).as_bytes(), &one_batch);
+    wait_until(
+        "the old batch to be compacted",
+        Duration::from_secs(30),
+        || records() <= 20,
+    );
+    let live = kcat_read(&node, &topic, "%k=%s@%o\n");
+    for k in 0..10 {
+        let last = 3000 + k;
+        assert!(live.contains(&format!("k{k}={last}@{last}")), "{live}");
+    }
 }
 
 /// Free bytes on the file system holding `path`.

@@ -139,4 +139,19 @@ fn a_fresh_node_exports_every_unlabelled_family_in_valid_exposition_format() {
             "{family} is not exported at start-up"
         );
     }
+    // Labelled families whose label values are known at start are there at 0 too, so the
+    // dashboard's request and error panels show 0 rather than "No data".
+    for series in [
+        "sluice_requests_total{api=\"Produce\"}",
+        "sluice_requests_total{api=\"Fetch\"}",
+        "sluice_request_errors_total{api=\"Produce\",code=\"0\"}",
+        "sluice_request_errors_total{api=\"JoinGroup\",code=\"0\"}",
+        "sluice_fetch_read_ahead_total{outcome=\"used\"}",
+        "sluice_fetch_read_ahead_total{outcome=\"dropped\"}",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{series} 0"))),
+            "{series} is not exported at 0 at start-up"
+        );
+    }
 }

@@ -589,3 +589,170 @@ fn partitions_move_to_new_replicas_with_kafka_reassign_partitions_and_sluice_adm
     );
     assert_eq!(replicas(&nodes[1], &topic)[1], [2, 3]);
 }
+
+/// Stored records of `topic` on its current leader: (offset, key, value) from kcat.
+fn records_on_leader(nodes: &[&Node], topic: &str) -> Vec<(i64, String, String)> {
+    let bootstrap: Vec<String> = nodes.iter().map(|n| n.kafka.clone()).collect();
+    let out = run_ok(
+        Command::new("kcat")
+            .args(["-C", "-b", &bootstrap.join(","), "-t", topic, "-e", "-q"])
+            .args(["-f", "%o %k %s\n"]),
+        Duration::from_secs(60),
+        None,
+    );
+    out.lines()
+        .map(|l| {
+            let mut f = l.split(' ');
+            let offset = f.next().unwrap().parse().unwrap();
+            (offset, f.next().unwrap().into(), f.next().unwrap().into())
+        })
+        .collect()
+}
+
+/// Records removed by `node`'s log cleaner from `topic` so far.
+fn compacted_away(node: &Node, topic: &str) -> f64 {
+    let text = sluice_compat_tests::scrape_metrics(node);
+    let series = format!("sluice_log_cleaner_records_removed_total{{topic=\"{topic}\"}}");
+    sluice_compat_tests::metric_sample(&text, &series).unwrap_or(0.0)
+}
+
+#[test]
+fn a_follower_behind_a_compacted_log_catches_up_across_its_gaps_and_takes_over() {
+    // Kafka's followers accept batches past their log end: compaction removes whole batches,
+    // so the next one a lagging follower is served may start well past where it stopped.
+    let mut flags = FAST_FAILOVER.to_vec();
+    flags.extend(["--config", "log.cleaner.backoff.ms=200"]);
+    let mut nodes = Node::start_cluster(3, 0, &flags);
+    let topic = topic("ct");
+    // A group whose offsets partition is led by one node and would fail over to a second:
+    // that second is the follower kept down while both logs are compacted.
+    let warmup = format!("{topic}-warmup");
+    sluice_compat_tests::kcat_produce(&nodes[0], &warmup, b"x\n", &[]);
+    sluice_compat_tests::commit_offsets(&nodes[0], &warmup, "g-warmup", 1);
+    let offsets = replicas(&nodes[0], "__consumer_offsets");
+    let (group, slot) = (0..)
+        .map(|i| format!("g-gap-{i}"))
+        .map(|g| {
+            let slot = (java_hash(&g) & 0x7fff_ffff) as usize % offsets.len();
+            (g, slot)
+        })
+        .find(|(_, slot)| offsets[*slot][0] == 2)
+        .unwrap();
+    let order = &offsets[slot];
+    let (leader, lagging, third) = (order[0] as usize, order[1] as usize, order[2] as usize);
+    wait_until(
+        "the offsets partition led by its first replica",
+        Duration::from_secs(30),
+        || partitions(&nodes[leader - 1], "__consumer_offsets")[slot].0 == leader as i64,
+    );
+    run_ok(
+        Command::new(launcher("kafka-topics"))
+            .args(["--bootstrap-server", &nodes[0].kafka, "--create"])
+            .args(["--topic", &topic, "--replica-assignment"])
+            .arg(format!("{leader}:{lagging}:{third}"))
+            .args(["--config", "cleanup.policy=compact"])
+            .args(["--config", "min.cleanable.dirty.ratio=0.01"])
+            .args(["--config", "min.compaction.lag.ms=0"]),
+        Duration::from_secs(90),
+        None,
+    );
+    let keyed = |from: usize, to: usize| -> String {
+        (from..to).map(|i| format!("k{}:v{i}\n", i % 10)).collect()
+    };
+    sluice_compat_tests::kcat_produce(&nodes[0], &topic, keyed(0, 500).as_bytes(), &["-K:"]);
+    sluice_compat_tests::commit_offsets(&nodes[0], &topic, &group, 20);
+    wait_until("every replica in sync", Duration::from_secs(30), || {
+        partitions(&nodes[0], &topic)[0].1.len() == 3
+            && partitions(&nodes[0], "__consumer_offsets")[slot].1.len() == 3
+    });
+
+    nodes[lagging - 1].kill9();
+    // Many small batches, so compaction removes whole ones, and commits on top.
+    for round in 0..30 {
+        let from = 500 + round * 100;
+        sluice_compat_tests::kcat_produce(
+            &nodes[leader - 1],
+            &topic,
+            keyed(from, from + 100).as_bytes(),
+            &["-K:", "-X", "linger.ms=0", "-X", "batch.num.messages=7"],
+        );
+    }
+    sluice_compat_tests::commit_offsets(&nodes[leader - 1], &topic, &group, 300);
+    wait_until(
+        "the leader to compact both logs",
+        Duration::from_secs(30),
+        || {
+            compacted_away(&nodes[leader - 1], &topic) >= 2000.0
+                && compacted_away(&nodes[leader - 1], "__consumer_offsets") >= 200.0
+        },
+    );
+
+    nodes[lagging - 1].restart();
+    let in_sync = |nodes: &[Node], topic: &str, p: usize, who: usize| {
+        let parts = partitions(&nodes[who - 1], topic);
+        let lead = parts[p].0 as usize;
+        parts[p].1.contains(&(who as u64))
+            && parts[p].2.is_some()
+            && parts[p].2 == partitions(&nodes[lead - 1], topic)[p].2
+    };
+    wait_until(
+        "the lagging follower back in both ISRs at the leader's log end",
+        Duration::from_secs(30),
+        || {
+            in_sync(&nodes, &topic, 0, lagging)
+                && in_sync(&nodes, "__consumer_offsets", slot, lagging)
+        },
+    );
+
+    // Failover to the follower that caught up across the gaps.
+    nodes[leader - 1].kill9();
+    wait_until(
+        "the caught-up follower leads",
+        Duration::from_secs(30),
+        || {
+            partitions(&nodes[lagging - 1], &topic)[0].0 == lagging as i64
+                && partitions(&nodes[lagging - 1], "__consumer_offsets")[slot].0 == lagging as i64
+        },
+    );
+    let survivors = [&nodes[lagging - 1], &nodes[third - 1]];
+    let stored = records_on_leader(&survivors, &topic);
+    let mut latest = std::collections::BTreeMap::new();
+    for (offset, key, value) in &stored {
+        latest.insert(key.clone(), (*offset, value.clone()));
+    }
+    for k in 0..10 {
+        let last = 3490 + k;
+        assert_eq!(
+            latest.get(&format!("k{k}")),
+            Some(&(last as i64, format!("v{last}"))),
+            "the latest value of k{k} at its offset, on the new leader"
+        );
+    }
+    assert!(
+        stored.windows(2).all(|w| w[0].0 < w[1].0),
+        "offsets only grow"
+    );
+    assert!(
+        stored.len() < 3500,
+        "the new leader holds the compacted log"
+    );
+    wait_until(
+        "the commit read back from the new coordinator",
+        Duration::from_secs(30),
+        || {
+            let v = admin_json(&nodes[lagging - 1], &["groups", "describe", &group]);
+            v["partitions"][0]["committed"].as_i64() == Some(300)
+        },
+    );
+
+    // The old leader returns as a follower of the new one and catches up too.
+    nodes[leader - 1].restart();
+    wait_until(
+        "the old leader back in both ISRs",
+        Duration::from_secs(30),
+        || {
+            in_sync(&nodes, &topic, 0, leader)
+                && in_sync(&nodes, "__consumer_offsets", slot, leader)
+        },
+    );
+}

@@ -4,7 +4,8 @@
 //! queued, assigns offsets and checks producer sequences under each partition's writer lock,
 //! builds one WriteBatch (batches, producer state, epoch cache), writes it once — synced when
 //! any append in the group asked for it — then publishes the new log ends. One fsync covers
-//! every append in the group; offsets are assigned in write order, so logs have no holes.
+//! every append in the group; offsets are assigned in write order, so a leader's log has no
+//! holes (a follower's may: it copies its leader's, gaps left by compaction included).
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -38,8 +39,10 @@ pub struct AppendEntry {
     /// unsynced (1: every append; `u64::MAX`: never here, `flush.ms` or the OS decide).
     pub flush_messages: u64,
     /// Batches copied from the leader by a follower: their offsets, leader epochs and
-    /// timestamps are kept (each must start at the log end) and producer state is recorded
-    /// without sequence checks, so every replica derives the same state from the same log.
+    /// timestamps are kept and producer state is recorded without sequence checks, so every
+    /// replica derives the same state from the same log. Each must start at or past the log
+    /// end: offsets only have to grow, as in Kafka, because the leader's compaction removes
+    /// whole batches and leaves gaps a lagging follower must accept.
     pub replicated: bool,
 }
 
@@ -317,12 +320,15 @@ fn apply_entry(
         }
         let idempotent = header.has_producer_id() && header.base_sequence >= 0;
         if entry.replicated {
-            if header.base_offset != w.next_offset {
+            if header.base_offset < w.next_offset {
                 return Err(AppendError::Storage(format!(
-                    "replicated batch at {} does not continue the log end {}",
+                    "replicated batch at {} lies before the log end {}",
                     header.base_offset, w.next_offset
                 )));
             }
+            // A new epoch starts at our log end even when the batch leaves a gap: the
+            // leader's epoch may have begun anywhere in it, and an end offset that is too
+            // early only makes a replica truncate more, never keep what diverged.
             if w.epochs
                 .last()
                 .is_none_or(|(e, _)| *e < header.partition_leader_epoch)
@@ -353,7 +359,11 @@ fn apply_entry(
                 SequenceCheck::StaleEpoch => return Err(AppendError::InvalidProducerEpoch),
             }
         }
-        let base = w.next_offset;
+        let base = if entry.replicated {
+            header.base_offset
+        } else {
+            w.next_offset
+        };
         if entry.replicated {
             wb.put_cf(&cf, offset_key(base), &bytes);
         } else if entry.log_append_time {
@@ -392,7 +402,7 @@ fn apply_entry(
                 updated.encode(),
             );
         }
-        undo.push(Undo::NextOffset(log.clone(), base));
+        undo.push(Undo::NextOffset(log.clone(), w.next_offset));
         w.next_offset = base + i64::from(header.last_offset_delta) + 1;
         merge(&mut outcome, base, w.next_offset - 1, append_time, false);
     }

@@ -40,8 +40,12 @@ pub struct CompactStats {
     pub batches_removed: usize,
     /// Records removed.
     pub records_removed: usize,
-    /// Records left below the bound after the pass (the clean part of the log).
+    /// Records left in the part of the log the pass cleaned.
     pub records_kept: usize,
+    /// The pass cleaned the batches ending below this offset: the bound, or the start of the
+    /// last batch or of the first batch too young to clean, whichever comes first. Later
+    /// passes count what lies past it as dirty.
+    pub cleaned_upto: i64,
     /// Stored bytes of the batches changed, before and after.
     pub bytes_before: usize,
     /// See `bytes_before`.
@@ -60,10 +64,8 @@ impl Store {
         let last_base = self.last_batch_base(log)?;
         // Pass 1: the latest offset of every key below the bound.
         let mut latest: HashMap<Bytes, i64> = HashMap::new();
-        let mut seen = 0usize;
         self.for_each_batch(log, plan.upper, |_, bytes| {
             let (_, recs) = records::records(bytes)?;
-            seen += recs.len();
             for r in recs {
                 if let Some(key) = r.key {
                     let e = latest.entry(key).or_insert(r.offset);
@@ -72,20 +74,30 @@ impl Store {
             }
             Ok(())
         })?;
-        // Pass 2: rewrite what lost records, except the last batch.
+        // Pass 2: rewrite what lost records, up to the last batch or the first one too young
+        // to clean (`min.compaction.lag.ms`), as Kafka stops at its first uncleanable segment.
         let upper = plan.upper.min(last_base.unwrap_or(0));
-        let mut stats = CompactStats::default();
+        let mut stats = CompactStats {
+            cleaned_upto: upper,
+            ..CompactStats::default()
+        };
+        let mut too_young_from: Option<i64> = None;
         let mut pending: Vec<(i64, Option<Bytes>)> = Vec::new();
         let mut pending_bytes = 0usize;
         self.for_each_batch(log, upper, |header, bytes| {
-            if header.is_control()
-                || header.is_transactional()
-                || header.max_timestamp > plan.newest_cleanable_ms
-            {
+            if too_young_from.is_some() {
+                return Ok(());
+            }
+            if header.max_timestamp > plan.newest_cleanable_ms {
+                too_young_from = Some(header.base_offset);
+                return Ok(());
+            }
+            if header.is_control() || header.is_transactional() {
+                stats.records_kept += usize::try_from(header.records_count).unwrap_or(0);
                 return Ok(());
             }
             let expired = header.max_timestamp < plan.tombstone_cutoff_ms;
-            let mut removed = 0usize;
+            let (mut removed, mut kept) = (0usize, 0usize);
             let mut kept_tombstone = false;
             let retained = records::retain(bytes, |r| {
                 let keep = match &r.key {
@@ -93,9 +105,11 @@ impl Store {
                     Some(k) => latest.get(k) == Some(&r.offset) && !(r.tombstone && expired),
                 };
                 removed += usize::from(!keep);
+                kept += usize::from(keep);
                 kept_tombstone |= keep && r.tombstone;
                 keep
             })?;
+            stats.records_kept += kept;
             if kept_tombstone {
                 let t = stats
                     .oldest_tombstone_ms
@@ -124,7 +138,9 @@ impl Store {
             Ok(())
         })?;
         self.replace_batches(log, pending)?;
-        stats.records_kept = seen.saturating_sub(stats.records_removed);
+        if let Some(young) = too_young_from {
+            stats.cleaned_upto = young;
+        }
         Ok(stats)
     }
 

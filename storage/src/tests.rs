@@ -276,6 +276,11 @@ fn compaction_keeps_the_latest_value_per_key_and_never_touches_the_last_batch() 
     };
     let stats = store.compact(log, &plan).unwrap();
     assert_eq!(stats.batches_removed, 1, "batch 0 holds nothing current");
+    assert_eq!(
+        (stats.cleaned_upto, stats.records_kept),
+        (7, 3),
+        "cleaned up to the last batch, leaving b@4, d@5 and c@6 there"
+    );
     let live = live_records(&store, log);
     let expect = |v: &[(i64, &str, bool)]| -> Vec<(i64, String, bool)> {
         v.iter().map(|(o, k, t)| (*o, k.to_string(), *t)).collect()
@@ -462,10 +467,10 @@ fn a_follower_copies_batches_as_they_are_and_truncates_where_logs_diverge() {
         vec![(1, 0), (2, 4)],
         "epochs from the batches"
     );
-    // A gap is refused.
-    let mut gap = entry(lb, copied[0].to_vec());
-    gap.replicated = true;
-    assert!(rt.block_on(follower.append(vec![gap])).unwrap()[0].is_err());
+    // A batch behind the log end is refused.
+    let mut behind = entry(lb, copied[0].to_vec());
+    behind.replicated = true;
+    assert!(rt.block_on(follower.append(vec![behind])).unwrap()[0].is_err());
 
     // The new leader's log ends epoch 1 at 4: the follower drops epoch 2's batch.
     assert!(rt.block_on(follower.truncate_to(lb, 4)).unwrap());
@@ -524,4 +529,76 @@ fn a_follower_behind_its_leaders_log_start_starts_over_there_and_stays_there_on_
     let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
     let log = store.partition(&key(0)).unwrap();
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (40, 42));
+}
+
+#[test]
+fn a_follower_takes_a_batch_past_its_log_end_where_the_leaders_compaction_left_a_gap() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let rt = rt();
+    let leader = Store::open(dir_a.path(), &StoreConfig::default()).unwrap();
+    let follower = Store::open(dir_b.path(), &StoreConfig::default()).unwrap();
+    let la = &leader.create_partitions(&[key(0)]).unwrap()[0];
+    let lb = &follower.create_partitions(&[key(0)]).unwrap()[0];
+    lb.set_follower(true);
+    for epoch in [1, 1, 2, 2] {
+        let mut e = entry(la, make_batch(3, -1, -1, -1, 100));
+        e.leader_epoch = epoch;
+        rt.block_on(leader.append(vec![e])).unwrap()[0]
+            .as_ref()
+            .unwrap();
+    }
+    let copied = leader.read(la, 0, 12, usize::MAX, true).unwrap();
+    let replicate = |b: &Bytes| {
+        let mut e = entry(lb, b.to_vec());
+        e.replicated = true;
+        rt.block_on(follower.append(vec![e])).unwrap().remove(0)
+    };
+    replicate(&copied[0]).unwrap();
+    // Batches 3..9 were compacted away on the leader: the next one it serves starts at 9.
+    let out = replicate(&copied[3]).unwrap();
+    assert_eq!((out.base_offset, out.last_offset), (9, 11));
+    assert_eq!(lb.log_end_offset(), 12);
+    assert_eq!(
+        follower.read(lb, 3, 12, usize::MAX, true).unwrap(),
+        vec![copied[3].clone()],
+        "the batch keeps its offsets and bytes"
+    );
+    // Epoch 2 is dated from where this log ended before the gap, the earliest it can have
+    // started: a replica asking where epoch 1 ends truncates to 3, keeping nothing unsure.
+    assert_eq!(lb.leader_epochs(), vec![(1, 0), (2, 3)]);
+    assert!(replicate(&copied[2]).is_err(), "offsets never go back");
+    drop(follower);
+    let follower = Store::open(dir_b.path(), &StoreConfig::default()).unwrap();
+    let lb = follower.partition(&key(0)).unwrap();
+    assert_eq!((lb.log_start_offset(), lb.log_end_offset()), (0, 12));
+}
+
+#[test]
+fn compaction_stops_at_the_first_batch_too_young_to_clean_and_says_so() {
+    use crate::CompactPlan;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
+    let log = &store.create_partitions(&[key(0)]).unwrap()[0];
+    let batches: [&[(&str, Option<&str>)]; 4] = [
+        &[("a", Some("1")), ("b", Some("1"))], // 0..1, ts 0
+        &[("a", Some("2"))],                   // 2, ts 10
+        &[("a", Some("3")), ("b", Some("2"))], // 3..4, ts 20: too young
+        &[("a", Some("4"))],                   // 5, ts 30: last
+    ];
+    for (i, b) in batches.iter().enumerate() {
+        rt.block_on(store.append(vec![entry(log, keyed_batch(b, 10 * i as i64))]))
+            .unwrap();
+    }
+    let plan = CompactPlan {
+        upper: log.log_end_offset(),
+        tombstone_cutoff_ms: 0,
+        newest_cleanable_ms: 15,
+    };
+    let stats = store.compact(log, &plan).unwrap();
+    assert_eq!((stats.batches_removed, stats.records_removed), (2, 3));
+    // The young batch and all past it wait for a later pass, which must see them as dirty.
+    assert_eq!((stats.cleaned_upto, stats.records_kept), (3, 0));
+    let live: Vec<i64> = live_records(&store, log).iter().map(|r| r.0).collect();
+    assert_eq!(live, vec![3, 4, 5]);
 }

@@ -1,6 +1,5 @@
 //! FindCoordinator: which broker coordinates a group (the leader of its offsets partition).
 
-use kafka_protocol::error::ResponseError as Code;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
@@ -10,6 +9,8 @@ use crate::context::Ctx;
 use crate::error::BrokerError;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
+const KEY_TYPE_SHARE: i8 = 2;
 
 /// Answers one key (v0-3) or a batch of keys (v4+).
 pub async fn handle(
@@ -53,9 +54,22 @@ async fn locate(
     key_type: i8,
     key: &StrBytes,
 ) -> Result<(i32, String, i32), BrokerError> {
-    if key_type != KEY_TYPE_GROUP {
-        // Transactions have no coordinator yet.
-        return Err(BrokerError::Group(Code::CoordinatorNotAvailable));
+    // A coordinator that does not exist must not look like one that is briefly away: clients
+    // retry COORDINATOR_NOT_AVAILABLE as fast as they can, so fail them for good instead.
+    let missing = match key_type {
+        KEY_TYPE_GROUP => None,
+        KEY_TYPE_TRANSACTION => Some("transaction"),
+        KEY_TYPE_SHARE => Some("share group"),
+        other => {
+            return Err(BrokerError::InvalidRequest(format!(
+                "Unknown coordinator type {other} in FindCoordinator request"
+            )))
+        }
+    };
+    if let Some(kind) = missing {
+        return Err(BrokerError::UnsupportedVersion(format!(
+            "this broker has no {kind} coordinator"
+        )));
     }
     let node = ctx.groups.coordinator_of(ctx, key.as_str()).await?;
     let image = ctx.controller.image();

@@ -3,8 +3,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
+use kafka_protocol::protocol::StrBytes;
 use sluice_storage::{batch, AppendEntry};
 
 use crate::connection;
@@ -51,11 +54,11 @@ pub async fn handle(
                         return Err(BrokerError::NotEnoughReplicas);
                     }
                     let records = p.records.clone().unwrap_or_default();
-                    let (batches, count) = validate(
-                        &records,
-                        configs.max_message_bytes(),
-                        configs.cleanup_policy_has("compact"),
-                    )?;
+                    let compacted = configs
+                        .cleanup_policy_has("compact")
+                        .then(|| format!("{name}-{}", p.index));
+                    let (batches, count) =
+                        validate(&records, configs.max_message_bytes(), compacted.as_deref())?;
                     Ok((leader, batches, count, records.len(), configs))
                 });
             match prepared {
@@ -148,10 +151,11 @@ pub async fn handle(
 }
 
 /// Splits and checks the request's batches; returns them as owned buffers and the record count.
+/// `compacted` names the partition when its topic is compacted (every record needs a key).
 fn validate(
     records: &Bytes,
     max_message_bytes: usize,
-    compacted: bool,
+    compacted: Option<&str>,
 ) -> Result<(Vec<Bytes>, i64), BrokerError> {
     if records.is_empty() {
         return Err(BrokerError::InvalidRecord(
@@ -172,15 +176,22 @@ fn validate(
         }
         let bytes = records.slice(pos..pos + h.total_len());
         // Compaction keeps the latest record per key: a record without one has no place.
-        if compacted
-            && sluice_storage::records::records(&bytes)?
+        if let Some(partition) = compacted {
+            let keyless: Vec<i32> = sluice_storage::records::records(&bytes)?
                 .1
                 .iter()
-                .any(|r| r.key.is_none())
-        {
-            return Err(BrokerError::InvalidRecord(
-                "Compacted topic cannot accept message without key".into(),
-            ));
+                .zip(0..)
+                .filter_map(|(r, index)| r.key.is_none().then_some(index))
+                .collect();
+            if !keyless.is_empty() {
+                return Err(BrokerError::InvalidRecords {
+                    indexes: keyless,
+                    reason: format!(
+                        "Compacted topic cannot accept message without key in topic partition \
+                         {partition}."
+                    ),
+                });
+            }
         }
         count += i64::from(h.records_count);
         out.push(bytes);
@@ -188,12 +199,35 @@ fn validate(
     Ok((out, count))
 }
 
+/// Records named with their own message in `record_errors`; the rest carry only their
+/// index, so a batch of a million bad records gets a small answer (the error message says
+/// what is wrong with all of them).
+const RECORD_ERROR_MESSAGES: usize = 3;
+
 fn error_response(index: i32, e: &BrokerError) -> PartitionProduceResponse {
     metrics::record_error(kafka_protocol::messages::ApiKey::Produce, e.code());
+    let record_errors = match e {
+        BrokerError::InvalidRecords { indexes, reason } => {
+            let reason = StrBytes::from_string(reason.clone());
+            indexes
+                .iter()
+                .enumerate()
+                .map(|(n, i)| {
+                    BatchIndexAndErrorMessage::default()
+                        .with_batch_index(*i)
+                        .with_batch_index_error_message(
+                            (n < RECORD_ERROR_MESSAGES).then(|| reason.clone()),
+                        )
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    };
     PartitionProduceResponse::default()
         .with_index(index)
         .with_error_code(e.code())
         .with_error_message(Some(e.message()))
+        .with_record_errors(record_errors)
         .with_base_offset(-1)
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)
