@@ -31,6 +31,42 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long voters behind cut proxies get to try their peers (normally a matter of seconds).
 const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A loopback port for a process this test starts later (a node's fixed Kafka or controller
+/// port, kept across restarts), from below the kernel's ephemeral range.
+///
+/// A port the kernel hands out for `bind(0)` and is then released goes back to the
+/// ephemeral pool, where any `connect()` on the machine may take it as its local port before
+/// the node binds it: in 33 three-node bootstraps, two at a time, one had a node exit with
+/// "Address already in use" (two clusters starting at once). The kernel never picks ports
+/// below `ip_local_port_range`, so only this process could take one, and it hands each out
+/// once.
+pub fn reserve_port() -> u16 {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let ephemeral_start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_start.max(12_000));
+    let span = u32::from(high - low);
+    let seed = std::process::id().wrapping_mul(7919)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+    let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let handed = handed.get_or_insert_with(HashSet::new);
+    for i in 0..span {
+        let port = low + ((seed.wrapping_add(i.wrapping_mul(31))) % span) as u16;
+        if !handed.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed.insert(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port in {low}..{high}");
+}
+
 /// The `sluice` binary built next to this test executable.
 pub fn sluice_bin() -> PathBuf {
     if let Ok(p) = std::env::var("SLUICE_BIN") {
@@ -116,12 +152,7 @@ impl Node {
     /// and `learners` broker-only nodes that join it as learners, all on loopback, each
     /// with `extra` flags. Controller ports are fixed up front so restarts reuse them.
     pub fn start_cluster(voters: usize, learners: usize, extra: &[&str]) -> Vec<Node> {
-        let free_port = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| format!("127.0.0.1:{}", a.port()))
-                .expect("free port")
-        };
+        let free_port = || format!("127.0.0.1:{}", reserve_port());
         let addrs: Vec<String> = (0..voters + learners).map(|_| free_port()).collect();
         let spec = (0..voters)
             .map(|i| format!("{}@{}", i + 1, addrs[i]))
@@ -165,29 +196,7 @@ impl Node {
     /// heartbeats go through them too. [`Network::isolate`] then cuts one node off; bootstrap
     /// clients with [`Network::bootstrap`]. Ports are fixed up front, so restarts reuse them.
     pub fn start_cluster_behind_proxies(voters: usize, extra: &[&str]) -> (Vec<Node>, Network) {
-        // About one bootstrap in a dozen had a voter that never dialed its peers within the
-        // minute; its cause is not found yet (a port picked free and taken before the node
-        // bound it is one candidate). The report with every silent node's log tail is printed,
-        // and the cluster is started once more on fresh ports.
-        match Self::try_cluster_behind_proxies(voters, extra) {
-            Ok(started) => started,
-            Err(report) => {
-                eprintln!("cluster bootstrap failed; once more on fresh ports:\n{report}");
-                Self::try_cluster_behind_proxies(voters, extra).unwrap_or_else(|r| panic!("{r}"))
-            }
-        }
-    }
-
-    fn try_cluster_behind_proxies(
-        voters: usize,
-        extra: &[&str],
-    ) -> Result<(Vec<Node>, Network), String> {
-        let free_port = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| format!("127.0.0.1:{}", a.port()))
-                .expect("free port")
-        };
+        let free_port = || format!("127.0.0.1:{}", reserve_port());
         let kafka: Vec<String> = (0..voters).map(|_| free_port()).collect();
         let controller: Vec<String> = (0..voters).map(|_| free_port()).collect();
         let net = Network {
@@ -258,10 +267,10 @@ impl Node {
                         format!("node {} ({state}):\n{}", n.node_id, n.log_tail())
                     })
                     .collect();
-                return Err(format!(
+                panic!(
                     "voters never tried to reach each other in {BOOTSTRAP_TIMEOUT:?}; silent:\n{}",
                     silent.join("\n")
-                ));
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -287,7 +296,7 @@ impl Node {
                 }
             }
         }
-        Ok((nodes, net))
+        (nodes, net)
     }
 
     /// The node's data directory.

@@ -8,14 +8,6 @@ use std::time::{Duration, Instant};
 
 use sluice_compat_tests::{commit_offsets, kcat_produce, topic, Node};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn encode(q: &str) -> String {
     q.bytes()
         .map(|b| match b {
@@ -69,7 +61,7 @@ fn prometheus_scrapes_sluice_and_promql_sees_rate_and_lag() {
         ),
     )
     .unwrap();
-    let port = free_port();
+    let port = sluice_compat_tests::reserve_port();
     let _prom = Prometheus(
         Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
