@@ -20,25 +20,8 @@ use crate::context::Ctx;
 use crate::dispatch::dispatch;
 use crate::frame::Frame;
 use crate::metrics;
-use crate::read_ahead::{self, ReadAhead};
-
-tokio::task_local! {
-    /// The client address of the request being handled (for DescribeGroups' client host).
-    static PEER: Option<std::net::SocketAddr>;
-    /// Opened by the request being handled to let the connection start its next one.
-    static NEXT_REQUEST: NextRequest;
-}
-
-/// One request's permission for the next request of its connection to start; given when
-/// the request finishes, or earlier by [`start_next_request`].
-struct NextRequest(std::cell::Cell<Option<oneshot::Sender<()>>>);
-
-/// Lets the connection start its next request before this one is answered. Only for a
-/// request that has done everything later requests must see (a produce whose append is
-/// queued); responses still go out in request order.
-pub fn start_next_request() {
-    let _ = NEXT_REQUEST.try_with(|next| next.0.take().map(|tx| tx.send(())));
-}
+use crate::read_ahead::ReadAhead;
+use crate::request_scope::RequestScope;
 
 /// Resolves once the newest request lets the next one start (or finishes).
 async fn next_request_allowed(gate: &mut Option<oneshot::Receiver<()>>) {
@@ -48,11 +31,6 @@ async fn next_request_allowed(gate: &mut Option<oneshot::Receiver<()>>) {
         }
         None => std::future::pending().await,
     }
-}
-
-/// The address of the client whose request is being handled, if known.
-pub fn peer() -> Option<std::net::SocketAddr> {
-    PEER.try_with(|p| *p).ok().flatten()
 }
 
 /// Responses queued for writing before the reader pauses.
@@ -107,10 +85,8 @@ pub async fn serve(ctx: Ctx, stream: TcpStream, shutdown: CancellationToken) {
                 Some(Ok(f)) => {
                     let (allow, allowed) = oneshot::channel();
                     gate = Some(allowed);
-                    let next = NextRequest(std::cell::Cell::new(Some(allow)));
-                    let request = PEER.scope(peer, dispatch(&ctx, f.freeze()));
-                    let request = NEXT_REQUEST.scope(next, request);
-                    in_flight.push_back(read_ahead::scope(Arc::clone(&read_ahead), request));
+                    let scope = RequestScope::new(peer, Arc::clone(&read_ahead), allow);
+                    in_flight.push_back(dispatch(&ctx, scope, f.freeze()));
                     most_in_flight = most_in_flight.max(in_flight.len());
                 }
                 Some(Err(e)) => {

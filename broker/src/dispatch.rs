@@ -1,7 +1,6 @@
-//! Request decoding, the one `match` on the API, and response encoding. Builds ApiVersions.
+//! Request decoding, the one `match` on the API, and response encoding.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
 };
@@ -10,44 +9,9 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use crate::context::Ctx;
 use crate::frame::{self, Frame};
 use crate::handlers;
+use crate::handlers::api_versions::{api_versions, supported};
 use crate::metrics;
-
-/// The APIs and versions Sluice serves: (key, min, max). Versions outside these are refused.
-pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
-    // Produce v0-2 is advertised but refused: librdkafka < 2.11.1 disables compression when
-    // the advertised minimum is 3.
-    (ApiKey::Produce, 0, 11),
-    (ApiKey::Fetch, 4, 12),
-    (ApiKey::ListOffsets, 1, 10),
-    (ApiKey::Metadata, 0, 12),
-    (ApiKey::ApiVersions, 0, 4),
-    (ApiKey::CreateTopics, 2, 7),
-    (ApiKey::DeleteTopics, 1, 6),
-    (ApiKey::InitProducerId, 0, 5),
-    (ApiKey::OffsetForLeaderEpoch, 2, 4),
-    (ApiKey::DescribeConfigs, 1, 4),
-    (ApiKey::CreatePartitions, 0, 3),
-    (ApiKey::DeleteRecords, 0, 2),
-    (ApiKey::ElectLeaders, 0, 2),
-    (ApiKey::AlterPartitionReassignments, 0, 1),
-    (ApiKey::ListPartitionReassignments, 0, 0),
-    (ApiKey::DescribeLogDirs, 1, 4),
-    (ApiKey::IncrementalAlterConfigs, 0, 1),
-    (ApiKey::DescribeCluster, 0, 2),
-    (ApiKey::FindCoordinator, 0, 6),
-    (ApiKey::JoinGroup, 0, 9),
-    (ApiKey::SyncGroup, 0, 5),
-    (ApiKey::Heartbeat, 0, 4),
-    (ApiKey::LeaveGroup, 0, 5),
-    (ApiKey::OffsetCommit, 2, 9),
-    (ApiKey::OffsetFetch, 1, 9),
-    (ApiKey::ListGroups, 0, 5),
-    (ApiKey::DescribeGroups, 0, 5),
-    (ApiKey::DeleteGroups, 0, 2),
-    (ApiKey::OffsetDelete, 0, 0),
-    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
-    (ApiKey::ConsumerGroupDescribe, 0, 1),
-];
+use crate::request_scope::RequestScope;
 
 /// The smallest Produce version actually decoded (the crate reads v3+).
 const MIN_DECODED_PRODUCE: i16 = 3;
@@ -60,28 +24,13 @@ pub enum CloseReason {
     Malformed(String),
 }
 
-fn supported(key: ApiKey) -> Option<(i16, i16)> {
-    SUPPORTED_APIS
-        .iter()
-        .find(|(k, _, _)| *k == key)
-        .map(|(_, lo, hi)| (*lo, *hi))
-}
-
-/// The ApiVersions list every response carries.
-pub fn api_versions() -> Vec<ApiVersion> {
-    SUPPORTED_APIS
-        .iter()
-        .map(|(k, lo, hi)| {
-            ApiVersion::default()
-                .with_api_key(*k as i16)
-                .with_min_version(*lo)
-                .with_max_version(*hi)
-        })
-        .collect()
-}
-
 /// Handles one request frame; `Ok(None)` means no response is due (acks=0 produce).
-pub async fn dispatch(ctx: &Ctx, frame: Bytes) -> Result<Option<Frame>, CloseReason> {
+/// `scope` lives as long as the request: dropping it lets the connection start its next one.
+pub async fn dispatch(
+    ctx: &Ctx,
+    scope: RequestScope,
+    frame: Bytes,
+) -> Result<Option<Frame>, CloseReason> {
     if frame.len() < 8 {
         return Err(CloseReason::Malformed(
             "frame shorter than a request header".into(),
@@ -110,90 +59,124 @@ pub async fn dispatch(ctx: &Ctx, frame: Bytes) -> Result<Option<Frame>, CloseRea
     let request = decode_guarded(|| RequestKind::decode(key, &mut body, version))?;
     let started = std::time::Instant::now();
     let response: ResponseKind = match request {
-        RequestKind::Produce(r) => match handlers::produce::handle(ctx, &header, r).await {
+        RequestKind::Produce(r) => match handlers::produce::handle(ctx, &scope, &header, r).await {
             Some(resp) => resp.into(),
             None => return Ok(None),
         },
-        RequestKind::Fetch(r) => handlers::fetch::handle(ctx, &header, r).await.into(),
-        RequestKind::ListOffsets(r) => handlers::list_offsets::handle(ctx, &header, r).await.into(),
-        RequestKind::Metadata(r) => handlers::metadata::handle(ctx, &header, r).await.into(),
-        RequestKind::ApiVersions(r) => handlers::api_versions::handle(ctx, &header, r).await.into(),
-        RequestKind::CreateTopics(r) => handlers::create_topics::handle(ctx, &header, r)
+        RequestKind::Fetch(r) => handlers::fetch::handle(ctx, &scope, &header, r)
             .await
             .into(),
-        RequestKind::DeleteTopics(r) => handlers::delete_topics::handle(ctx, &header, r)
+        RequestKind::ListOffsets(r) => handlers::list_offsets::handle(ctx, &scope, &header, r)
             .await
             .into(),
-        RequestKind::InitProducerId(r) => handlers::init_producer_id::handle(ctx, &header, r)
+        RequestKind::Metadata(r) => handlers::metadata::handle(ctx, &scope, &header, r)
             .await
             .into(),
-        RequestKind::OffsetForLeaderEpoch(r) => {
-            handlers::offset_for_leader_epoch::handle(ctx, &header, r)
+        RequestKind::ApiVersions(r) => handlers::api_versions::handle(ctx, &scope, &header, r)
+            .await
+            .into(),
+        RequestKind::CreateTopics(r) => handlers::create_topics::handle(ctx, &scope, &header, r)
+            .await
+            .into(),
+        RequestKind::DeleteTopics(r) => handlers::delete_topics::handle(ctx, &scope, &header, r)
+            .await
+            .into(),
+        RequestKind::InitProducerId(r) => {
+            handlers::init_producer_id::handle(ctx, &scope, &header, r)
                 .await
                 .into()
         }
-        RequestKind::DescribeConfigs(r) => handlers::describe_configs::handle(ctx, &header, r)
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            handlers::offset_for_leader_epoch::handle(ctx, &scope, &header, r)
+                .await
+                .into()
+        }
+        RequestKind::DescribeConfigs(r) => {
+            handlers::describe_configs::handle(ctx, &scope, &header, r)
+                .await
+                .into()
+        }
+        RequestKind::CreatePartitions(r) => {
+            handlers::create_partitions::handle(ctx, &scope, &header, r)
+                .await
+                .into()
+        }
+        RequestKind::DeleteRecords(r) => handlers::delete_records::handle(ctx, &scope, &header, r)
             .await
             .into(),
-        RequestKind::CreatePartitions(r) => handlers::create_partitions::handle(ctx, &header, r)
-            .await
-            .into(),
-        RequestKind::DeleteRecords(r) => handlers::delete_records::handle(ctx, &header, r)
-            .await
-            .into(),
-        RequestKind::ElectLeaders(r) => handlers::elect_leaders::handle(ctx, &header, r)
+        RequestKind::ElectLeaders(r) => handlers::elect_leaders::handle(ctx, &scope, &header, r)
             .await
             .into(),
         RequestKind::AlterPartitionReassignments(r) => {
-            handlers::alter_partition_reassignments::handle(ctx, &header, r)
+            handlers::alter_partition_reassignments::handle(ctx, &scope, &header, r)
                 .await
                 .into()
         }
-        RequestKind::DescribeLogDirs(r) => handlers::describe_log_dirs::handle(ctx, &header, r)
-            .await
-            .into(),
+        RequestKind::DescribeLogDirs(r) => {
+            handlers::describe_log_dirs::handle(ctx, &scope, &header, r)
+                .await
+                .into()
+        }
         RequestKind::ListPartitionReassignments(r) => {
-            handlers::list_partition_reassignments::handle(ctx, &header, r)
+            handlers::list_partition_reassignments::handle(ctx, &scope, &header, r)
                 .await
                 .into()
         }
         RequestKind::IncrementalAlterConfigs(r) => {
-            handlers::incremental_alter_configs::handle(ctx, &header, r)
+            handlers::incremental_alter_configs::handle(ctx, &scope, &header, r)
                 .await
                 .into()
         }
-        RequestKind::DescribeCluster(r) => handlers::describe_cluster::handle(ctx, &header, r)
-            .await
-            .into(),
+        RequestKind::DescribeCluster(r) => {
+            handlers::describe_cluster::handle(ctx, &scope, &header, r)
+                .await
+                .into()
+        }
         RequestKind::ConsumerGroupHeartbeat(r) => {
-            handlers::consumer_group_heartbeat::handle(ctx, &header, r)
+            handlers::consumer_group_heartbeat::handle(ctx, &scope, &header, r)
                 .await
                 .into()
         }
         RequestKind::ConsumerGroupDescribe(r) => {
-            handlers::consumer_group_describe::handle(ctx, &header, r)
+            handlers::consumer_group_describe::handle(ctx, &scope, &header, r)
                 .await
                 .into()
         }
-        RequestKind::FindCoordinator(r) => handlers::find_coordinator::handle(ctx, &header, r)
+        RequestKind::FindCoordinator(r) => {
+            handlers::find_coordinator::handle(ctx, &scope, &header, r)
+                .await
+                .into()
+        }
+        RequestKind::JoinGroup(r) => handlers::join_group::handle(ctx, &scope, &header, r)
             .await
             .into(),
-        RequestKind::JoinGroup(r) => handlers::join_group::handle(ctx, &header, r).await.into(),
-        RequestKind::SyncGroup(r) => handlers::sync_group::handle(ctx, &header, r).await.into(),
-        RequestKind::Heartbeat(r) => handlers::heartbeat::handle(ctx, &header, r).await.into(),
-        RequestKind::LeaveGroup(r) => handlers::leave_group::handle(ctx, &header, r).await.into(),
-        RequestKind::OffsetCommit(r) => handlers::offset_commit::handle(ctx, &header, r)
+        RequestKind::SyncGroup(r) => handlers::sync_group::handle(ctx, &scope, &header, r)
             .await
             .into(),
-        RequestKind::OffsetFetch(r) => handlers::offset_fetch::handle(ctx, &header, r).await.into(),
-        RequestKind::ListGroups(r) => handlers::list_groups::handle(ctx, &header, r).await.into(),
-        RequestKind::DescribeGroups(r) => handlers::describe_groups::handle(ctx, &header, r)
+        RequestKind::Heartbeat(r) => handlers::heartbeat::handle(ctx, &scope, &header, r)
             .await
             .into(),
-        RequestKind::DeleteGroups(r) => handlers::delete_groups::handle(ctx, &header, r)
+        RequestKind::LeaveGroup(r) => handlers::leave_group::handle(ctx, &scope, &header, r)
             .await
             .into(),
-        RequestKind::OffsetDelete(r) => handlers::offset_delete::handle(ctx, &header, r)
+        RequestKind::OffsetCommit(r) => handlers::offset_commit::handle(ctx, &scope, &header, r)
+            .await
+            .into(),
+        RequestKind::OffsetFetch(r) => handlers::offset_fetch::handle(ctx, &scope, &header, r)
+            .await
+            .into(),
+        RequestKind::ListGroups(r) => handlers::list_groups::handle(ctx, &scope, &header, r)
+            .await
+            .into(),
+        RequestKind::DescribeGroups(r) => {
+            handlers::describe_groups::handle(ctx, &scope, &header, r)
+                .await
+                .into()
+        }
+        RequestKind::DeleteGroups(r) => handlers::delete_groups::handle(ctx, &scope, &header, r)
+            .await
+            .into(),
+        RequestKind::OffsetDelete(r) => handlers::offset_delete::handle(ctx, &scope, &header, r)
             .await
             .into(),
         other => {

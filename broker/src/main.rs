@@ -7,6 +7,8 @@
 //! server.rs            startup (storage, controller, registration), background tasks,
 //!                      accept loop, controlled shutdown
 //! connection.rs        size-prefixed framing, frame cap, pipelined produces, in-order responses
+//! request_scope.rs     what a handler knows of its request besides header and body
+//!                      (peer, the connection's read-ahead, leave to start the next request)
 //! dispatch.rs          the only match on the API: decode, route to a handler, encode
 //! frame.rs             response frames in parts: fetched batches are sent, not copied
 //! decode_guard.rs      keeps hostile array counts from aborting the process
@@ -31,9 +33,10 @@
 //! clock.rs             wall-clock milliseconds
 //! ```
 //!
-//! A request flows: connection reads a frame -> dispatch decodes header and body ->
-//! handlers::<api>::handle(ctx, header, request) calls the replica manager, storage and the
-//! controller -> dispatch encodes the response -> connection writes it in order.
+//! A request flows: connection reads a frame and builds its RequestScope -> dispatch decodes
+//! header and body -> handlers::<api>::handle(ctx, scope, header, request) calls the replica
+//! manager, storage and the controller -> dispatch encodes the response -> connection writes
+//! it in order.
 
 mod admin;
 mod admin_api;
@@ -57,6 +60,7 @@ mod metrics;
 mod producer_ids;
 mod read_ahead;
 mod replication;
+mod request_scope;
 mod retention;
 mod server;
 mod stats;

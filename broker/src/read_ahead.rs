@@ -16,16 +16,6 @@ use tokio::task::JoinHandle;
 
 use crate::metrics;
 
-tokio::task_local! {
-    /// The read-ahead state of the connection whose request is being handled.
-    static READ_AHEAD: Arc<ReadAhead>;
-}
-
-/// Runs `f` (one request of a connection) with that connection's read-ahead state.
-pub async fn scope<F: std::future::Future>(state: Arc<ReadAhead>, f: F) -> F::Output {
-    READ_AHEAD.scope(state, f).await
-}
-
 /// A stretch of one partition, being read or read.
 struct Pending {
     log: Arc<PartitionLog>,
@@ -62,87 +52,85 @@ impl Ready {
     }
 }
 
-/// Per-connection read-ahead.
+/// Per-connection read-ahead (each request gets it through its `RequestScope`).
 #[derive(Default)]
 pub struct ReadAhead {
     pending: Mutex<HashMap<(String, i32), Pending>>,
 }
 
-/// Takes the stretches read ahead for `wanted` (topic, partition, fetch offset), waiting for
-/// reads still under way. Stretches for other offsets are dropped.
-pub async fn take(wanted: &[(String, i32, i64)]) -> HashMap<(String, i32), Ready> {
-    let Ok(state) = READ_AHEAD.try_with(Arc::clone) else {
-        return HashMap::new();
-    };
-    let taken: Vec<((String, i32), Pending)> = match state.pending.lock() {
-        Ok(mut pending) => std::mem::take(&mut *pending).into_iter().collect(),
-        Err(_) => return HashMap::new(),
-    };
-    let mut ready = HashMap::new();
-    for (key, p) in taken {
-        let asked = wanted
-            .iter()
-            .any(|(t, part, from)| *t == key.0 && *part == key.1 && *from == p.from);
-        if !asked {
-            p.read.abort();
-            metrics::record_read_ahead(false);
-            continue;
+impl ReadAhead {
+    /// Takes the stretches read ahead for `wanted` (topic, partition, fetch offset), waiting for
+    /// reads still under way. Stretches for other offsets are dropped.
+    pub async fn take(&self, wanted: &[(String, i32, i64)]) -> HashMap<(String, i32), Ready> {
+        let taken: Vec<((String, i32), Pending)> = match self.pending.lock() {
+            Ok(mut pending) => std::mem::take(&mut *pending).into_iter().collect(),
+            Err(_) => return HashMap::new(),
+        };
+        let mut ready = HashMap::new();
+        for (key, p) in taken {
+            let asked = wanted
+                .iter()
+                .any(|(t, part, from)| *t == key.0 && *part == key.1 && *from == p.from);
+            if !asked {
+                p.read.abort();
+                metrics::record_read_ahead(false);
+                continue;
+            }
+            if let Ok(Some(records)) = p.read.await {
+                ready.insert(
+                    key,
+                    Ready {
+                        log: p.log,
+                        leader_epoch: p.leader_epoch,
+                        limit: p.limit,
+                        records,
+                    },
+                );
+            }
         }
-        if let Ok(Some(records)) = p.read.await {
-            ready.insert(
-                key,
-                Ready {
-                    log: p.log,
-                    leader_epoch: p.leader_epoch,
-                    limit: p.limit,
-                    records,
+        ready
+    }
+
+    /// After answering with `records` from `log`, reads the stretch that follows, up to the
+    /// current high watermark, for the connection's next fetch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn schedule(
+        &self,
+        store: &Arc<Store>,
+        topic: &str,
+        partition: i32,
+        log: &Arc<PartitionLog>,
+        leader_epoch: i32,
+        records: &Bytes,
+        limit: usize,
+    ) {
+        let Some(next) = batch::last_offset_in(records).map(|last| last + 1) else {
+            return;
+        };
+        let upper = log.high_watermark();
+        if next >= upper || limit == 0 {
+            return;
+        }
+        let (store, reader) = (Arc::clone(store), Arc::clone(log));
+        let read = tokio::task::spawn_blocking(move || {
+            store
+                .read_contiguous(&reader, next, upper, limit, true)
+                .ok()
+        });
+        if let Ok(mut pending) = self.pending.lock() {
+            let replaced = pending.insert(
+                (topic.to_string(), partition),
+                Pending {
+                    log: Arc::clone(log),
+                    leader_epoch,
+                    from: next,
+                    limit,
+                    read,
                 },
             );
-        }
+            if let Some(old) = replaced {
+                old.read.abort();
+            }
+        };
     }
-    ready
-}
-
-/// After answering with `records` from `log`, reads the stretch that follows, up to the
-/// current high watermark, for the connection's next fetch.
-pub fn schedule(
-    store: &Arc<Store>,
-    topic: &str,
-    partition: i32,
-    log: &Arc<PartitionLog>,
-    leader_epoch: i32,
-    records: &Bytes,
-    limit: usize,
-) {
-    let Ok(state) = READ_AHEAD.try_with(Arc::clone) else {
-        return;
-    };
-    let Some(next) = batch::last_offset_in(records).map(|last| last + 1) else {
-        return;
-    };
-    let upper = log.high_watermark();
-    if next >= upper || limit == 0 {
-        return;
-    }
-    let (store, reader) = (Arc::clone(store), Arc::clone(log));
-    let read = tokio::task::spawn_blocking(move || {
-        store
-            .read_contiguous(&reader, next, upper, limit, true)
-            .ok()
-    });
-    if let Ok(mut pending) = state.pending.lock() {
-        let replaced = pending.insert(
-            (topic.to_string(), partition),
-            Pending {
-                log: Arc::clone(log),
-                leader_epoch,
-                from: next,
-                limit,
-                read,
-            },
-        );
-        if let Some(old) = replaced {
-            old.read.abort();
-        }
-    };
 }

@@ -151,7 +151,11 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
     tokio::spawn(flush_logs(ctx.clone(), shutdown.clone()));
     tokio::spawn(watch_disk(ctx.clone(), shutdown.clone()));
     tokio::spawn(enforce_retention(ctx.clone(), shutdown.clone()));
-    crate::metrics::register(crate::dispatch::SUPPORTED_APIS.iter().map(|(key, ..)| *key));
+    crate::metrics::register(
+        crate::handlers::api_versions::SUPPORTED_APIS
+            .iter()
+            .map(|(key, ..)| *key),
+    );
     tokio::spawn(crate::stats::run(ctx.clone(), shutdown.clone()));
 
     let listener = socket.listen(1024)?;

@@ -25,6 +25,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::context::Broker;
 use crate::error::BrokerError;
+use crate::replication::{Acks, LeaderAppend};
 use consumer::{ConsumerGroup, ConsumerGroupView, Heartbeat, HeartbeatReply};
 use offsets::{Committed, OffsetStore, TopicPartition};
 use state::{Group, GroupState, JoinParams, JoinResult, Reply, Step, SyncResult};
@@ -370,20 +371,20 @@ impl GroupCoordinator {
             flush_messages: u64::MAX,
             replicated: false,
         };
-        let outcome = ctx.store.append(vec![entry]).await.map_err(commit_error)?;
-        let mut last = -1;
-        for r in outcome {
-            last = last.max(r.map_err(commit_error)?.last_offset);
-        }
-        ctx.replicas.on_append(&leader);
         // A commit is answered once the ISR has it, so it survives the coordinator's loss.
-        leader
-            .wait_committed(last, ctx.config.offsets_commit_timeout())
+        let append = LeaderAppend {
+            leader,
+            entry,
+            min_isr: 1,
+        };
+        let acks = Acks::All {
+            timeout: ctx.config.offsets_commit_timeout(),
+        };
+        ctx.replicas
+            .append_as_leader(&ctx.controller, vec![append], acks, || {})
             .await
-            .and_then(|()| {
-                let image = ctx.controller.image();
-                ctx.replicas.confirm_committed(&image, &leader, 1)
-            })
+            .into_iter()
+            .try_for_each(|r| r.map(|_| ()))
             .map_err(commit_error)?;
         for (k, v) in records {
             self.offsets.apply_record(Some(k), v);

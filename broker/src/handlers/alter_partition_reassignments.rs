@@ -13,10 +13,12 @@ use sluice_controller::{Command, CommandResult, Reassignment};
 
 use crate::context::Ctx;
 use crate::error::BrokerError;
+use crate::request_scope::RequestScope;
 
 /// Starts or cancels each listed partition's reassignment; one result per partition.
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     _header: &RequestHeader,
     req: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {

@@ -13,6 +13,7 @@ use sluice_controller::MetadataImage;
 use super::{str_bytes, topic_name};
 use crate::context::Ctx;
 use crate::group::consumer::{self, ConsumerGroupView};
+use crate::request_scope::RequestScope;
 
 /// Kafka's MemberType for a member speaking the consumer protocol (v1+).
 const CONSUMER_MEMBER: i8 = 1;
@@ -20,6 +21,7 @@ const CONSUMER_MEMBER: i8 = 1;
 /// Describes each group; unknown and classic groups get GROUP_ID_NOT_FOUND, as in Kafka.
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     header: &RequestHeader,
     req: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {

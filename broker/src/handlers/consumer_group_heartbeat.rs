@@ -9,14 +9,16 @@ use kafka_protocol::messages::{
 use super::{client_identity, str_bytes};
 use crate::context::Ctx;
 use crate::group::consumer::Heartbeat;
+use crate::request_scope::RequestScope;
 
 /// Applies the heartbeat and answers with the member's epoch and assignment.
 pub async fn handle(
     ctx: &Ctx,
+    scope: &RequestScope,
     header: &RequestHeader,
     req: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
-    let (client_id, client_host) = client_identity(header);
+    let (client_id, client_host) = client_identity(scope, header);
     let hb = Heartbeat {
         member_id: req.member_id.to_string(),
         member_epoch: req.member_epoch,

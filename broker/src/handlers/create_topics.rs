@@ -13,11 +13,13 @@ use uuid::Uuid;
 use super::{str_bytes, topic_name};
 use crate::context::Ctx;
 use crate::error::BrokerError;
+use crate::request_scope::RequestScope;
 use crate::topic_config::{self, TopicConfigs, TOPIC_CONFIGS};
 
 /// Creates the requested topics (or only checks them, with `validate_only`).
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     _header: &RequestHeader,
     req: CreateTopicsRequest,
 ) -> CreateTopicsResponse {

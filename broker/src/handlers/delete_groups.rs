@@ -5,10 +5,12 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, Reques
 
 use crate::context::Ctx;
 use crate::error::code_of;
+use crate::request_scope::RequestScope;
 
 /// Deletes each group that has no members.
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     _header: &RequestHeader,
     req: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {

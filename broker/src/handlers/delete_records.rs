@@ -9,12 +9,14 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, Requ
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::replication::LeaderPartition;
+use crate::request_scope::RequestScope;
 
 const HIGH_WATERMARK: i64 = -1;
 
 /// Deletes records below each requested offset; answers each partition's new log start.
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     _header: &RequestHeader,
     req: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {

@@ -7,10 +7,12 @@ use sluice_controller::{Command, CommandResult};
 use super::topic_name;
 use crate::context::Ctx;
 use crate::error::BrokerError;
+use crate::request_scope::RequestScope;
 
 /// Deletes the named topics; their partitions are dropped from every replica.
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     _header: &RequestHeader,
     req: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {

@@ -5,10 +5,12 @@ use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse, 
 
 use super::{str_bytes, AUTHORIZED_OPS_OMITTED};
 use crate::context::Ctx;
+use crate::request_scope::RequestScope;
 
 /// Describes the registered brokers.
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     header: &RequestHeader,
     _req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {

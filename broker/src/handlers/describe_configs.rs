@@ -9,6 +9,7 @@ use super::str_bytes;
 use crate::config::BROKER_CONFIGS;
 use crate::context::Ctx;
 use crate::error::BrokerError;
+use crate::request_scope::RequestScope;
 use crate::topic_config::{ConfigSource, TopicConfigs, TOPIC_CONFIGS};
 
 /// Resource type of a topic.
@@ -19,6 +20,7 @@ pub const RESOURCE_BROKER: i8 = 4;
 /// Describes each resource; unknown ones get their error inside the result.
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     _header: &RequestHeader,
     req: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {

@@ -5,10 +5,12 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, Re
 
 use super::str_bytes;
 use crate::context::Ctx;
+use crate::request_scope::RequestScope;
 
 /// Describes each group; an unknown one is reported as Dead, as Kafka does.
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     _header: &RequestHeader,
     req: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {

@@ -12,10 +12,12 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::topic_name;
 use crate::context::Ctx;
+use crate::request_scope::RequestScope;
 
 /// Describes the one log directory and the replicas in it (all, or the ones asked for).
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     _header: &RequestHeader,
     req: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {

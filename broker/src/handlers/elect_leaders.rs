@@ -8,12 +8,14 @@ use sluice_controller::{Command, CommandResult, MetadataError};
 use super::topic_name;
 use crate::context::Ctx;
 use crate::error::BrokerError;
+use crate::request_scope::RequestScope;
 
 const UNCLEAN: i8 = 1;
 
 /// Elects the requested partitions' leaders; one result per partition.
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     header: &RequestHeader,
     req: ElectLeadersRequest,
 ) -> ElectLeadersResponse {

@@ -20,7 +20,8 @@ use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::fetch_session::{FetchTarget, PartitionMarks, SessionMode};
 use crate::metrics;
-use crate::read_ahead::{self, Ready};
+use crate::read_ahead::Ready;
+use crate::request_scope::RequestScope;
 
 /// What one partition's read produced.
 struct PartitionRead {
@@ -37,7 +38,12 @@ struct ReadData {
 }
 
 /// Serves a fetch, waiting up to max_wait_ms for min_bytes to be available.
-pub async fn handle(ctx: &Ctx, _header: &RequestHeader, req: FetchRequest) -> FetchResponse {
+pub async fn handle(
+    ctx: &Ctx,
+    scope: &RequestScope,
+    _header: &RequestHeader,
+    req: FetchRequest,
+) -> FetchResponse {
     let requested: Vec<FetchTarget> = req
         .topics
         .iter()
@@ -87,7 +93,7 @@ pub async fn handle(ctx: &Ctx, _header: &RequestHeader, req: FetchRequest) -> Fe
             .map(|t| (t.topic.clone(), t.partition, t.fetch_offset))
             .collect(),
     };
-    let mut ready = read_ahead::take(&wanted).await;
+    let mut ready = scope.read_ahead().take(&wanted).await;
     let reads = loop {
         let reads = read_all(ctx, &image, &targets, max_bytes, replica, &mut ready);
         let bytes: usize = reads
@@ -115,7 +121,7 @@ pub async fn handle(ctx: &Ctx, _header: &RequestHeader, req: FetchRequest) -> Fe
             if let Ok(d) = &r.result {
                 if d.records.len() >= READ_AHEAD_MIN {
                     let limit = (r.target.max_bytes.max(0) as usize).min(max_bytes);
-                    read_ahead::schedule(
+                    scope.read_ahead().schedule(
                         &ctx.store,
                         &r.target.topic,
                         r.target.partition,

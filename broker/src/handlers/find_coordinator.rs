@@ -7,6 +7,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::str_bytes;
 use crate::context::Ctx;
 use crate::error::BrokerError;
+use crate::request_scope::RequestScope;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
@@ -15,6 +16,7 @@ const KEY_TYPE_SHARE: i8 = 2;
 /// Answers one key (v0-3) or a batch of keys (v4+).
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     header: &RequestHeader,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {

@@ -3,10 +3,12 @@
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse, RequestHeader};
 
 use crate::context::Ctx;
+use crate::request_scope::RequestScope;
 
 /// Refreshes the member's session.
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     _header: &RequestHeader,
     req: HeartbeatRequest,
 ) -> HeartbeatResponse {

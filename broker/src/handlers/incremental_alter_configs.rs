@@ -12,6 +12,7 @@ use sluice_controller::{Command, CommandResult, ConfigChange, TopicInfo};
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::context::Ctx;
 use crate::error::BrokerError;
+use crate::request_scope::RequestScope;
 use crate::topic_config::{self, ConfigType, TopicConfigs};
 
 const OP_SET: i8 = 0;
@@ -22,6 +23,7 @@ const OP_SUBTRACT: i8 = 3;
 /// Applies each resource's changes atomically (all of a resource's changes or none).
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     _header: &RequestHeader,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {

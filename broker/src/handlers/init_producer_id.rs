@@ -4,10 +4,12 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Re
 
 use crate::context::Ctx;
 use crate::error::BrokerError;
+use crate::request_scope::RequestScope;
 
 /// Hands an idempotent producer a fresh id with epoch 0.
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     _header: &RequestHeader,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {

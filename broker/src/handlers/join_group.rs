@@ -8,16 +8,22 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, RequestHeade
 use super::{client_identity, str_bytes};
 use crate::context::Ctx;
 use crate::group::state::JoinParams;
+use crate::request_scope::RequestScope;
 
 /// Joins (or rejoins) the member; waits for the rebalance.
-pub async fn handle(ctx: &Ctx, header: &RequestHeader, req: JoinGroupRequest) -> JoinGroupResponse {
+pub async fn handle(
+    ctx: &Ctx,
+    scope: &RequestScope,
+    header: &RequestHeader,
+    req: JoinGroupRequest,
+) -> JoinGroupResponse {
     let version = header.request_api_version;
     let rebalance_ms = if version >= 1 {
         req.rebalance_timeout_ms
     } else {
         req.session_timeout_ms
     };
-    let (client_id, client_host) = client_identity(header);
+    let (client_id, client_host) = client_identity(scope, header);
     let params = JoinParams {
         member_id: req.member_id.to_string(),
         instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),

@@ -4,10 +4,12 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, RequestHeader};
 
 use crate::context::Ctx;
+use crate::request_scope::RequestScope;
 
 /// Removes the members and rebalances the rest.
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     header: &RequestHeader,
     req: LeaveGroupRequest,
 ) -> LeaveGroupResponse {

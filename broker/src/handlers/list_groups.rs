@@ -5,10 +5,12 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse, R
 
 use super::str_bytes;
 use crate::context::Ctx;
+use crate::request_scope::RequestScope;
 
 /// Lists classic groups (with members or committed offsets).
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     _header: &RequestHeader,
     req: ListGroupsRequest,
 ) -> ListGroupsResponse {

@@ -12,6 +12,7 @@ use sluice_storage::batch;
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::replication::LeaderPartition;
+use crate::request_scope::RequestScope;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -22,6 +23,7 @@ const LATEST_TIERED: i64 = -5;
 /// Answers each partition's offset query.
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     header: &RequestHeader,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {

@@ -9,10 +9,12 @@ use kafka_protocol::messages::{
 };
 
 use crate::context::Ctx;
+use crate::request_scope::RequestScope;
 
 /// Lists ongoing reassignments, of every partition or of the ones asked for.
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     _header: &RequestHeader,
     req: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {

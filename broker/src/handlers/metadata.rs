@@ -12,9 +12,15 @@ use super::create_topics::create_with_defaults;
 use super::{str_bytes, topic_name, AUTHORIZED_OPS_OMITTED};
 use crate::context::Ctx;
 use crate::error::{code_of, BrokerError};
+use crate::request_scope::RequestScope;
 
 /// Describes the requested topics (all of them when the list is null).
-pub async fn handle(ctx: &Ctx, header: &RequestHeader, req: MetadataRequest) -> MetadataResponse {
+pub async fn handle(
+    ctx: &Ctx,
+    _scope: &RequestScope,
+    header: &RequestHeader,
+    req: MetadataRequest,
+) -> MetadataResponse {
     let version = header.request_api_version;
     // v0 treats an empty list as "all topics"; v1+ uses null for that.
     let all =

@@ -48,16 +48,16 @@ pub fn str_bytes(s: impl Into<String>) -> StrBytes {
 }
 
 /// The requesting client's id and host ("/ip"), as group descriptions show them.
-pub fn client_identity(header: &kafka_protocol::messages::RequestHeader) -> (String, String) {
+pub fn client_identity(
+    scope: &crate::request_scope::RequestScope,
+    header: &kafka_protocol::messages::RequestHeader,
+) -> (String, String) {
     let id = header
         .client_id
         .as_ref()
         .map(|s| s.to_string())
         .unwrap_or_default();
-    let host = crate::connection::peer()
-        .map(|a| format!("/{}", a.ip()))
-        .unwrap_or_default();
-    (id, host)
+    (id, scope.client_host())
 }
 
 /// Kafka's "authorized operations not requested" marker.

@@ -8,10 +8,12 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, Reques
 use crate::context::Ctx;
 use crate::error::code_of;
 use crate::group::offsets::Committed;
+use crate::request_scope::RequestScope;
 
 /// Commits every partition of the request in one write.
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     _header: &RequestHeader,
     req: OffsetCommitRequest,
 ) -> OffsetCommitResponse {

@@ -8,10 +8,12 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse, Reques
 
 use crate::context::Ctx;
 use crate::error::code_of;
+use crate::request_scope::RequestScope;
 
 /// Deletes the offsets unless the group is active (then GROUP_SUBSCRIBED_TO_TOPIC).
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     _header: &RequestHeader,
     req: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {

@@ -12,6 +12,7 @@ use super::{str_bytes, topic_name};
 use crate::context::Ctx;
 use crate::error::code_of;
 use crate::group::offsets::Committed;
+use crate::request_scope::RequestScope;
 
 /// (topic, [(partition, committed)]) for the requested partitions (offset -1 where nothing
 /// was committed), or all committed ones.
@@ -46,6 +47,7 @@ fn answer(ctx: &Ctx, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> An
 /// Looks the offsets up in the coordinator's view, once it has them loaded.
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     header: &RequestHeader,
     req: OffsetFetchRequest,
 ) -> OffsetFetchResponse {

@@ -9,10 +9,12 @@ use kafka_protocol::messages::{
 
 use crate::context::Ctx;
 use crate::error::BrokerError;
+use crate::request_scope::RequestScope;
 
 /// Answers each partition with the end offset of the largest epoch <= the one asked.
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     _header: &RequestHeader,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {

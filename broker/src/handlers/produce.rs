@@ -1,5 +1,6 @@
-//! Produce: validate batches, append them in one storage write, answer per acks.
+//! Produce: validate batches, append them through the leader-append path, answer per acks.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -8,36 +9,35 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
-use sluice_storage::{batch, AppendEntry};
+use sluice_storage::{batch, AppendEntry, PartitionLog};
 
-use crate::connection;
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::metrics;
-use crate::replication::LeaderPartition;
+use crate::replication::{Acks, LeaderAppend};
+use crate::request_scope::RequestScope;
 use crate::topic_config::TopicConfigs;
 
 /// One partition's part of the request, once validated.
 struct Accepted {
     topic: usize,
     partition: i32,
-    leader: LeaderPartition,
+    log: Arc<PartitionLog>,
     bytes: usize,
     records: i64,
-    /// The topic's `min.insync.replicas`.
-    min_isr: usize,
 }
 
 /// Appends every valid partition's batches; `None` for acks=0 (no response is sent).
 pub async fn handle(
     ctx: &Ctx,
+    scope: &RequestScope,
     _header: &RequestHeader,
     req: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let image = ctx.controller.image();
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
     let mut accepted: Vec<Accepted> = Vec::new();
-    let mut entries: Vec<AppendEntry> = Vec::new();
+    let mut appends: Vec<LeaderAppend> = Vec::new();
 
     for (ti, topic) in req.topic_data.iter().enumerate() {
         let name = topic.name.0.as_str();
@@ -63,20 +63,23 @@ pub async fn handle(
                 });
             match prepared {
                 Ok((leader, batches, count, bytes, configs)) => {
-                    entries.push(AppendEntry {
-                        log: leader.log.clone(),
-                        batches,
-                        leader_epoch: leader.info.leader_epoch,
-                        log_append_time: configs.log_append_time(),
-                        flush_messages: configs.flush_messages().max(1) as u64,
-                        replicated: false,
-                    });
                     accepted.push(Accepted {
                         topic: ti,
                         partition: p.index,
-                        leader,
+                        log: leader.log.clone(),
                         bytes,
                         records: count,
+                    });
+                    appends.push(LeaderAppend {
+                        entry: AppendEntry {
+                            log: leader.log.clone(),
+                            batches,
+                            leader_epoch: leader.info.leader_epoch,
+                            log_append_time: configs.log_append_time(),
+                            flush_messages: configs.flush_messages().max(1) as u64,
+                            replicated: false,
+                        },
+                        leader,
                         min_isr: configs.min_insync_replicas(),
                     });
                     partitions.push(None);
@@ -91,51 +94,32 @@ pub async fn handle(
         );
     }
 
-    if !entries.is_empty() {
-        let queued = ctx.store.queue_append(entries).await;
-        // Offsets follow queue order: the connection's next produce may now queue behind
-        // this one while this one is written and replicated.
-        connection::start_next_request();
-        let written = match queued {
-            Ok(written) => written.await,
-            Err(e) => Err(e),
+    if !appends.is_empty() {
+        let acks = match req.acks {
+            -1 => Acks::All {
+                timeout: Duration::from_millis(req.timeout_ms.max(0) as u64),
+            },
+            _ => Acks::Leader,
         };
-        let outcomes = match written {
-            Ok(o) => o
-                .into_iter()
-                .map(|r| r.map_err(BrokerError::from))
-                .collect(),
-            Err(e) => vec![Err(BrokerError::from(e)); accepted.len()],
-        };
-        let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
+        // Offsets follow queue order: the connection's next produce may queue behind this
+        // one while this one is written and replicated.
+        let outcomes = ctx
+            .replicas
+            .append_as_leader(&ctx.controller, appends, acks, || {
+                scope.start_next_request()
+            })
+            .await;
         for (a, outcome) in accepted.iter().zip(outcomes) {
             let response = match outcome {
                 Ok(o) => {
-                    ctx.replicas.on_append(&a.leader);
-                    let committed = if req.acks == -1 {
-                        a.leader
-                            .wait_committed(o.last_offset, timeout)
-                            .await
-                            .and_then(|()| {
-                                let image = ctx.controller.image();
-                                ctx.replicas.confirm_committed(&image, &a.leader, a.min_isr)
-                            })
-                    } else {
-                        Ok(())
-                    };
-                    match committed {
-                        Ok(()) => {
-                            if let Some(t) = req.topic_data.get(a.topic).filter(|_| !o.duplicate) {
-                                metrics::record_produce(t.name.0.as_str(), a.bytes, a.records);
-                            }
-                            PartitionProduceResponse::default()
-                                .with_index(a.partition)
-                                .with_base_offset(o.base_offset)
-                                .with_log_append_time_ms(o.log_append_time)
-                                .with_log_start_offset(a.leader.log.log_start_offset())
-                        }
-                        Err(e) => error_response(a.partition, &e),
+                    if let Some(t) = req.topic_data.get(a.topic).filter(|_| !o.duplicate) {
+                        metrics::record_produce(t.name.0.as_str(), a.bytes, a.records);
                     }
+                    PartitionProduceResponse::default()
+                        .with_index(a.partition)
+                        .with_base_offset(o.base_offset)
+                        .with_log_append_time_ms(o.log_append_time)
+                        .with_log_start_offset(a.log.log_start_offset())
                 }
                 Err(e) => error_response(a.partition, &e),
             };

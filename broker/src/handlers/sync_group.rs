@@ -4,10 +4,12 @@ use kafka_protocol::messages::{RequestHeader, SyncGroupRequest, SyncGroupRespons
 
 use super::str_bytes;
 use crate::context::Ctx;
+use crate::request_scope::RequestScope;
 
 /// Waits for the leader's assignment (or returns it at once in a stable group).
 pub async fn handle(
     ctx: &Ctx,
+    _scope: &RequestScope,
     _header: &RequestHeader,
     req: SyncGroupRequest,
 ) -> SyncGroupResponse {

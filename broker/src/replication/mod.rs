@@ -8,10 +8,12 @@
 //! `replica.lag.time.max.ms` is dropped from the ISR and one that caught up is added back
 //! (both through the controller, `isr.rs`). As a follower it copies batches from the leader
 //! (`fetcher.rs`) after truncating whatever the leader does not have (KIP-101). The controller
-//! leader moves leadership back to preferred replicas (`leaders.rs`).
+//! leader moves leadership back to preferred replicas (`leaders.rs`). Every write to a led
+//! partition goes through one path, `leader_append.rs`: one storage write, then the acks.
 
 pub mod fetcher;
 mod isr;
+mod leader_append;
 mod leaders;
 
 use std::collections::HashMap;
@@ -25,6 +27,7 @@ use tokio::sync::Mutex;
 use crate::error::BrokerError;
 
 pub use isr::propose_isr_changes;
+pub use leader_append::{Acks, LeaderAppend};
 pub use leaders::rebalance_preferred_leaders;
 
 /// A partition this node leads, with its metadata.

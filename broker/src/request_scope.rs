@@ -1,0 +1,57 @@
+//! What a handler knows of its request beyond the header and body: built by the connection
+//! for each request and passed to dispatch and every handler as an argument, so what a
+//! handler depends on shows in its signature (the authenticated principal and listener join
+//! it once security lands).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+use crate::read_ahead::ReadAhead;
+
+/// One request's scope on its connection.
+pub struct RequestScope {
+    peer: Option<SocketAddr>,
+    read_ahead: Arc<ReadAhead>,
+    /// Taken by the first of [`RequestScope::start_next_request`] and the end of the request.
+    next_request: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl RequestScope {
+    /// The scope of a request from `peer`; `next_request` lets the connection start its next
+    /// request (sent early by [`RequestScope::start_next_request`], or when this one ends).
+    pub fn new(
+        peer: Option<SocketAddr>,
+        read_ahead: Arc<ReadAhead>,
+        next_request: oneshot::Sender<()>,
+    ) -> Self {
+        Self {
+            peer,
+            read_ahead,
+            next_request: Mutex::new(Some(next_request)),
+        }
+    }
+
+    /// The client's host as group descriptions show it ("/ip"), or "" if unknown.
+    pub fn client_host(&self) -> String {
+        self.peer
+            .map(|a| format!("/{}", a.ip()))
+            .unwrap_or_default()
+    }
+
+    /// Batches the connection's previous fetch read ahead for this one (see `read_ahead`).
+    pub fn read_ahead(&self) -> &Arc<ReadAhead> {
+        &self.read_ahead
+    }
+
+    /// Lets the connection start its next request before this one is answered. Only for a
+    /// request that has done everything later requests must see (a produce whose append is
+    /// queued); responses still go out in request order.
+    pub fn start_next_request(&self) {
+        let sender = self.next_request.lock().ok().and_then(|mut s| s.take());
+        if let Some(tx) = sender {
+            let _ = tx.send(());
+        }
+    }
+}
