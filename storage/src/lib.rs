@@ -3,8 +3,10 @@
 //! ## Layout
 //!
 //! ```text
-//! store.rs     Store: open + recovery, partition lifecycle (batched CF creation), reads,
-//!              system tables for the controller
+//! store/       Store: partition lifecycle (batched CF creation) and appends (mod.rs),
+//!              open + recovery (open.rs), reads (read.rs), log start moves, truncation
+//!              and reclaim (maintenance.rs), system tables for the controller
+//!              (system.rs), RocksDB properties for metrics (stats.rs)
 //! appender.rs  the single writer thread: group commit, offsets, producer checks, fsync
 //! log.rs       PartitionLog: log start/end, high watermark, leader-epoch cache
 //! batch.rs     RecordBatch v2 header parsing, CRC-32C validation, in-place rewrites
