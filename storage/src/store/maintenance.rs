@@ -193,4 +193,3 @@ fn restart(db: &DB, log: &PartitionLog, offset: i64) -> Result<()> {
     log.set_high_watermark(offset);
     Ok(())
 }
-

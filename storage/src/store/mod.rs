@@ -272,7 +272,6 @@ impl Store {
     }
 }
 
-
 impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.close();
@@ -285,7 +284,6 @@ fn read_i64(bytes: &[u8]) -> Result<i64> {
         .map_err(|_| StorageError::CorruptState("expected 8 bytes".into()))?;
     Ok(i64::from_be_bytes(a))
 }
-
 
 /// The last (largest) time-index entry of a partition: (timestamp, offset).
 fn last_time_index_entry(db: &DB, keys: &PartitionMetaKeys) -> Result<Option<(i64, i64)>> {
@@ -344,4 +342,3 @@ fn open_descriptors() -> Option<(usize, usize)> {
     };
     Some((open, limit))
 }
-

@@ -167,7 +167,6 @@ fn build_time_index(db: &DB, log: &PartitionLog) -> Result<()> {
     Ok(())
 }
 
-
 fn recover_partition(db: &DB, key: PartitionKey) -> Result<PartitionLog> {
     let keys = PartitionMetaKeys::new(&key);
     let meta = db
@@ -217,4 +216,3 @@ fn recover_partition(db: &DB, key: PartitionKey) -> Result<PartitionLog> {
     };
     Ok(PartitionLog::new(key, writer, log_start))
 }
-

@@ -63,7 +63,6 @@ fn stall_count(stats: &str, wanted: impl Fn(&str) -> bool) -> u64 {
         .sum()
 }
 
-
 #[cfg(test)]
 mod stall_tests {
     use super::stall_count;

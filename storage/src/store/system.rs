@@ -17,7 +17,6 @@ impl Store {
     }
 }
 
-
 /// A node-local key-value table in its own column family (used by the controller).
 #[derive(Clone)]
 pub struct SystemTable {

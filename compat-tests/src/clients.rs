@@ -1,0 +1,213 @@
+//! Client programs and commands: launchers, commands with time limits, kcat and the
+//! roundtrip contract, offset commits, polling until a condition holds.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::node::Node;
+
+/// The compat-tests folder (launchers live in `bin/`).
+pub fn compat_dir() -> PathBuf {
+    // `cargo test` sets it at run time too; that one wins, because a build cached from a
+    // checkout at another path keeps that path in the compile-time value.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// A launcher from `compat-tests/bin`.
+pub fn launcher(name: &str) -> PathBuf {
+    compat_dir().join("bin").join(name)
+}
+
+/// Runs a command with a time limit; returns its output (stdout, stderr, status).
+pub fn run(cmd: &mut Command, limit: Duration, stdin: Option<&[u8]>) -> Output {
+    let mut child = cmd
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if let Some(input) = stdin {
+        let mut w = child.stdin.take().expect("stdin");
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = w.write_all(&input);
+        });
+    }
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    }
+}
+
+/// Runs a command and asserts it succeeded; returns stdout as text.
+pub fn run_ok(cmd: &mut Command, limit: Duration, stdin: Option<&[u8]>) -> String {
+    let desc = format!("{cmd:?}");
+    let out = run(cmd, limit, stdin);
+    assert!(
+        out.status.success(),
+        "{desc} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A unique topic name for a test.
+pub fn topic(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// Runs a `roundtrip-<client>` launcher (create, produce acks=all, consume, compare).
+pub fn roundtrip(node: &Node, client: &str, messages: usize) {
+    let topic = topic(client);
+    let out = run_ok(
+        Command::new(launcher(&format!("roundtrip-{client}")))
+            .args([
+                "--bootstrap",
+                &node.kafka,
+                "--topic",
+                &topic,
+                "--partitions",
+                "3",
+            ])
+            .args(["--messages", &messages.to_string(), "--timeout", "90"]),
+        Duration::from_secs(120),
+        None,
+    );
+    assert!(out.contains(&format!("OK {messages}")), "{client}: {out}");
+}
+
+/// Produces newline-separated input with kcat (acks=all), plus extra kcat flags.
+pub fn kcat_produce(node: &Node, topic: &str, input: &[u8], extra: &[&str]) {
+    run_ok(
+        Command::new("kcat")
+            .args(["-P", "-b", &node.kafka, "-t", topic, "-X", "acks=all"])
+            .args(extra),
+        Duration::from_secs(120),
+        Some(input),
+    );
+}
+
+/// Polls `done` every 200 ms until it holds; panics after `limit`. Returns how long it took.
+pub fn wait_until(what: &str, limit: Duration, done: impl FnMut() -> bool) -> Duration {
+    poll_until(what, limit, Duration::from_millis(200), done)
+}
+
+/// [`wait_until`] polling every `every` (finer, to time failovers).
+pub fn poll_until(
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut done: impl FnMut() -> bool,
+) -> Duration {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting: {what}"
+        );
+        std::thread::sleep(every);
+    }
+    start.elapsed()
+}
+
+/// Every record of a topic, read with kcat through `bootstrap` (comma-separated brokers):
+/// (partition, offset) -> value.
+pub fn read_topic(bootstrap: &str, topic: &str) -> std::collections::BTreeMap<(i32, i64), String> {
+    let out = run_ok(
+        Command::new("kcat")
+            .args(["-C", "-b", bootstrap, "-t", topic, "-e", "-q"])
+            .args(["-o", "beginning", "-f", "%p %o %s\n"]),
+        Duration::from_secs(120),
+        None,
+    );
+    out.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.splitn(3, ' ').collect();
+            Some((
+                (f.first()?.parse().ok()?, f.get(1)?.parse().ok()?),
+                f.get(2)?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Reads a whole topic from the beginning with kcat, one `format`ted line per record.
+pub fn kcat_read(node: &Node, topic: &str, format: &str) -> String {
+    run_ok(
+        Command::new("kcat").args([
+            "-C",
+            "-b",
+            &node.kafka,
+            "-t",
+            topic,
+            "-e",
+            "-q",
+            "-o",
+            "beginning",
+            "-f",
+            format,
+        ]),
+        Duration::from_secs(120),
+        None,
+    )
+}
+
+/// Commits offsets 1..=n for partition 0 of `topic` as `group` (confluent-kafka, one
+/// synchronous commit each).
+pub fn commit_offsets(node: &Node, topic: &str, group: &str, n: usize) {
+    let out = run_ok(
+        Command::new(launcher("commit-loop"))
+            .args([
+                "--bootstrap",
+                &node.kafka,
+                "--topic",
+                topic,
+                "--group",
+                group,
+            ])
+            .args(["--commits", &n.to_string()]),
+        Duration::from_secs(120),
+        None,
+    );
+    assert!(out.contains(&format!("OK {n}")), "{out}");
+}
