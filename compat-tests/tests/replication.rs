@@ -756,3 +756,95 @@ fn a_follower_behind_a_compacted_log_catches_up_across_its_gaps_and_takes_over()
         },
     );
 }
+
+#[test]
+fn every_acknowledged_commit_survives_the_coordinator_moving_away_and_back() {
+    // The group coordinator is the leader of the group's offsets partition: it loads the
+    // partition when it becomes leader and writes commits through the leader-append path.
+    // Move that leadership away (SIGKILL) and back (preferred-leader election) while a
+    // client commits; every commit it saw acknowledged must be read back.
+    let mut flags = FAST_FAILOVER.to_vec();
+    flags.extend(["--config", "leader.imbalance.check.interval.seconds=1"]);
+    let mut nodes = Node::start_cluster(3, 0, &flags);
+    let topic = topic("moves");
+    create_rf3(&nodes[0], &topic, 1, &[]);
+    let group = "g-moves";
+    sluice_compat_tests::commit_offsets(&nodes[0], &topic, group, 1);
+    let slot = (java_hash(group) & 0x7fff_ffff) as usize % 50;
+    let leader_of_slot = |n: &Node| partitions(n, "__consumer_offsets")[slot].0;
+    wait_until(
+        "the offsets partition fully in sync",
+        Duration::from_secs(30),
+        || partitions(&nodes[0], "__consumer_offsets")[slot].1.len() == 3,
+    );
+    let coordinator = leader_of_slot(&nodes[0]) as usize;
+    let survivor = coordinator % 3; // index of another node
+    let mut client = Command::new(launcher("commit-acks"))
+        .args([
+            "--bootstrap",
+            &bootstrap(&nodes),
+            "--topic",
+            &topic,
+            "--group",
+            group,
+        ])
+        .args(["--commits", "1000000", "--timeout", "150"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, acks) = mpsc::channel::<i64>();
+    let stdout = client.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(n) = line.strip_prefix("ACK ").and_then(|n| n.parse().ok()) {
+                let _ = tx.send(n);
+            }
+        }
+    });
+    let mut last_ack = 0;
+    // Waits for `more` commits acknowledged from now on (earlier ones are skipped).
+    let mut acked_until = |more: i64, what: &str| {
+        while let Ok(n) = acks.try_recv() {
+            last_ack = n;
+        }
+        let target = last_ack + more;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while last_ack < target {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match acks.recv_timeout(left) {
+                Ok(n) => last_ack = n,
+                Err(_) => panic!("commits stalled at {last_ack} {what}"),
+            }
+        }
+    };
+
+    acked_until(50, "before the move");
+    nodes[coordinator - 1].kill9();
+    wait_until("another coordinator", Duration::from_secs(30), || {
+        let l = leader_of_slot(&nodes[survivor]);
+        l > 0 && l as usize != coordinator
+    });
+    acked_until(50, "after the coordinator moved away");
+    nodes[coordinator - 1].restart();
+    wait_until(
+        "the coordinator moved back",
+        Duration::from_secs(60),
+        || leader_of_slot(&nodes[survivor]) as usize == coordinator,
+    );
+    acked_until(50, "after the coordinator moved back");
+    let _ = client.kill();
+    let _ = client.wait();
+    while let Ok(n) = acks.try_recv() {
+        last_ack = n;
+    }
+    // The commit in flight when the client died may have been stored, unacknowledged.
+    let committed = admin_json(&nodes[survivor], &["groups", "describe", group]);
+    let read_back = committed["partitions"][0]["committed"]
+        .as_i64()
+        .unwrap_or(-1);
+    eprintln!("{last_ack} commits acknowledged across two moves; read back {read_back}");
+    assert!(
+        read_back == last_ack || read_back == last_ack + 1,
+        "last acknowledged commit {last_ack}, read back {read_back}: {committed}"
+    );
+}
