@@ -1,0 +1,74 @@
+//! # sluice: a Kafka-compatible broker on RocksDB and Raft
+//!
+//! ## Layout
+//!
+//! ```text
+//! main.rs              the thin binary: CLI (clap: serve, admin), allocator, tracing,
+//!                      metrics recorder -> server::run
+//! lib.rs               this file: the broker as a library (server::run, admin::run)
+//! server.rs            startup (storage, controller, registration), background tasks,
+//!                      accept loop, controlled shutdown
+//! connection.rs        size-prefixed framing, frame cap, pipelined produces, in-order responses
+//! request_scope.rs     what a handler knows of its request besides header and body
+//!                      (peer, the connection's read-ahead, leave to start the next request)
+//! dispatch.rs          the only match on the API: decode, route to a handler, encode
+//! frame.rs             response frames in parts: fetched batches are sent, not copied
+//! decode_guard.rs      keeps hostile array counts from aborting the process
+//! handlers/<api>.rs    one file per Kafka API; thin, never fail (errors go in the response)
+//! replication/         leader/follower roles, high watermark over the ISR, follower
+//!                      fetchers with truncation (fetcher.rs), ISR shrink/expand (isr.rs)
+//! group/               group coordinator (I/O) around pure group state machines; offsets
+//! fetch_session.rs     incremental fetch sessions (KIP-227)
+//! producer_ids.rs      producer-id blocks from the controller
+//! retention.rs         retention.ms / retention.bytes: move the log start, reclaim space
+//! log_cleaner.rs       cleanup.policy=compact: when to compact which partition
+//! flusher.rs           flush.ms: background fsync of the WAL
+//! disk_guard.rs        free-space floor: refuse produce below it
+//! topic_config.rs      topic configs by Kafka name: defaults, validation
+//! config.rs            flags, SLUICE_* env vars, broker configs by Kafka name
+//! error.rs             BrokerError -> Kafka error codes, in one place
+//! http.rs, metrics.rs  /healthz, /metrics, /admin/*; every metric name
+//! admin_api.rs         the HTTP admin API (JSON)
+//! admin/               `sluice admin`: Kafka-protocol and HTTP clients, tables
+//! kafka_client.rs      a minimal Kafka client (admin CLI, follower fetchers)
+//! stats.rs             periodic gauges (partitions, lag, Raft, RocksDB, process)
+//! clock.rs             wall-clock milliseconds
+//! ```
+//!
+//! A request flows: connection reads a frame and builds its RequestScope -> dispatch decodes
+//! header and body -> handlers::<api>::handle(ctx, scope, header, request) calls the replica
+//! manager, storage and the controller -> dispatch encodes the response -> connection writes
+//! it in order.
+
+pub mod admin;
+mod admin_api;
+mod clock;
+pub mod config;
+mod connection;
+mod context;
+pub mod decode_guard;
+mod disk_guard;
+mod dispatch;
+mod error;
+mod fetch_session;
+mod flusher;
+mod frame;
+mod group;
+mod handlers;
+mod http;
+mod kafka_client;
+mod log_cleaner;
+pub mod metrics;
+mod producer_ids;
+mod read_ahead;
+mod replication;
+mod request_scope;
+mod retention;
+pub mod server;
+mod stats;
+mod topic_config;
+
+// The decode guard's own tests need it as the allocator of the test binary, as the broker's.
+#[cfg(test)]
+#[global_allocator]
+static TEST_ALLOCATOR: decode_guard::GuardedAllocator = decode_guard::GuardedAllocator;
