@@ -3,7 +3,7 @@
 //! `admin::run`. The layout of the broker is described in `lib.rs`.
 
 use clap::{Parser, Subcommand};
-use sluice_broker::{admin, config, decode_guard, metrics, server};
+use sluice::{admin, config, decode_guard, metrics, server};
 
 #[global_allocator]
 static ALLOCATOR: decode_guard::GuardedAllocator = decode_guard::GuardedAllocator;

@@ -273,3 +273,27 @@ impl Drop for Node {
         self.kill9();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::reserve_port;
+
+    #[test]
+    fn reserved_ports_lie_below_the_ephemeral_range_and_are_handed_out_once() {
+        // A port from the ephemeral range can be taken by any connect() on the machine
+        // between its reservation and the node's bind: that is how a voter of a test cluster
+        // came to exit with "Address already in use" about once in 33 bootstraps.
+        let ephemeral_start: u16 =
+            std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+        let ports: Vec<u16> = (0..200).map(|_| reserve_port()).collect();
+        assert!(ports.iter().all(|p| *p < ephemeral_start), "{ports:?}");
+        let distinct: std::collections::HashSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len(), "a port handed out twice");
+    }
+}

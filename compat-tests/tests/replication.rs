@@ -779,7 +779,7 @@ fn every_acknowledged_commit_survives_the_coordinator_moving_away_and_back() {
     );
     let coordinator = leader_of_slot(&nodes[0]) as usize;
     let survivor = coordinator % 3; // index of another node
-    let mut client = Command::new(launcher("commit-acks"))
+    let mut client = Command::new(launcher("commit-loop"))
         .args([
             "--bootstrap",
             &bootstrap(&nodes),
@@ -788,7 +788,7 @@ fn every_acknowledged_commit_survives_the_coordinator_moving_away_and_back() {
             "--group",
             group,
         ])
-        .args(["--commits", "1000000", "--timeout", "150"])
+        .args(["--commits", "1000000", "--retry-for", "150"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
