@@ -112,9 +112,66 @@ pub enum BrokerError {
     /// COORDINATOR_NOT_AVAILABLE
     #[error("the coordinator is not available")]
     CoordinatorNotAvailable,
-    /// A group-coordination outcome, by its Kafka code (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, ...).
-    #[error("{0:?}")]
-    Group(Code),
+    /// A group coordinator's refusal.
+    #[error("{0}")]
+    Group(GroupError),
+}
+
+/// Why a group coordinator refused a request: the group protocol's own errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    /// UNKNOWN_MEMBER_ID
+    #[error("The coordinator is not aware of this member.")]
+    UnknownMemberId,
+    /// ILLEGAL_GENERATION
+    #[error("The generation id provided in the request is not the current generation.")]
+    IllegalGeneration,
+    /// REBALANCE_IN_PROGRESS
+    #[error("The group is rebalancing, so a rejoin is needed.")]
+    RebalanceInProgress,
+    /// MEMBER_ID_REQUIRED
+    #[error("The group member needs to have a valid member id before actually entering a consumer group.")]
+    MemberIdRequired,
+    /// INVALID_SESSION_TIMEOUT
+    #[error("The session timeout is not within the range allowed by the broker.")]
+    InvalidSessionTimeout,
+    /// INCONSISTENT_GROUP_PROTOCOL
+    #[error(
+        "The group member's supported protocols are incompatible with those of existing members."
+    )]
+    InconsistentGroupProtocol,
+    /// GROUP_ID_NOT_FOUND
+    #[error("The group id does not exist.")]
+    GroupIdNotFound,
+    /// NON_EMPTY_GROUP
+    #[error("The group is not empty.")]
+    NonEmptyGroup,
+    /// GROUP_SUBSCRIBED_TO_TOPIC
+    #[error("The consumer group is actively subscribed to the topic.")]
+    GroupSubscribedToTopic,
+    /// NOT_COORDINATOR
+    #[error("This is not the correct coordinator.")]
+    NotCoordinator,
+    /// COORDINATOR_LOAD_IN_PROGRESS
+    #[error("The coordinator is loading and hence can't process requests.")]
+    CoordinatorLoadInProgress,
+    /// STALE_MEMBER_EPOCH
+    #[error("The member epoch is stale.")]
+    StaleMemberEpoch,
+    /// FENCED_MEMBER_EPOCH
+    #[error("The member epoch is fenced by the group coordinator.")]
+    FencedMemberEpoch,
+    /// INVALID_REGULAR_EXPRESSION
+    #[error("The regular expression is not valid.")]
+    InvalidRegularExpression,
+    /// INVALID_REQUEST: a consumer-group heartbeat that names no subscription.
+    #[error("A new member must subscribe to topics or a pattern.")]
+    NoSubscription,
+}
+
+/// The Kafka error code of a group outcome (0 for none).
+pub fn group_code(error: Option<GroupError>) -> i16 {
+    error.map_or(0, |e| BrokerError::Group(e).code())
 }
 
 impl BrokerError {
@@ -152,7 +209,23 @@ impl BrokerError {
             Self::FetchSessionIdNotFound => Code::FetchSessionIdNotFound,
             Self::InvalidFetchSessionEpoch => Code::InvalidFetchSessionEpoch,
             Self::CoordinatorNotAvailable => Code::CoordinatorNotAvailable,
-            Self::Group(code) => *code,
+            Self::Group(e) => match e {
+                GroupError::UnknownMemberId => Code::UnknownMemberId,
+                GroupError::IllegalGeneration => Code::IllegalGeneration,
+                GroupError::RebalanceInProgress => Code::RebalanceInProgress,
+                GroupError::MemberIdRequired => Code::MemberIdRequired,
+                GroupError::InvalidSessionTimeout => Code::InvalidSessionTimeout,
+                GroupError::InconsistentGroupProtocol => Code::InconsistentGroupProtocol,
+                GroupError::GroupIdNotFound => Code::GroupIdNotFound,
+                GroupError::NonEmptyGroup => Code::NonEmptyGroup,
+                GroupError::GroupSubscribedToTopic => Code::GroupSubscribedToTopic,
+                GroupError::NotCoordinator => Code::NotCoordinator,
+                GroupError::CoordinatorLoadInProgress => Code::CoordinatorLoadInProgress,
+                GroupError::StaleMemberEpoch => Code::StaleMemberEpoch,
+                GroupError::FencedMemberEpoch => Code::FencedMemberEpoch,
+                GroupError::InvalidRegularExpression => Code::InvalidRegularExpression,
+                GroupError::NoSubscription => Code::InvalidRequest,
+            },
         };
         code.code()
     }

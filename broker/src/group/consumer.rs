@@ -13,10 +13,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use kafka_protocol::error::ResponseError as Code;
 use regex::Regex;
 use sluice_controller::MetadataImage;
 use uuid::Uuid;
+
+use crate::error::GroupError;
 
 /// Partitions by topic id.
 pub type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
@@ -139,8 +140,8 @@ pub struct Heartbeat {
 /// The answer to a heartbeat.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeartbeatReply {
-    /// Kafka error code.
-    pub error: i16,
+    /// Why the heartbeat failed, if it did.
+    pub error: Option<GroupError>,
     /// Why, for errors a client cannot guess.
     pub message: Option<String>,
     /// The member's id.
@@ -152,9 +153,9 @@ pub struct HeartbeatReply {
 }
 
 impl HeartbeatReply {
-    fn error(code: Code, member: &str) -> Self {
+    fn error(error: GroupError, member: &str) -> Self {
         Self {
-            error: code.code(),
+            error: Some(error),
             message: None,
             member_id: member.to_string(),
             member_epoch: -1,
@@ -252,14 +253,14 @@ impl ConsumerGroup {
             if let Some(id) = existing.filter(|id| self.members.remove(id).is_some()) {
                 self.rebalance(image);
                 return HeartbeatReply {
-                    error: 0,
+                    error: None,
                     message: None,
                     member_id: id,
                     member_epoch: hb.member_epoch,
                     assignment: None,
                 };
             }
-            return HeartbeatReply::error(Code::UnknownMemberId, &hb.member_id);
+            return HeartbeatReply::error(GroupError::UnknownMemberId, &hb.member_id);
         }
         // Some(None) drops the pattern, None leaves it as it was.
         let regex = match hb.regex.as_deref() {
@@ -270,14 +271,14 @@ impl ConsumerGroup {
                 Err(why) => {
                     return HeartbeatReply {
                         message: Some(format!("invalid SubscribedTopicRegex: {why}")),
-                        ..HeartbeatReply::error(Code::InvalidRegularExpression, &hb.member_id)
+                        ..HeartbeatReply::error(GroupError::InvalidRegularExpression, &hb.member_id)
                     }
                 }
             },
         };
         if hb.member_epoch == 0 {
             if hb.subscribed.is_none() && regex.is_none() {
-                return HeartbeatReply::error(Code::InvalidRequest, &hb.member_id);
+                return HeartbeatReply::error(GroupError::NoSubscription, &hb.member_id);
             }
             let id = if hb.member_id.is_empty() {
                 Uuid::new_v4().to_string()
@@ -309,10 +310,10 @@ impl ConsumerGroup {
             return self.reply(&id);
         }
         let Some(member) = self.members.get_mut(&hb.member_id) else {
-            return HeartbeatReply::error(Code::UnknownMemberId, &hb.member_id);
+            return HeartbeatReply::error(GroupError::UnknownMemberId, &hb.member_id);
         };
         if hb.member_epoch > member.epoch {
-            return HeartbeatReply::error(Code::FencedMemberEpoch, &hb.member_id);
+            return HeartbeatReply::error(GroupError::FencedMemberEpoch, &hb.member_id);
         }
         member.last_heartbeat = now;
         if let Some(owned) = hb.owned {
@@ -394,7 +395,7 @@ impl ConsumerGroup {
             m.given = assignment.clone();
         }
         HeartbeatReply {
-            error: 0,
+            error: None,
             message: None,
             member_id: member_id.to_string(),
             member_epoch: epoch,
@@ -571,13 +572,13 @@ mod tests {
         join(&mut g, "b", &img, t0);
         assert_eq!(
             beat(&mut g, "a", a.member_epoch + 5, Assignment::new(), &img, t0).error,
-            Code::FencedMemberEpoch.code()
+            Some(GroupError::FencedMemberEpoch)
         );
         assert!(g.expire(Duration::from_secs(10), &img, t0 + Duration::from_secs(11)));
         assert_eq!(g.members().count(), 0);
         assert_eq!(
             beat(&mut g, "a", 1, Assignment::new(), &img, t0).error,
-            Code::UnknownMemberId.code()
+            Some(GroupError::UnknownMemberId)
         );
     }
 
@@ -609,10 +610,10 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(
             g.heartbeat(hello("a", None, None), &img, t0).error,
-            Code::InvalidRequest.code()
+            Some(GroupError::NoSubscription)
         );
         let bad = g.heartbeat(hello("a", None, Some("[")), &img, t0);
-        assert_eq!(bad.error, Code::InvalidRegularExpression.code());
+        assert_eq!(bad.error, Some(GroupError::InvalidRegularExpression));
         assert!(bad.message.is_some());
         assert_eq!(g.members().count(), 0);
     }

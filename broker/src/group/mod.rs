@@ -15,7 +15,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::error::ResponseError as Code;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
@@ -24,7 +23,7 @@ use sluice_storage::{AppendEntry, PartitionLog};
 use tokio::sync::{oneshot, watch};
 
 use crate::context::Broker;
-use crate::error::BrokerError;
+use crate::error::{BrokerError, GroupError};
 use crate::replication::{Acks, LeaderAppend};
 use consumer::{ConsumerGroup, ConsumerGroupView, Heartbeat, HeartbeatReply};
 use offsets::{Committed, OffsetStore, TopicPartition};
@@ -129,7 +128,7 @@ impl GroupCoordinator {
             .is_some_and(|s| s.group.state != GroupState::Empty)
         {
             return HeartbeatReply {
-                error: Code::GroupIdNotFound.code(),
+                error: Some(GroupError::GroupIdNotFound),
                 message: None,
                 member_id: hb.member_id,
                 member_epoch: -1,
@@ -188,7 +187,7 @@ impl GroupCoordinator {
             Answer::Now(r) => r,
             Answer::Later(rx) => rx
                 .await
-                .unwrap_or_else(|_| join_error(Code::RebalanceInProgress, &member)),
+                .unwrap_or_else(|_| join_error(GroupError::RebalanceInProgress, &member)),
         }
     }
 
@@ -210,7 +209,7 @@ impl GroupCoordinator {
         match answer {
             Answer::Now(r) => r,
             Answer::Later(rx) => rx.await.unwrap_or(SyncResult {
-                error: Code::RebalanceInProgress.code(),
+                error: Some(GroupError::RebalanceInProgress),
                 protocol_type: None,
                 protocol: None,
                 assignment: Bytes::new(),
@@ -218,20 +217,30 @@ impl GroupCoordinator {
         }
     }
 
-    /// Heartbeat: the error code.
-    pub fn heartbeat(&self, group_id: &str, member: &str, generation: i32) -> i16 {
+    /// Heartbeat.
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member: &str,
+        generation: i32,
+    ) -> Result<(), GroupError> {
         if !self.lock().contains_key(group_id) {
-            return Code::UnknownMemberId.code();
+            return Err(GroupError::UnknownMemberId);
         }
         self.with_slot(group_id, |slot| {
             slot.group.heartbeat(member, generation, Instant::now())
         })
     }
 
-    /// LeaveGroup for one member: the error code.
-    pub fn leave(&self, group_id: &str, member: &str, instance: Option<&str>) -> i16 {
+    /// LeaveGroup for one member.
+    pub fn leave(
+        &self,
+        group_id: &str,
+        member: &str,
+        instance: Option<&str>,
+    ) -> Result<(), GroupError> {
         if !self.lock().contains_key(group_id) {
-            return Code::UnknownMemberId.code();
+            return Err(GroupError::UnknownMemberId);
         }
         self.with_slot(group_id, |slot| {
             slot.group.leave(member, instance, Instant::now())
@@ -268,8 +277,8 @@ impl GroupCoordinator {
             // KIP-848 members commit with their member epoch.
             return match g.members().find(|m| m.id == member) {
                 Some(m) if generation <= m.epoch => Ok(()),
-                Some(_) => Err(BrokerError::Group(Code::StaleMemberEpoch)),
-                None => Err(BrokerError::Group(Code::UnknownMemberId)),
+                Some(_) => Err(BrokerError::Group(GroupError::StaleMemberEpoch)),
+                None => Err(BrokerError::Group(GroupError::UnknownMemberId)),
             };
         }
         let groups = self.lock();
@@ -277,7 +286,7 @@ impl GroupCoordinator {
             return if generation < 0 {
                 Ok(())
             } else {
-                Err(BrokerError::Group(Code::IllegalGeneration))
+                Err(BrokerError::Group(GroupError::IllegalGeneration))
             };
         };
         let g = &slot.group;
@@ -285,17 +294,17 @@ impl GroupCoordinator {
             return if g.state == GroupState::Empty {
                 Ok(())
             } else {
-                Err(BrokerError::Group(Code::UnknownMemberId))
+                Err(BrokerError::Group(GroupError::UnknownMemberId))
             };
         }
         if !g.has_member(member) {
-            return Err(BrokerError::Group(Code::UnknownMemberId));
+            return Err(BrokerError::Group(GroupError::UnknownMemberId));
         }
         if generation != g.generation {
-            return Err(BrokerError::Group(Code::IllegalGeneration));
+            return Err(BrokerError::Group(GroupError::IllegalGeneration));
         }
         if g.state == GroupState::CompletingRebalance {
-            return Err(BrokerError::Group(Code::RebalanceInProgress));
+            return Err(BrokerError::Group(GroupError::RebalanceInProgress));
         }
         Ok(())
     }
@@ -354,7 +363,7 @@ impl GroupCoordinator {
         let leader = ctx
             .replicas
             .leader(&topic, partition)
-            .map_err(|_| BrokerError::Group(Code::NotCoordinator))?;
+            .map_err(|_| BrokerError::Group(GroupError::NotCoordinator))?;
         let encoded = encode_batch(&records)?;
         // Split defensively: the encoder may emit several batches, and the appender takes
         // exactly one batch per buffer.
@@ -407,13 +416,13 @@ impl GroupCoordinator {
             .and_then(|i| topic.partitions.get(i))
             .filter(|p| p.leader == ctx.node_id)
             .map(|p| p.leader_epoch)
-            .ok_or(BrokerError::Group(Code::NotCoordinator))?;
+            .ok_or(BrokerError::Group(GroupError::NotCoordinator))?;
         let mut loaded = self.loaded.subscribe();
         let ready = loaded.wait_for(|m| m.get(&partition).is_some_and(|e| *e >= epoch));
         let outcome = tokio::time::timeout(LOAD_WAIT, ready).await;
         match outcome {
             Ok(Ok(_)) => Ok(()),
-            _ => Err(BrokerError::Group(Code::CoordinatorLoadInProgress)),
+            _ => Err(BrokerError::Group(GroupError::CoordinatorLoadInProgress)),
         }
     }
 
@@ -567,10 +576,10 @@ impl GroupCoordinator {
             let groups = self.lock();
             match groups.get(group_id) {
                 Some(slot) if slot.group.state != GroupState::Empty => {
-                    return Err(BrokerError::Group(Code::NonEmptyGroup))
+                    return Err(BrokerError::Group(GroupError::NonEmptyGroup))
                 }
                 None if self.offsets.group(group_id).is_empty() => {
-                    return Err(BrokerError::Group(Code::GroupIdNotFound))
+                    return Err(BrokerError::Group(GroupError::GroupIdNotFound))
                 }
                 _ => {}
             }
@@ -630,9 +639,9 @@ fn park<T>(step: Step<T>, waiters: &mut HashMap<String, oneshot::Sender<T>>) -> 
     }
 }
 
-fn join_error(code: Code, member: &str) -> JoinResult {
+fn join_error(error: GroupError, member: &str) -> JoinResult {
     JoinResult {
-        error: code.code(),
+        error: Some(error),
         generation: -1,
         protocol_type: None,
         protocol: None,
@@ -720,7 +729,7 @@ pub async fn ensure_offsets_topic(ctx: &Broker) -> Result<TopicInfo, BrokerError
 fn commit_error(e: impl Into<BrokerError>) -> BrokerError {
     match e.into() {
         BrokerError::NotLeaderOrFollower | BrokerError::Storage(_) => {
-            BrokerError::Group(Code::NotCoordinator)
+            BrokerError::Group(GroupError::NotCoordinator)
         }
         _ => BrokerError::CoordinatorNotAvailable,
     }

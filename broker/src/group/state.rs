@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::error::ResponseError as Code;
+
+use crate::error::GroupError;
 
 /// Session timeouts Kafka accepts by default (group.min/max.session.timeout.ms).
 pub const MIN_SESSION_TIMEOUT: Duration = Duration::from_millis(6_000);
@@ -109,8 +110,8 @@ pub struct JoinedMember {
 /// The answer to a JoinGroup.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JoinResult {
-    /// Kafka error code.
-    pub error: i16,
+    /// Why the join failed, if it did.
+    pub error: Option<GroupError>,
     /// Generation the member joined.
     pub generation: i32,
     /// Protocol type.
@@ -126,9 +127,9 @@ pub struct JoinResult {
 }
 
 impl JoinResult {
-    fn error(code: Code, member_id: &str) -> Self {
+    fn error(error: GroupError, member_id: &str) -> Self {
         Self {
-            error: code.code(),
+            error: Some(error),
             generation: -1,
             protocol_type: None,
             protocol: None,
@@ -142,8 +143,8 @@ impl JoinResult {
 /// The answer to a SyncGroup.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncResult {
-    /// Kafka error code.
-    pub error: i16,
+    /// Why the sync failed, if it did.
+    pub error: Option<GroupError>,
     /// Protocol type.
     pub protocol_type: Option<String>,
     /// Chosen assignor.
@@ -153,9 +154,9 @@ pub struct SyncResult {
 }
 
 impl SyncResult {
-    fn error(code: Code) -> Self {
+    fn error(error: GroupError) -> Self {
         Self {
-            error: code.code(),
+            error: Some(error),
             protocol_type: None,
             protocol: None,
             assignment: Bytes::new(),
@@ -269,7 +270,10 @@ impl Group {
     /// Handles a JoinGroup.
     pub fn join(&mut self, p: JoinParams, now: Instant) -> Step<JoinResult> {
         if p.session_timeout < MIN_SESSION_TIMEOUT || p.session_timeout > MAX_SESSION_TIMEOUT {
-            return Step::Done(JoinResult::error(Code::InvalidSessionTimeout, &p.member_id));
+            return Step::Done(JoinResult::error(
+                GroupError::InvalidSessionTimeout,
+                &p.member_id,
+            ));
         }
         if !self.members.is_empty() {
             let same_type = self.protocol_type.as_deref() == Some(p.protocol_type.as_str());
@@ -280,7 +284,7 @@ impl Group {
             });
             if !same_type || !common {
                 return Step::Done(JoinResult::error(
-                    Code::InconsistentGroupProtocol,
+                    GroupError::InconsistentGroupProtocol,
                     &p.member_id,
                 ));
             }
@@ -314,7 +318,7 @@ impl Group {
                 None if p.require_known_member_id => {
                     let id = self.new_member_id(&p.client_id);
                     self.pending_ids.insert(id.clone(), now);
-                    return Step::Done(JoinResult::error(Code::MemberIdRequired, &id));
+                    return Step::Done(JoinResult::error(GroupError::MemberIdRequired, &id));
                 }
                 None => None,
             }
@@ -322,7 +326,9 @@ impl Group {
             match self.find(&p.member_id) {
                 Some(seq) => Some(seq),
                 None if self.pending_ids.remove(&p.member_id).is_some() => None,
-                None => return Step::Done(JoinResult::error(Code::UnknownMemberId, &p.member_id)),
+                None => {
+                    return Step::Done(JoinResult::error(GroupError::UnknownMemberId, &p.member_id))
+                }
             }
         };
 
@@ -400,7 +406,9 @@ impl Group {
                 m.joined = true;
                 m.id.clone()
             }
-            None => return Step::Done(JoinResult::error(Code::UnknownMemberId, &p.member_id)),
+            None => {
+                return Step::Done(JoinResult::error(GroupError::UnknownMemberId, &p.member_id))
+            }
         };
         self.awaiting_join.retain(|m| *m != member_id);
         self.awaiting_join.push(member_id.clone());
@@ -417,18 +425,18 @@ impl Group {
         now: Instant,
     ) -> Step<SyncResult> {
         let Some(seq) = self.find(member_id) else {
-            return Step::Done(SyncResult::error(Code::UnknownMemberId));
+            return Step::Done(SyncResult::error(GroupError::UnknownMemberId));
         };
         if generation != self.generation {
-            return Step::Done(SyncResult::error(Code::IllegalGeneration));
+            return Step::Done(SyncResult::error(GroupError::IllegalGeneration));
         }
         if let Some(m) = self.members.get_mut(&seq) {
             m.last_heartbeat = now;
         }
         match self.state {
-            GroupState::Empty => Step::Done(SyncResult::error(Code::UnknownMemberId)),
+            GroupState::Empty => Step::Done(SyncResult::error(GroupError::UnknownMemberId)),
             GroupState::PreparingRebalance => {
-                Step::Done(SyncResult::error(Code::RebalanceInProgress))
+                Step::Done(SyncResult::error(GroupError::RebalanceInProgress))
             }
             GroupState::Stable => Step::Done(self.sync_result(member_id)),
             GroupState::CompletingRebalance => {
@@ -450,33 +458,43 @@ impl Group {
         }
     }
 
-    /// Handles a Heartbeat; returns the error code.
-    pub fn heartbeat(&mut self, member_id: &str, generation: i32, now: Instant) -> i16 {
+    /// Handles a Heartbeat.
+    pub fn heartbeat(
+        &mut self,
+        member_id: &str,
+        generation: i32,
+        now: Instant,
+    ) -> Result<(), GroupError> {
         let Some(seq) = self.find(member_id) else {
             tracing::debug!(group = %self.id, member = %member_id, "heartbeat from unknown member");
-            return Code::UnknownMemberId.code();
+            return Err(GroupError::UnknownMemberId);
         };
         if generation != self.generation {
             tracing::debug!(group = %self.id, member = %member_id, generation, current = self.generation, "heartbeat from an old generation");
-            return Code::IllegalGeneration.code();
+            return Err(GroupError::IllegalGeneration);
         }
         if let Some(m) = self.members.get_mut(&seq) {
             m.last_heartbeat = now;
         }
         match self.state {
-            GroupState::PreparingRebalance => Code::RebalanceInProgress.code(),
-            _ => 0,
+            GroupState::PreparingRebalance => Err(GroupError::RebalanceInProgress),
+            _ => Ok(()),
         }
     }
 
     /// Handles a LeaveGroup for one member (by member id, or by instance id when given).
-    pub fn leave(&mut self, member_id: &str, instance_id: Option<&str>, now: Instant) -> i16 {
+    pub fn leave(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        now: Instant,
+    ) -> Result<(), GroupError> {
         let seq = match instance_id {
             Some(i) => self.find_instance(i),
             None => self.find(member_id),
         };
         let Some(seq) = seq else {
-            return Code::UnknownMemberId.code();
+            return Err(GroupError::UnknownMemberId);
         };
         if let Some(m) = self.members.remove(&seq) {
             tracing::debug!(group = %self.id, member = %m.id, "member left");
@@ -484,7 +502,7 @@ impl Group {
         }
         self.prepare_rebalance(now);
         self.maybe_complete_join(now);
-        0
+        Ok(())
     }
 
     /// Expires silent members and ends join phases whose time is up.
@@ -518,14 +536,14 @@ impl Group {
             self.awaiting_join.retain(|m| m != member_id);
             self.replies.push(Reply::Join(
                 member_id.to_string(),
-                JoinResult::error(Code::UnknownMemberId, member_id),
+                JoinResult::error(GroupError::UnknownMemberId, member_id),
             ));
         }
         if self.awaiting_sync.iter().any(|m| m == member_id) {
             self.awaiting_sync.retain(|m| m != member_id);
             self.replies.push(Reply::Sync(
                 member_id.to_string(),
-                SyncResult::error(Code::UnknownMemberId),
+                SyncResult::error(GroupError::UnknownMemberId),
             ));
         }
     }
@@ -534,7 +552,7 @@ impl Group {
         for waiting in std::mem::take(&mut self.awaiting_sync) {
             self.replies.push(Reply::Sync(
                 waiting,
-                SyncResult::error(Code::RebalanceInProgress),
+                SyncResult::error(GroupError::RebalanceInProgress),
             ));
         }
         let was_empty = self.state == GroupState::Empty;
@@ -667,7 +685,7 @@ impl Group {
             Vec::new()
         };
         JoinResult {
-            error: 0,
+            error: None,
             generation: self.generation,
             protocol_type: self.protocol_type.clone(),
             protocol: self.protocol.clone(),
@@ -685,7 +703,7 @@ impl Group {
             .map(|m| m.assignment.clone())
             .unwrap_or_default();
         SyncResult {
-            error: 0,
+            error: None,
             protocol_type: self.protocol_type.clone(),
             protocol: self.protocol.clone(),
             assignment,
@@ -719,7 +737,7 @@ mod tests {
         let Step::Done(first) = g.join(params(""), now) else {
             panic!("first join answers at once")
         };
-        assert_eq!(first.error, Code::MemberIdRequired.code());
+        assert_eq!(first.error, Some(GroupError::MemberIdRequired));
         match g.join(params(&first.member_id), now) {
             Step::Wait(id) => id,
             Step::Done(r) => panic!("second join should wait, got {r:?}"),
@@ -754,9 +772,9 @@ mod tests {
         let replies = g.take_replies();
         let results = joins(&replies);
         assert_eq!(results.len(), 2);
-        assert!(results
-            .iter()
-            .all(|r| r.generation == 1 && r.error == 0 && r.protocol.as_deref() == Some("range")));
+        assert!(results.iter().all(|r| r.generation == 1
+            && r.error.is_none()
+            && r.protocol.as_deref() == Some("range")));
         let leader = results
             .iter()
             .find(|r| !r.members.is_empty())
@@ -782,19 +800,22 @@ mod tests {
         assert!(replies.contains(&Reply::Sync(
             b.clone(),
             SyncResult {
-                error: 0,
+                error: None,
                 protocol_type: Some("consumer".into()),
                 protocol: Some("range".into()),
                 assignment: Bytes::from_static(b"B")
             }
         )));
         assert_eq!(g.state, GroupState::Stable);
-        assert_eq!(g.heartbeat(&a, 1, t0 + Duration::from_secs(6)), 0);
+        assert_eq!(g.heartbeat(&a, 1, t0 + Duration::from_secs(6)), Ok(()));
         assert_eq!(
             g.heartbeat(&a, 0, t0 + Duration::from_secs(6)),
-            Code::IllegalGeneration.code()
+            Err(GroupError::IllegalGeneration)
         );
-        assert_eq!(g.heartbeat("nobody", 1, t0), Code::UnknownMemberId.code());
+        assert_eq!(
+            g.heartbeat("nobody", 1, t0),
+            Err(GroupError::UnknownMemberId)
+        );
     }
 
     #[test]
@@ -806,7 +827,7 @@ mod tests {
         g.sync(&a, 1, vec![(a.clone(), Bytes::from_static(b"all"))], t0);
         g.take_replies();
         let b = join_new(&mut g, t0); // triggers a rebalance; a must rejoin
-        assert_eq!(g.heartbeat(&a, 1, t0), Code::RebalanceInProgress.code());
+        assert_eq!(g.heartbeat(&a, 1, t0), Err(GroupError::RebalanceInProgress));
         assert!(matches!(g.join(params(&a), t0), Step::Wait(_)));
         let gen2 = joins(&g.take_replies()).len();
         assert_eq!(gen2, 2);
@@ -815,7 +836,7 @@ mod tests {
         g.sync(&a, 2, vec![], t0);
         g.sync(&b, 2, vec![], t0);
         g.take_replies();
-        g.heartbeat(&a, 2, t0 + Duration::from_secs(9));
+        let _ = g.heartbeat(&a, 2, t0 + Duration::from_secs(9));
         g.tick(t0 + Duration::from_secs(11));
         assert!(!g.has_member(&b));
         assert_eq!(g.state, GroupState::PreparingRebalance);
@@ -834,9 +855,9 @@ mod tests {
         let mut g = Group::new("g", Duration::ZERO);
         let a = join_new(&mut g, t0);
         g.take_replies();
-        assert_eq!(g.leave(&a, None, t0), 0);
+        assert_eq!(g.leave(&a, None, t0), Ok(()));
         assert_eq!(g.state, GroupState::Empty);
-        assert_eq!(g.leave(&a, None, t0), Code::UnknownMemberId.code());
+        assert_eq!(g.leave(&a, None, t0), Err(GroupError::UnknownMemberId));
     }
 
     #[test]
@@ -865,7 +886,7 @@ mod tests {
         let r = g.take_replies();
         assert!(joins(&r)
             .iter()
-            .any(|j| j.member_id == second && j.error == 0));
+            .any(|j| j.member_id == second && j.error.is_none()));
     }
 
     #[test]
@@ -889,8 +910,8 @@ mod tests {
         let n = join_new(&mut g, t0);
         for secs in [8, 16, 24, 31] {
             let at = t0 + Duration::from_secs(secs);
-            g.heartbeat(&s, gen, at);
-            g.heartbeat(&d, gen, at);
+            let _ = g.heartbeat(&s, gen, at);
+            let _ = g.heartbeat(&d, gen, at);
             g.tick(at);
         }
         let r = g.take_replies();
@@ -911,7 +932,7 @@ mod tests {
         // The static member learns of the new generation at its next heartbeat.
         assert_eq!(
             g.heartbeat(&s, gen, t0 + Duration::from_secs(32)),
-            Code::IllegalGeneration.code()
+            Err(GroupError::IllegalGeneration)
         );
     }
 
@@ -922,14 +943,14 @@ mod tests {
         let mut p = params("");
         p.session_timeout = Duration::from_millis(100);
         assert!(
-            matches!(g.join(p, t0), Step::Done(r) if r.error == Code::InvalidSessionTimeout.code())
+            matches!(g.join(p, t0), Step::Done(r) if r.error == Some(GroupError::InvalidSessionTimeout))
         );
         join_new(&mut g, t0);
         let mut other = params("");
         other.protocols = vec![("sticky".into(), Bytes::new())];
         other.require_known_member_id = false;
         assert!(
-            matches!(g.join(other, t0), Step::Done(r) if r.error == Code::InconsistentGroupProtocol.code())
+            matches!(g.join(other, t0), Step::Done(r) if r.error == Some(GroupError::InconsistentGroupProtocol))
         );
     }
 }

@@ -1,7 +1,6 @@
 //! ConsumerGroupDescribe (KIP-848): state, epochs and members of consumer-protocol groups,
 //! with each member's current and target assignment.
 
-use kafka_protocol::error::ResponseError as Code;
 use kafka_protocol::messages::consumer_group_describe_response::{
     Assignment, DescribedGroup, Member, TopicPartitions,
 };
@@ -12,6 +11,7 @@ use sluice_controller::MetadataImage;
 
 use super::{str_bytes, topic_name};
 use crate::context::Ctx;
+use crate::error::{group_code, GroupError};
 use crate::group::consumer::{self, ConsumerGroupView};
 use crate::request_scope::RequestScope;
 
@@ -35,7 +35,7 @@ pub async fn handle(
             match ctx.groups.describe_consumer(id.as_str()) {
                 Ok(g) => described(out, g, &image, version),
                 Err(message) => out
-                    .with_error_code(Code::GroupIdNotFound.code())
+                    .with_error_code(group_code(Some(GroupError::GroupIdNotFound)))
                     .with_error_message(Some(str_bytes(message))),
             }
         })

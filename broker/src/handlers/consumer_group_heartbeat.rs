@@ -8,6 +8,7 @@ use kafka_protocol::messages::{
 
 use super::{client_identity, str_bytes};
 use crate::context::Ctx;
+use crate::error::group_code;
 use crate::group::consumer::Heartbeat;
 use crate::request_scope::RequestScope;
 
@@ -53,7 +54,7 @@ pub async fn handle(
         )
     });
     ConsumerGroupHeartbeatResponse::default()
-        .with_error_code(r.error)
+        .with_error_code(group_code(r.error))
         .with_error_message(r.message.map(str_bytes))
         .with_member_id(Some(str_bytes(r.member_id)))
         .with_member_epoch(r.member_epoch)

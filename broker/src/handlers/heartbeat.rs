@@ -3,6 +3,7 @@
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse, RequestHeader};
 
 use crate::context::Ctx;
+use crate::error::group_code;
 use crate::request_scope::RequestScope;
 
 /// Refreshes the member's session.
@@ -12,10 +13,10 @@ pub async fn handle(
     _header: &RequestHeader,
     req: HeartbeatRequest,
 ) -> HeartbeatResponse {
-    let code = ctx.groups.heartbeat(
+    let outcome = ctx.groups.heartbeat(
         req.group_id.as_str(),
         req.member_id.as_str(),
         req.generation_id,
     );
-    HeartbeatResponse::default().with_error_code(code)
+    HeartbeatResponse::default().with_error_code(group_code(outcome.err()))
 }

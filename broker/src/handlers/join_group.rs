@@ -7,6 +7,7 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, RequestHeade
 
 use super::{client_identity, str_bytes};
 use crate::context::Ctx;
+use crate::error::group_code;
 use crate::group::state::JoinParams;
 use crate::request_scope::RequestScope;
 
@@ -41,7 +42,7 @@ pub async fn handle(
     };
     let r = ctx.groups.join(req.group_id.as_str(), params).await;
     JoinGroupResponse::default()
-        .with_error_code(r.error)
+        .with_error_code(group_code(r.error))
         .with_generation_id(r.generation)
         .with_protocol_type(r.protocol_type.map(str_bytes))
         .with_protocol_name(Some(str_bytes(r.protocol.unwrap_or_default())))

@@ -4,6 +4,7 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, RequestHeader};
 
 use crate::context::Ctx;
+use crate::error::group_code;
 use crate::request_scope::RequestScope;
 
 /// Removes the members and rebalances the rest.
@@ -15,17 +16,14 @@ pub async fn handle(
 ) -> LeaveGroupResponse {
     let group = req.group_id.as_str();
     if header.request_api_version < 3 {
-        return LeaveGroupResponse::default().with_error_code(ctx.groups.leave(
-            group,
-            req.member_id.as_str(),
-            None,
-        ));
+        let outcome = ctx.groups.leave(group, req.member_id.as_str(), None);
+        return LeaveGroupResponse::default().with_error_code(group_code(outcome.err()));
     }
     let members = req
         .members
         .iter()
         .map(|m| {
-            let code = ctx.groups.leave(
+            let outcome = ctx.groups.leave(
                 group,
                 m.member_id.as_str(),
                 m.group_instance_id.as_ref().map(|s| s.as_str()),
@@ -33,7 +31,7 @@ pub async fn handle(
             MemberResponse::default()
                 .with_member_id(m.member_id.clone())
                 .with_group_instance_id(m.group_instance_id.clone())
-                .with_error_code(code)
+                .with_error_code(group_code(outcome.err()))
         })
         .collect();
     LeaveGroupResponse::default().with_members(members)

@@ -1,13 +1,12 @@
 //! OffsetDelete: drop a group's committed offsets for some partitions.
 
-use kafka_protocol::error::ResponseError as Code;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse, RequestHeader};
 
 use crate::context::Ctx;
-use crate::error::code_of;
+use crate::error::{code_of, group_code, GroupError};
 use crate::request_scope::RequestScope;
 
 /// Deletes the offsets unless the group is active (then GROUP_SUBSCRIBED_TO_TOPIC).
@@ -19,7 +18,8 @@ pub async fn handle(
 ) -> OffsetDeleteResponse {
     let group = req.group_id.as_str();
     if ctx.groups.describe(group).is_none() {
-        return OffsetDeleteResponse::default().with_error_code(Code::GroupIdNotFound.code());
+        return OffsetDeleteResponse::default()
+            .with_error_code(group_code(Some(GroupError::GroupIdNotFound)));
     }
     let active = ctx.groups.is_active(group);
     let targets: Vec<(String, i32)> = req
@@ -32,7 +32,7 @@ pub async fn handle(
         })
         .collect();
     let code = if active {
-        Code::GroupSubscribedToTopic.code()
+        group_code(Some(GroupError::GroupSubscribedToTopic))
     } else {
         code_of(&ctx.groups.delete_offsets(ctx, group, Some(&targets)).await)
     };

@@ -4,6 +4,7 @@ use kafka_protocol::messages::{RequestHeader, SyncGroupRequest, SyncGroupRespons
 
 use super::str_bytes;
 use crate::context::Ctx;
+use crate::error::group_code;
 use crate::request_scope::RequestScope;
 
 /// Waits for the leader's assignment (or returns it at once in a stable group).
@@ -28,7 +29,7 @@ pub async fn handle(
         )
         .await;
     SyncGroupResponse::default()
-        .with_error_code(r.error)
+        .with_error_code(group_code(r.error))
         .with_protocol_type(r.protocol_type.map(str_bytes))
         .with_protocol_name(r.protocol.map(str_bytes))
         .with_assignment(r.assignment)
