@@ -62,9 +62,14 @@ impl Store {
     /// One compaction pass over a partition.
     pub fn compact(&self, log: &PartitionLog, plan: &CompactPlan) -> Result<CompactStats> {
         let last_base = self.last_batch_base(log)?;
-        // Pass 1: the latest offset of every key below the bound.
+        // Pass 1: the latest offset of every key below the bound, and where the first batch
+        // too young to clean (`min.compaction.lag.ms`) starts.
         let mut latest: HashMap<Bytes, i64> = HashMap::new();
-        self.for_each_batch(log, plan.upper, |_, bytes| {
+        let mut first_too_young: Option<i64> = None;
+        self.for_each_batch(log, plan.upper, |header, bytes| {
+            if header.max_timestamp > plan.newest_cleanable_ms {
+                first_too_young.get_or_insert(header.base_offset);
+            }
             let (_, recs) = records::records(bytes)?;
             for r in recs {
                 if let Some(key) = r.key {
@@ -75,23 +80,18 @@ impl Store {
             Ok(())
         })?;
         // Pass 2: rewrite what lost records, up to the last batch or the first one too young
-        // to clean (`min.compaction.lag.ms`), as Kafka stops at its first uncleanable segment.
-        let upper = plan.upper.min(last_base.unwrap_or(0));
+        // to clean, as Kafka stops at its first uncleanable segment.
+        let upper = plan
+            .upper
+            .min(last_base.unwrap_or(0))
+            .min(first_too_young.unwrap_or(i64::MAX));
         let mut stats = CompactStats {
             cleaned_upto: upper,
             ..CompactStats::default()
         };
-        let mut too_young_from: Option<i64> = None;
         let mut pending: Vec<(i64, Option<Bytes>)> = Vec::new();
         let mut pending_bytes = 0usize;
         self.for_each_batch(log, upper, |header, bytes| {
-            if too_young_from.is_some() {
-                return Ok(());
-            }
-            if header.max_timestamp > plan.newest_cleanable_ms {
-                too_young_from = Some(header.base_offset);
-                return Ok(());
-            }
             if header.is_control() || header.is_transactional() {
                 stats.records_kept += usize::try_from(header.records_count).unwrap_or(0);
                 return Ok(());
@@ -138,9 +138,6 @@ impl Store {
             Ok(())
         })?;
         self.replace_batches(log, pending)?;
-        if let Some(young) = too_young_from {
-            stats.cleaned_upto = young;
-        }
         Ok(stats)
     }
 

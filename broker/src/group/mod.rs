@@ -19,7 +19,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use sluice_controller::{MetadataImage, NewTopic, TopicInfo};
-use sluice_storage::{AppendEntry, PartitionLog};
+use sluice_storage::PartitionLog;
 use tokio::sync::{oneshot, watch};
 
 use crate::context::Broker;
@@ -371,19 +371,13 @@ impl GroupCoordinator {
             .into_iter()
             .map(|(pos, h)| encoded.slice(pos..pos + h.total_len()))
             .collect();
-        let entry = AppendEntry {
-            log: leader.log.clone(),
-            batches,
-            leader_epoch: leader.info.leader_epoch,
-            log_append_time: false,
-            // Commits are as durable as produced records by default: replication, not fsync.
-            flush_messages: u64::MAX,
-            replicated: false,
-        };
         // A commit is answered once the ISR has it, so it survives the coordinator's loss.
         let append = LeaderAppend {
             leader,
-            entry,
+            batches,
+            log_append_time: false,
+            // Commits are as durable as produced records by default: replication, not fsync.
+            flush_messages: u64::MAX,
             min_isr: 1,
         };
         let acks = Acks::All {

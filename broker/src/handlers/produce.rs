@@ -9,7 +9,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
-use sluice_storage::{batch, AppendEntry, PartitionLog};
+use sluice_storage::{batch, PartitionLog};
 
 use crate::context::Ctx;
 use crate::error::BrokerError;
@@ -56,9 +56,9 @@ pub async fn handle(
                     let records = p.records.clone().unwrap_or_default();
                     let compacted = configs
                         .cleanup_policy_has("compact")
-                        .then(|| format!("{name}-{}", p.index));
+                        .then_some((name, p.index));
                     let (batches, count) =
-                        validate(&records, configs.max_message_bytes(), compacted.as_deref())?;
+                        validate(&records, configs.max_message_bytes(), compacted)?;
                     Ok((leader, batches, count, records.len(), configs))
                 });
             match prepared {
@@ -71,15 +71,10 @@ pub async fn handle(
                         records: count,
                     });
                     appends.push(LeaderAppend {
-                        entry: AppendEntry {
-                            log: leader.log.clone(),
-                            batches,
-                            leader_epoch: leader.info.leader_epoch,
-                            log_append_time: configs.log_append_time(),
-                            flush_messages: configs.flush_messages().max(1) as u64,
-                            replicated: false,
-                        },
                         leader,
+                        batches,
+                        log_append_time: configs.log_append_time(),
+                        flush_messages: configs.flush_messages().max(1) as u64,
                         min_isr: configs.min_insync_replicas(),
                     });
                     partitions.push(None);
@@ -135,11 +130,12 @@ pub async fn handle(
 }
 
 /// Splits and checks the request's batches; returns them as owned buffers and the record count.
-/// `compacted` names the partition when its topic is compacted (every record needs a key).
+/// `compacted` names the partition (topic, index) when its topic is compacted (every record
+/// needs a key).
 fn validate(
     records: &Bytes,
     max_message_bytes: usize,
-    compacted: Option<&str>,
+    compacted: Option<(&str, i32)>,
 ) -> Result<(Vec<Bytes>, i64), BrokerError> {
     if records.is_empty() {
         return Err(BrokerError::InvalidRecord(
@@ -160,7 +156,7 @@ fn validate(
         }
         let bytes = records.slice(pos..pos + h.total_len());
         // Compaction keeps the latest record per key: a record without one has no place.
-        if let Some(partition) = compacted {
+        if let Some((topic, partition)) = compacted {
             let keyless: Vec<i32> = sluice_storage::records::records(&bytes)?
                 .1
                 .iter()
@@ -172,7 +168,7 @@ fn validate(
                     indexes: keyless,
                     reason: format!(
                         "Compacted topic cannot accept message without key in topic partition \
-                         {partition}."
+                         {topic}-{partition}."
                     ),
                 });
             }

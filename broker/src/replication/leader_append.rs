@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use sluice_controller::ControllerClient;
 use sluice_storage::{AppendEntry, AppendOutcome};
 
@@ -23,14 +25,33 @@ pub enum Acks {
     },
 }
 
-/// One led partition's part of an append.
+/// One led partition's part of an append (its log and leader epoch come from `leader`).
 pub struct LeaderAppend {
     /// The partition, as this node leads it.
     pub leader: LeaderPartition,
-    /// Its batches, validated by the caller.
-    pub entry: AppendEntry,
+    /// Its batches, validated by the caller, one batch per buffer.
+    pub batches: Vec<Bytes>,
+    /// Rewrite timestamps to LogAppendTime.
+    pub log_append_time: bool,
+    /// `flush.messages` (see [`AppendEntry::flush_messages`]).
+    pub flush_messages: u64,
     /// The ISR size an acks=all answer needs (the topic's `min.insync.replicas`).
     pub min_isr: usize,
+}
+
+impl LeaderAppend {
+    /// The storage entry, and what answering per `acks` needs once it is written.
+    fn split(self) -> (AppendEntry, (LeaderPartition, usize)) {
+        let entry = AppendEntry {
+            log: self.leader.log.clone(),
+            batches: self.batches,
+            leader_epoch: self.leader.info.leader_epoch,
+            log_append_time: self.log_append_time,
+            flush_messages: self.flush_messages,
+            replicated: false,
+        };
+        (entry, (self.leader, self.min_isr))
+    }
 }
 
 impl ReplicaManager {
@@ -45,10 +66,8 @@ impl ReplicaManager {
         acks: Acks,
         queued: impl FnOnce(),
     ) -> Vec<Result<AppendOutcome, BrokerError>> {
-        let (leaders, entries): (Vec<_>, Vec<_>) = appends
-            .into_iter()
-            .map(|a| ((a.leader, a.min_isr), a.entry))
-            .unzip();
+        let (entries, leaders): (Vec<_>, Vec<_>) =
+            appends.into_iter().map(LeaderAppend::split).unzip();
         let queued_write = self.store.queue_append(entries).await;
         queued();
         let written = match queued_write {
