@@ -6,6 +6,7 @@ use sluice_controller::ControllerClient;
 use sluice_storage::Store;
 
 use crate::config::BrokerConfig;
+use crate::coordinator::CoordinatorIo;
 use crate::disk_guard::DiskGuard;
 use crate::fetch_session::FetchSessions;
 use crate::group::GroupCoordinator;
@@ -32,6 +33,18 @@ pub struct Broker {
     pub groups: GroupCoordinator,
     /// The data directory's free-space floor.
     pub disk: DiskGuard,
+}
+
+impl Broker {
+    /// What the coordinators read and write through.
+    pub fn coordinator_io(&self) -> CoordinatorIo<'_> {
+        CoordinatorIo {
+            node_id: self.node_id,
+            store: &self.store,
+            replicas: &self.replicas,
+            controller: &self.controller,
+        }
+    }
 }
 
 /// Handlers take the broker by shared reference.

@@ -109,9 +109,9 @@ pub enum BrokerError {
     /// INVALID_FETCH_SESSION_EPOCH
     #[error("invalid fetch session epoch")]
     InvalidFetchSessionEpoch,
-    /// COORDINATOR_NOT_AVAILABLE
-    #[error("the coordinator is not available")]
-    CoordinatorNotAvailable,
+    /// The coordinator runtime could not serve the request here.
+    #[error("{0}")]
+    Coordinator(CoordinatorError),
     /// A group coordinator's refusal.
     #[error("{0}")]
     Group(GroupError),
@@ -149,12 +149,9 @@ pub enum GroupError {
     /// GROUP_SUBSCRIBED_TO_TOPIC
     #[error("The consumer group is actively subscribed to the topic.")]
     GroupSubscribedToTopic,
-    /// NOT_COORDINATOR
-    #[error("This is not the correct coordinator.")]
-    NotCoordinator,
-    /// COORDINATOR_LOAD_IN_PROGRESS
-    #[error("The coordinator is loading and hence can't process requests.")]
-    CoordinatorLoadInProgress,
+    /// The coordinator runtime could not serve the group here.
+    #[error("{0}")]
+    Coordinator(CoordinatorError),
     /// STALE_MEMBER_EPOCH
     #[error("The member epoch is stale.")]
     StaleMemberEpoch,
@@ -167,6 +164,44 @@ pub enum GroupError {
     /// INVALID_REQUEST: a consumer-group heartbeat that names no subscription.
     #[error("A new member must subscribe to topics or a pattern.")]
     NoSubscription,
+}
+
+/// Why the coordinator runtime could not serve a request for one of its shards; every
+/// coordinator (groups, later transactions and share-group state) answers these alike, and
+/// clients react by finding the coordinator again and retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CoordinatorError {
+    /// NOT_COORDINATOR: another node leads the shard's partition (or this one just lost it).
+    #[error("This is not the correct coordinator.")]
+    NotCoordinator,
+    /// COORDINATOR_LOAD_IN_PROGRESS: this node leads it but has not replayed it yet.
+    #[error("The coordinator is loading and hence can't process requests.")]
+    LoadInProgress,
+    /// COORDINATOR_NOT_AVAILABLE: no leader, or the write was not replicated in time.
+    #[error("The coordinator is not available.")]
+    NotAvailable,
+}
+
+impl CoordinatorError {
+    fn kafka_code(self) -> Code {
+        match self {
+            Self::NotCoordinator => Code::NotCoordinator,
+            Self::LoadInProgress => Code::CoordinatorLoadInProgress,
+            Self::NotAvailable => Code::CoordinatorNotAvailable,
+        }
+    }
+}
+
+impl From<CoordinatorError> for BrokerError {
+    fn from(e: CoordinatorError) -> Self {
+        Self::Coordinator(e)
+    }
+}
+
+impl From<CoordinatorError> for GroupError {
+    fn from(e: CoordinatorError) -> Self {
+        Self::Coordinator(e)
+    }
 }
 
 /// The Kafka error code of a group outcome (0 for none).
@@ -208,7 +243,7 @@ impl BrokerError {
             Self::Controller(_) => Code::RequestTimedOut,
             Self::FetchSessionIdNotFound => Code::FetchSessionIdNotFound,
             Self::InvalidFetchSessionEpoch => Code::InvalidFetchSessionEpoch,
-            Self::CoordinatorNotAvailable => Code::CoordinatorNotAvailable,
+            Self::Coordinator(e) => e.kafka_code(),
             Self::Group(e) => match e {
                 GroupError::UnknownMemberId => Code::UnknownMemberId,
                 GroupError::IllegalGeneration => Code::IllegalGeneration,
@@ -219,8 +254,7 @@ impl BrokerError {
                 GroupError::GroupIdNotFound => Code::GroupIdNotFound,
                 GroupError::NonEmptyGroup => Code::NonEmptyGroup,
                 GroupError::GroupSubscribedToTopic => Code::GroupSubscribedToTopic,
-                GroupError::NotCoordinator => Code::NotCoordinator,
-                GroupError::CoordinatorLoadInProgress => Code::CoordinatorLoadInProgress,
+                GroupError::Coordinator(e) => e.kafka_code(),
                 GroupError::StaleMemberEpoch => Code::StaleMemberEpoch,
                 GroupError::FencedMemberEpoch => Code::FencedMemberEpoch,
                 GroupError::InvalidRegularExpression => Code::InvalidRegularExpression,

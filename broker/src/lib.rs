@@ -17,7 +17,10 @@
 //! handlers/<api>.rs    one file per Kafka API; thin, never fail (errors go in the response)
 //! replication/         leader/follower roles, high watermark over the ISR, follower
 //!                      fetchers with truncation (fetcher.rs), ISR shrink/expand (isr.rs)
-//! group/               group coordinator (I/O) around pure group state machines; offsets
+//! coordinator/         the coordinator runtime: a state machine per led partition of an
+//!                      internal topic, loaded by replay, written through leader-append
+//! group/               the group coordinator (its first tenant): classic and KIP-848 groups
+//!                      around pure state machines, committed offsets
 //! fetch_session.rs     incremental fetch sessions (KIP-227)
 //! producer_ids.rs      producer-id blocks from the controller
 //! retention.rs         retention.ms / retention.bytes: move the log start, reclaim space
@@ -46,6 +49,7 @@ mod clock;
 pub mod config;
 mod connection;
 mod context;
+mod coordinator;
 pub mod decode_guard;
 mod disk_guard;
 mod dispatch;

@@ -17,6 +17,7 @@ use crate::connection;
 use crate::context::{Broker, Ctx};
 use crate::disk_guard::DiskGuard;
 use crate::fetch_session::FetchSessions;
+use crate::group::shard::GroupSettings;
 use crate::group::GroupCoordinator;
 use crate::http::{self, HttpState};
 use crate::producer_ids::ProducerIdAllocator;
@@ -127,14 +128,19 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
         controller: controller.clone(),
         producer_ids: ProducerIdAllocator::default(),
         groups: GroupCoordinator::new(
-            config.group_initial_rebalance_delay(),
-            config.consumer_session_timeout(),
+            GroupSettings {
+                initial_delay: config.group_initial_rebalance_delay(),
+                consumer_session: config.consumer_session_timeout(),
+            },
+            config.offsets_topic_partitions(),
+            config.offsets_topic_replication_factor(),
+            config.offsets_commit_timeout(),
         ),
         disk: DiskGuard::new(args.data_dir.clone(), config.min_free_bytes()),
         config,
     });
     ctx.replicas.reconcile(&ctx.controller).await?;
-    let loaded = ctx.groups.load(&ctx)?;
+    let loaded = ctx.groups.follow_leadership(ctx.coordinator_io())?;
     tracing::info!(records = loaded, "committed offsets loaded");
     tokio::spawn(follow_metadata(ctx.clone(), shutdown.clone()));
     tokio::spawn(send_heartbeats(ctx.clone(), shutdown.clone()));
@@ -240,7 +246,11 @@ async fn follow_metadata(ctx: Ctx, shutdown: CancellationToken) {
         }
         // Offsets partitions this node now leads (a coordinator elsewhere was lost).
         let task_ctx = ctx.clone();
-        match tokio::task::spawn_blocking(move || task_ctx.groups.load(&task_ctx)).await {
+        match tokio::task::spawn_blocking(move || {
+            task_ctx.groups.follow_leadership(task_ctx.coordinator_io())
+        })
+        .await
+        {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => tracing::info!(records = n, "took over group coordination"),
             Ok(Err(e)) => tracing::warn!(error = %e, "loading committed offsets failed"),

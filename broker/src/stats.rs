@@ -55,9 +55,9 @@ fn sample(ctx: &Ctx, last_term: Option<u64>) -> Option<u64> {
     metrics::gauge!(PARTITIONS_OFFLINE).set(offline as f64);
     metrics::gauge!(PARTITIONS_UNDER_MIN_ISR).set(under_min_isr as f64);
 
-    for group in ctx.groups.list() {
+    for (group, committed) in ctx.groups.list() {
         metrics::gauge!(GROUP_MEMBERS, "group" => group.id.clone()).set(group.members.len() as f64);
-        for ((topic, partition), committed) in ctx.groups.committed(&group.id) {
+        for ((topic, partition), committed) in committed {
             let Some(info) = image.topics.get(&topic) else {
                 continue;
             };

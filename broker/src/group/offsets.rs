@@ -5,7 +5,6 @@
 //! tombstone. The latest record per key wins, which is what compaction keeps.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -109,48 +108,41 @@ fn decode_value(mut v: Bytes) -> Option<Committed> {
     })
 }
 
-/// Every group's committed offsets on this coordinator.
+/// The committed offsets of the groups of one `__consumer_offsets` partition.
 #[derive(Default)]
 pub struct OffsetStore {
-    groups: Mutex<HashMap<String, BTreeMap<TopicPartition, Committed>>>,
+    groups: HashMap<String, BTreeMap<TopicPartition, Committed>>,
 }
 
 impl OffsetStore {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, BTreeMap<TopicPartition, Committed>>> {
-        self.groups.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Applies one `__consumer_offsets` record (while loading or after a write).
-    pub fn apply_record(&self, key: Option<Bytes>, value: Option<Bytes>) {
-        let Some((group, tp)) = key.and_then(decode_key) else {
+    pub fn apply_record(&mut self, key: Bytes, value: Option<Bytes>) {
+        let Some((group, tp)) = decode_key(key) else {
             return;
         };
-        let mut groups = self.lock();
         match value.and_then(decode_value) {
             Some(c) => {
-                groups.entry(group).or_default().insert(tp, c);
+                self.groups.entry(group).or_default().insert(tp, c);
             }
             None => {
-                if let Some(g) = groups.get_mut(&group) {
+                if let Some(g) = self.groups.get_mut(&group) {
                     g.remove(&tp);
                     if g.is_empty() {
-                        groups.remove(&group);
+                        self.groups.remove(&group);
                     }
                 }
             }
         }
     }
 
-    /// A group's committed offsets.
-    pub fn group(&self, group: &str) -> BTreeMap<TopicPartition, Committed> {
-        self.lock().get(group).cloned().unwrap_or_default()
+    /// A group's committed offsets, if it has any.
+    pub fn group(&self, group: &str) -> Option<&BTreeMap<TopicPartition, Committed>> {
+        self.groups.get(group)
     }
 
     /// Groups that have committed offsets.
-    pub fn groups(&self) -> Vec<String> {
-        self.lock().keys().cloned().collect()
+    pub fn groups(&self) -> impl Iterator<Item = String> + '_ {
+        self.groups.keys().cloned()
     }
 }
 
@@ -160,23 +152,26 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_tombstones_delete() {
-        let store = OffsetStore::default();
+        let mut store = OffsetStore::default();
         let c = Committed {
             offset: 42,
             leader_epoch: 3,
             metadata: "meta".into(),
             commit_ms: 7,
         };
-        store.apply_record(Some(encode_key("g", "t", 1)), Some(encode_value(&c)));
-        assert_eq!(store.group("g").get(&("t".into(), 1)), Some(&c));
-        store.apply_record(Some(encode_key("g", "t", 1)), None);
-        assert!(store.group("g").is_empty());
-        assert!(store.groups().is_empty());
+        store.apply_record(encode_key("g", "t", 1), Some(encode_value(&c)));
+        assert_eq!(
+            store.group("g").and_then(|g| g.get(&("t".into(), 1))),
+            Some(&c)
+        );
+        store.apply_record(encode_key("g", "t", 1), None);
+        assert!(store.group("g").is_none());
+        assert_eq!(store.groups().count(), 0);
         // Garbage never panics and changes nothing.
         store.apply_record(
-            Some(Bytes::from_static(b"\x00")),
+            Bytes::from_static(b"\x00"),
             Some(Bytes::from_static(b"\x01\x02")),
         );
-        assert!(store.groups().is_empty());
+        assert_eq!(store.groups().count(), 0);
     }
 }

@@ -32,7 +32,10 @@ pub async fn handle(
         .iter()
         .map(|id| {
             let out = DescribedGroup::default().with_group_id(id.clone());
-            match ctx.groups.describe_consumer(id.as_str()) {
+            match ctx
+                .groups
+                .describe_consumer(ctx.coordinator_io(), id.as_str())
+            {
                 Ok(g) => described(out, g, &image, version),
                 Err(message) => out
                     .with_error_code(group_code(Some(GroupError::GroupIdNotFound)))

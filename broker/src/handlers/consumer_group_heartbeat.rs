@@ -41,7 +41,8 @@ pub async fn handle(
     let image = ctx.controller.image();
     let r = ctx
         .groups
-        .consumer_heartbeat(req.group_id.as_str(), hb, &image);
+        .consumer_heartbeat(ctx.coordinator_io(), req.group_id.as_str(), hb, &image)
+        .await;
     let assignment = r.assignment.map(|a| {
         Assignment::default().with_topic_partitions(
             a.into_iter()

@@ -16,7 +16,10 @@ pub async fn handle(
 ) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(req.groups_names.len());
     for g in &req.groups_names {
-        let r = ctx.groups.delete_group(ctx, g.as_str()).await;
+        let r = ctx
+            .groups
+            .delete_group(ctx.coordinator_io(), g.as_str())
+            .await;
         results.push(
             DeletableGroupResult::default()
                 .with_group_id(g.clone())

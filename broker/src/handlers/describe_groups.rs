@@ -19,7 +19,7 @@ pub async fn handle(
         .iter()
         .map(|id| {
             let out = DescribedGroup::default().with_group_id(id.clone());
-            match ctx.groups.describe(id.as_str()) {
+            match ctx.groups.describe(ctx.coordinator_io(), id.as_str()) {
                 Some(g) => out
                     .with_group_state(str_bytes(g.state))
                     .with_protocol_type(str_bytes(g.protocol_type))

@@ -6,7 +6,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::str_bytes;
 use crate::context::Ctx;
-use crate::error::BrokerError;
+use crate::error::{BrokerError, CoordinatorError};
 use crate::request_scope::RequestScope;
 
 const KEY_TYPE_GROUP: i8 = 0;
@@ -73,11 +73,14 @@ async fn locate(
             "this broker has no {kind} coordinator"
         )));
     }
-    let node = ctx.groups.coordinator_of(ctx, key.as_str()).await?;
+    let node = ctx
+        .groups
+        .coordinator_of(ctx.coordinator_io(), key.as_str())
+        .await?;
     let image = ctx.controller.image();
     let broker = image
         .brokers
         .get(&node)
-        .ok_or(BrokerError::CoordinatorNotAvailable)?;
+        .ok_or(BrokerError::Coordinator(CoordinatorError::NotAvailable))?;
     Ok((broker.id, broker.host.clone(), broker.port))
 }

@@ -13,10 +13,14 @@ pub async fn handle(
     _header: &RequestHeader,
     req: HeartbeatRequest,
 ) -> HeartbeatResponse {
-    let outcome = ctx.groups.heartbeat(
-        req.group_id.as_str(),
-        req.member_id.as_str(),
-        req.generation_id,
-    );
+    let outcome = ctx
+        .groups
+        .heartbeat(
+            ctx.coordinator_io(),
+            req.group_id.as_str(),
+            req.member_id.as_str(),
+            req.generation_id,
+        )
+        .await;
     HeartbeatResponse::default().with_error_code(group_code(outcome.err()))
 }

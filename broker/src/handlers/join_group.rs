@@ -40,7 +40,10 @@ pub async fn handle(
             .collect(),
         require_known_member_id: version >= 4,
     };
-    let r = ctx.groups.join(req.group_id.as_str(), params).await;
+    let r = ctx
+        .groups
+        .join(ctx.coordinator_io(), req.group_id.as_str(), params)
+        .await;
     JoinGroupResponse::default()
         .with_error_code(group_code(r.error))
         .with_generation_id(r.generation)

@@ -16,23 +16,29 @@ pub async fn handle(
 ) -> LeaveGroupResponse {
     let group = req.group_id.as_str();
     if header.request_api_version < 3 {
-        let outcome = ctx.groups.leave(group, req.member_id.as_str(), None);
+        let outcome = ctx
+            .groups
+            .leave(ctx.coordinator_io(), group, req.member_id.as_str(), None)
+            .await;
         return LeaveGroupResponse::default().with_error_code(group_code(outcome.err()));
     }
-    let members = req
-        .members
-        .iter()
-        .map(|m| {
-            let outcome = ctx.groups.leave(
+    let mut members = Vec::with_capacity(req.members.len());
+    for m in &req.members {
+        let outcome = ctx
+            .groups
+            .leave(
+                ctx.coordinator_io(),
                 group,
                 m.member_id.as_str(),
                 m.group_instance_id.as_ref().map(|s| s.as_str()),
-            );
+            )
+            .await;
+        members.push(
             MemberResponse::default()
                 .with_member_id(m.member_id.clone())
                 .with_group_instance_id(m.group_instance_id.clone())
-                .with_error_code(group_code(outcome.err()))
-        })
-        .collect();
+                .with_error_code(group_code(outcome.err())),
+        );
+    }
     LeaveGroupResponse::default().with_members(members)
 }

@@ -24,6 +24,7 @@ pub async fn handle(
         .groups
         .list()
         .into_iter()
+        .map(|(g, _)| g)
         .filter(|g| wants(&req.states_filter, g.state) && wants(&req.types_filter, g.group_type))
         .map(|g| {
             ListedGroup::default()

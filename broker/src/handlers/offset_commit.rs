@@ -49,7 +49,7 @@ pub async fn handle(
     } else {
         ctx.groups
             .commit(
-                ctx,
+                ctx.coordinator_io(),
                 req.group_id.as_str(),
                 req.member_id.as_str(),
                 req.generation_id_or_member_epoch,

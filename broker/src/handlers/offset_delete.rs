@@ -17,11 +17,11 @@ pub async fn handle(
     req: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
     let group = req.group_id.as_str();
-    if ctx.groups.describe(group).is_none() {
+    if ctx.groups.describe(ctx.coordinator_io(), group).is_none() {
         return OffsetDeleteResponse::default()
             .with_error_code(group_code(Some(GroupError::GroupIdNotFound)));
     }
-    let active = ctx.groups.is_active(group);
+    let active = ctx.groups.is_active(ctx.coordinator_io(), group);
     let targets: Vec<(String, i32)> = req
         .topics
         .iter()
@@ -34,7 +34,11 @@ pub async fn handle(
     let code = if active {
         group_code(Some(GroupError::GroupSubscribedToTopic))
     } else {
-        code_of(&ctx.groups.delete_offsets(ctx, group, Some(&targets)).await)
+        code_of(
+            &ctx.groups
+                .delete_offsets(ctx.coordinator_io(), group, Some(&targets))
+                .await,
+        )
     };
     let topics = req
         .topics

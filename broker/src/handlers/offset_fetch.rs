@@ -10,7 +10,6 @@ use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, RequestH
 
 use super::{str_bytes, topic_name};
 use crate::context::Ctx;
-use crate::error::code_of;
 use crate::group::offsets::Committed;
 use crate::request_scope::RequestScope;
 
@@ -18,8 +17,10 @@ use crate::request_scope::RequestScope;
 /// was committed), or all committed ones.
 type Answer = Vec<(String, Vec<(i32, Committed)>)>;
 
-fn answer(ctx: &Ctx, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> Answer {
-    let committed = ctx.groups.committed(group);
+fn answer(
+    committed: BTreeMap<(String, i32), Committed>,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+) -> Answer {
     match wanted {
         Some(topics) => topics
             .into_iter()
@@ -44,7 +45,7 @@ fn answer(ctx: &Ctx, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> An
     }
 }
 
-/// Looks the offsets up in the coordinator's view, once it has them loaded.
+/// Looks the offsets up on the group's coordinator shard, once it is loaded.
 pub async fn handle(
     ctx: &Ctx,
     _scope: &RequestScope,
@@ -52,68 +53,72 @@ pub async fn handle(
     req: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
     if header.request_api_version >= 8 {
-        let mut ready = Vec::with_capacity(req.groups.len());
+        let mut groups = Vec::with_capacity(req.groups.len());
         for g in &req.groups {
-            ready.push(code_of(
-                &ctx.groups
-                    .await_coordinating(ctx, g.group_id.as_str())
-                    .await,
-            ));
-        }
-        let groups = req
-            .groups
-            .iter()
-            .zip(ready)
-            .map(|(g, error)| {
-                if error != 0 {
-                    return OffsetFetchResponseGroup::default()
-                        .with_group_id(g.group_id.clone())
-                        .with_error_code(error);
+            let committed = ctx
+                .groups
+                .committed(ctx.coordinator_io(), g.group_id.as_str())
+                .await;
+            let committed = match committed {
+                Ok(c) => c,
+                Err(e) => {
+                    groups.push(
+                        OffsetFetchResponseGroup::default()
+                            .with_group_id(g.group_id.clone())
+                            .with_error_code(e.code()),
+                    );
+                    continue;
                 }
-                let wanted = g.topics.as_ref().map(|ts| {
-                    ts.iter()
-                        .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
-                        .collect()
-                });
-                let topics = answer(ctx, g.group_id.as_str(), wanted)
-                    .into_iter()
-                    .map(|(t, ps)| {
-                        let partitions = ps
-                            .into_iter()
-                            .map(|(p, c)| {
-                                OffsetFetchResponsePartitions::default()
-                                    .with_partition_index(p)
-                                    .with_committed_offset(c.offset)
-                                    .with_committed_leader_epoch(c.leader_epoch)
-                                    .with_metadata(Some(str_bytes(c.metadata)))
-                            })
-                            .collect();
-                        OffsetFetchResponseTopics::default()
-                            .with_name(topic_name(&t))
-                            .with_partitions(partitions)
-                    })
-                    .collect();
+            };
+            let wanted = g.topics.as_ref().map(|ts| {
+                ts.iter()
+                    .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                    .collect()
+            });
+            let topics = answer(committed, wanted)
+                .into_iter()
+                .map(|(t, ps)| {
+                    let partitions = ps
+                        .into_iter()
+                        .map(|(p, c)| {
+                            OffsetFetchResponsePartitions::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(c.offset)
+                                .with_committed_leader_epoch(c.leader_epoch)
+                                .with_metadata(Some(str_bytes(c.metadata)))
+                        })
+                        .collect();
+                    OffsetFetchResponseTopics::default()
+                        .with_name(topic_name(&t))
+                        .with_partitions(partitions)
+                })
+                .collect();
+            groups.push(
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id.clone())
-                    .with_topics(topics)
-            })
-            .collect();
+                    .with_topics(topics),
+            );
+        }
         return OffsetFetchResponse::default().with_groups(groups);
     }
-    // v0-1 have no error field: they get what is loaded by the end of the wait.
-    let ready = ctx
+    let committed = ctx
         .groups
-        .await_coordinating(ctx, req.group_id.as_str())
+        .committed(ctx.coordinator_io(), req.group_id.as_str())
         .await;
-    if ready.is_err() && header.request_api_version >= 2 {
-        return OffsetFetchResponse::default().with_error_code(code_of(&ready));
-    }
+    // v0-1 have no top-level error: each partition asked for carries it.
+    let (committed, partition_error) = match committed {
+        Ok(c) => (c, 0),
+        Err(e) if header.request_api_version >= 2 => {
+            return OffsetFetchResponse::default().with_error_code(e.code())
+        }
+        Err(e) => (BTreeMap::new(), e.code()),
+    };
     let wanted = req.topics.as_ref().map(|ts| {
         ts.iter()
             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    let topics = answer(ctx, req.group_id.as_str(), wanted)
+    let topics = answer(committed, wanted)
         .into_iter()
         .map(|(t, ps)| {
             let partitions = ps
@@ -124,6 +129,7 @@ pub async fn handle(
                         .with_committed_offset(c.offset)
                         .with_committed_leader_epoch(c.leader_epoch)
                         .with_metadata(Some(str_bytes(c.metadata)))
+                        .with_error_code(partition_error)
                 })
                 .collect();
             OffsetFetchResponseTopic::default()

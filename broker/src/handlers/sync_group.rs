@@ -22,6 +22,7 @@ pub async fn handle(
     let r = ctx
         .groups
         .sync(
+            ctx.coordinator_io(),
             req.group_id.as_str(),
             req.member_id.as_str(),
             req.generation_id,

@@ -1,0 +1,125 @@
+//! The coordinator runtime: how Sluice hosts a coordinator on an internal compacted topic,
+//! as Kafka does for its group, transaction and share-group state coordinators.
+//!
+//! Each partition of the topic is a shard: a state machine (a [`CoordinatorShard`]) that this
+//! node hosts while, and only while, it leads the partition. Taking leadership loads the shard
+//! by replaying the partition's log from its start; losing leadership (or moving to a newer
+//! leader epoch) unloads it. A request waits a bounded time for its shard to load and is
+//! refused NOT_COORDINATOR where another node leads it.
+//!
+//! A write asks the tenant for records, appends them through the replica manager's one
+//! leader-append path with acks=all, and replays them into the shard once the ISR has them:
+//! the state in memory never holds what a failover could lose, and a new coordinator rebuilds
+//! exactly it by replay. Writes to one shard are serialised, so records are replayed in log
+//! order. `tick` drives the tenants' timers.
+//!
+//! The runtime reaches storage, replicas and metadata only through a [`CoordinatorIo`], never
+//! the whole broker: `coordinator -> replication -> storage`, one way.
+
+mod runtime;
+
+pub use runtime::{CoordinatorRuntime, InternalTopic};
+
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use sluice_controller::{ControllerClient, MetadataImage};
+use sluice_storage::{PartitionLog, Store};
+
+use crate::error::BrokerError;
+use crate::replication::ReplicaManager;
+
+/// One record of a coordinator's log: a key, and a value or a tombstone (`None`).
+pub type CoordinatorRecord = (Bytes, Option<Bytes>);
+
+/// The state a coordinator keeps for one partition of its internal topic.
+///
+/// Its state changes only by `replay` (records read back at load, or just committed by a
+/// write) and by `tick` (timers of state that is not persisted, such as member sessions).
+pub trait CoordinatorShard: Send + 'static {
+    /// Applies one record of the partition's log, in log order.
+    fn replay(&mut self, key: Bytes, value: Option<Bytes>);
+
+    /// Runs the shard's timers (about every 100 ms).
+    fn tick(&mut self, now: Instant, image: &MetadataImage);
+}
+
+/// What the runtime reads and writes through: the node's storage, its replicas and the
+/// metadata, passed explicitly by whoever calls it.
+#[derive(Clone, Copy)]
+pub struct CoordinatorIo<'a> {
+    /// This node's id.
+    pub node_id: i32,
+    /// Node storage (replay reads the logs).
+    pub store: &'a Store,
+    /// Local replicas (writes go through their leader-append path).
+    pub replicas: &'a ReplicaManager,
+    /// The metadata controller (topic creation, leadership).
+    pub controller: &'a ControllerClient,
+}
+
+/// Visits every record of a local log in offset order.
+pub fn scan_records(
+    store: &Store,
+    log: &PartitionLog,
+    mut visit: impl FnMut(Record),
+) -> Result<(), BrokerError> {
+    let end = log.log_end_offset();
+    let mut next = log.log_start_offset();
+    while next < end {
+        let batches = store.read(log, next, end, 4 << 20, true)?;
+        let Some(last) = batches.last() else { break };
+        next = sluice_storage::batch::parse_header(last)?.last_offset() + 1;
+        for b in batches {
+            let set = RecordBatchDecoder::decode(&mut b.clone())
+                .map_err(|e| BrokerError::Storage(e.to_string()))?;
+            set.records.into_iter().for_each(&mut visit);
+        }
+    }
+    Ok(())
+}
+
+/// Coordinator records as record batches, one batch per buffer (what the appender takes).
+fn encode_batches(records: &[CoordinatorRecord]) -> Result<Vec<Bytes>, BrokerError> {
+    let now = crate::clock::now_ms();
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder starts a new batch whenever offset - sequence changes; keeping it
+            // constant puts all records in one batch, with base sequence -1 (no producer).
+            sequence: i as i32 - 1,
+            timestamp: now,
+            key: Some(k.clone()),
+            value: v.clone(),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|e| BrokerError::Storage(e.to_string()))?;
+    let encoded = buf.freeze();
+    // Split defensively: the encoder may emit several batches.
+    Ok(sluice_storage::batch::split_batches(&encoded)?
+        .into_iter()
+        .map(|(pos, h)| encoded.slice(pos..pos + h.total_len()))
+        .collect())
+}
