@@ -5,8 +5,6 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::topic_config::{self, ConfigType};
-
 /// Flags of `sluice serve`; each also read from its `SLUICE_*` environment variable.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -46,6 +44,44 @@ pub struct ServeArgs {
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     overrides: BTreeMap<String, String>,
+}
+
+/// Kafka's config types (DescribeConfigs `config_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    /// true/false
+    Boolean = 1,
+    /// free text
+    String = 2,
+    /// 32-bit integer
+    Int = 3,
+    /// 16-bit integer
+    Short = 4,
+    /// 64-bit integer
+    Long = 5,
+    /// floating point
+    Double = 6,
+    /// comma-separated list
+    List = 7,
+}
+
+/// Checks that `value` parses as `ty`.
+pub fn check_type(name: &str, value: &str, ty: ConfigType) -> Result<(), String> {
+    let ok = match ty {
+        ConfigType::Boolean => {
+            value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false")
+        }
+        ConfigType::Int => value.parse::<i32>().is_ok(),
+        ConfigType::Short => value.parse::<i16>().is_ok(),
+        ConfigType::Long => value.parse::<i64>().is_ok(),
+        ConfigType::Double => value.parse::<f64>().is_ok(),
+        ConfigType::String | ConfigType::List => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("Invalid value {value} for configuration {name}"))
+    }
 }
 
 /// Broker configs Sluice knows: (name, default, type).
@@ -149,7 +185,7 @@ impl BrokerConfig {
             let Some((_, _, ty)) = BROKER_CONFIGS.iter().find(|(n, _, _)| *n == k) else {
                 anyhow::bail!("unknown broker config '{k}'");
             };
-            topic_config::check_type(k, v, *ty).map_err(|e| anyhow::anyhow!(e))?;
+            check_type(k, v, *ty).map_err(|e| anyhow::anyhow!(e))?;
             overrides.insert(k.to_string(), v.to_string());
         }
         Ok(Self { overrides })

@@ -24,7 +24,7 @@ pub struct Broker {
     /// The metadata controller.
     pub controller: ControllerClient,
     /// Local partition replicas and their roles.
-    pub replicas: ReplicaManager,
+    pub replicas: Arc<ReplicaManager>,
     /// Incremental fetch sessions (KIP-227).
     pub fetch_sessions: FetchSessions,
     /// Producer ids for InitProducerId.

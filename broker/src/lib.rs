@@ -8,6 +8,8 @@
 //! lib.rs               this file: the broker as a library (server::run, admin::run)
 //! server.rs            startup (storage, controller, registration), background tasks,
 //!                      accept loop, controlled shutdown
+//! context.rs           Broker: the node's services a handler reaches (store, controller,
+//!                      replicas, coordinators, configs)
 //! connection.rs        size-prefixed framing, frame cap, pipelined produces, in-order responses
 //! request_scope.rs     what a handler knows of its request besides header and body
 //!                      (peer, the connection's read-ahead, leave to start the next request)
@@ -15,13 +17,15 @@
 //! frame.rs             response frames in parts: fetched batches are sent, not copied
 //! decode_guard.rs      keeps hostile array counts from aborting the process
 //! handlers/<api>.rs    one file per Kafka API; thin, never fail (errors go in the response)
-//! replication/         leader/follower roles, high watermark over the ISR, follower
-//!                      fetchers with truncation (fetcher.rs), ISR shrink/expand (isr.rs)
+//! replication/         leader/follower roles, high watermark over the ISR, the one
+//!                      leader-append path, follower fetchers with truncation (fetcher.rs),
+//!                      ISR shrink/expand (isr.rs)
 //! coordinator/         the coordinator runtime: a state machine per led partition of an
 //!                      internal topic, loaded by replay, written through leader-append
 //! group/               the group coordinator (its first tenant): classic and KIP-848 groups
 //!                      around pure state machines, committed offsets
 //! fetch_session.rs     incremental fetch sessions (KIP-227)
+//! read_ahead.rs        a connection's read-ahead of the logs a consumer fetches next
 //! producer_ids.rs      producer-id blocks from the controller
 //! retention.rs         retention.ms / retention.bytes: move the log start, reclaim space
 //! log_cleaner.rs       cleanup.policy=compact: when to compact which partition
@@ -30,8 +34,8 @@
 //! topic_config.rs      topic configs by Kafka name: defaults, validation
 //! config.rs            flags, SLUICE_* env vars, broker configs by Kafka name
 //! error.rs             BrokerError -> Kafka error codes, in one place
-//! http.rs, metrics.rs  /healthz, /metrics, /admin/*; every metric name
-//! admin_api.rs         the HTTP admin API (JSON)
+//! http/                /healthz, /metrics, and the HTTP admin API /admin/* (admin_api.rs)
+//! metrics.rs           every metric name
 //! admin/               `sluice admin`: Kafka-protocol and HTTP clients, tables
 //! kafka_client.rs      a minimal Kafka client (admin CLI, follower fetchers)
 //! stats.rs             periodic gauges (partitions, lag, Raft, RocksDB, process)
@@ -40,11 +44,12 @@
 //!
 //! A request flows: connection reads a frame and builds its RequestScope -> dispatch decodes
 //! header and body -> handlers::<api>::handle(ctx, scope, header, request) calls the replica
-//! manager, storage and the controller -> dispatch encodes the response -> connection writes
-//! it in order.
+//! manager, storage, the controller or a coordinator (group/, on coordinator/, which writes
+//! through the replica manager) -> dispatch encodes the response -> connection writes it in
+//! order. Modules depend one way: handlers -> context -> group -> coordinator ->
+//! replication -> storage (tests/layout.rs checks there is no circle).
 
 pub mod admin;
-mod admin_api;
 mod clock;
 pub mod config;
 mod connection;

@@ -7,19 +7,25 @@
 
 use std::sync::Arc;
 
-use sluice_storage::PartitionLog;
+use sluice_controller::MetadataImage;
+use sluice_storage::{PartitionLog, Store};
 
-use crate::context::Broker;
+use crate::config::BrokerConfig;
 use crate::error::BrokerError;
+use crate::replication::ReplicaManager;
 use crate::topic_config::TopicConfigs;
 
 /// One pass over the partitions this node leads; returns how many moved their log start.
-pub fn enforce(ctx: &Broker) -> Result<usize, BrokerError> {
+pub fn enforce(
+    store: &Store,
+    replicas: &ReplicaManager,
+    image: &MetadataImage,
+    config: &BrokerConfig,
+) -> Result<usize, BrokerError> {
     let now = crate::clock::now_ms();
-    let image = ctx.controller.image();
     let mut advanced = Vec::new();
     for topic in image.topics.values() {
-        let configs = TopicConfigs::new(&topic.configs, &ctx.config);
+        let configs = TopicConfigs::new(&topic.configs, config);
         if !configs.cleanup_policy_has("delete") {
             continue;
         }
@@ -29,7 +35,7 @@ pub fn enforce(ctx: &Broker) -> Result<usize, BrokerError> {
             continue;
         }
         for p in 0..topic.partitions.len() as i32 {
-            let Ok(leader) = ctx.replicas.leader(topic, p) else {
+            let Ok(leader) = replicas.leader(topic, p) else {
                 continue;
             };
             let log = &leader.log;
@@ -38,34 +44,34 @@ pub fn enforce(ctx: &Broker) -> Result<usize, BrokerError> {
             let mut new_start = log.log_start_offset();
             if retention_ms >= 0 {
                 let cutoff = now.saturating_sub(retention_ms);
-                let by_time = ctx.store.first_offset_newer_than(log, cutoff, hw)?;
+                let by_time = store.first_offset_newer_than(log, cutoff, hw)?;
                 new_start = new_start.max(by_time.unwrap_or(hw));
             }
             if retention_bytes >= 0 {
-                let by_size = ctx.store.start_for_size(log, retention_bytes as u64, hw)?;
+                let by_size = store.start_for_size(log, retention_bytes as u64, hw)?;
                 new_start = new_start.max(by_size.unwrap_or(0));
             }
-            if ctx.store.advance_log_start(log, new_start)? {
+            if store.advance_log_start(log, new_start)? {
                 advanced.push(log.clone());
             }
         }
     }
-    reclaim(ctx, &advanced);
+    reclaim(store, &advanced);
     Ok(advanced.len())
 }
 
 /// Returns the space below these partitions' log starts to the file system (logged, never
 /// fatal): each partition's removed range is compacted, then the WAL is released once.
-pub fn reclaim(ctx: &Broker, logs: &[Arc<PartitionLog>]) {
+pub fn reclaim(store: &Store, logs: &[Arc<PartitionLog>]) {
     if logs.is_empty() {
         return;
     }
     for log in logs {
-        if let Err(e) = ctx.store.reclaim(log) {
+        if let Err(e) = store.reclaim(log) {
             tracing::warn!(partition = log.cf_name(), error = %e, "reclaiming space");
         }
     }
-    if let Err(e) = ctx.store.release_wal() {
+    if let Err(e) = store.release_wal() {
         tracing::warn!(error = %e, "releasing WAL files");
     }
 }

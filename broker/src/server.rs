@@ -21,6 +21,7 @@ use crate::group::shard::GroupSettings;
 use crate::group::GroupCoordinator;
 use crate::http::{self, HttpState};
 use crate::producer_ids::ProducerIdAllocator;
+use crate::replication::fetcher::FetcherCtx;
 use crate::replication::ReplicaManager;
 
 /// Starts a node and runs it until SIGTERM/SIGINT.
@@ -123,7 +124,7 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
     let ctx: Ctx = Arc::new(Broker {
         node_id,
         fetch_sessions: FetchSessions::new(config.fetch_session_slots()),
-        replicas: ReplicaManager::new(node_id, store.clone()),
+        replicas: Arc::new(ReplicaManager::new(node_id, store.clone())),
         store: store.clone(),
         controller: controller.clone(),
         producer_ids: ProducerIdAllocator::default(),
@@ -145,7 +146,12 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
     tokio::spawn(follow_metadata(ctx.clone(), shutdown.clone()));
     tokio::spawn(send_heartbeats(ctx.clone(), shutdown.clone()));
     tokio::spawn(crate::replication::fetcher::run(
-        ctx.clone(),
+        FetcherCtx {
+            node_id,
+            store: ctx.store.clone(),
+            replicas: ctx.replicas.clone(),
+            controller: ctx.controller.clone(),
+        },
         shutdown.clone(),
     ));
     tokio::spawn(maintain_isr(ctx.clone(), shutdown.clone()));
@@ -301,7 +307,12 @@ async fn maintain_isr(ctx: Ctx, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        crate::replication::propose_isr_changes(&ctx).await;
+        crate::replication::propose_isr_changes(
+            &ctx.replicas,
+            &ctx.controller,
+            ctx.config.replica_lag_time_max(),
+        )
+        .await;
     }
 }
 
@@ -314,7 +325,7 @@ async fn rebalance_leaders(ctx: Ctx, every: Duration, shutdown: CancellationToke
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        let moved = crate::replication::rebalance_preferred_leaders(&ctx).await;
+        let moved = crate::replication::rebalance_preferred_leaders(&ctx.controller).await;
         if moved > 0 {
             tracing::info!(
                 partitions = moved,
@@ -403,7 +414,17 @@ async fn enforce_retention(ctx: Ctx, shutdown: CancellationToken) {
             _ = interval.tick() => {}
         }
         let task_ctx = ctx.clone();
-        match tokio::task::spawn_blocking(move || crate::retention::enforce(&task_ctx)).await {
+        match tokio::task::spawn_blocking(move || {
+            let image = task_ctx.controller.image();
+            crate::retention::enforce(
+                &task_ctx.store,
+                &task_ctx.replicas,
+                &image,
+                &task_ctx.config,
+            )
+        })
+        .await
+        {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => tracing::info!(partitions = n, "retention moved log start offsets"),
             Ok(Err(e)) => tracing::warn!(error = %e, "retention pass failed"),

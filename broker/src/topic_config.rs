@@ -2,26 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::BrokerConfig;
-
-/// Kafka's config types (DescribeConfigs `config_type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConfigType {
-    /// true/false
-    Boolean = 1,
-    /// free text
-    String = 2,
-    /// 32-bit integer
-    Int = 3,
-    /// 16-bit integer
-    Short = 4,
-    /// 64-bit integer
-    Long = 5,
-    /// floating point
-    Double = 6,
-    /// comma-separated list
-    List = 7,
-}
+use crate::config::{check_type, BrokerConfig, ConfigType};
 
 /// One topic config: name, Kafka default, type, and the broker config that sets its default.
 pub struct TopicConfigDef {
@@ -161,25 +142,6 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
 /// Looks up a topic config definition.
 pub fn topic_config(name: &str) -> Option<&'static TopicConfigDef> {
     TOPIC_CONFIGS.iter().find(|d| d.name == name)
-}
-
-/// Checks that `value` parses as `ty`.
-pub fn check_type(name: &str, value: &str, ty: ConfigType) -> Result<(), String> {
-    let ok = match ty {
-        ConfigType::Boolean => {
-            value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false")
-        }
-        ConfigType::Int => value.parse::<i32>().is_ok(),
-        ConfigType::Short => value.parse::<i16>().is_ok(),
-        ConfigType::Long => value.parse::<i64>().is_ok(),
-        ConfigType::Double => value.parse::<f64>().is_ok(),
-        ConfigType::String | ConfigType::List => true,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("Invalid value {value} for configuration {name}"))
-    }
 }
 
 /// Validates a topic config as Kafka would for CreateTopics/AlterConfigs.

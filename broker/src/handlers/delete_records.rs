@@ -55,8 +55,8 @@ fn delete_below(ctx: &Ctx, leader: &LeaderPartition, offset: i64) -> Result<i64,
         return Err(BrokerError::OffsetOutOfRange);
     }
     if ctx.store.advance_log_start(&log, target)? {
-        let ctx = ctx.clone();
-        tokio::task::spawn_blocking(move || crate::retention::reclaim(&ctx, &[log]));
+        let store = ctx.store.clone();
+        tokio::task::spawn_blocking(move || crate::retention::reclaim(&store, &[log]));
     }
     Ok(leader.log.log_start_offset())
 }

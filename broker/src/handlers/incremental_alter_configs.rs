@@ -10,10 +10,11 @@ use kafka_protocol::messages::{
 use sluice_controller::{Command, CommandResult, ConfigChange, TopicInfo};
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use crate::config::ConfigType;
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::request_scope::RequestScope;
-use crate::topic_config::{self, ConfigType, TopicConfigs};
+use crate::topic_config::{self, TopicConfigs};
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;

@@ -5,6 +5,7 @@
 //! KIP-279), so replicas never diverge.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -12,22 +13,41 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
+use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::{
     BrokerId, FetchRequest, ListOffsetsRequest, OffsetForLeaderEpochRequest,
 };
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use sluice_storage::{batch, AppendEntry};
+use sluice_controller::ControllerClient;
+use sluice_storage::{batch, AppendEntry, Store};
 use tokio_util::sync::CancellationToken;
 
 use super::Following;
-use crate::context::Ctx;
-use crate::handlers::topic_name;
+use super::ReplicaManager;
 use crate::kafka_client::KafkaClient;
 
 const BACKOFF: Duration = Duration::from_millis(200);
 
+/// What the fetchers work with.
+#[derive(Clone)]
+pub struct FetcherCtx {
+    /// This node's id.
+    pub node_id: i32,
+    /// Node storage.
+    pub store: Arc<Store>,
+    /// Local replicas (which partitions are followed from whom).
+    pub replicas: Arc<ReplicaManager>,
+    /// The metadata controller (where the leaders are).
+    pub controller: ControllerClient,
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
 /// Keeps one fetcher task running per leader this node follows partitions from.
-pub async fn run(ctx: Ctx, shutdown: CancellationToken) {
+pub async fn run(ctx: FetcherCtx, shutdown: CancellationToken) {
     let mut tasks: HashMap<i32, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut tick = tokio::time::interval(BACKOFF);
     loop {
@@ -48,7 +68,7 @@ pub async fn run(ctx: Ctx, shutdown: CancellationToken) {
 }
 
 /// Fetches from `leader` until this node follows nothing from it.
-async fn fetch_from(ctx: Ctx, leader: i32, shutdown: CancellationToken) {
+async fn fetch_from(ctx: FetcherCtx, leader: i32, shutdown: CancellationToken) {
     let mut conn: Option<KafkaClient> = None;
     while !shutdown.is_cancelled() {
         let parts = ctx.replicas.following_from(leader);
@@ -86,7 +106,7 @@ async fn fetch_from(ctx: Ctx, leader: i32, shutdown: CancellationToken) {
 
 /// Truncates partitions new to this epoch to where the leader's log agrees with ours.
 async fn truncate_diverged(
-    ctx: &Ctx,
+    ctx: &FetcherCtx,
     client: &mut KafkaClient,
     parts: &[Following],
 ) -> anyhow::Result<()> {
@@ -133,7 +153,7 @@ async fn truncate_diverged(
 
 /// One Fetch round for the partitions that are ready; appends what came back.
 async fn fetch_once(
-    ctx: &Ctx,
+    ctx: &FetcherCtx,
     client: &mut KafkaClient,
     parts: &[Following],
 ) -> anyhow::Result<()> {
@@ -245,7 +265,7 @@ async fn fetch_once(
 /// starts over, empty, at the leader's log start; one that ends past the leader's end
 /// truncates again.
 async fn recover_out_of_range(
-    ctx: &Ctx,
+    ctx: &FetcherCtx,
     client: &mut KafkaClient,
     p: &Following,
 ) -> anyhow::Result<()> {

@@ -2,30 +2,34 @@
 //! caught up for `replica.lag.time.max.ms` leaves the ISR; one that reached the high
 //! watermark rejoins it.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use sluice_controller::{Command, CommandResult};
+use sluice_controller::{Command, CommandResult, ControllerClient};
 
-use crate::context::Broker;
+use super::ReplicaManager;
 use crate::metrics;
 
-/// Proposes the ISR changes due on partitions this node leads; returns how many committed.
-pub async fn propose_isr_changes(ctx: &Broker) -> usize {
-    let lag_max = ctx.config.replica_lag_time_max();
-    let image = ctx.controller.image();
+/// Proposes the ISR changes due on partitions this node leads (`lag_max`:
+/// `replica.lag.time.max.ms`); returns how many committed.
+pub async fn propose_isr_changes(
+    replicas: &ReplicaManager,
+    controller: &ControllerClient,
+    lag_max: Duration,
+) -> usize {
+    let image = controller.image();
     let live = image.live_brokers();
     let now = Instant::now();
     let mut proposals = Vec::new();
     for topic in image.topics.values() {
         for (index, p) in topic.partitions.iter().enumerate() {
-            if p.leader != ctx.replicas.node_id || p.replicas.len() < 2 {
+            if p.leader != replicas.node_id || p.replicas.len() < 2 {
                 continue;
             }
-            let Ok(leader) = ctx.replicas.leader(topic, index as i32) else {
+            let Ok(leader) = replicas.leader(topic, index as i32) else {
                 continue;
             };
             let hw = leader.log.high_watermark();
-            let Ok(progress) = ctx.replicas.progress.lock() else {
+            let Ok(progress) = replicas.progress.lock() else {
                 continue;
             };
             let Some(led) = progress.get(&leader.log.key()) else {
@@ -63,7 +67,7 @@ pub async fn propose_isr_changes(ctx: &Broker) -> usize {
             partition_epoch: p.partition_epoch,
             isr: isr.clone(),
         };
-        match ctx.controller.execute(command).await {
+        match controller.execute(command).await {
             Ok(CommandResult::Done) => {
                 committed += 1;
                 metrics::record_isr_change(shrink);

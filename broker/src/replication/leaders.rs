@@ -2,17 +2,15 @@
 //! leader moves leadership back to each partition's first replica once it is alive and in
 //! sync, so leaders stay spread after failovers.
 
-use sluice_controller::{Command, CommandResult};
-
-use crate::context::Ctx;
+use sluice_controller::{Command, CommandResult, ControllerClient};
 
 /// On the controller leader: moves leadership back to preferred replicas that are alive
 /// and in sync (`auto.leader.rebalance.enable`); returns how many moved.
-pub async fn rebalance_preferred_leaders(ctx: &Ctx) -> usize {
-    if !ctx.controller.status().is_leader {
+pub async fn rebalance_preferred_leaders(controller: &ControllerClient) -> usize {
+    if !controller.status().is_leader {
         return 0;
     }
-    let image = ctx.controller.image();
+    let image = controller.image();
     let live = image.live_brokers();
     let due: Vec<(String, i32)> = image
         .topics
@@ -32,7 +30,7 @@ pub async fn rebalance_preferred_leaders(ctx: &Ctx) -> usize {
         partitions: due,
         unclean: false,
     };
-    match ctx.controller.execute(command).await {
+    match controller.execute(command).await {
         Ok(CommandResult::PerItem(r)) => r.iter().filter(|x| x.is_ok()).count(),
         _ => 0,
     }

@@ -12,6 +12,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+mod admin_api;
+
 /// Shared by the HTTP handlers.
 #[derive(Clone)]
 pub struct HttpState {
@@ -40,12 +42,12 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: Cancellati
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/admin/status", get(crate::admin_api::status))
-        .route("/admin/brokers", get(crate::admin_api::brokers))
-        .route("/admin/topics", get(crate::admin_api::topics))
-        .route("/admin/digest", get(crate::admin_api::digest))
-        .route("/admin/voters", post(crate::admin_api::change_voters))
-        .route("/admin/leader", post(crate::admin_api::transfer_leader))
+        .route("/admin/status", get(admin_api::status))
+        .route("/admin/brokers", get(admin_api::brokers))
+        .route("/admin/topics", get(admin_api::topics))
+        .route("/admin/digest", get(admin_api::digest))
+        .route("/admin/voters", post(admin_api::change_voters))
+        .route("/admin/leader", post(admin_api::transfer_leader))
         .with_state(state);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

@@ -9,7 +9,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::http::HttpState;
+use super::HttpState;
 
 type Reply = (StatusCode, Json<Value>);
 
