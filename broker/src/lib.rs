@@ -5,7 +5,8 @@
 //! ```text
 //! main.rs              the thin binary: CLI (clap: serve, admin), allocator, tracing,
 //!                      metrics recorder -> server::run
-//! lib.rs               this file: the broker as a library (server::run, admin::run)
+//! lib.rs               this file: the broker as a library (server::run, server::serve for
+//!                      nodes in process, admin::run)
 //! server.rs            startup (storage, controller, registration), background tasks,
 //!                      accept loop, controlled shutdown
 //! context.rs           Broker: the node's services a handler reaches (store, controller,
@@ -65,7 +66,7 @@ mod frame;
 mod group;
 mod handlers;
 mod http;
-mod kafka_client;
+pub mod kafka_client;
 mod log_cleaner;
 pub mod metrics;
 mod producer_ids;

@@ -24,16 +24,36 @@ use crate::producer_ids::ProducerIdAllocator;
 use crate::replication::fetcher::FetcherCtx;
 use crate::replication::ReplicaManager;
 
+/// Where a started node listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Serving {
+    /// The Kafka listener.
+    pub kafka_addr: SocketAddr,
+    /// The HTTP listener (/healthz, /metrics, /admin).
+    pub http_addr: SocketAddr,
+}
+
 /// Starts a node and runs it until SIGTERM/SIGINT.
 pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    serve(args, metrics, shutdown, |_| {}).await
+}
+
+/// Starts a node and runs it until `shutdown` is cancelled, then stops it cleanly;
+/// `on_ready` learns its listeners once it serves (port 0 in `args` picks free ones), which
+/// is how tests run nodes in process.
+pub async fn serve(
+    args: ServeArgs,
+    metrics: Option<PrometheusHandle>,
+    shutdown: CancellationToken,
+    on_ready: impl FnOnce(Serving),
+) -> anyhow::Result<()> {
     let config = BrokerConfig::parse(&args.configs)?;
     if !args.roles.split(',').any(|r| r.trim() == "broker") {
         anyhow::bail!("controller-only nodes are not supported yet: --roles must include broker");
     }
     let node_id = i32::try_from(args.node_id)?;
-    let shutdown = CancellationToken::new();
-    tokio::spawn(watch_signals(shutdown.clone()));
-
     // HTTP comes up first so /healthz can tell "starting" from "down".
     let ready = Arc::new(AtomicBool::new(false));
     let broker_cell = Arc::new(std::sync::OnceLock::new());
@@ -179,6 +199,10 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
         args.data_dir.display()
     );
     tracing::info!(%kafka_addr, %http_addr, "serving");
+    on_ready(Serving {
+        kafka_addr,
+        http_addr,
+    });
 
     accept_loop(ctx.clone(), listener, shutdown.clone()).await;
 

@@ -1,0 +1,348 @@
+//! Protocol-level tests of a node run in this process (`server::serve` on port 0), spoken to
+//! over a real socket with the broker's own minimal client: produce and fetch, and a group
+//! round trip whose committed offset survives a restart (replayed by the coordinator
+//! runtime). The process-level and real-client tests live in compat-tests.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use kafka_protocol::messages::{
+    CreateTopicsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, GroupId,
+    HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest,
+    ProduceRequest, SyncGroupRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use sluice::config::ServeArgs;
+use sluice::kafka_client::KafkaClient;
+use sluice::server::{self, Serving};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Every test here gives up after this long.
+const TEST_LIMIT: Duration = Duration::from_secs(60);
+
+/// A node running in this process.
+struct InProcessNode {
+    serving: Serving,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcessNode {
+    async fn start(data_dir: &Path) -> anyhow::Result<Self> {
+        let args = ServeArgs {
+            node_id: 1,
+            data_dir: data_dir.to_path_buf(),
+            kafka_addr: "127.0.0.1:0".into(),
+            advertised_addr: None,
+            controller_addr: "127.0.0.1:0".into(),
+            http_addr: "127.0.0.1:0".into(),
+            voters: None,
+            roles: "broker,controller".into(),
+            configs: vec!["group.initial.rebalance.delay.ms=0".into()],
+            log_json: false,
+        };
+        let shutdown = CancellationToken::new();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let task = tokio::spawn(server::serve(args, None, shutdown.clone(), move |s| {
+            let _ = ready_tx.send(s);
+        }));
+        let serving = ready_rx.await.context("the node stopped before serving")?;
+        Ok(Self {
+            serving,
+            shutdown,
+            task,
+        })
+    }
+
+    async fn client(&self) -> anyhow::Result<KafkaClient> {
+        KafkaClient::connect(&self.serving.kafka_addr.to_string()).await
+    }
+
+    /// Stops the node the way SIGTERM does and waits for its clean stop.
+    async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.await?
+    }
+}
+
+fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_string())
+}
+
+fn batch(values: &[&str]) -> anyhow::Result<Bytes> {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32 - 1,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::from(v.to_string())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )?;
+    Ok(buf.freeze())
+}
+
+async fn create_topic(client: &mut KafkaClient, name: &str) -> anyhow::Result<()> {
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(s(name)))
+            .with_num_partitions(1)
+            .with_replication_factor(1)]);
+    let resp = client.send(&req, 7).await?;
+    let code = resp.topics.first().map_or(-1, |t| t.error_code);
+    if code != 0 {
+        bail!("CreateTopics answered {code}");
+    }
+    Ok(())
+}
+
+/// Fetches partition 0 of `topic` from `offset`; the values and the high watermark.
+async fn fetch(
+    client: &mut KafkaClient,
+    topic: &str,
+    offset: i64,
+) -> anyhow::Result<(Vec<String>, i64)> {
+    let req = FetchRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_max_wait_ms(100)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(s(topic)))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)])]);
+    let resp = client.send(&req, 12).await?;
+    let part = resp
+        .responses
+        .first()
+        .and_then(|t| t.partitions.first())
+        .context("no partition in the fetch response")?;
+    if part.error_code != 0 {
+        bail!("Fetch answered {}", part.error_code);
+    }
+    let mut values = Vec::new();
+    if let Some(mut records) = part.records.clone() {
+        for b in RecordBatchDecoder::decode_all(&mut records)? {
+            for r in b.records {
+                let v = r.value.unwrap_or_default();
+                values.push(String::from_utf8_lossy(&v).into_owned());
+            }
+        }
+    }
+    Ok((values, part.high_watermark))
+}
+
+/// Runs a test body within TEST_LIMIT; its error, or the timeout, fails the test.
+async fn within_limit(test: impl std::future::Future<Output = anyhow::Result<()>>) {
+    match tokio::time::timeout(TEST_LIMIT, test).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("{e:#}"),
+        Err(_) => panic!("timed out after {TEST_LIMIT:?}"),
+    }
+}
+
+#[tokio::test]
+async fn records_produced_in_process_are_fetched_back_in_order_and_survive_a_restart() {
+    within_limit(async {
+        let dir = tempfile::tempdir()?;
+        let node = InProcessNode::start(dir.path()).await?;
+        let mut client = node.client().await?;
+        create_topic(&mut client, "in-process").await?;
+        for values in [&["a", "b", "c"][..], &["d"][..]] {
+            let req = ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(10_000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(TopicName(s("in-process")))
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(batch(values)?))])]);
+            let resp = client.send(&req, 9).await?;
+            let p = resp
+                .responses
+                .first()
+                .and_then(|t| t.partition_responses.first())
+                .context("no partition in the produce response")?;
+            assert_eq!(p.error_code, 0, "produce");
+        }
+        let (values, hw) = fetch(&mut client, "in-process", 0).await?;
+        assert_eq!(values, ["a", "b", "c", "d"]);
+        assert_eq!(hw, 4);
+        let (values, _) = fetch(&mut client, "in-process", 3).await?;
+        assert_eq!(
+            values,
+            ["d"],
+            "a fetch from inside the log starts at its offset"
+        );
+        drop(client);
+        node.stop().await?;
+
+        let node = InProcessNode::start(dir.path()).await?;
+        let mut client = node.client().await?;
+        let (values, hw) = fetch(&mut client, "in-process", 0).await?;
+        assert_eq!(values, ["a", "b", "c", "d"], "after a restart");
+        assert_eq!(hw, 4);
+        drop(client);
+        node.stop().await
+    })
+    .await;
+}
+
+/// OffsetFetch v7 for one partition of one topic: the committed offset (-1 for none).
+async fn committed(client: &mut KafkaClient, group: &str, topic: &str) -> anyhow::Result<i64> {
+    let req = OffsetFetchRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(TopicName(s(topic)))
+            .with_partition_indexes(vec![0])]));
+    let resp = client.send(&req, 7).await?;
+    if resp.error_code != 0 {
+        bail!("OffsetFetch answered {}", resp.error_code);
+    }
+    resp.topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .map(|p| p.committed_offset)
+        .context("no partition in the OffsetFetch response")
+}
+
+#[tokio::test]
+async fn a_group_round_trip_in_process_keeps_its_commit_across_a_restart() {
+    within_limit(async {
+        let dir = tempfile::tempdir()?;
+        let node = InProcessNode::start(dir.path()).await?;
+        let mut client = node.client().await?;
+        create_topic(&mut client, "orders").await?;
+
+        let find = FindCoordinatorRequest::default()
+            .with_key_type(0)
+            .with_coordinator_keys(vec![s("billing")]);
+        let found = client.send(&find, 4).await?;
+        let c = found.coordinators.first().context("no coordinator")?;
+        assert_eq!((c.error_code, c.node_id.0), (0, 1));
+        assert_eq!(c.port, i32::from(node.serving.kafka_addr.port()));
+
+        // KIP-394: the first join is answered MEMBER_ID_REQUIRED with the member's id.
+        let join = |member: &str| {
+            JoinGroupRequest::default()
+                .with_group_id(GroupId(s("billing")))
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(10_000)
+                .with_member_id(s(member))
+                .with_protocol_type(s("consumer"))
+                .with_protocols(vec![JoinGroupRequestProtocol::default()
+                    .with_name(s("range"))
+                    .with_metadata(Bytes::from_static(b"subscription"))])
+        };
+        let first = client.send(&join(""), 5).await?;
+        assert_eq!(first.error_code, 79, "MEMBER_ID_REQUIRED");
+        let member = first.member_id.to_string();
+        let joined = client.send(&join(&member), 5).await?;
+        assert_eq!(joined.error_code, 0, "join");
+        assert_eq!(joined.leader.as_str(), member);
+        assert_eq!(joined.members.len(), 1);
+        let generation = joined.generation_id;
+
+        let sync = SyncGroupRequest::default()
+            .with_group_id(GroupId(s("billing")))
+            .with_generation_id(generation)
+            .with_member_id(s(&member))
+            .with_assignments(vec![SyncGroupRequestAssignment::default()
+                .with_member_id(s(&member))
+                .with_assignment(Bytes::from_static(b"orders-0"))]);
+        let synced = client.send(&sync, 3).await?;
+        assert_eq!(synced.error_code, 0, "sync");
+        assert_eq!(&synced.assignment[..], b"orders-0");
+
+        let beat = HeartbeatRequest::default()
+            .with_group_id(GroupId(s("billing")))
+            .with_generation_id(generation)
+            .with_member_id(s(&member));
+        assert_eq!(client.send(&beat, 3).await?.error_code, 0, "heartbeat");
+
+        let commit = |generation: i32, offset: i64| {
+            OffsetCommitRequest::default()
+                .with_group_id(GroupId(s("billing")))
+                .with_generation_id_or_member_epoch(generation)
+                .with_member_id(s(&member))
+                .with_topics(vec![OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(s("orders")))
+                    .with_partitions(vec![OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(offset)])])
+        };
+        let stale = client.send(&commit(generation + 1, 7), 8).await?;
+        let code = stale.topics[0].partitions[0].error_code;
+        assert_eq!(
+            code, 22,
+            "a commit from another generation is ILLEGAL_GENERATION"
+        );
+        assert_eq!(committed(&mut client, "billing", "orders").await?, -1);
+        let done = client.send(&commit(generation, 42), 8).await?;
+        assert_eq!(done.topics[0].partitions[0].error_code, 0, "commit");
+        assert_eq!(committed(&mut client, "billing", "orders").await?, 42);
+
+        let leave = LeaveGroupRequest::default()
+            .with_group_id(GroupId(s("billing")))
+            .with_member_id(s(&member));
+        assert_eq!(client.send(&leave, 2).await?.error_code, 0, "leave");
+        let describe = DescribeGroupsRequest::default().with_groups(vec![GroupId(s("billing"))]);
+        let described = client.send(&describe, 5).await?;
+        assert_eq!(described.groups[0].group_state.as_str(), "Empty");
+        drop(client);
+        node.stop().await?;
+
+        // A new coordinator replays __consumer_offsets; the member's session is gone.
+        let node = InProcessNode::start(dir.path()).await?;
+        let mut client = node.client().await?;
+        assert_eq!(committed(&mut client, "billing", "orders").await?, 42);
+        assert_eq!(
+            client.send(&beat, 3).await?.error_code,
+            25,
+            "UNKNOWN_MEMBER_ID after the restart"
+        );
+        drop(client);
+        node.stop().await
+    })
+    .await;
+}
