@@ -4,9 +4,9 @@
 //!
 //! ```text
 //! main.rs              the thin binary: CLI (clap: serve, admin), allocator, tracing,
-//!                      metrics recorder -> server::run
+//!                      metrics recorder -> server::run, or sluice_admin::run
 //! lib.rs               this file: the broker as a library (server::run, server::serve for
-//!                      nodes in process, admin::run)
+//!                      nodes in process)
 //! server.rs            startup (storage, controller, registration), background tasks,
 //!                      accept loop, controlled shutdown
 //! context.rs           Broker: the node's services a handler reaches (store, controller,
@@ -37,8 +37,6 @@
 //! error.rs             BrokerError -> Kafka error codes, in one place
 //! http/                /healthz, /metrics, and the HTTP admin API /admin/* (admin_api.rs)
 //! metrics.rs           every metric name
-//! admin/               `sluice admin`: Kafka-protocol and HTTP clients, tables
-//! kafka_client.rs      a minimal Kafka client (admin CLI, follower fetchers)
 //! stats.rs             periodic gauges (partitions, lag, Raft, RocksDB, process)
 //! clock.rs             wall-clock milliseconds
 //! ```
@@ -49,8 +47,11 @@
 //! through the replica manager) -> dispatch encodes the response -> connection writes it in
 //! order. Modules depend one way: handlers -> context -> group -> coordinator ->
 //! replication -> storage (tests/layout.rs checks there is no circle).
+//!
+//! The workspace's crates depend one way too: `sluice-storage` <- `sluice-controller` <-
+//! this crate; `sluice-client` (a minimal Kafka client and the HTTP admin API's typed
+//! replies) is shared by this crate and `sluice-admin` (the `sluice admin` commands).
 
-pub mod admin;
 mod clock;
 pub mod config;
 mod connection;
@@ -66,7 +67,6 @@ mod frame;
 mod group;
 mod handlers;
 mod http;
-pub mod kafka_client;
 mod log_cleaner;
 pub mod metrics;
 mod producer_ids;

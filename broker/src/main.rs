@@ -1,9 +1,10 @@
 //! The `sluice` binary: parses the command line, sets up the process (allocator, open-files
 //! limit, tracing, metrics recorder) and runs the broker library's `server::run` or
-//! `admin::run`. The layout of the broker is described in `lib.rs`.
+//! `sluice_admin::run`. The layout of the broker is described in `lib.rs`.
 
 use clap::{Parser, Subcommand};
-use sluice::{admin, config, decode_guard, metrics, server};
+use sluice::{config, decode_guard, metrics, server};
+use sluice_admin as admin;
 
 #[global_allocator]
 static ALLOCATOR: decode_guard::GuardedAllocator = decode_guard::GuardedAllocator;

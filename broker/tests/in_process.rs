@@ -27,8 +27,8 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use sluice::config::ServeArgs;
-use sluice::kafka_client::KafkaClient;
 use sluice::server::{self, Serving};
+use sluice_client::KafkaClient;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

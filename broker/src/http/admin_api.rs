@@ -1,154 +1,140 @@
 //! The HTTP admin API (JSON): what only the controller knows (Raft status, brokers, voter
-//! changes) plus this node's view of its partitions and groups. `sluice admin` reads it.
+//! changes) plus this node's view of its partitions. Its paths and typed replies live in
+//! `sluice_client::admin_api`, which `sluice admin` reads them with.
 
 use std::collections::BTreeSet;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use sluice_client::admin_api::{
+    BrokerEntry, Digest, DigestQuery, Done, ErrorReply, LeaderTransfer, LeaderTransferred,
+    PartitionEntry, Raft, Status, TopicEntry, VotersChange,
+};
 
 use super::HttpState;
 
-type Reply = (StatusCode, Json<Value>);
+/// A typed answer, or a status with the API's error body.
+type Reply<T> = Result<Json<T>, (StatusCode, Json<ErrorReply>)>;
 
-fn unavailable() -> Reply {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({"error": "the node is still starting"})),
-    )
+fn failure(status: StatusCode, error: impl ToString) -> (StatusCode, Json<ErrorReply>) {
+    let error = error.to_string();
+    (status, Json(ErrorReply { error }))
+}
+
+fn broker(s: &HttpState) -> Result<&crate::context::Ctx, (StatusCode, Json<ErrorReply>)> {
+    s.broker.get().ok_or_else(|| {
+        failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the node is still starting",
+        )
+    })
 }
 
 /// GET /admin/status: the controller quorum as this node sees it.
-pub async fn status(State(s): State<HttpState>) -> Reply {
-    let Some(ctx) = s.broker.get() else {
-        return unavailable();
-    };
+pub async fn status(State(s): State<HttpState>) -> Reply<Status> {
+    let ctx = broker(&s)?;
     let r = ctx.controller.status();
-    let image = ctx.controller.image();
-    (
-        StatusCode::OK,
-        Json(json!({
-            "node_id": r.node_id,
-            "cluster_id": image.cluster_id,
-            "raft": {
-                "term": r.term,
-                "leader": r.leader,
-                "is_leader": r.is_leader,
-                "last_log_index": r.last_log_index,
-                "applied_index": r.applied_index,
-                "voters": r.voters,
-                "learners": r.learners,
-                "replication": r.replication,
-            },
-        })),
-    )
+    Ok(Json(Status {
+        node_id: r.node_id,
+        cluster_id: ctx.controller.image().cluster_id.clone(),
+        raft: Raft {
+            term: r.term,
+            leader: r.leader,
+            is_leader: r.is_leader,
+            last_log_index: r.last_log_index,
+            applied_index: r.applied_index,
+            voters: r.voters,
+            learners: r.learners,
+            replication: r.replication,
+        },
+    }))
 }
 
 /// GET /admin/brokers: registered brokers and whether they are fenced.
-pub async fn brokers(State(s): State<HttpState>) -> Reply {
-    let Some(ctx) = s.broker.get() else {
-        return unavailable();
-    };
+pub async fn brokers(State(s): State<HttpState>) -> Reply<Vec<BrokerEntry>> {
+    let ctx = broker(&s)?;
     let image = ctx.controller.image();
-    let brokers: Vec<Value> = image
+    let brokers = image
         .brokers
         .values()
-        .map(|b| json!({"id": b.id, "host": b.host, "port": b.port, "rack": b.rack, "fenced": b.fenced}))
+        .map(|b| BrokerEntry {
+            id: b.id,
+            host: b.host.clone(),
+            port: b.port,
+            rack: b.rack.clone(),
+            fenced: b.fenced,
+        })
         .collect();
-    (StatusCode::OK, Json(Value::Array(brokers)))
+    Ok(Json(brokers))
 }
 
 /// GET /admin/topics: every topic's partitions (leader, epoch, replicas, ISR), with the
 /// log offsets of the replicas this node stores.
-pub async fn topics(State(s): State<HttpState>) -> Reply {
-    let Some(ctx) = s.broker.get() else {
-        return unavailable();
-    };
+pub async fn topics(State(s): State<HttpState>) -> Reply<Vec<TopicEntry>> {
+    let ctx = broker(&s)?;
     let image = ctx.controller.image();
-    let topics: Vec<Value> = image
+    let topics = image
         .topics
         .values()
-        .map(|t| {
-            let partitions: Vec<Value> = t
+        .map(|t| TopicEntry {
+            name: t.name.clone(),
+            id: t.id,
+            configs: t.configs.clone(),
+            partitions: t
                 .partitions
                 .iter()
                 .enumerate()
                 .map(|(i, p)| {
-                    let mut v = json!({
-                        "partition": i, "leader": p.leader, "leader_epoch": p.leader_epoch,
-                        "replicas": p.replicas, "isr": p.isr,
-                    });
                     let key = sluice_storage::PartitionKey {
                         topic_id: t.id,
                         partition: i as i32,
                     };
                     // Offsets of this node's replica (leader or follower).
-                    if let Some(log) = ctx.store.partition(&key) {
-                        v["log_start_offset"] = json!(log.log_start_offset());
-                        v["log_end_offset"] = json!(log.log_end_offset());
-                        v["high_watermark"] = json!(log.high_watermark());
+                    let log = ctx.store.partition(&key);
+                    PartitionEntry {
+                        partition: i as i32,
+                        leader: p.leader,
+                        leader_epoch: p.leader_epoch,
+                        replicas: p.replicas.clone(),
+                        isr: p.isr.clone(),
+                        log_start_offset: log.as_ref().map(|l| l.log_start_offset()),
+                        log_end_offset: log.as_ref().map(|l| l.log_end_offset()),
+                        high_watermark: log.as_ref().map(|l| l.high_watermark()),
                     }
-                    v
                 })
-                .collect();
-            json!({"name": t.name, "id": t.id, "configs": t.configs, "partitions": partitions})
+                .collect(),
         })
         .collect();
-    (StatusCode::OK, Json(Value::Array(topics)))
-}
-
-/// Body of POST /admin/leader.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct LeaderTransfer {
-    /// The voter to lead.
-    pub to: u64,
+    Ok(Json(topics))
 }
 
 /// POST /admin/leader: moves Raft leadership to another voter.
 pub async fn transfer_leader(
     State(s): State<HttpState>,
     Json(body): Json<LeaderTransfer>,
-) -> Reply {
-    let Some(ctx) = s.broker.get() else {
-        return unavailable();
-    };
+) -> Reply<LeaderTransferred> {
+    let ctx = broker(&s)?;
     match ctx.controller.transfer_leader(body.to).await {
-        Ok(()) => (StatusCode::OK, Json(json!({"ok": true, "leader": body.to}))),
-        Err(e) => (StatusCode::CONFLICT, Json(json!({"error": e.to_string()}))),
+        Ok(()) => Ok(Json(LeaderTransferred {
+            ok: true,
+            leader: body.to,
+        })),
+        Err(e) => Err(failure(StatusCode::CONFLICT, e)),
     }
-}
-
-/// Body of POST /admin/voters.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct VotersChange {
-    /// The new voter set (each must already be a member of the quorum).
-    pub voters: Vec<u64>,
 }
 
 /// POST /admin/voters: makes exactly these nodes the voters; the others stay learners.
-pub async fn change_voters(State(s): State<HttpState>, Json(body): Json<VotersChange>) -> Reply {
-    let Some(ctx) = s.broker.get() else {
-        return unavailable();
-    };
+pub async fn change_voters(
+    State(s): State<HttpState>,
+    Json(body): Json<VotersChange>,
+) -> Reply<Done> {
+    let ctx = broker(&s)?;
     let voters: BTreeSet<u64> = body.voters.into_iter().collect();
     match ctx.controller.change_voters(voters).await {
-        Ok(()) => (StatusCode::OK, Json(json!({"ok": true}))),
-        Err(e) => (StatusCode::CONFLICT, Json(json!({"error": e.to_string()}))),
+        Ok(()) => Ok(Json(Done { ok: true })),
+        Err(e) => Err(failure(StatusCode::CONFLICT, e)),
     }
-}
-
-/// Query of GET /admin/digest.
-#[derive(Debug, Deserialize)]
-pub struct DigestQuery {
-    /// The topic to digest.
-    pub topic: String,
-    /// Only this partition (default: every partition this node stores).
-    pub partition: Option<i32>,
-    /// Digest the batches that end below this offset (default: this replica's high
-    /// watermark).
-    pub upto: Option<i64>,
 }
 
 /// GET /admin/digest?topic=T[&partition=P][&upto=N]: for each replica of `T` this node
@@ -157,16 +143,15 @@ pub struct DigestQuery {
 /// that stopped: a batch straddling `upto` is left out). Replicas store the leader's batches
 /// byte for byte, so in-sync replicas must report equal digests for equal `upto`; fault
 /// tests use it to detect diverged logs. Read-only.
-pub async fn digest(State(s): State<HttpState>, Query(q): Query<DigestQuery>) -> Reply {
-    let Some(ctx) = s.broker.get() else {
-        return unavailable();
-    };
+pub async fn digest(
+    State(s): State<HttpState>,
+    Query(q): Query<DigestQuery>,
+) -> Reply<Vec<Digest>> {
+    let ctx = broker(&s)?;
     let image = ctx.controller.image();
     let Some(topic) = image.topics.get(&q.topic) else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": format!("unknown topic {}", q.topic)})),
-        );
+        let unknown = format!("unknown topic {}", q.topic);
+        return Err(failure(StatusCode::NOT_FOUND, unknown));
     };
     let logs: Vec<_> = (0..topic.partitions.len() as i32)
         .filter(|p| q.partition.is_none_or(|only| only == *p))
@@ -184,19 +169,13 @@ pub async fn digest(State(s): State<HttpState>, Query(q): Query<DigestQuery>) ->
     let digests = tokio::task::spawn_blocking(move || {
         logs.into_iter()
             .map(|(p, log)| digest_log(&store, &log, upto.unwrap_or(log.high_watermark()), p))
-            .collect::<Result<Vec<Value>, sluice_storage::StorageError>>()
+            .collect::<Result<Vec<Digest>, sluice_storage::StorageError>>()
     })
     .await;
     match digests {
-        Ok(Ok(parts)) => (StatusCode::OK, Json(Value::Array(parts))),
-        Ok(Err(e)) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": e.to_string()})),
-        ),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": e.to_string()})),
-        ),
+        Ok(Ok(parts)) => Ok(Json(parts)),
+        Ok(Err(e)) => Err(failure(StatusCode::INTERNAL_SERVER_ERROR, e)),
+        Err(e) => Err(failure(StatusCode::INTERNAL_SERVER_ERROR, e)),
     }
 }
 
@@ -206,7 +185,7 @@ fn digest_log(
     log: &sluice_storage::PartitionLog,
     upto: i64,
     partition: i32,
-) -> Result<Value, sluice_storage::StorageError> {
+) -> Result<Digest, sluice_storage::StorageError> {
     let start = log.log_start_offset();
     let (mut crc, mut batches, mut bytes) = (0u32, 0u64, 0u64);
     let mut next = start;
@@ -226,15 +205,15 @@ fn digest_log(
             next = last + 1;
         }
     }
-    Ok(json!({
-        "partition": partition,
-        "log_start_offset": start,
-        "log_end_offset": log.log_end_offset(),
-        "high_watermark": log.high_watermark(),
-        "upto": upto,
-        "covered_end": next,
-        "batches": batches,
-        "bytes": bytes,
-        "crc32c": crc,
-    }))
+    Ok(Digest {
+        partition,
+        log_start_offset: start,
+        log_end_offset: log.log_end_offset(),
+        high_watermark: log.high_watermark(),
+        upto,
+        covered_end: next,
+        batches,
+        bytes,
+        crc32c: crc,
+    })
 }

@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 mod admin_api;
 
+use sluice_client::admin_api as paths;
+
 /// Shared by the HTTP handlers.
 #[derive(Clone)]
 pub struct HttpState {
@@ -42,12 +44,12 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: Cancellati
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/admin/status", get(admin_api::status))
-        .route("/admin/brokers", get(admin_api::brokers))
-        .route("/admin/topics", get(admin_api::topics))
-        .route("/admin/digest", get(admin_api::digest))
-        .route("/admin/voters", post(admin_api::change_voters))
-        .route("/admin/leader", post(admin_api::transfer_leader))
+        .route(paths::STATUS, get(admin_api::status))
+        .route(paths::BROKERS, get(admin_api::brokers))
+        .route(paths::TOPICS, get(admin_api::topics))
+        .route(paths::DIGEST, get(admin_api::digest))
+        .route(paths::VOTERS, post(admin_api::change_voters))
+        .route(paths::LEADER, post(admin_api::transfer_leader))
         .with_state(state);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Following;
 use super::ReplicaManager;
-use crate::kafka_client::KafkaClient;
+use sluice_client::KafkaClient;
 
 const BACKOFF: Duration = Duration::from_millis(200);
 

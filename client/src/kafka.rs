@@ -1,5 +1,5 @@
-//! A minimal Kafka protocol client (`sluice admin`, follower fetchers): one connection, one request at a
-//! time, typed by kafka-protocol's `Request` trait.
+//! A minimal Kafka protocol client (`sluice admin`, the broker's follower fetchers): one
+//! connection, one request at a time, typed by kafka-protocol's `Request` trait.
 
 use anyhow::{anyhow, bail, Context};
 use bytes::{Buf, BufMut, Bytes, BytesMut};

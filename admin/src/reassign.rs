@@ -12,7 +12,7 @@ use kafka_protocol::messages::{
 use serde_json::json;
 
 use super::{check, topic_name, AdminArgs, Output};
-use crate::kafka_client::KafkaClient;
+use sluice_client::KafkaClient;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum ReassignCmd {

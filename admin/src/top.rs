@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde_json::json;
 
-use super::{http_client, AdminArgs, Output};
+use sluice_client::http;
+
+use super::{AdminArgs, Output};
 
 /// Flags of `sluice admin top`.
 #[derive(Debug, Args)]
@@ -48,7 +50,7 @@ pub(super) async fn run(args: &AdminArgs, top: &TopArgs) -> anyhow::Result<()> {
     let mut previous: Option<(Instant, Counters)> = None;
     let mut shown = 0;
     loop {
-        let text = http_client::get_text(&args.http, "/metrics").await?;
+        let text = http::get_text(&args.http, "/metrics").await?;
         let now = Instant::now();
         let counters = counters(&text);
         if let Some((then, before)) = &previous {

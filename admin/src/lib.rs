@@ -3,7 +3,6 @@
 //! (quorum status, brokers, voters) through the HTTP admin API. Tables by default, `--json`
 //! for scripts.
 
-mod http_client;
 mod reassign;
 mod top;
 
@@ -28,7 +27,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use serde_json::{json, Value};
 
-use crate::kafka_client::KafkaClient;
+use sluice_client::admin_api::{
+    self, BrokerEntry, Done, LeaderTransfer, LeaderTransferred, Status, VotersChange,
+};
+use sluice_client::{http, KafkaClient};
 use table::print_table;
 
 /// Flags of `sluice admin`.
@@ -136,11 +138,14 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCmd::Voters(cmd) => voters(&args, cmd).await?,
         AdminCmd::Top(top_args) => return top::run(&args, top_args).await,
         AdminCmd::TransferLeader { to } => {
-            let body = json!({ "to": to });
-            let out = http_client::call(&args.http, "/admin/leader", Some(&body)).await?;
+            let body = LeaderTransfer { to: *to };
+            let out: LeaderTransferred = http::post(&args.http, admin_api::LEADER, &body).await?;
             Output {
-                tables: vec![(vec!["CONTROLLER LEADER"], vec![vec![to.to_string()]])],
-                json: out,
+                tables: vec![(
+                    vec!["CONTROLLER LEADER"],
+                    vec![vec![out.leader.to_string()]],
+                )],
+                json: serde_json::to_value(out)?,
             }
         }
     };
@@ -166,40 +171,32 @@ impl Output {
     }
 }
 
-fn s(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(x) => x.clone(),
-        other => other.to_string(),
-    }
+/// A table cell for an optional value.
+fn cell<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
 }
 
 async fn status(args: &AdminArgs) -> anyhow::Result<Output> {
-    let st = http_client::call(&args.http, "/admin/status", None).await?;
-    let raft = &st["raft"];
-    let leader = raft["leader"].as_u64();
+    let st: Status = http::get(&args.http, admin_api::STATUS).await?;
+    let raft = &st.raft;
     let mut rows = Vec::new();
-    for (role, members) in [("voter", &raft["voters"]), ("learner", &raft["learners"])] {
-        for (id, addr) in members.as_object().into_iter().flatten() {
-            let is_leader = leader.is_some_and(|l| l.to_string() == *id);
-            rows.push(vec![
-                id.clone(),
-                if is_leader {
-                    format!("{role} (leader)")
-                } else {
-                    role.to_string()
-                },
-                s(addr),
-                s(&raft["replication"][id]),
-            ]);
+    for (role, members) in [("voter", &raft.voters), ("learner", &raft.learners)] {
+        for (id, addr) in members {
+            let role = if raft.leader == Some(*id) {
+                format!("{role} (leader)")
+            } else {
+                role.to_string()
+            };
+            let replicated = raft.replication.get(id).copied().flatten();
+            rows.push(vec![id.to_string(), role, addr.clone(), cell(replicated)]);
         }
     }
     let summary = vec![vec![
-        s(&st["cluster_id"]),
-        s(&raft["leader"]),
-        s(&raft["term"]),
-        s(&raft["last_log_index"]),
-        s(&raft["applied_index"]),
+        st.cluster_id.clone(),
+        cell(raft.leader),
+        raft.term.to_string(),
+        raft.last_log_index.to_string(),
+        raft.applied_index.to_string(),
     ]];
     Ok(Output {
         tables: vec![
@@ -218,33 +215,27 @@ async fn status(args: &AdminArgs) -> anyhow::Result<Output> {
                 rows,
             ),
         ],
-        json: st,
+        json: serde_json::to_value(st)?,
     })
 }
 
 async fn brokers(args: &AdminArgs) -> anyhow::Result<Output> {
-    let bs = http_client::call(&args.http, "/admin/brokers", None).await?;
+    let bs: Vec<BrokerEntry> = http::get(&args.http, admin_api::BROKERS).await?;
     let rows = bs
-        .as_array()
-        .into_iter()
-        .flatten()
+        .iter()
         .map(|b| {
-            let state = if b["fenced"] == true {
-                "fenced"
-            } else {
-                "live"
-            };
+            let state = if b.fenced { "fenced" } else { "live" };
             vec![
-                s(&b["id"]),
-                format!("{}:{}", s(&b["host"]), s(&b["port"])),
-                s(&b["rack"]),
+                b.id.to_string(),
+                format!("{}:{}", b.host, b.port),
+                cell(b.rack.as_ref()),
                 state.into(),
             ]
         })
         .collect();
     Ok(Output {
         tables: vec![(vec!["ID", "ENDPOINT", "RACK", "STATE"], rows)],
-        json: bs,
+        json: serde_json::to_value(bs)?,
     })
 }
 
@@ -655,16 +646,11 @@ async fn coordinator_of(client: &mut KafkaClient, group: &str) -> anyhow::Result
 }
 
 async fn voters(args: &AdminArgs, cmd: &VotersCmd) -> anyhow::Result<Output> {
-    let st = http_client::call(&args.http, "/admin/status", None).await?;
-    let mut voters: Vec<u64> = st["raft"]["voters"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(id, _)| id.parse().ok())
-        .collect();
+    let st: Status = http::get(&args.http, admin_api::STATUS).await?;
+    let mut voters: Vec<u64> = st.raft.voters.keys().copied().collect();
     match cmd {
         VotersCmd::Add { id } => {
-            if st["raft"]["learners"].get(id.to_string()).is_none() {
+            if !st.raft.learners.contains_key(id) {
                 bail!("node {id} is not a learner: start it with --roles broker first");
             }
             voters.push(*id);
@@ -676,8 +662,10 @@ async fn voters(args: &AdminArgs, cmd: &VotersCmd) -> anyhow::Result<Output> {
             voters.retain(|v| v != id);
         }
     }
-    let body = json!({ "voters": voters });
-    http_client::call(&args.http, "/admin/voters", Some(&body)).await?;
+    let body = VotersChange {
+        voters: voters.clone(),
+    };
+    let _: Done = http::post(&args.http, admin_api::VOTERS, &body).await?;
     Ok(Output {
         tables: vec![(vec!["VOTERS"], vec![vec![format!("{voters:?}")]])],
         json: json!({"voters": voters}),

@@ -1,0 +1,16 @@
+//! # sluice-client: talking to a Sluice node
+//!
+//! ```text
+//! kafka.rs      a minimal Kafka protocol client: one connection, one request at a time
+//! admin_api.rs  the HTTP admin API: its paths, request bodies and replies, typed
+//! http.rs       a client for it (typed JSON), and plain GETs such as /metrics
+//! ```
+//!
+//! The broker serves the admin API with these types and its follower fetchers use the Kafka
+//! client; `sluice admin` (the sluice-admin crate) uses all three.
+
+pub mod admin_api;
+pub mod http;
+pub mod kafka;
+
+pub use kafka::KafkaClient;
