@@ -2,6 +2,16 @@
 //! through the Kafka protocol (as Kafka's own tools do); the controller's own state
 //! (quorum status, brokers, voters) through the HTTP admin API. Tables by default, `--json`
 //! for scripts.
+//!
+//! ```text
+//! lib.rs       the subcommands (topics, groups, status, brokers, voters, ...) and their output
+//! reassign.rs  `admin reassign`: partition moves through the Kafka reassignment APIs
+//! top.rs       `admin top`: live rates from a node's /metrics
+//! table.rs     plain-text tables
+//! ```
+//!
+//! It depends on sluice-client only (the Kafka client and the admin API's typed replies),
+//! never on the broker: the binary `sluice` links both and hands `admin` its arguments.
 
 mod reassign;
 mod top;
