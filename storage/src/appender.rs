@@ -17,6 +17,7 @@ use rocksdb::{WriteBatch, WriteOptions, DB};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::batch::{self, BatchHeader};
+use crate::control;
 use crate::keys::{offset_key, META_CF};
 use crate::log::{PartitionLog, WriterState};
 use crate::producer::{ProducerEntry, SequenceCheck};
@@ -319,6 +320,14 @@ fn apply_entry(
             ));
         }
         let idempotent = header.has_producer_id() && header.base_sequence >= 0;
+        let marker =
+            control::marker_commits(&bytes).map_err(|e| AppendError::Storage(e.to_string()))?;
+        if marker.is_some()
+            && !entry.replicated
+            && w.producers.check_marker(&header) == SequenceCheck::StaleEpoch
+        {
+            return Err(AppendError::InvalidProducerEpoch);
+        }
         if entry.replicated {
             if header.base_offset < w.next_offset {
                 return Err(AppendError::Storage(format!(
@@ -392,15 +401,36 @@ fn apply_entry(
             w.max_timestamp = max_ts;
             wb.put_cf(&meta, log.meta_keys.time_index(max_ts), base.to_be_bytes());
         }
-        if idempotent {
-            let prev = w.producers.get(header.producer_id).cloned();
-            undo.push(Undo::Producer(log.clone(), header.producer_id, prev));
-            let updated = w.producers.record(&header, base);
-            wb.put_cf(
-                &meta,
-                log.meta_keys.producer(header.producer_id),
-                updated.encode(),
-            );
+        let transactional = header.is_transactional() && header.has_producer_id();
+        if idempotent || transactional {
+            let pid = header.producer_id;
+            undo.push(Undo::Producer(
+                log.clone(),
+                pid,
+                w.producers.get(pid).cloned(),
+            ));
+            match marker {
+                Some(commit) => {
+                    let (first, _) = w.producers.end_txn(&header);
+                    // An abort marker's range is what read_committed consumers skip.
+                    if let (false, Some(first)) = (commit, first) {
+                        let mut range = pid.to_be_bytes().to_vec();
+                        range.extend_from_slice(&first.to_be_bytes());
+                        wb.put_cf(&meta, log.meta_keys.aborted(base), range);
+                    }
+                }
+                None => {
+                    if idempotent {
+                        w.producers.record(&header, base);
+                    }
+                    if transactional {
+                        w.producers.begin_txn(pid, header.producer_epoch, base);
+                    }
+                }
+            }
+            if let Some(updated) = w.producers.get(pid) {
+                wb.put_cf(&meta, log.meta_keys.producer(pid), updated.encode());
+            }
         }
         undo.push(Undo::NextOffset(log.clone(), w.next_offset));
         w.next_offset = base + i64::from(header.last_offset_delta) + 1;

@@ -248,6 +248,40 @@ pub fn set_records_count(batch: &mut [u8], count: i32) {
     batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// The fields of a batch built here (not received from a client).
+pub(crate) struct NewBatch<'a> {
+    pub attributes: i16,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub timestamp: i64,
+    pub records_count: i32,
+    /// The records section, already encoded.
+    pub records: &'a [u8],
+}
+
+/// Encodes an uncompressed batch at base offset 0 with a valid CRC.
+pub(crate) fn encode(n: &NewBatch<'_>) -> Vec<u8> {
+    let mut b = vec![0u8; HEADER_LEN];
+    b.extend_from_slice(n.records);
+    let len = (b.len() - LOG_OVERHEAD) as i32;
+    b[BATCH_LENGTH..BATCH_LENGTH + 4].copy_from_slice(&len.to_be_bytes());
+    b[LEADER_EPOCH..LEADER_EPOCH + 4].copy_from_slice(&(-1i32).to_be_bytes());
+    b[MAGIC] = 2;
+    b[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&n.attributes.to_be_bytes());
+    let last_delta = (n.records_count - 1).max(0);
+    b[LAST_OFFSET_DELTA..LAST_OFFSET_DELTA + 4].copy_from_slice(&last_delta.to_be_bytes());
+    b[BASE_TIMESTAMP..BASE_TIMESTAMP + 8].copy_from_slice(&n.timestamp.to_be_bytes());
+    b[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&n.timestamp.to_be_bytes());
+    b[PRODUCER_ID..PRODUCER_ID + 8].copy_from_slice(&n.producer_id.to_be_bytes());
+    b[PRODUCER_EPOCH..PRODUCER_EPOCH + 2].copy_from_slice(&n.producer_epoch.to_be_bytes());
+    b[BASE_SEQUENCE..BASE_SEQUENCE + 4].copy_from_slice(&n.base_sequence.to_be_bytes());
+    b[RECORDS_COUNT..RECORDS_COUNT + 4].copy_from_slice(&n.records_count.to_be_bytes());
+    let crc = crc32c::crc32c(&b[ATTRIBUTES..]);
+    b[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

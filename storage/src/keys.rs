@@ -100,6 +100,18 @@ impl PartitionMetaKeys {
         k
     }
 
+    /// Prefix of the aborted-transaction index: (marker offset -> producer id, first offset).
+    pub fn aborted_prefix(&self) -> Vec<u8> {
+        self.with(b"aborted/")
+    }
+
+    /// Aborted-transaction entry of the abort marker at `marker_offset`.
+    pub fn aborted(&self, marker_offset: i64) -> Vec<u8> {
+        let mut k = self.aborted_prefix();
+        k.extend_from_slice(&marker_offset.to_be_bytes());
+        k
+    }
+
     /// Prefix of the time index: (running max timestamp -> first offset reaching it).
     pub fn time_index_prefix(&self) -> Vec<u8> {
         self.with(b"time/")

@@ -26,6 +26,7 @@
 pub mod appender;
 pub mod batch;
 mod compact;
+pub mod control;
 mod error;
 pub mod keys;
 mod log;

@@ -100,6 +100,18 @@ impl PartitionLog {
         *self.high_watermark.borrow()
     }
 
+    /// Offset up to which `read_committed` consumers read: the high watermark, or the first
+    /// offset of the oldest transaction still open below it.
+    pub fn last_stable_offset(&self) -> i64 {
+        let hw = self.high_watermark();
+        let open = self
+            .writer
+            .lock()
+            .ok()
+            .and_then(|w| w.producers.first_open_txn());
+        open.map_or(hw, |first| first.min(hw))
+    }
+
     /// Moves the high watermark (never backwards, never past the log end).
     pub fn advance_high_watermark(&self, to: i64) {
         let to = to.min(self.log_end_offset());

@@ -1,10 +1,13 @@
-//! Idempotent-producer state per partition: the last five batches of each producer.
+//! Producer state per partition: the last five batches of each idempotent producer, and
+//! where each transactional producer's open transaction began.
 //!
 //! A pure state machine: `check` decides what to do with an incoming batch, `record` notes an
-//! appended one. Kept in the `meta` column family, written in the same WriteBatch as the
-//! append, and rebuilt on open.
+//! appended one, `begin_txn`/`end_txn` follow transactions from their first batch to their
+//! marker. Kept in the `meta` column family, written in the same WriteBatch as the append,
+//! and rebuilt on open. The first offset of the oldest open transaction bounds the last
+//! stable offset, up to which `read_committed` consumers read.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use crate::batch::BatchHeader;
 use crate::error::{Result, StorageError};
@@ -32,6 +35,8 @@ pub struct ProducerEntry {
     pub epoch: i16,
     /// Most recent batches, oldest first.
     pub batches: VecDeque<CachedBatch>,
+    /// Offset of the first batch of the producer's open transaction, if one is open.
+    pub open_txn: Option<i64>,
 }
 
 /// The verdict on an incoming idempotent batch.
@@ -51,6 +56,8 @@ pub enum SequenceCheck {
 #[derive(Debug, Clone, Default)]
 pub struct ProducerStates {
     entries: HashMap<i64, ProducerEntry>,
+    /// (first offset, producer id) of every open transaction: the first is the oldest.
+    open: BTreeSet<(i64, i64)>,
 }
 
 fn next_seq(seq: i32) -> i32 {
@@ -69,14 +76,67 @@ impl ProducerStates {
 
     /// Replaces (or removes, with `None`) one producer's entry; used for undo and recovery.
     pub fn set(&mut self, producer_id: i64, entry: Option<ProducerEntry>) {
-        match entry {
+        let old = match entry {
             Some(e) => {
-                self.entries.insert(producer_id, e);
+                if let Some(first) = e.open_txn {
+                    self.open.insert((first, producer_id));
+                }
+                self.entries.insert(producer_id, e)
             }
-            None => {
-                self.entries.remove(&producer_id);
+            None => self.entries.remove(&producer_id),
+        };
+        if let Some(first) = old.and_then(|o| o.open_txn) {
+            if self.entries.get(&producer_id).and_then(|e| e.open_txn) != Some(first) {
+                self.open.remove(&(first, producer_id));
             }
         }
+    }
+
+    /// Notes a transactional batch at `offset`: it opens the producer's transaction unless
+    /// one is open already. Returns the updated entry for persisting.
+    pub fn begin_txn(&mut self, producer_id: i64, epoch: i16, offset: i64) -> &ProducerEntry {
+        let entry = self
+            .entries
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                ..ProducerEntry::default()
+            });
+        if entry.open_txn.is_none() {
+            entry.open_txn = Some(offset);
+            self.open.insert((offset, producer_id));
+        }
+        entry
+    }
+
+    /// Whether a transaction marker with this producer epoch may be written: not one from
+    /// an epoch older than the producer's (a fenced coordinator's).
+    pub fn check_marker(&self, h: &BatchHeader) -> SequenceCheck {
+        match self.entries.get(&h.producer_id) {
+            Some(e) if h.producer_epoch < e.epoch => SequenceCheck::StaleEpoch,
+            _ => SequenceCheck::Append,
+        }
+    }
+
+    /// Notes a transaction marker: the producer's transaction (if any) ends; a newer epoch
+    /// (transaction version 2 bumps it at every end) starts its sequences afresh. Returns
+    /// where the ended transaction began, and the updated entry for persisting.
+    pub fn end_txn(&mut self, h: &BatchHeader) -> (Option<i64>, &ProducerEntry) {
+        let entry = self.entries.entry(h.producer_id).or_default();
+        if h.producer_epoch > entry.epoch {
+            entry.epoch = h.producer_epoch;
+            entry.batches.clear();
+        }
+        let first = entry.open_txn.take();
+        if let Some(first) = first {
+            self.open.remove(&(first, h.producer_id));
+        }
+        (first, entry)
+    }
+
+    /// First offset of the oldest open transaction, if any.
+    pub fn first_open_txn(&self) -> Option<i64> {
+        self.open.first().map(|(first, _)| *first)
     }
 
     /// Every producer's entry (for rewriting them after a truncation).
@@ -137,7 +197,7 @@ impl ProducerStates {
 impl ProducerEntry {
     /// Serialises the entry for the meta column family.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(3 + self.batches.len() * 24);
+        let mut out = Vec::with_capacity(11 + self.batches.len() * 24);
         out.extend_from_slice(&self.epoch.to_be_bytes());
         out.push(self.batches.len() as u8);
         for b in &self.batches {
@@ -146,6 +206,7 @@ impl ProducerEntry {
             out.extend_from_slice(&b.base_offset.to_be_bytes());
             out.extend_from_slice(&b.last_offset.to_be_bytes());
         }
+        out.extend_from_slice(&self.open_txn.unwrap_or(-1).to_be_bytes());
         out
     }
 
@@ -171,7 +232,20 @@ impl ProducerEntry {
             });
             rest = tail;
         }
-        Ok(Self { epoch, batches })
+        // Entries written before transactions existed end here.
+        let open_txn = match rest.split_at_checked(8) {
+            Some((first, _)) => {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(first);
+                Some(i64::from_be_bytes(a)).filter(|f| *f >= 0)
+            }
+            None => None,
+        };
+        Ok(Self {
+            epoch,
+            batches,
+            open_txn,
+        })
     }
 }
 
@@ -219,5 +293,47 @@ mod tests {
         assert_eq!(e.batches.front().unwrap().first_seq, 2);
         assert_eq!(ProducerEntry::decode(&e.encode()).unwrap(), *e);
         assert!(ProducerEntry::decode(&e.encode()[..10]).is_err());
+    }
+
+    #[test]
+    fn open_transactions_bound_the_stable_offset_until_their_markers() {
+        let mut s = ProducerStates::default();
+        assert_eq!(s.first_open_txn(), None);
+        s.begin_txn(7, 0, 10);
+        s.begin_txn(7, 0, 12); // still the same transaction
+        s.begin_txn(8, 0, 11);
+        assert_eq!(s.first_open_txn(), Some(10));
+        let marker = validate(&make_batch(1, 7, 0, -1, 0)).unwrap();
+        let (first, entry) = s.end_txn(&marker);
+        assert_eq!((first, entry.open_txn), (Some(10), None));
+        assert_eq!(s.first_open_txn(), Some(11));
+        // Undo and recovery go through `set`, which keeps the open set in step.
+        let mut reopened = s.get(7).cloned().unwrap();
+        reopened.open_txn = Some(10);
+        assert_eq!(ProducerEntry::decode(&reopened.encode()).unwrap(), reopened);
+        s.set(7, Some(reopened));
+        assert_eq!(s.first_open_txn(), Some(10));
+        s.set(7, None);
+        s.set(8, None);
+        assert_eq!(s.first_open_txn(), None);
+        // A marker of an older epoch is refused; a newer one resets the sequences.
+        s.record(&header(3, 0, 1), 20);
+        assert_eq!(
+            s.check_marker(&validate(&make_batch(1, 42, 2, -1, 0)).unwrap()),
+            SequenceCheck::StaleEpoch
+        );
+        s.end_txn(&validate(&make_batch(1, 42, 4, -1, 0)).unwrap());
+        assert_eq!(s.check(&header(4, 0, 1)), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn entries_written_before_transactions_still_decode() {
+        let e = ProducerEntry {
+            epoch: 1,
+            batches: VecDeque::new(),
+            open_txn: None,
+        };
+        let old = &e.encode()[..3];
+        assert_eq!(ProducerEntry::decode(old).unwrap(), e);
     }
 }

@@ -602,3 +602,68 @@ fn compaction_stops_at_the_first_batch_too_young_to_clean_and_says_so() {
     let live: Vec<i64> = live_records(&store, log).iter().map(|r| r.0).collect();
     assert_eq!(live, vec![3, 4, 5]);
 }
+
+/// A transactional data batch of `count` records.
+fn txn_batch(count: i32, pid: i64, epoch: i16, seq: i32) -> Vec<u8> {
+    let mut b = make_batch(count, pid, epoch, seq, 100);
+    b[21..23].copy_from_slice(&crate::batch::TRANSACTIONAL_BIT.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+fn marker(pid: i64, epoch: i16, commit: bool) -> Vec<u8> {
+    crate::control::marker_batch(pid, epoch, commit, 0, 100).to_vec()
+}
+
+#[test]
+fn open_transactions_hold_the_stable_offset_and_aborts_are_indexed_across_restart_and_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let append = |store: &Store, log: &Arc<PartitionLog>, b: Vec<u8>| {
+        rt.block_on(store.append(vec![entry(log, b)])).unwrap()[0]
+            .clone()
+            .unwrap()
+            .base_offset
+    };
+    {
+        let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
+        let log = &store.create_partitions(&[key(0)]).unwrap()[0];
+        append(&store, log, make_batch(2, -1, -1, -1, 1)); // 0-1, plain
+        append(&store, log, txn_batch(2, 7, 0, 0)); // 2-3, producer 7 opens
+        append(&store, log, txn_batch(1, 8, 0, 0)); // 4, producer 8 opens
+        log.advance_high_watermark(log.log_end_offset());
+        assert_eq!(log.last_stable_offset(), 2);
+        assert_eq!(append(&store, log, marker(7, 0, false)), 5); // 7 aborts
+        log.advance_high_watermark(log.log_end_offset());
+        assert_eq!(log.last_stable_offset(), 4, "producer 8 still open");
+        assert_eq!(append(&store, log, marker(8, 0, true)), 6);
+        log.advance_high_watermark(log.log_end_offset());
+        assert_eq!(log.last_stable_offset(), 7);
+        assert_eq!(store.aborted_transactions(log, 0, 7).unwrap(), vec![(7, 2)]);
+        assert!(store.aborted_transactions(log, 6, 7).unwrap().is_empty());
+        // A fenced coordinator's marker (older epoch) is refused.
+        append(&store, log, txn_batch(1, 9, 3, 0)); // 7, producer 9 opens at epoch 3
+        let stale = rt.block_on(store.append(vec![entry(log, marker(9, 2, false))]));
+        assert_eq!(stale.unwrap()[0], Err(AppendError::InvalidProducerEpoch));
+    }
+    let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
+    let log = store.partition(&key(0)).unwrap();
+    log.advance_high_watermark(log.log_end_offset());
+    assert_eq!(
+        log.last_stable_offset(),
+        7,
+        "producer 9's open transaction, reloaded"
+    );
+    assert_eq!(
+        store.aborted_transactions(&log, 0, 8).unwrap(),
+        vec![(7, 2)]
+    );
+    // As a follower that lost the abort marker at 5 (and all after it), producer 7's
+    // transaction is open again and its abort is no longer indexed.
+    log.set_follower(true);
+    assert!(rt.block_on(store.truncate_to(&log, 5)).unwrap());
+    assert!(store.aborted_transactions(&log, 0, 8).unwrap().is_empty());
+    log.advance_high_watermark(log.log_end_offset());
+    assert_eq!(log.last_stable_offset(), 2);
+}

@@ -135,10 +135,35 @@ fn truncate(db: &DB, log: &PartitionLog, offset: i64) -> Result<bool> {
         log.meta_keys.leader_epochs(),
         appender::encode_epochs(&w.epochs),
     );
+    // A transaction whose abort marker is cut is open again (read_committed consumers must
+    // not see its records until the coordinator writes the marker anew); one whose first
+    // batch is cut did not happen here. A cut commit marker is not reopened: that commit is
+    // decided, so its records only become visible a little early.
+    let mut reopened = std::collections::HashMap::new();
+    let prefix = log.meta_keys.aborted_prefix();
+    let mut it = db.raw_iterator_cf(&meta);
+    it.seek(log.meta_keys.aborted(offset));
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        if !k.starts_with(&prefix) || v.len() != 16 {
+            break;
+        }
+        let (pid, first) = (read_i64(&v[..8])?, read_i64(&v[8..])?);
+        if first < offset {
+            reopened.entry(pid).or_insert(first);
+        }
+        wb.delete_cf(&meta, k);
+        it.next();
+    }
+    it.status()?;
+    drop(it);
     for (pid, mut entry) in w.producers.entries() {
-        let before = entry.batches.len();
+        let before = (entry.batches.len(), entry.open_txn);
         entry.batches.retain(|b| b.last_offset < offset);
-        if entry.batches.len() != before {
+        entry.open_txn = entry
+            .open_txn
+            .filter(|first| *first < offset)
+            .or(reopened.remove(&pid));
+        if (entry.batches.len(), entry.open_txn) != before {
             wb.put_cf(&meta, log.meta_keys.producer(pid), entry.encode());
             w.producers.set(pid, Some(entry));
         }

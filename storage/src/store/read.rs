@@ -27,6 +27,48 @@ impl Store {
         Ok(out)
     }
 
+    /// The aborted transactions a `read_committed` fetch of `[from, upper)` must be told
+    /// about: (producer id, first offset) of each whose abort marker is at or past `from`
+    /// and whose first batch is before `upper`, oldest marker first.
+    pub fn aborted_transactions(
+        &self,
+        log: &PartitionLog,
+        from: i64,
+        upper: i64,
+    ) -> Result<Vec<(i64, i64)>> {
+        let mut out = Vec::new();
+        for (_, producer_id, first) in self.aborted_index(log, from)? {
+            if first < upper {
+                out.push((producer_id, first));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Entries of the aborted-transaction index from marker offset `from` on:
+    /// (marker offset, producer id, first offset).
+    pub(crate) fn aborted_index(
+        &self,
+        log: &PartitionLog,
+        from: i64,
+    ) -> Result<Vec<(i64, i64, i64)>> {
+        let meta = self.meta_cf()?;
+        let prefix = log.meta_keys.aborted_prefix();
+        let mut it = self.db.raw_iterator_cf(&meta);
+        it.seek(log.meta_keys.aborted(from.max(0)));
+        let mut out = Vec::new();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if !k.starts_with(&prefix) || v.len() != 16 {
+                break;
+            }
+            let marker = read_i64(&k[prefix.len()..])?;
+            out.push((marker, read_i64(&v[..8])?, read_i64(&v[8..])?));
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
     /// [`Store::read`] into one contiguous buffer, as a Fetch response carries the batches:
     /// each batch is copied once, straight from RocksDB, with no per-batch allocation.
     pub fn read_contiguous(
