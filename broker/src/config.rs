@@ -133,6 +133,18 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
     ),
     ("replica.lag.time.max.ms", "30000", ConfigType::Long),
     ("offsets.commit.timeout.ms", "5000", ConfigType::Int),
+    (
+        "transaction.state.log.num.partitions",
+        "50",
+        ConfigType::Int,
+    ),
+    (
+        "transaction.state.log.replication.factor",
+        "3",
+        ConfigType::Short,
+    ),
+    ("transaction.state.log.min.isr", "2", ConfigType::Int),
+    ("transaction.max.timeout.ms", "900000", ConfigType::Int),
     ("auto.leader.rebalance.enable", "true", ConfigType::Boolean),
     ("broker.rack", "", ConfigType::String),
     (
@@ -268,6 +280,22 @@ impl BrokerConfig {
     /// `offsets.commit.timeout.ms`: how long a commit waits for the ISR.
     pub fn offsets_commit_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.parsed("offsets.commit.timeout.ms", 5_000u64))
+    }
+    /// `transaction.state.log.num.partitions`
+    pub fn txn_topic_partitions(&self) -> i32 {
+        self.parsed("transaction.state.log.num.partitions", 50)
+    }
+    /// `transaction.state.log.replication.factor`
+    pub fn txn_topic_replication_factor(&self) -> i16 {
+        self.parsed("transaction.state.log.replication.factor", 3)
+    }
+    /// `transaction.state.log.min.isr`
+    pub fn txn_topic_min_isr(&self) -> usize {
+        self.parsed("transaction.state.log.min.isr", 2usize)
+    }
+    /// `transaction.max.timeout.ms`: the longest timeout a transactional producer may ask.
+    pub fn txn_max_timeout_ms(&self) -> i32 {
+        self.parsed("transaction.max.timeout.ms", 900_000)
     }
     /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
     pub fn replica_lag_time_max(&self) -> std::time::Duration {

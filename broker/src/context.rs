@@ -12,6 +12,8 @@ use crate::fetch_session::FetchSessions;
 use crate::group::GroupCoordinator;
 use crate::producer_ids::ProducerIdAllocator;
 use crate::replication::ReplicaManager;
+use crate::txn::markers::MarkerIo;
+use crate::txn::TxnCoordinator;
 
 /// One broker node's shared state.
 pub struct Broker {
@@ -31,6 +33,8 @@ pub struct Broker {
     pub producer_ids: ProducerIdAllocator,
     /// Consumer groups and committed offsets.
     pub groups: GroupCoordinator,
+    /// Transactional ids and their transactions.
+    pub txns: TxnCoordinator,
     /// The data directory's free-space floor.
     pub disk: DiskGuard,
 }
@@ -43,6 +47,15 @@ impl Broker {
             store: &self.store,
             replicas: &self.replicas,
             controller: &self.controller,
+        }
+    }
+
+    /// What writing transaction markers goes through.
+    pub fn marker_io(&self) -> MarkerIo<'_> {
+        MarkerIo {
+            io: self.coordinator_io(),
+            groups: &self.groups,
+            config: &self.config,
         }
     }
 }

@@ -179,6 +179,44 @@ pub async fn dispatch(
         RequestKind::OffsetDelete(r) => handlers::offset_delete::handle(ctx, &scope, &header, r)
             .await
             .into(),
+        RequestKind::AddPartitionsToTxn(r) => {
+            handlers::add_partitions_to_txn::handle(ctx, &scope, &header, r)
+                .await
+                .into()
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            handlers::add_offsets_to_txn::handle(ctx, &scope, &header, r)
+                .await
+                .into()
+        }
+        RequestKind::TxnOffsetCommit(r) => {
+            handlers::txn_offset_commit::handle(ctx, &scope, &header, r)
+                .await
+                .into()
+        }
+        RequestKind::EndTxn(r) => handlers::end_txn::handle(ctx, &scope, &header, r)
+            .await
+            .into(),
+        RequestKind::WriteTxnMarkers(r) => {
+            handlers::write_txn_markers::handle(ctx, &scope, &header, r)
+                .await
+                .into()
+        }
+        RequestKind::DescribeTransactions(r) => {
+            handlers::describe_transactions::handle(ctx, &scope, &header, r)
+                .await
+                .into()
+        }
+        RequestKind::ListTransactions(r) => {
+            handlers::list_transactions::handle(ctx, &scope, &header, r)
+                .await
+                .into()
+        }
+        RequestKind::DescribeProducers(r) => {
+            handlers::describe_producers::handle(ctx, &scope, &header, r)
+                .await
+                .into()
+        }
         other => {
             return Err(CloseReason::Malformed(format!("no handler for {other:?}")));
         }

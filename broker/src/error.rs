@@ -115,6 +115,55 @@ pub enum BrokerError {
     /// A group coordinator's refusal.
     #[error("{0}")]
     Group(GroupError),
+    /// A transaction coordinator's refusal.
+    #[error("{0}")]
+    Txn(TxnError),
+    /// UNSTABLE_OFFSET_COMMIT: an open transaction has offsets of the group pending.
+    #[error("There are unstable offsets that need to be cleared.")]
+    UnstableOffsetCommit,
+}
+
+/// Why a transaction coordinator refused a request: the transaction protocol's own errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TxnError {
+    /// PRODUCER_FENCED: a newer instance of the transactional id has the epoch.
+    #[error(
+        "There is a newer producer with the same transactionalId which fences the current one."
+    )]
+    ProducerFenced,
+    /// INVALID_PRODUCER_ID_MAPPING: the producer id is not the transactional id's.
+    #[error("The producer attempted to use a producer id which is not currently assigned to its transactional id.")]
+    InvalidProducerIdMapping,
+    /// INVALID_TXN_STATE: the request does not fit the transaction's state.
+    #[error("The producer attempted a transactional operation in an invalid state.")]
+    InvalidTxnState,
+    /// CONCURRENT_TRANSACTIONS: the previous transaction is still being completed (retriable).
+    #[error("The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing.")]
+    ConcurrentTransactions,
+    /// INVALID_TRANSACTION_TIMEOUT: outside (0, transaction.max.timeout.ms].
+    #[error("The transaction timeout is larger than the maximum value allowed by the broker (as configured by transaction.max.timeout.ms).")]
+    InvalidTransactionTimeout,
+    /// TRANSACTIONAL_ID_NOT_FOUND (DescribeTransactions).
+    #[error("The transactionalId could not be found.")]
+    TransactionalIdNotFound,
+    /// The coordinator runtime could not serve the transactional id here.
+    #[error("{0}")]
+    Coordinator(CoordinatorError),
+}
+
+impl From<CoordinatorError> for TxnError {
+    fn from(e: CoordinatorError) -> Self {
+        Self::Coordinator(e)
+    }
+}
+
+impl From<TxnError> for BrokerError {
+    fn from(e: TxnError) -> Self {
+        match e {
+            TxnError::Coordinator(c) => Self::Coordinator(c),
+            other => Self::Txn(other),
+        }
+    }
 }
 
 /// Why a group coordinator refused a request: the group protocol's own errors.
@@ -260,6 +309,16 @@ impl BrokerError {
                 GroupError::InvalidRegularExpression => Code::InvalidRegularExpression,
                 GroupError::NoSubscription => Code::InvalidRequest,
             },
+            Self::Txn(e) => match e {
+                TxnError::ProducerFenced => Code::ProducerFenced,
+                TxnError::InvalidProducerIdMapping => Code::InvalidProducerIdMapping,
+                TxnError::InvalidTxnState => Code::InvalidTxnState,
+                TxnError::ConcurrentTransactions => Code::ConcurrentTransactions,
+                TxnError::InvalidTransactionTimeout => Code::InvalidTransactionTimeout,
+                TxnError::TransactionalIdNotFound => Code::TransactionalIdNotFound,
+                TxnError::Coordinator(e) => e.kafka_code(),
+            },
+            Self::UnstableOffsetCommit => Code::UnstableOffsetCommit,
         };
         code.code()
     }

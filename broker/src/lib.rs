@@ -24,7 +24,9 @@
 //! coordinator/         the coordinator runtime: a state machine per led partition of an
 //!                      internal topic, loaded by replay, written through leader-append
 //! group/               the group coordinator (its first tenant): classic and KIP-848 groups
-//!                      around pure state machines, committed offsets
+//!                      around pure state machines, committed offsets (transactional too)
+//! txn/                 the transaction coordinator (its second tenant): transactional ids'
+//!                      state machine (state.rs), markers to partition leaders (markers.rs)
 //! fetch_session.rs     incremental fetch sessions (KIP-227)
 //! read_ahead.rs        a connection's read-ahead of the logs a consumer fetches next
 //! producer_ids.rs      producer-id blocks from the controller
@@ -45,7 +47,7 @@
 //! header and body -> handlers::<api>::handle(ctx, scope, header, request) calls the replica
 //! manager, storage, the controller or a coordinator (group/, on coordinator/, which writes
 //! through the replica manager) -> dispatch encodes the response -> connection writes it in
-//! order. Modules depend one way: handlers -> context -> group -> coordinator ->
+//! order. Modules depend one way: handlers -> context -> txn -> group -> coordinator ->
 //! replication -> storage (tests/layout.rs checks there is no circle).
 //!
 //! The workspace's crates depend one way too: `sluice-storage` <- `sluice-controller` <-
@@ -77,6 +79,7 @@ mod retention;
 pub mod server;
 mod stats;
 mod topic_config;
+mod txn;
 
 // The decode guard's own tests need it as the allocator of the test binary, as the broker's.
 #[cfg(test)]

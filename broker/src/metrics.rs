@@ -74,6 +74,12 @@ pub const COMPACTED_BYTES: &str = "sluice_log_cleaner_bytes_freed_total";
 pub const DISK_FULL: &str = "sluice_log_dir_below_free_space_floor";
 /// Free bytes on the data directory's file system.
 pub const DISK_FREE: &str = "sluice_log_dir_free_bytes";
+/// Transactions ended by their coordinator here, by outcome (commit, abort).
+pub const TXNS_ENDED: &str = "sluice_transactions_ended_total";
+/// Open transactions aborted by their coordinator for passing their timeout.
+pub const TXNS_TIMED_OUT: &str = "sluice_transactions_timed_out_total";
+/// Transactions begun (InitProducerId with a transactional id answered here).
+pub const TXN_PRODUCERS_INITIALISED: &str = "sluice_transactional_producers_initialised_total";
 /// Resident memory of the process.
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
 /// Open file descriptors of the process.
@@ -147,6 +153,27 @@ pub fn register(apis: impl Iterator<Item = ApiKey>) {
         metrics::histogram!(h).record(0.0);
     }
     metrics::counter!(ISR_EXPANDS).absolute(0);
+    for outcome in ["commit", "abort"] {
+        metrics::counter!(TXNS_ENDED, "outcome" => outcome).absolute(0);
+    }
+    metrics::counter!(TXNS_TIMED_OUT).absolute(0);
+    metrics::counter!(TXN_PRODUCERS_INITIALISED).absolute(0);
+}
+
+/// Counts a transaction ended by its coordinator.
+pub fn record_txn_end(commit: bool) {
+    let outcome = if commit { "commit" } else { "abort" };
+    metrics::counter!(TXNS_ENDED, "outcome" => outcome).increment(1);
+}
+
+/// Counts an open transaction aborted for passing its timeout.
+pub fn record_txn_timeout() {
+    metrics::counter!(TXNS_TIMED_OUT).increment(1);
+}
+
+/// Counts a transactional producer initialised.
+pub fn record_txn_init() {
+    metrics::counter!(TXN_PRODUCERS_INITIALISED).increment(1);
 }
 
 /// Counts one error code answered for an API.

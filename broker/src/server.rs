@@ -23,6 +23,7 @@ use crate::http::{self, HttpState};
 use crate::producer_ids::ProducerIdAllocator;
 use crate::replication::fetcher::FetcherCtx;
 use crate::replication::ReplicaManager;
+use crate::txn::{TxnCoordinator, TxnSettings};
 
 /// Where a started node listens.
 #[derive(Debug, Clone, Copy)]
@@ -157,12 +158,20 @@ pub async fn serve(
             config.offsets_topic_replication_factor(),
             config.offsets_commit_timeout(),
         ),
+        txns: TxnCoordinator::new(TxnSettings {
+            partitions: config.txn_topic_partitions(),
+            replication_factor: config.txn_topic_replication_factor(),
+            min_isr: config.txn_topic_min_isr(),
+            max_timeout_ms: config.txn_max_timeout_ms(),
+        }),
         disk: DiskGuard::new(args.data_dir.clone(), config.min_free_bytes()),
         config,
     });
     ctx.replicas.reconcile(&ctx.controller).await?;
     let loaded = ctx.groups.follow_leadership(ctx.coordinator_io())?;
     tracing::info!(records = loaded, "committed offsets loaded");
+    let loaded = ctx.txns.follow_leadership(ctx.coordinator_io())?;
+    tracing::info!(records = loaded, "transaction state loaded");
     tokio::spawn(follow_metadata(ctx.clone(), shutdown.clone()));
     tokio::spawn(send_heartbeats(ctx.clone(), shutdown.clone()));
     tokio::spawn(crate::replication::fetcher::run(
@@ -179,6 +188,7 @@ pub async fn serve(
         tokio::spawn(rebalance_leaders(ctx.clone(), every, shutdown.clone()));
     }
     tokio::spawn(tick_groups(ctx.clone(), shutdown.clone()));
+    tokio::spawn(complete_transactions(ctx.clone(), shutdown.clone()));
     tokio::spawn(clean_logs(ctx.clone(), shutdown.clone()));
     tokio::spawn(flush_logs(ctx.clone(), shutdown.clone()));
     tokio::spawn(watch_disk(ctx.clone(), shutdown.clone()));
@@ -274,17 +284,22 @@ async fn follow_metadata(ctx: Ctx, shutdown: CancellationToken) {
         if let Err(e) = ctx.replicas.reconcile(&ctx.controller).await {
             tracing::error!(error = %e, "applying metadata to local replicas failed");
         }
-        // Offsets partitions this node now leads (a coordinator elsewhere was lost).
+        // Coordinator partitions this node now leads (a coordinator elsewhere was lost).
         let task_ctx = ctx.clone();
         match tokio::task::spawn_blocking(move || {
-            task_ctx.groups.follow_leadership(task_ctx.coordinator_io())
+            let io = task_ctx.coordinator_io();
+            let groups = task_ctx.groups.follow_leadership(io)?;
+            let txns = task_ctx.txns.follow_leadership(io)?;
+            Ok::<_, crate::error::BrokerError>((groups, txns))
         })
         .await
         {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(records = n, "took over group coordination"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "loading committed offsets failed"),
-            Err(e) => tracing::warn!(error = %e, "loading committed offsets"),
+            Ok(Ok((0, 0))) => {}
+            Ok(Ok((groups, txns))) => {
+                tracing::info!(groups, txns, "took over coordination (records replayed)")
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "loading coordinator state failed"),
+            Err(e) => tracing::warn!(error = %e, "loading coordinator state"),
         }
     }
 }
@@ -366,6 +381,17 @@ async fn tick_groups(ctx: Ctx, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => ctx.groups.tick(&ctx.controller.image()),
+        }
+    }
+}
+
+/// Finishes transactions whose markers are not all written and aborts timed-out ones.
+async fn complete_transactions(ctx: Ctx, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => ctx.txns.run_timers(ctx.marker_io()).await,
         }
     }
 }

@@ -112,6 +112,14 @@ impl PartitionLog {
         open.map_or(hw, |first| first.min(hw))
     }
 
+    /// Every producer's state (DescribeProducers).
+    pub fn producers(&self) -> Vec<(i64, crate::producer::ProducerEntry)> {
+        self.writer
+            .lock()
+            .map(|w| w.producers.entries())
+            .unwrap_or_default()
+    }
+
     /// Moves the high watermark (never backwards, never past the log end).
     pub fn advance_high_watermark(&self, to: i64) {
         let to = to.min(self.log_end_offset());

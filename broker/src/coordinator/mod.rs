@@ -40,8 +40,14 @@ pub type CoordinatorRecord = (Bytes, Option<Bytes>);
 /// Its state changes only by `replay` (records read back at load, or just committed by a
 /// write) and by `tick` (timers of state that is not persisted, such as member sessions).
 pub trait CoordinatorShard: Send + 'static {
-    /// Applies one record of the partition's log, in log order.
-    fn replay(&mut self, key: Bytes, value: Option<Bytes>);
+    /// Applies one record of the partition's log, in log order. `producer_id` is -1, or the
+    /// transactional producer that wrote it: such a record takes effect only if a commit
+    /// marker of that producer follows (see `replay_marker`).
+    fn replay(&mut self, producer_id: i64, key: Bytes, value: Option<Bytes>);
+
+    /// Applies a transaction marker: the producer's pending records take effect (commit) or
+    /// are dropped (abort). Tenants without transactional records ignore it.
+    fn replay_marker(&mut self, _producer_id: i64, _commit: bool) {}
 
     /// Runs the shard's timers (about every 100 ms).
     fn tick(&mut self, now: Instant, image: &MetadataImage);
@@ -59,6 +65,68 @@ pub struct CoordinatorIo<'a> {
     pub replicas: &'a ReplicaManager,
     /// The metadata controller (topic creation, leadership).
     pub controller: &'a ControllerClient,
+}
+
+/// One entry of a coordinator's log, as replay sees it.
+pub enum LogEntry {
+    /// A record (of a transactional producer when `producer_id` >= 0).
+    Record {
+        /// Its producer, or -1.
+        producer_id: i64,
+        /// Record key.
+        key: Bytes,
+        /// Record value, `None` for a tombstone.
+        value: Option<Bytes>,
+    },
+    /// A transaction marker.
+    Marker {
+        /// The producer whose transaction ends.
+        producer_id: i64,
+        /// Commit (true) or abort.
+        commit: bool,
+    },
+}
+
+/// Replays one entry into a shard.
+pub fn replay<S: CoordinatorShard>(shard: &mut S, entry: LogEntry) {
+    match entry {
+        LogEntry::Record {
+            producer_id,
+            key,
+            value,
+        } => shard.replay(producer_id, key, value),
+        LogEntry::Marker {
+            producer_id,
+            commit,
+        } => shard.replay_marker(producer_id, commit),
+    }
+}
+
+/// Visits every keyed record and marker of a local log in offset order.
+pub fn scan_log(
+    store: &Store,
+    log: &PartitionLog,
+    mut visit: impl FnMut(LogEntry),
+) -> Result<(), BrokerError> {
+    scan_records(store, log, |r| {
+        let Some(key) = r.key else { return };
+        if r.control {
+            // Marker keys are (version, type): type 1 commits, 0 aborts.
+            if key.len() >= 4 {
+                visit(LogEntry::Marker {
+                    producer_id: r.producer_id,
+                    commit: key[3] == 1 && key[2] == 0,
+                });
+            }
+            return;
+        }
+        let producer_id = if r.transactional { r.producer_id } else { -1 };
+        visit(LogEntry::Record {
+            producer_id,
+            key,
+            value: r.value,
+        });
+    })
 }
 
 /// Visits every record of a local log in offset order.
@@ -82,19 +150,32 @@ pub fn scan_records(
     Ok(())
 }
 
-/// Coordinator records as record batches, one batch per buffer (what the appender takes).
-fn encode_batches(records: &[CoordinatorRecord]) -> Result<Vec<Bytes>, BrokerError> {
+/// The transactional producer a coordinator write is part of (TxnOffsetCommit).
+#[derive(Debug, Clone, Copy)]
+pub struct TxnProducer {
+    /// Producer id.
+    pub id: i64,
+    /// Producer epoch.
+    pub epoch: i16,
+}
+
+/// Coordinator records as record batches, one batch per buffer (what the appender takes);
+/// transactional batches of `producer` when it is given.
+fn encode_batches(
+    records: &[CoordinatorRecord],
+    producer: Option<TxnProducer>,
+) -> Result<Vec<Bytes>, BrokerError> {
     let now = crate::clock::now_ms();
     let records: Vec<Record> = records
         .iter()
         .enumerate()
         .map(|(i, (k, v))| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id: producer.map_or(-1, |p| p.id),
+            producer_epoch: producer.map_or(-1, |p| p.epoch),
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder starts a new batch whenever offset - sequence changes; keeping it

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use sluice_controller::{MetadataImage, NewTopic, TopicInfo};
 use tokio::sync::watch;
 
-use super::{encode_batches, scan_records, CoordinatorIo, CoordinatorRecord, CoordinatorShard};
+use super::{
+    encode_batches, replay, scan_log, CoordinatorIo, CoordinatorRecord, CoordinatorShard, LogEntry,
+    TxnProducer,
+};
 use crate::error::{BrokerError, CoordinatorError};
 use crate::replication::{Acks, LeaderAppend};
 
@@ -27,6 +30,9 @@ pub struct InternalTopic {
     pub replication_factor: i16,
     /// How long a write waits for the ISR (`offsets.commit.timeout.ms`, ...).
     pub write_timeout: Duration,
+    /// The ISR size a write needs (`transaction.state.log.min.isr`; 1 for offsets, whose
+    /// commits Kafka acknowledges once the ISR has them, however small it is).
+    pub min_isr: usize,
 }
 
 /// A shard this node hosts, in the leader epoch it was loaded in.
@@ -115,11 +121,9 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         let mut replayed = 0;
         for (partition, leader) in to_load {
             let mut state = (self.new_shard)();
-            scan_records(io.store, &leader.log, |r| {
-                if let Some(key) = r.key {
-                    replayed += 1;
-                    state.replay(key, r.value);
-                }
+            scan_log(io.store, &leader.log, |entry| {
+                replayed += 1;
+                replay(&mut state, entry);
             })?;
             let mut shards = self.lock();
             shards.insert(
@@ -190,6 +194,11 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         self.lock().get_mut(&partition).map(|h| f(&mut h.state))
     }
 
+    /// Visits every shard hosted here with its partition.
+    pub fn for_each_partition(&self, mut f: impl FnMut(i32, &S)) {
+        self.lock().iter().for_each(|(p, h)| f(*p, &h.state));
+    }
+
     /// Visits every shard hosted here.
     pub fn for_each(&self, mut f: impl FnMut(&mut S)) {
         self.lock().values_mut().for_each(|h| f(&mut h.state));
@@ -202,6 +211,18 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         &self,
         io: CoordinatorIo<'_>,
         partition: i32,
+        f: impl FnOnce(&S) -> Result<(Vec<CoordinatorRecord>, T), E>,
+    ) -> Result<T, E> {
+        self.write_as(io, partition, None, f).await
+    }
+
+    /// [`CoordinatorRuntime::write`] as part of `producer`'s transaction: the records are
+    /// replayed as that producer's, pending until its marker.
+    pub async fn write_as<T, E: From<CoordinatorError>>(
+        &self,
+        io: CoordinatorIo<'_>,
+        partition: i32,
+        producer: Option<TxnProducer>,
         f: impl FnOnce(&S) -> Result<(Vec<CoordinatorRecord>, T), E>,
     ) -> Result<T, E> {
         let epoch = self.await_loaded(io, partition).await?;
@@ -223,22 +244,68 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         if records.is_empty() {
             return Ok(answer);
         }
-        self.append(io, partition, epoch, &records).await?;
+        let batches = encode_batches(&records, producer).map_err(write_error)?;
+        self.append(io, partition, epoch, batches).await?;
         if let Some(hosted) = self.lock().get_mut(&partition).filter(|h| h.epoch == epoch) {
+            let producer_id = producer.map_or(-1, |p| p.id);
             for (key, value) in records {
-                hosted.state.replay(key, value);
+                hosted.state.replay(producer_id, key, value);
             }
         }
         Ok(answer)
     }
 
-    /// Appends records to the shard's partition and waits for the ISR.
+    /// Writes a transaction marker to `partition` (WriteTxnMarkers for an internal topic),
+    /// in order with the shard's other writes, and replays it once committed.
+    pub async fn write_marker(
+        &self,
+        io: CoordinatorIo<'_>,
+        partition: i32,
+        producer: TxnProducer,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> Result<(), CoordinatorError> {
+        let epoch = self.await_loaded(io, partition).await?;
+        let writing = self
+            .lock()
+            .get(&partition)
+            .filter(|h| h.epoch == epoch)
+            .map(|h| h.writing.clone())
+            .ok_or(CoordinatorError::NotCoordinator)?;
+        let _serialised = writing.lock().await;
+        let marker = sluice_storage::control::marker_batch(
+            producer.id,
+            producer.epoch,
+            commit,
+            coordinator_epoch,
+            crate::clock::now_ms(),
+        );
+        self.append(io, partition, epoch, vec![marker]).await?;
+        if let Some(hosted) = self.lock().get_mut(&partition).filter(|h| h.epoch == epoch) {
+            replay(
+                &mut hosted.state,
+                LogEntry::Marker {
+                    producer_id: producer.id,
+                    commit,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The leader epoch `partition`'s shard was loaded in, if it is hosted here (the
+    /// coordinator epoch of the markers a transaction coordinator sends).
+    pub fn epoch_of(&self, partition: i32) -> Option<i32> {
+        self.lock().get(&partition).map(|h| h.epoch)
+    }
+
+    /// Appends batches to the shard's partition and waits for the ISR.
     async fn append(
         &self,
         io: CoordinatorIo<'_>,
         partition: i32,
         epoch: i32,
-        records: &[CoordinatorRecord],
+        batches: Vec<bytes::Bytes>,
     ) -> Result<(), CoordinatorError> {
         let image = io.controller.image();
         let leader = image
@@ -247,14 +314,15 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
             .and_then(|t| io.replicas.leader(t, partition).ok())
             .filter(|l| l.info.leader_epoch == epoch)
             .ok_or(CoordinatorError::NotCoordinator)?;
-        let batches = encode_batches(records).map_err(write_error)?;
+        // A topic created with fewer replicas (a smaller cluster) needs no more.
+        let min_isr = self.topic.min_isr.min(leader.info.replicas.len()).max(1);
         let append = LeaderAppend {
             leader,
             batches,
             log_append_time: false,
             // As durable as produced records by default: replication, not fsync.
             flush_messages: u64::MAX,
-            min_isr: 1,
+            min_isr,
         };
         let acks = Acks::All {
             timeout: self.topic.write_timeout,

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sluice_controller::MetadataImage;
 
-use crate::coordinator::{CoordinatorIo, CoordinatorRuntime, InternalTopic};
+use crate::coordinator::{CoordinatorIo, CoordinatorRuntime, InternalTopic, TxnProducer};
 use crate::error::{BrokerError, CoordinatorError, GroupError};
 use consumer::{ConsumerGroupView, Heartbeat, HeartbeatReply};
 use offsets::{Committed, TopicPartition};
@@ -70,6 +70,7 @@ impl GroupCoordinator {
             partitions,
             replication_factor,
             write_timeout: commit_timeout,
+            min_isr: 1,
         };
         Self {
             runtime: CoordinatorRuntime::new(topic, move || GroupShard::new(settings)),
@@ -251,6 +252,71 @@ impl GroupCoordinator {
                 Ok((GroupShard::commit_records(group_id, &offsets), ()))
             })
             .await
+    }
+
+    /// TxnOffsetCommit: writes the offsets as part of `producer`'s transaction; they take
+    /// effect at its commit marker. Without a member (generation -1, the pre-KIP-447 form)
+    /// the group's membership is not checked, as in Kafka.
+    pub async fn txn_commit(
+        &self,
+        io: CoordinatorIo<'_>,
+        group_id: &str,
+        member: &str,
+        generation: i32,
+        producer: TxnProducer,
+        offsets: Vec<(TopicPartition, Committed)>,
+    ) -> Result<(), BrokerError> {
+        let partition = self.partition_of(io, group_id).await?;
+        self.runtime
+            .write_as(io, partition, Some(producer), |s| {
+                if generation >= 0 || !member.is_empty() {
+                    s.check_commit(group_id, member, generation)
+                        .map_err(BrokerError::Group)?;
+                }
+                Ok((GroupShard::commit_records(group_id, &offsets), ()))
+            })
+            .await
+    }
+
+    /// The `__consumer_offsets` partition of a group (AddOffsetsToTxn adds it to the
+    /// transaction), creating the topic on first use.
+    pub async fn offsets_partition(
+        &self,
+        io: CoordinatorIo<'_>,
+        group_id: &str,
+    ) -> Result<i32, BrokerError> {
+        self.partition_of(io, group_id).await
+    }
+
+    /// Ends `producer`'s transaction on an offsets partition led here (WriteTxnMarkers).
+    pub async fn write_marker(
+        &self,
+        io: CoordinatorIo<'_>,
+        partition: i32,
+        producer: TxnProducer,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> Result<(), BrokerError> {
+        Ok(self
+            .runtime
+            .write_marker(io, partition, producer, commit, coordinator_epoch)
+            .await?)
+    }
+
+    /// The group's partitions with offsets pending in open transactions (OffsetFetch's
+    /// `require_stable`).
+    pub async fn pending(
+        &self,
+        io: CoordinatorIo<'_>,
+        group_id: &str,
+    ) -> std::collections::BTreeSet<TopicPartition> {
+        let Some(partition) = self.existing_partition(io, group_id) else {
+            return Default::default();
+        };
+        self.runtime
+            .read(io, partition, |s| s.pending(group_id))
+            .await
+            .unwrap_or_default()
     }
 
     /// Removes committed offsets (all of the group's with `None`).

@@ -4,7 +4,7 @@
 //! partition), value v3 = (offset, leader epoch, metadata, commit time); a null value is a
 //! tombstone. The latest record per key wins, which is what compaction keeps.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -112,9 +112,44 @@ fn decode_value(mut v: Bytes) -> Option<Committed> {
 #[derive(Default)]
 pub struct OffsetStore {
     groups: HashMap<String, BTreeMap<TopicPartition, Committed>>,
+    /// Offsets committed in open transactions (TxnOffsetCommit), by producer id, in commit
+    /// order; they take effect at the producer's commit marker.
+    pending: HashMap<i64, Vec<(Bytes, Option<Bytes>)>>,
 }
 
 impl OffsetStore {
+    /// Holds a transactional offset record until its producer's marker.
+    pub fn apply_pending(&mut self, producer_id: i64, key: Bytes, value: Option<Bytes>) {
+        self.pending
+            .entry(producer_id)
+            .or_default()
+            .push((key, value));
+    }
+
+    /// Applies (commit) or drops (abort) a producer's pending offsets.
+    pub fn complete_txn(&mut self, producer_id: i64, commit: bool) {
+        let Some(records) = self.pending.remove(&producer_id) else {
+            return;
+        };
+        if commit {
+            for (key, value) in records {
+                self.apply_record(key, value);
+            }
+        }
+    }
+
+    /// The group's partitions with offsets committed in a still-open transaction (OffsetFetch
+    /// with `require_stable` answers UNSTABLE_OFFSET_COMMIT for them until the marker).
+    pub fn pending(&self, group: &str) -> BTreeSet<TopicPartition> {
+        self.pending
+            .values()
+            .flatten()
+            .filter_map(|(key, _)| decode_key(key.clone()))
+            .filter(|(g, _)| g == group)
+            .map(|(_, tp)| tp)
+            .collect()
+    }
+
     /// Applies one `__consumer_offsets` record (while loading or after a write).
     pub fn apply_record(&mut self, key: Bytes, value: Option<Bytes>) {
         let Some((group, tp)) = decode_key(key) else {

@@ -82,8 +82,16 @@ pub struct GroupShard {
 }
 
 impl CoordinatorShard for GroupShard {
-    fn replay(&mut self, key: Bytes, value: Option<Bytes>) {
-        self.offsets.apply_record(key, value);
+    fn replay(&mut self, producer_id: i64, key: Bytes, value: Option<Bytes>) {
+        if producer_id >= 0 {
+            self.offsets.apply_pending(producer_id, key, value);
+        } else {
+            self.offsets.apply_record(key, value);
+        }
+    }
+
+    fn replay_marker(&mut self, producer_id: i64, commit: bool) {
+        self.offsets.complete_txn(producer_id, commit);
     }
 
     /// Expires sessions and finishes timed-out join phases.
@@ -297,6 +305,11 @@ impl GroupShard {
     /// Forgets a deleted group's (empty) membership.
     pub fn forget(&mut self, group_id: &str) {
         self.classic.remove(group_id);
+    }
+
+    /// The group's partitions with offsets pending in open transactions.
+    pub fn pending(&self, group_id: &str) -> std::collections::BTreeSet<TopicPartition> {
+        self.offsets.pending(group_id)
     }
 
     /// A group's committed offsets.

@@ -1,4 +1,5 @@
-//! FindCoordinator: which broker coordinates a group (the leader of its offsets partition).
+//! FindCoordinator: which broker coordinates a group (the leader of its offsets partition)
+//! or a transactional id (the leader of its transaction-state partition).
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse, RequestHeader};
@@ -58,25 +59,28 @@ async fn locate(
 ) -> Result<(i32, String, i32), BrokerError> {
     // A coordinator that does not exist must not look like one that is briefly away: clients
     // retry COORDINATOR_NOT_AVAILABLE as fast as they can, so fail them for good instead.
-    let missing = match key_type {
-        KEY_TYPE_GROUP => None,
-        KEY_TYPE_TRANSACTION => Some("transaction"),
-        KEY_TYPE_SHARE => Some("share group"),
+    let node = match key_type {
+        KEY_TYPE_GROUP => {
+            ctx.groups
+                .coordinator_of(ctx.coordinator_io(), key.as_str())
+                .await?
+        }
+        KEY_TYPE_TRANSACTION => {
+            ctx.txns
+                .coordinator_of(ctx.coordinator_io(), key.as_str())
+                .await?
+        }
+        KEY_TYPE_SHARE => {
+            return Err(BrokerError::UnsupportedVersion(
+                "this broker has no share group coordinator".into(),
+            ))
+        }
         other => {
             return Err(BrokerError::InvalidRequest(format!(
                 "Unknown coordinator type {other} in FindCoordinator request"
             )))
         }
     };
-    if let Some(kind) = missing {
-        return Err(BrokerError::UnsupportedVersion(format!(
-            "this broker has no {kind} coordinator"
-        )));
-    }
-    let node = ctx
-        .groups
-        .coordinator_of(ctx.coordinator_io(), key.as_str())
-        .await?;
     let image = ctx.controller.image();
     let broker = image
         .brokers

@@ -1,34 +1,53 @@
-//! InitProducerId: producer ids for idempotent producers.
+//! InitProducerId: producer ids for idempotent producers, and for transactional ones the
+//! transactional id's producer id with a new epoch (fencing older instances).
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, RequestHeader};
 
 use crate::context::Ctx;
+use crate::coordinator::TxnProducer;
 use crate::error::BrokerError;
 use crate::request_scope::RequestScope;
 
-/// Hands an idempotent producer a fresh id with epoch 0.
+/// Hands an idempotent producer a fresh id with epoch 0; a transactional one its id's.
 pub async fn handle(
     ctx: &Ctx,
     _scope: &RequestScope,
     _header: &RequestHeader,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
-    if req.transactional_id.is_some() {
-        // Transactions need a transaction coordinator, which Sluice does not have yet.
-        return InitProducerIdResponse::default()
-            .with_error_code(
-                BrokerError::InvalidRequest("transactions are not supported".into()).code(),
-            )
-            .with_producer_id((-1).into())
-            .with_producer_epoch(-1);
+    let result = match &req.transactional_id {
+        Some(id) => {
+            let producer = ctx
+                .txns
+                .init_producer_id(
+                    ctx.marker_io(),
+                    &ctx.producer_ids,
+                    id.as_str(),
+                    req.transaction_timeout_ms,
+                )
+                .await;
+            if producer.is_ok() {
+                crate::metrics::record_txn_init();
+            }
+            producer
+        }
+        None => ctx
+            .producer_ids
+            .next(&ctx.controller)
+            .await
+            .map(|id| TxnProducer { id, epoch: 0 }),
+    };
+    match result {
+        Ok(p) => InitProducerIdResponse::default()
+            .with_producer_id(p.id.into())
+            .with_producer_epoch(p.epoch),
+        Err(e) => failed(&e),
     }
-    match ctx.producer_ids.next(&ctx.controller).await {
-        Ok(id) => InitProducerIdResponse::default()
-            .with_producer_id(id.into())
-            .with_producer_epoch(0),
-        Err(e) => InitProducerIdResponse::default()
-            .with_error_code(e.code())
-            .with_producer_id((-1).into())
-            .with_producer_epoch(-1),
-    }
+}
+
+fn failed(e: &BrokerError) -> InitProducerIdResponse {
+    InitProducerIdResponse::default()
+        .with_error_code(e.code())
+        .with_producer_id((-1).into())
+        .with_producer_epoch(-1)
 }

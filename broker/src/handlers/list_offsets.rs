@@ -30,6 +30,7 @@ pub async fn handle(
     // leader_epoch exists from v4; the codec refuses to drop a set field silently.
     let with_epoch = header.request_api_version >= 4;
     let image = ctx.controller.image();
+    let committed_only = req.isolation_level == 1;
     let topics = req
         .topics
         .iter()
@@ -45,7 +46,7 @@ pub async fn handle(
                         .and_then(|leader| {
                             ctx.replicas
                                 .check_leader_epoch(&leader, p.current_leader_epoch)?;
-                            lookup(ctx, &leader, p.timestamp)
+                            lookup(ctx, &leader, p.timestamp, committed_only)
                         });
                     let out = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
@@ -70,9 +71,19 @@ pub async fn handle(
 }
 
 /// (offset, timestamp, leader epoch) for one query; offset -1 when no record qualifies.
-fn lookup(ctx: &Ctx, p: &LeaderPartition, timestamp: i64) -> Result<(i64, i64, i32), BrokerError> {
+/// read_committed (`committed_only`) sees the log up to its last stable offset.
+fn lookup(
+    ctx: &Ctx,
+    p: &LeaderPartition,
+    timestamp: i64,
+    committed_only: bool,
+) -> Result<(i64, i64, i32), BrokerError> {
     let log = &p.log;
-    let hw = log.high_watermark();
+    let hw = if committed_only {
+        log.last_stable_offset()
+    } else {
+        log.high_watermark()
+    };
     let epoch_at = |offset: i64| {
         log.leader_epochs()
             .iter()

@@ -1,6 +1,6 @@
 //! OffsetFetch: a group's committed offsets (one group in v1-7, several in v8+).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -10,6 +10,7 @@ use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, RequestH
 
 use super::{str_bytes, topic_name};
 use crate::context::Ctx;
+use crate::error::BrokerError;
 use crate::group::offsets::Committed;
 use crate::request_scope::RequestScope;
 
@@ -45,6 +46,23 @@ fn answer(
     }
 }
 
+/// With `require_stable` (read_committed consumers), the partitions whose offsets an open
+/// transaction is still committing.
+async fn unstable(ctx: &Ctx, group: &str, require_stable: bool) -> BTreeSet<(String, i32)> {
+    if !require_stable {
+        return BTreeSet::new();
+    }
+    ctx.groups.pending(ctx.coordinator_io(), group).await
+}
+
+fn unstable_code(unstable: &BTreeSet<(String, i32)>, topic: &str, partition: i32) -> i16 {
+    if unstable.contains(&(topic.to_string(), partition)) {
+        BrokerError::UnstableOffsetCommit.code()
+    } else {
+        0
+    }
+}
+
 /// Looks the offsets up on the group's coordinator shard, once it is loaded.
 pub async fn handle(
     ctx: &Ctx,
@@ -70,6 +88,7 @@ pub async fn handle(
                     continue;
                 }
             };
+            let unstable = unstable(ctx, g.group_id.as_str(), req.require_stable).await;
             let wanted = g.topics.as_ref().map(|ts| {
                 ts.iter()
                     .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
@@ -83,6 +102,7 @@ pub async fn handle(
                         .map(|(p, c)| {
                             OffsetFetchResponsePartitions::default()
                                 .with_partition_index(p)
+                                .with_error_code(unstable_code(&unstable, &t, p))
                                 .with_committed_offset(c.offset)
                                 .with_committed_leader_epoch(c.leader_epoch)
                                 .with_metadata(Some(str_bytes(c.metadata)))
@@ -113,6 +133,7 @@ pub async fn handle(
         }
         Err(e) => (BTreeMap::new(), e.code()),
     };
+    let unstable = unstable(ctx, req.group_id.as_str(), req.require_stable).await;
     let wanted = req.topics.as_ref().map(|ts| {
         ts.iter()
             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
@@ -129,7 +150,10 @@ pub async fn handle(
                         .with_committed_offset(c.offset)
                         .with_committed_leader_epoch(c.leader_epoch)
                         .with_metadata(Some(str_bytes(c.metadata)))
-                        .with_error_code(partition_error)
+                        .with_error_code(match unstable_code(&unstable, &t, p) {
+                            0 => partition_error,
+                            code => code,
+                        })
                 })
                 .collect();
             OffsetFetchResponseTopic::default()

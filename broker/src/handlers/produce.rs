@@ -149,9 +149,10 @@ fn validate(
         if h.total_len() > max_message_bytes {
             return Err(BrokerError::MessageTooLarge);
         }
-        if h.is_transactional() || h.is_control() {
+        // Markers are the transaction coordinator's to write (WriteTxnMarkers).
+        if h.is_control() {
             return Err(BrokerError::InvalidRecord(
-                "transactional batches are not supported".into(),
+                "clients may not write control batches".into(),
             ));
         }
         let bytes = records.slice(pos..pos + h.total_len());

@@ -1,0 +1,126 @@
+//! AddPartitionsToTxn: partitions join a producer's transaction before it writes to them.
+//! v0-3 carry one transaction (clients); v4+ a batch of them, possibly `verify_only` (a
+//! partition leader checking a transactional produce, KIP-890).
+
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::{
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, RequestHeader,
+};
+
+use crate::context::Ctx;
+use crate::coordinator::TxnProducer;
+use crate::error::{code_of, BrokerError};
+use crate::request_scope::RequestScope;
+use crate::txn::state::TopicPartition;
+
+/// Adds (or verifies) each transaction's partitions.
+pub async fn handle(
+    ctx: &Ctx,
+    _scope: &RequestScope,
+    header: &RequestHeader,
+    req: AddPartitionsToTxnRequest,
+) -> AddPartitionsToTxnResponse {
+    if header.request_api_version <= 3 {
+        let producer = TxnProducer {
+            id: req.v3_and_below_producer_id.0,
+            epoch: req.v3_and_below_producer_epoch,
+        };
+        let topics = add(
+            ctx,
+            req.v3_and_below_transactional_id.as_str(),
+            producer,
+            &req.v3_and_below_topics,
+            false,
+        )
+        .await;
+        return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(topics);
+    }
+    let mut results = Vec::with_capacity(req.transactions.len());
+    for t in &req.transactions {
+        let producer = TxnProducer {
+            id: t.producer_id.0,
+            epoch: t.producer_epoch,
+        };
+        let topics = add(
+            ctx,
+            t.transactional_id.as_str(),
+            producer,
+            &t.topics,
+            t.verify_only,
+        )
+        .await;
+        results.push(
+            AddPartitionsToTxnResult::default()
+                .with_transactional_id(t.transactional_id.clone())
+                .with_topic_results(topics),
+        );
+    }
+    AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
+}
+
+/// One transaction's partitions: all added in one write, so they share its outcome; a
+/// partition that does not exist fails alone and the others are not added (as in Kafka:
+/// OPERATION_NOT_ATTEMPTED for them).
+async fn add(
+    ctx: &Ctx,
+    id: &str,
+    producer: TxnProducer,
+    topics: &[AddPartitionsToTxnTopic],
+    verify_only: bool,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    let image = ctx.controller.image();
+    let io = ctx.coordinator_io();
+    let wanted: Vec<TopicPartition> = topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p)))
+        .collect();
+    let exists = |(topic, p): &TopicPartition| {
+        image
+            .topics
+            .get(topic)
+            .is_some_and(|info| *p >= 0 && (*p as usize) < info.partitions.len())
+    };
+    let missing = wanted.iter().any(|tp| !exists(tp));
+    let mut codes: Vec<i16> = Vec::with_capacity(wanted.len());
+    if verify_only {
+        for tp in &wanted {
+            codes.push(code_of(&ctx.txns.verify(io, id, producer, tp).await));
+        }
+    } else if missing {
+        let not_attempted = kafka_protocol::error::ResponseError::OperationNotAttempted.code();
+        codes = wanted
+            .iter()
+            .map(|tp| {
+                if exists(tp) {
+                    not_attempted
+                } else {
+                    BrokerError::UnknownTopicOrPartition.code()
+                }
+            })
+            .collect();
+    } else {
+        let code = code_of(&ctx.txns.add_partitions(io, id, producer, &wanted).await);
+        codes = vec![code; wanted.len()];
+    }
+    let mut codes = codes.into_iter();
+    topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    AddPartitionsToTxnPartitionResult::default()
+                        .with_partition_index(*p)
+                        .with_partition_error_code(codes.next().unwrap_or(0))
+                })
+                .collect();
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(t.name.clone())
+                .with_results_by_partition(partitions)
+        })
+        .collect()
+}

@@ -1,0 +1,92 @@
+//! TxnOffsetCommit: a group's offsets committed as part of a transaction (consume-transform-
+//! produce): written now, in effect only once the transaction commits.
+
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{RequestHeader, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+
+use crate::context::Ctx;
+use crate::coordinator::TxnProducer;
+use crate::error::{code_of, BrokerError};
+use crate::group::offsets::Committed;
+use crate::request_scope::RequestScope;
+
+/// Writes every partition's offset in one transactional write.
+pub async fn handle(
+    ctx: &Ctx,
+    _scope: &RequestScope,
+    _header: &RequestHeader,
+    req: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
+    let now = crate::clock::now_ms();
+    let image = ctx.controller.image();
+    let exists = |topic: &str, p: i32| {
+        image
+            .topics
+            .get(topic)
+            .is_some_and(|info| p >= 0 && (p as usize) < info.partitions.len())
+    };
+    let offsets: Vec<_> = req
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t, p)))
+        .filter(|(t, p)| exists(t.name.0.as_str(), p.partition_index))
+        .map(|(t, p)| {
+            let committed = Committed {
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p
+                    .committed_metadata
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+                commit_ms: now,
+            };
+            ((t.name.0.to_string(), p.partition_index), committed)
+        })
+        .collect();
+    let producer = TxnProducer {
+        id: req.producer_id.0,
+        epoch: req.producer_epoch,
+    };
+    let result = if offsets.is_empty() {
+        Ok(())
+    } else {
+        ctx.groups
+            .txn_commit(
+                ctx.coordinator_io(),
+                req.group_id.as_str(),
+                req.member_id.as_str(),
+                req.generation_id,
+                producer,
+                offsets,
+            )
+            .await
+    };
+    let code = code_of(&result);
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let code = if exists(t.name.0.as_str(), p.partition_index) {
+                        code
+                    } else {
+                        BrokerError::UnknownTopicOrPartition.code()
+                    };
+                    TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                })
+                .collect();
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
