@@ -1,4 +1,5 @@
-//! Fetch: read stored batches below the high watermark; long-poll until min_bytes or
+//! Fetch: read stored batches below the high watermark (the last stable offset for
+//! read_committed, with the aborted transactions in range); long-poll until min_bytes or
 //! max_wait_ms; full and incremental (session) fetches. A fetch carrying a replica id is a
 //! follower's: it reads up to the log end, and its fetch offset tells the leader how far the
 //! follower got (which moves the high watermark).
@@ -9,7 +10,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::select_all;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, RequestHeader};
 use sluice_controller::MetadataImage;
 use sluice_storage::PartitionLog;
@@ -32,6 +35,9 @@ struct PartitionRead {
 struct ReadData {
     records: Bytes,
     high_watermark: i64,
+    last_stable: i64,
+    /// For read_committed: (producer id, first offset) of aborted transactions in range.
+    aborted: Option<Vec<(i64, i64)>>,
     log_start: i64,
     log: Arc<PartitionLog>,
     leader_epoch: i32,
@@ -93,9 +99,20 @@ pub async fn handle(
             .map(|t| (t.topic.clone(), t.partition, t.fetch_offset))
             .collect(),
     };
-    let mut ready = scope.read_ahead().take(&wanted).await;
+    // read_committed consumers read up to the last stable offset; the read-ahead reads up
+    // to the high watermark, so it serves only read_uncommitted ones.
+    let committed_only = req.isolation_level == 1 && replica.is_none();
+    let mut ready = if committed_only {
+        HashMap::new()
+    } else {
+        scope.read_ahead().take(&wanted).await
+    };
+    let reader = Reader {
+        replica,
+        committed_only,
+    };
     let reads = loop {
-        let reads = read_all(ctx, &image, &targets, max_bytes, replica, &mut ready);
+        let reads = read_all(ctx, &image, &targets, max_bytes, reader, &mut ready);
         let bytes: usize = reads
             .iter()
             .filter_map(|r| r.result.as_ref().ok())
@@ -116,7 +133,7 @@ pub async fn handle(
         }
     };
 
-    if replica.is_none() {
+    if replica.is_none() && !committed_only {
         for r in &reads {
             if let Ok(d) = &r.result {
                 if d.records.len() >= READ_AHEAD_MIN {
@@ -163,12 +180,20 @@ fn watchers(
         .collect()
 }
 
+/// Who reads: a follower (up to the log end), or a consumer (up to the high watermark, or
+/// the last stable offset for read_committed).
+#[derive(Clone, Copy)]
+struct Reader {
+    replica: Option<i32>,
+    committed_only: bool,
+}
+
 fn read_all(
     ctx: &Ctx,
     image: &MetadataImage,
     targets: &[FetchTarget],
     max_bytes: usize,
-    replica: Option<i32>,
+    reader: Reader,
     ready: &mut HashMap<(String, i32), Ready>,
 ) -> Vec<PartitionRead> {
     let mut budget = max_bytes;
@@ -177,7 +202,7 @@ fn read_all(
         .iter()
         .map(|t| {
             let ahead = ready.remove(&(t.topic.clone(), t.partition));
-            let result = read_one(ctx, image, t, budget, !any_data, replica, ahead);
+            let result = read_one(ctx, image, t, budget, !any_data, reader, ahead);
             if let Ok(d) = &result {
                 budget = budget.saturating_sub(d.records.len());
                 any_data |= !d.records.is_empty();
@@ -196,7 +221,7 @@ fn read_one(
     t: &FetchTarget,
     budget: usize,
     first: bool,
-    replica: Option<i32>,
+    reader: Reader,
     ahead: Option<Ready>,
 ) -> Result<ReadData, BrokerError> {
     let info = image
@@ -207,16 +232,18 @@ fn read_one(
     ctx.replicas.check_leader_epoch(&leader, t.leader_epoch)?;
     let log = &leader.log;
     let (log_start, high_watermark) = (log.log_start_offset(), log.high_watermark());
+    let last_stable = log.last_stable_offset().min(high_watermark);
     if t.fetch_offset < log_start || t.fetch_offset > log.log_end_offset() {
         return Err(BrokerError::OffsetOutOfRange);
     }
     // Consumers read committed data only; followers copy everything the leader has.
-    let upper = match replica {
+    let upper = match reader.replica {
         Some(follower) => {
             ctx.replicas
                 .on_follower_fetch(&leader, follower, t.fetch_offset);
             log.log_end_offset()
         }
+        None if reader.committed_only => last_stable,
         None => high_watermark,
     };
     let limit = budget.min(t.max_bytes.max(0) as usize);
@@ -229,9 +256,16 @@ fn read_one(
         ctx.store
             .read_contiguous(log, t.fetch_offset, upper, limit, first)?
     };
+    let aborted = if reader.committed_only && !records.is_empty() {
+        Some(ctx.store.aborted_transactions(log, t.fetch_offset, upper)?)
+    } else {
+        reader.committed_only.then(Vec::new)
+    };
     Ok(ReadData {
         records,
         high_watermark,
+        last_stable,
+        aborted,
         log_start,
         log: Arc::clone(log),
         leader_epoch: epoch,
@@ -252,7 +286,16 @@ fn respond(ctx: &Ctx, mode: SessionMode, reads: Vec<PartitionRead>) -> FetchResp
                 let data = PartitionData::default()
                     .with_partition_index(r.target.partition)
                     .with_high_watermark(d.high_watermark)
-                    .with_last_stable_offset(d.high_watermark)
+                    .with_last_stable_offset(d.last_stable)
+                    .with_aborted_transactions(d.aborted.map(|list| {
+                        list.into_iter()
+                            .map(|(producer_id, first_offset)| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(producer_id.into())
+                                    .with_first_offset(first_offset)
+                            })
+                            .collect()
+                    }))
                     .with_log_start_offset(d.log_start)
                     .with_records(Some(d.records));
                 (data, news, marks)
