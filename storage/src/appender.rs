@@ -223,8 +223,12 @@ fn commit_group(db: &DB, jobs: Vec<AppendJob>) {
                 } else {
                     log.note_unflushed(records, now);
                 }
-                let end = log.writer.lock().map(|w| w.next_offset);
-                if let Ok(end) = end {
+                let state = log
+                    .writer
+                    .lock()
+                    .map(|w| (w.next_offset, w.producers.first_open_txn()));
+                if let Ok((end, first_unstable)) = state {
+                    log.publish_first_unstable(first_unstable);
                     log.publish_log_end(end);
                 }
             }

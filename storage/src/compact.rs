@@ -4,7 +4,8 @@
 //! Only batches wholly below the caller's bound (the high watermark, so nothing that could
 //! still be truncated decides what survives) and never the last batch (the log end is
 //! recovered from it) are touched. Batches are rewritten record by record (see
-//! [`crate::records::retain`]); control and transactional batches are left alone.
+//! [`crate::records::retain`]); control and transactional batches are left alone and do
+//! not count as any key's latest record (a transaction may abort).
 
 use std::collections::HashMap;
 
@@ -69,6 +70,11 @@ impl Store {
         self.for_each_batch(log, plan.upper, |header, bytes| {
             if header.max_timestamp > plan.newest_cleanable_ms {
                 first_too_young.get_or_insert(header.base_offset);
+            }
+            // A transactional record may yet be aborted (or was): it must not make an older
+            // value of its key look superseded. Markers' keys are not record keys at all.
+            if header.is_control() || header.is_transactional() {
+                return Ok(());
             }
             let (_, recs) = records::records(bytes)?;
             for r in recs {

@@ -42,6 +42,10 @@ pub struct PartitionLog {
     log_end: watch::Sender<i64>,
     high_watermark: watch::Sender<i64>,
     log_start: AtomicI64,
+    /// First offset of the oldest open transaction as of the last completed write
+    /// (`i64::MAX`: none). Published after the write, not when the append is prepared: a
+    /// marker's aborted-transaction entry is readable before readers may pass its data.
+    first_unstable: AtomicI64,
     deleted: AtomicBool,
     /// Records written since the last fsync (`flush.messages`), and when the oldest of them
     /// was written in ms (`flush.ms`; 0 when none are pending).
@@ -60,6 +64,7 @@ impl std::fmt::Debug for PartitionMetaKeys {
 impl PartitionLog {
     pub(crate) fn new(key: PartitionKey, writer: WriterState, log_start: i64) -> Self {
         let end = writer.next_offset;
+        let first_unstable = writer.producers.first_open_txn().unwrap_or(i64::MAX);
         Self {
             key,
             cf: key.cf_name(),
@@ -68,6 +73,7 @@ impl PartitionLog {
             log_end: watch::Sender::new(end),
             high_watermark: watch::Sender::new(end),
             log_start: AtomicI64::new(log_start),
+            first_unstable: AtomicI64::new(first_unstable),
             deleted: AtomicBool::new(false),
             unflushed: AtomicU64::new(0),
             unflushed_since_ms: AtomicI64::new(0),
@@ -103,13 +109,15 @@ impl PartitionLog {
     /// Offset up to which `read_committed` consumers read: the high watermark, or the first
     /// offset of the oldest transaction still open below it.
     pub fn last_stable_offset(&self) -> i64 {
-        let hw = self.high_watermark();
-        let open = self
-            .writer
-            .lock()
-            .ok()
-            .and_then(|w| w.producers.first_open_txn());
-        open.map_or(hw, |first| first.min(hw))
+        self.first_unstable
+            .load(Ordering::Acquire)
+            .min(self.high_watermark())
+    }
+
+    /// Publishes the oldest open transaction once the write that left it so is done.
+    pub(crate) fn publish_first_unstable(&self, first: Option<i64>) {
+        self.first_unstable
+            .store(first.unwrap_or(i64::MAX), Ordering::Release);
     }
 
     /// Every producer's state (DescribeProducers).

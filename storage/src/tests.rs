@@ -667,3 +667,38 @@ fn open_transactions_hold_the_stable_offset_and_aborts_are_indexed_across_restar
     log.advance_high_watermark(log.log_end_offset());
     assert_eq!(log.last_stable_offset(), 2);
 }
+
+#[test]
+fn an_aborted_transactional_record_does_not_make_compaction_drop_the_committed_value() {
+    use crate::CompactPlan;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
+    let log = &store.create_partitions(&[key(0)]).unwrap()[0];
+    let none = kafka_protocol::records::Compression::None;
+    let mut txn = keyed_batch_with(none, &[("k", Some("aborted"))], 10);
+    txn[21..23].copy_from_slice(&crate::batch::TRANSACTIONAL_BIT.to_be_bytes());
+    txn[43..51].copy_from_slice(&7i64.to_be_bytes());
+    txn[51..53].copy_from_slice(&0i16.to_be_bytes());
+    let crc = crc32c::crc32c(&txn[21..]);
+    txn[17..21].copy_from_slice(&crc.to_be_bytes());
+    for b in [
+        keyed_batch_with(none, &[("k", Some("committed"))], 10),
+        txn,
+        marker(7, 0, false),
+        keyed_batch_with(none, &[("other", Some("x"))], 10),
+    ] {
+        rt.block_on(store.append(vec![entry(log, b)])).unwrap()[0]
+            .as_ref()
+            .unwrap();
+    }
+    let plan = CompactPlan {
+        upper: log.log_end_offset(),
+        tombstone_cutoff_ms: 0,
+        newest_cleanable_ms: i64::MAX,
+    };
+    store.compact(log, &plan).unwrap();
+    let live = live_records(&store, log);
+    assert!(live.contains(&(0, "k".into(), false)), "{live:?}");
+    assert_eq!(store.aborted_transactions(log, 0, 4).unwrap(), vec![(7, 1)]);
+}

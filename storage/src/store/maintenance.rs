@@ -195,6 +195,7 @@ fn truncate(db: &DB, log: &PartitionLog, offset: i64) -> Result<bool> {
     db.write_opt(&wb, &wo)?;
     w.next_offset = offset;
     w.max_timestamp = max_ts;
+    log.publish_first_unstable(w.producers.first_open_txn());
     log.publish_log_end(offset);
     log.set_high_watermark(log.high_watermark().min(offset));
     Ok(true)
