@@ -346,3 +346,27 @@ async fn a_group_round_trip_in_process_keeps_its_commit_across_a_restart() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn find_coordinator_serves_transactions_and_refuses_share_groups_for_good() {
+    within_limit(async {
+        let dir = tempfile::tempdir()?;
+        let node = InProcessNode::start(dir.path()).await?;
+        let mut client = node.client().await?;
+        let find = |key_type: i8| {
+            FindCoordinatorRequest::default()
+                .with_key_type(key_type)
+                .with_coordinator_keys(vec![s("tx-or-share")])
+        };
+        let txn = client.send(&find(1), 4).await?;
+        let c = txn.coordinators.first().context("no coordinator")?;
+        assert_eq!((c.error_code, c.node_id.0), (0, 1));
+        // Share groups have no coordinator here: a non-retriable error (UNSUPPORTED_VERSION),
+        // so that no client loops on it as on COORDINATOR_NOT_AVAILABLE.
+        let share = client.send(&find(2), 4).await?;
+        let c = share.coordinators.first().context("no coordinator")?;
+        assert_eq!((c.error_code, c.node_id.0), (35, -1));
+        node.stop().await
+    })
+    .await;
+}
