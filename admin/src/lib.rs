@@ -4,8 +4,9 @@
 //! for scripts.
 //!
 //! ```text
-//! lib.rs       the subcommands (topics, groups, status, brokers, voters, ...) and their output
-//! reassign.rs  `admin reassign`: partition moves through the Kafka reassignment APIs
+//! lib.rs           the subcommands (topics, groups, status, brokers, voters, ...) and their output
+//! reassign.rs      `admin reassign`: partition moves through the Kafka reassignment APIs
+//! transactions.rs  `admin transactions`: transactional ids and their open transactions
 //! top.rs       `admin top`: live rates from a node's /metrics
 //! table.rs     plain-text tables
 //! ```
@@ -15,6 +16,7 @@
 
 mod reassign;
 mod top;
+mod transactions;
 
 mod table;
 
@@ -71,6 +73,9 @@ enum AdminCmd {
     /// Consumer groups: list, describe (with lag).
     #[command(subcommand)]
     Groups(GroupsCmd),
+    /// Transactions: list transactional ids, describe one.
+    #[command(subcommand)]
+    Transactions(transactions::TransactionsCmd),
     /// Partition reassignment: move a partition to new replicas, cancel, list moves.
     #[command(subcommand)]
     Reassign(reassign::ReassignCmd),
@@ -144,6 +149,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCmd::Brokers => brokers(&args).await?,
         AdminCmd::Topics(cmd) => topics(&args, cmd).await?,
         AdminCmd::Groups(cmd) => groups(&args, cmd).await?,
+        AdminCmd::Transactions(cmd) => transactions::run(&args, cmd).await?,
         AdminCmd::Reassign(cmd) => reassign::run(&args, cmd).await?,
         AdminCmd::Voters(cmd) => voters(&args, cmd).await?,
         AdminCmd::Top(top_args) => return top::run(&args, top_args).await,
@@ -609,7 +615,7 @@ async fn committed_offsets(
     client: &mut KafkaClient,
     group: &str,
 ) -> anyhow::Result<Vec<(String, i32, i64)>> {
-    let coordinator = coordinator_of(client, group).await?;
+    let coordinator = coordinator_of(client, group, GROUP_KEY).await?;
     let mut coord = KafkaClient::connect(&coordinator).await?;
     let req = OffsetFetchRequest::default()
         .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
@@ -641,11 +647,20 @@ async fn all_groups(meta: &MetadataResponse) -> anyhow::Result<Vec<String>> {
     Ok(groups)
 }
 
-async fn coordinator_of(client: &mut KafkaClient, group: &str) -> anyhow::Result<String> {
+/// FindCoordinator's key types.
+const GROUP_KEY: i8 = 0;
+const TRANSACTION_KEY: i8 = 1;
+
+/// The coordinator of a group or transactional id (`key_type`), as host:port.
+async fn coordinator_of(
+    client: &mut KafkaClient,
+    key: &str,
+    key_type: i8,
+) -> anyhow::Result<String> {
     use kafka_protocol::messages::FindCoordinatorRequest;
     let req = FindCoordinatorRequest::default()
-        .with_key_type(0)
-        .with_coordinator_keys(vec![StrBytes::from_string(group.to_string())]);
+        .with_key_type(key_type)
+        .with_coordinator_keys(vec![StrBytes::from_string(key.to_string())]);
     let resp = client.send(&req, 4).await?;
     let c = resp
         .coordinators

@@ -145,6 +145,11 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
     ),
     ("transaction.state.log.min.isr", "2", ConfigType::Int),
     ("transaction.max.timeout.ms", "900000", ConfigType::Int),
+    (
+        "transactional.id.expiration.ms",
+        "604800000",
+        ConfigType::Int,
+    ),
     ("auto.leader.rebalance.enable", "true", ConfigType::Boolean),
     ("broker.rack", "", ConfigType::String),
     (
@@ -296,6 +301,11 @@ impl BrokerConfig {
     /// `transaction.max.timeout.ms`: the longest timeout a transactional producer may ask.
     pub fn txn_max_timeout_ms(&self) -> i32 {
         self.parsed("transaction.max.timeout.ms", 900_000)
+    }
+    /// `transactional.id.expiration.ms`: how long a transactional id with no transaction
+    /// open is kept without a word from its producer.
+    pub fn txn_id_expiration_ms(&self) -> i64 {
+        self.parsed("transactional.id.expiration.ms", 604_800_000i64)
     }
     /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
     pub fn replica_lag_time_max(&self) -> std::time::Duration {

@@ -327,6 +327,29 @@ impl BrokerError {
     pub fn message(&self) -> kafka_protocol::protocol::StrBytes {
         kafka_protocol::protocol::StrBytes::from_string(self.to_string())
     }
+
+    /// The error another broker's transaction coordinator answered with, as this broker's
+    /// own (the inverse of `code` for what a coordinator answers; anything else counts as
+    /// the coordinator being unavailable, which callers retry).
+    pub fn from_coordinator_code(code: i16) -> Self {
+        let txn = [
+            TxnError::ProducerFenced,
+            TxnError::InvalidProducerIdMapping,
+            TxnError::InvalidTxnState,
+            TxnError::ConcurrentTransactions,
+        ];
+        let coordinator = [
+            CoordinatorError::NotCoordinator,
+            CoordinatorError::LoadInProgress,
+            CoordinatorError::NotAvailable,
+        ];
+        txn.into_iter()
+            .map(Self::Txn)
+            .chain(coordinator.into_iter().map(Self::Coordinator))
+            .chain([Self::InvalidProducerEpoch])
+            .find(|e| e.code() == code)
+            .unwrap_or(Self::Coordinator(CoordinatorError::NotAvailable))
+    }
 }
 
 /// The error code of a result (0 for success).
@@ -361,6 +384,7 @@ impl From<AppendError> for BrokerError {
         match e {
             AppendError::OutOfOrderSequence => Self::OutOfOrderSequence,
             AppendError::InvalidProducerEpoch => Self::InvalidProducerEpoch,
+            AppendError::TransactionEnded => Self::Txn(TxnError::InvalidTxnState),
             AppendError::UnknownPartition | AppendError::NotLeader => Self::NotLeaderOrFollower,
             AppendError::Storage(m) => Self::Storage(m),
         }

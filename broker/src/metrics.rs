@@ -37,6 +37,9 @@ pub const LOG_END_OFFSET: &str = "sluice_partition_log_end_offset";
 pub const HIGH_WATERMARK: &str = "sluice_partition_high_watermark";
 /// Log start offset per partition.
 pub const LOG_START_OFFSET: &str = "sluice_partition_log_start_offset";
+/// Per partition, how far the last stable offset trails the high watermark: records of
+/// open transactions that read_committed consumers wait for (a hanging transaction grows it).
+pub const LSO_LAG: &str = "sluice_partition_last_stable_offset_lag";
 /// Consumer lag per group, topic and partition (high watermark minus committed offset).
 pub const GROUP_LAG: &str = "sluice_consumer_group_lag";
 /// Members per group.

@@ -163,6 +163,7 @@ pub async fn serve(
             replication_factor: config.txn_topic_replication_factor(),
             min_isr: config.txn_topic_min_isr(),
             max_timeout_ms: config.txn_max_timeout_ms(),
+            id_expiration_ms: config.txn_id_expiration_ms(),
         }),
         disk: DiskGuard::new(args.data_dir.clone(), config.min_free_bytes()),
         config,

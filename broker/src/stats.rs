@@ -48,6 +48,8 @@ fn sample(ctx: &Ctx, last_term: Option<u64>) -> Option<u64> {
             metrics::gauge!(LOG_END_OFFSET, &labels).set(leader.log.log_end_offset() as f64);
             metrics::gauge!(HIGH_WATERMARK, &labels).set(leader.log.high_watermark() as f64);
             metrics::gauge!(LOG_START_OFFSET, &labels).set(leader.log.log_start_offset() as f64);
+            let lso_lag = leader.log.high_watermark() - leader.log.last_stable_offset();
+            metrics::gauge!(LSO_LAG, &labels).set(lso_lag.max(0) as f64);
         }
     }
     metrics::gauge!(PARTITIONS_LEADER).set(led as f64);

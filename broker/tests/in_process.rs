@@ -1,7 +1,8 @@
 //! Protocol-level tests of a node run in this process (`server::serve` on port 0), spoken to
 //! over a real socket with the broker's own minimal client: produce and fetch, and a group
 //! round trip whose committed offset survives a restart (replayed by the coordinator
-//! runtime). The process-level and real-client tests live in compat-tests.
+//! runtime), and the transaction protocol's partition-leader checks (KIP-890). The
+//! process-level and real-client tests live in compat-tests.
 
 use std::path::Path;
 use std::time::Duration;
@@ -18,9 +19,10 @@ use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    CreateTopicsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, GroupId,
-    HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest,
-    ProduceRequest, SyncGroupRequest, TopicName,
+    CreateTopicsRequest, DescribeGroupsRequest, EndTxnRequest, FetchRequest,
+    FindCoordinatorRequest, GroupId, HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest,
+    LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, SyncGroupRequest,
+    TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -86,19 +88,33 @@ fn s(text: &str) -> StrBytes {
 }
 
 fn batch(values: &[&str]) -> anyhow::Result<Bytes> {
+    encode_batch(values, None)
+}
+
+/// A batch of `values` written in a transaction by (producer id, epoch, first sequence).
+fn txn_batch(values: &[&str], producer: (i64, i16, i32)) -> anyhow::Result<Bytes> {
+    encode_batch(values, Some(producer))
+}
+
+fn encode_batch(values: &[&str], txn: Option<(i64, i16, i32)>) -> anyhow::Result<Bytes> {
+    let (producer_id, producer_epoch, first_seq) = txn.unwrap_or((-1, -1, -1));
     let records: Vec<Record> = values
         .iter()
         .enumerate()
         .map(|(i, v)| Record {
-            transactional: false,
+            transactional: txn.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: i as i32 - 1,
+            sequence: if txn.is_some() {
+                first_seq + i as i32
+            } else {
+                -1
+            },
             timestamp: 1_700_000_000_000,
             key: None,
             value: Some(Bytes::from(v.to_string())),
@@ -366,6 +382,91 @@ async fn find_coordinator_serves_transactions_and_refuses_share_groups_for_good(
         let share = client.send(&find(2), 4).await?;
         let c = share.coordinators.first().context("no coordinator")?;
         assert_eq!((c.error_code, c.node_id.0), (35, -1));
+        node.stop().await
+    })
+    .await;
+}
+
+/// Produces one batch to partition 0 of `topic` at `version`; the partition's error code.
+async fn produce_code(
+    client: &mut KafkaClient,
+    topic: &str,
+    records: Bytes,
+    transactional_id: &str,
+    version: i16,
+) -> anyhow::Result<i16> {
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_transactional_id(Some(TransactionalId(s(transactional_id))))
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(s(topic)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])]);
+    let resp = client.send(&req, version).await?;
+    resp.responses
+        .first()
+        .and_then(|t| t.partition_responses.first())
+        .map(|p| p.error_code)
+        .context("no partition in the produce response")
+}
+
+#[tokio::test]
+async fn leaders_ask_the_transaction_coordinator_and_version_2_moves_the_epoch_on() {
+    within_limit(async {
+        let dir = tempfile::tempdir()?;
+        let node = InProcessNode::start(dir.path()).await?;
+        let mut client = node.client().await?;
+        create_topic(&mut client, "txn-guard").await?;
+        let id = "tx-guard";
+        let init = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(s(id))))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id((-1).into())
+            .with_producer_epoch(-1);
+        let init = client.send(&init, 5).await?;
+        assert_eq!(init.error_code, 0, "InitProducerId");
+        let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
+        assert_eq!(epoch, 0);
+
+        // Version 1: a write to a partition the client never added would open a
+        // transaction no coordinator knows of; the leader refuses it.
+        let first = txn_batch(&["a"], (pid, 0, 0))?;
+        let code = produce_code(&mut client, "txn-guard", first.clone(), id, 11).await?;
+        assert_eq!(code, 48, "INVALID_TXN_STATE for an unadded partition");
+        // Version 2 (Produce v12): the leader adds the partition itself.
+        let code = produce_code(&mut client, "txn-guard", first, id, 12).await?;
+        assert_eq!(code, 0, "Produce v12 adds the partition");
+        let end = |epoch: i16, commit: bool| {
+            EndTxnRequest::default()
+                .with_transactional_id(TransactionalId(s(id)))
+                .with_producer_id(pid.into())
+                .with_producer_epoch(epoch)
+                .with_committed(commit)
+        };
+        let ended = client.send(&end(0, true), 5).await?;
+        assert_eq!(
+            (ended.error_code, ended.producer_id.0, ended.producer_epoch),
+            (0, pid, 1),
+            "EndTxn v5 answers the next epoch"
+        );
+        // A retry with the old epoch is answered, not fenced.
+        let retried = client.send(&end(0, true), 5).await?;
+        assert_eq!((retried.error_code, retried.producer_epoch), (0, 1));
+        // A late write of the ended transaction is stale everywhere.
+        let late = txn_batch(&["late"], (pid, 0, 1))?;
+        let code = produce_code(&mut client, "txn-guard", late, id, 12).await?;
+        assert_eq!(code, 47, "INVALID_PRODUCER_EPOCH for the old epoch");
+        let next = txn_batch(&["b"], (pid, 1, 0))?;
+        let code = produce_code(&mut client, "txn-guard", next, id, 12).await?;
+        assert_eq!(
+            code, 0,
+            "the next transaction at the new epoch, sequences from 0"
+        );
+        let aborted = client.send(&end(1, false), 5).await?;
+        assert_eq!((aborted.error_code, aborted.producer_epoch), (0, 2));
+        drop(client);
         node.stop().await
     })
     .await;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sluice_compat_tests::{
-    http_get, launcher, run, run_ok, topic, wait_until, Node, FAST_FAILOVER,
+    http_get, launcher, run, run_ok, sluice_bin, topic, wait_until, Node, FAST_FAILOVER,
 };
 
 /// Each client command is killed after this; the programs' own timeouts are shorter, so they
@@ -1104,7 +1104,9 @@ fn kafka_transactions_tool_lists_and_describes() {
         .unwrap_or("")
         .parse()
         .expect("ProducerEpoch");
-    assert!(epoch >= 0, "{row:?}");
+    // Transaction version 2 (the 4.x client takes it from ApiVersions' finalized features):
+    // each of the three ends bumped the epoch of the fresh producer.
+    assert_eq!(epoch, 3, "one epoch bump per ended transaction: {row:?}");
     // TxnProducer sets transaction.timeout.ms=60000; nothing is open any more.
     assert_eq!(field("TransactionTimeoutMs"), Some("60000"), "{row:?}");
     assert_eq!(
@@ -1113,4 +1115,54 @@ fn kafka_transactions_tool_lists_and_describes() {
         "{row:?}"
     );
     assert_eq!(field("TopicPartitions"), Some(""), "{row:?}");
+
+    // `sluice admin transactions` agrees.
+    let admin = |args: &[&str]| -> Value {
+        let out = run_ok(
+            Command::new(sluice_bin())
+                .args([
+                    "admin",
+                    "--bootstrap",
+                    &node.kafka,
+                    "--json",
+                    "transactions",
+                ])
+                .args(args),
+            LIMIT,
+            None,
+        );
+        serde_json::from_str(&out).expect("admin JSON")
+    };
+    let described = admin(&["describe", &id]);
+    assert_eq!(described["state"], state, "{described}");
+    assert_eq!(described["producer_id"], producer_id, "{described}");
+    assert_eq!(described["producer_epoch"], 3, "{described}");
+    let listed = admin(&["list"]);
+    let mine: Vec<&Value> = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|t| t["transactional_id"] == id.as_str())
+        .collect();
+    assert_eq!(mine.len(), 1, "{listed}");
+    assert_eq!(mine[0]["state"], state, "{listed}");
+
+    // Kafka's own tool reads the finalized feature the clients go by.
+    let features = run_ok(
+        Command::new(launcher("kafka-features")).args([
+            "--bootstrap-server",
+            &node.kafka,
+            "describe",
+        ]),
+        LIMIT,
+        None,
+    );
+    let line = features
+        .lines()
+        .find(|l| l.contains("Feature: transaction.version"))
+        .unwrap_or_else(|| panic!("no transaction.version in:\n{features}"));
+    assert!(
+        line.contains("SupportedMaxVersion: 2") && line.contains("FinalizedVersionLevel: 2"),
+        "{line}"
+    );
 }

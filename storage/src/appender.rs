@@ -20,7 +20,7 @@ use crate::batch::{self, BatchHeader};
 use crate::control;
 use crate::keys::{offset_key, META_CF};
 use crate::log::{PartitionLog, WriterState};
-use crate::producer::{ProducerEntry, SequenceCheck};
+use crate::producer::{ProducerEntry, SequenceCheck, TxnGuard};
 
 /// Most bytes gathered into one group commit.
 const MAX_GROUP_BYTES: usize = 16 << 20;
@@ -45,6 +45,9 @@ pub struct AppendEntry {
     /// end: offsets only have to grow, as in Kafka, because the leader's compaction removes
     /// whole batches and leaves gaps a lagging follower must accept.
     pub replicated: bool,
+    /// For a producer's transactional write that its transaction coordinator approved: what
+    /// the leader saw before asking (the write is refused if a marker came in between).
+    pub txn_guard: Option<TxnGuard>,
 }
 
 /// A successful append (or a recognised duplicate).
@@ -69,6 +72,9 @@ pub enum AppendError {
     /// An idempotent producer's epoch older than one already seen.
     #[error("producer epoch is stale")]
     InvalidProducerEpoch,
+    /// A marker ended the producer's transaction after the coordinator approved this write.
+    #[error("the producer's transaction ended before its write arrived")]
+    TransactionEnded,
     /// The partition is not stored here (deleted meanwhile).
     #[error("partition is not stored on this node")]
     UnknownPartition,
@@ -324,8 +330,11 @@ fn apply_entry(
             ));
         }
         let idempotent = header.has_producer_id() && header.base_sequence >= 0;
-        let marker =
-            control::marker_commits(&bytes).map_err(|e| AppendError::Storage(e.to_string()))?;
+        let marker = if header.is_control() {
+            control::marker_commits(&bytes).map_err(|e| AppendError::Storage(e.to_string()))?
+        } else {
+            None
+        };
         if marker.is_some()
             && !entry.replicated
             && w.producers.check_marker(&header) == SequenceCheck::StaleEpoch
@@ -356,6 +365,14 @@ fn apply_entry(
                 );
             }
         } else if idempotent {
+            let ended = header.is_transactional()
+                && entry
+                    .txn_guard
+                    .filter(|g| g.producer_id == header.producer_id)
+                    .is_some_and(|g| !w.producers.guard_holds(&g));
+            if ended {
+                return Err(AppendError::TransactionEnded);
+            }
             match w.producers.check(&header) {
                 SequenceCheck::Append => {}
                 SequenceCheck::Duplicate(dup) => {

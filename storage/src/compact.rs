@@ -1,13 +1,15 @@
 //! Log compaction (`cleanup.policy=compact`): for every key only its latest record is kept,
 //! tombstones go once they are older than `delete.retention.ms`, and offsets never change.
 //!
-//! Only batches wholly below the caller's bound (the high watermark, so nothing that could
-//! still be truncated decides what survives) and never the last batch (the log end is
-//! recovered from it) are touched. Batches are rewritten record by record (see
-//! [`crate::records::retain`]); control and transactional batches are left alone and do
-//! not count as any key's latest record (a transaction may abort).
+//! Only batches wholly below the caller's bound and the last stable offset (nothing that
+//! could still be truncated, and no transaction still open, decides what survives) and never
+//! the last batch (the log end is recovered from it) are touched. Batches are rewritten
+//! record by record (see [`crate::records::retain`]). As in Kafka, the batches of aborted
+//! transactions are removed whole and count as no key's latest record; committed
+//! transactional records are compacted like any others; transaction markers are kept.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use bytes::Bytes;
 use rocksdb::{ReadOptions, WriteBatch};
@@ -59,21 +61,44 @@ pub struct CompactStats {
 /// Changes are written in chunks of about this many bytes.
 const WRITE_CHUNK: usize = 16 << 20;
 
+/// The offset ranges of each producer's aborted transactions (first batch to marker).
+struct AbortedRanges(HashMap<i64, Vec<Range<i64>>>);
+
+impl AbortedRanges {
+    fn contains(&self, header: &batch::BatchHeader) -> bool {
+        header.is_transactional()
+            && !header.is_control()
+            && self
+                .0
+                .get(&header.producer_id)
+                .is_some_and(|rs| rs.iter().any(|r| r.contains(&header.base_offset)))
+    }
+}
+
 impl Store {
     /// One compaction pass over a partition.
     pub fn compact(&self, log: &PartitionLog, plan: &CompactPlan) -> Result<CompactStats> {
         let last_base = self.last_batch_base(log)?;
+        // Below the first open transaction every transaction is decided.
+        let bound = plan.upper.min(log.first_unstable());
+        let mut aborted = AbortedRanges(HashMap::new());
+        for (marker, producer_id, first) in self.aborted_index(log, log.log_start_offset())? {
+            aborted
+                .0
+                .entry(producer_id)
+                .or_default()
+                .push(first..marker);
+        }
         // Pass 1: the latest offset of every key below the bound, and where the first batch
         // too young to clean (`min.compaction.lag.ms`) starts.
         let mut latest: HashMap<Bytes, i64> = HashMap::new();
         let mut first_too_young: Option<i64> = None;
-        self.for_each_batch(log, plan.upper, |header, bytes| {
+        self.for_each_batch(log, bound, |header, bytes| {
             if header.max_timestamp > plan.newest_cleanable_ms {
                 first_too_young.get_or_insert(header.base_offset);
             }
-            // A transactional record may yet be aborted (or was): it must not make an older
-            // value of its key look superseded. Markers' keys are not record keys at all.
-            if header.is_control() || header.is_transactional() {
+            // An aborted record never superseded anything. Markers' keys are not record keys.
+            if header.is_control() || aborted.contains(header) {
                 return Ok(());
             }
             let (_, recs) = records::records(bytes)?;
@@ -87,8 +112,7 @@ impl Store {
         })?;
         // Pass 2: rewrite what lost records, up to the last batch or the first one too young
         // to clean, as Kafka stops at its first uncleanable segment.
-        let upper = plan
-            .upper
+        let upper = bound
             .min(last_base.unwrap_or(0))
             .min(first_too_young.unwrap_or(i64::MAX));
         let mut stats = CompactStats {
@@ -98,8 +122,15 @@ impl Store {
         let mut pending: Vec<(i64, Option<Bytes>)> = Vec::new();
         let mut pending_bytes = 0usize;
         self.for_each_batch(log, upper, |header, bytes| {
-            if header.is_control() || header.is_transactional() {
+            if header.is_control() {
                 stats.records_kept += usize::try_from(header.records_count).unwrap_or(0);
+                return Ok(());
+            }
+            if aborted.contains(header) {
+                stats.batches_removed += 1;
+                stats.records_removed += usize::try_from(header.records_count).unwrap_or(0);
+                stats.bytes_before += bytes.len();
+                pending.push((header.base_offset, None));
                 return Ok(());
             }
             let expired = header.max_timestamp < plan.tombstone_cutoff_ms;

@@ -40,6 +40,7 @@ pub use compact::{CompactPlan, CompactStats};
 pub use error::{Result, StorageError};
 pub use keys::PartitionKey;
 pub use log::PartitionLog;
+pub use producer::TxnGuard;
 pub use store::{Store, StoreConfig, SystemTable, FORMAT_VERSION};
 
 #[cfg(test)]

@@ -114,10 +114,23 @@ impl PartitionLog {
             .min(self.high_watermark())
     }
 
+    /// First offset of the oldest open transaction (`i64::MAX` if none is open).
+    pub(crate) fn first_unstable(&self) -> i64 {
+        self.first_unstable.load(Ordering::Acquire)
+    }
+
     /// Publishes the oldest open transaction once the write that left it so is done.
     pub(crate) fn publish_first_unstable(&self, first: Option<i64>) {
         self.first_unstable
             .store(first.unwrap_or(i64::MAX), Ordering::Release);
+    }
+
+    /// A guard for a transactional write of `producer_id` at `epoch` (see [`TxnGuard`]).
+    pub fn txn_guard(&self, producer_id: i64, epoch: i16) -> crate::producer::TxnGuard {
+        match self.writer.lock() {
+            Ok(w) => w.producers.txn_guard(producer_id, epoch),
+            Err(p) => p.into_inner().producers.txn_guard(producer_id, epoch),
+        }
     }
 
     /// Every producer's state (DescribeProducers).

@@ -52,12 +52,28 @@ pub enum SequenceCheck {
     StaleEpoch,
 }
 
+/// What a partition leader saw of a producer before asking the transaction coordinator
+/// about its write (KIP-890): the write may go ahead only if no marker ended the producer's
+/// transaction here in between (a late write would otherwise open a transaction no
+/// coordinator knows of, and hold the last stable offset forever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnGuard {
+    /// The producer.
+    pub producer_id: i64,
+    /// Its transaction is open here at the write's epoch: no need to ask the coordinator.
+    pub in_transaction: bool,
+    /// Markers of the producer written here so far.
+    markers_seen: u64,
+}
+
 /// Producer state of one partition.
 #[derive(Debug, Clone, Default)]
 pub struct ProducerStates {
     entries: HashMap<i64, ProducerEntry>,
     /// (first offset, producer id) of every open transaction: the first is the oldest.
     open: BTreeSet<(i64, i64)>,
+    /// Markers written per producer since this state was loaded (for [`TxnGuard`]).
+    markers: HashMap<i64, u64>,
 }
 
 fn next_seq(seq: i32) -> i32 {
@@ -118,10 +134,33 @@ impl ProducerStates {
         }
     }
 
+    /// A guard for a transactional write of `producer_id` at `epoch`.
+    pub fn txn_guard(&self, producer_id: i64, epoch: i16) -> TxnGuard {
+        TxnGuard {
+            producer_id,
+            in_transaction: self
+                .entries
+                .get(&producer_id)
+                .is_some_and(|e| e.epoch == epoch && e.open_txn.is_some()),
+            markers_seen: self.markers.get(&producer_id).copied().unwrap_or(0),
+        }
+    }
+
+    /// Whether a write guarded by `guard` may go ahead: its producer's transaction is open
+    /// here, or no marker was written since the guard was taken.
+    pub fn guard_holds(&self, guard: &TxnGuard) -> bool {
+        let open = self
+            .entries
+            .get(&guard.producer_id)
+            .is_some_and(|e| e.open_txn.is_some());
+        open || self.markers.get(&guard.producer_id).copied().unwrap_or(0) == guard.markers_seen
+    }
+
     /// Notes a transaction marker: the producer's transaction (if any) ends; a newer epoch
     /// (transaction version 2 bumps it at every end) starts its sequences afresh. Returns
     /// where the ended transaction began, and the updated entry for persisting.
     pub fn end_txn(&mut self, h: &BatchHeader) -> (Option<i64>, &ProducerEntry) {
+        *self.markers.entry(h.producer_id).or_default() += 1;
         let entry = self.entries.entry(h.producer_id).or_default();
         if h.producer_epoch > entry.epoch {
             entry.epoch = h.producer_epoch;
@@ -324,6 +363,24 @@ mod tests {
         );
         s.end_txn(&validate(&make_batch(1, 42, 4, -1, 0)).unwrap());
         assert_eq!(s.check(&header(4, 0, 1)), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn a_marker_between_guard_and_write_stops_the_write() {
+        let mut s = ProducerStates::default();
+        let guard = s.txn_guard(7, 0);
+        assert!(!guard.in_transaction);
+        assert!(s.guard_holds(&guard));
+        // The coordinator aborted the transaction (a marker) before the write came.
+        s.end_txn(&validate(&make_batch(1, 7, 1, -1, 0)).unwrap());
+        assert!(!s.guard_holds(&guard));
+        // A guard taken now holds; once the transaction is open here, so does any.
+        let fresh = s.txn_guard(7, 1);
+        assert!(s.guard_holds(&fresh));
+        s.begin_txn(7, 1, 30);
+        assert!(s.txn_guard(7, 1).in_transaction);
+        assert!(!s.txn_guard(7, 2).in_transaction);
+        assert!(s.guard_holds(&guard));
     }
 
     #[test]

@@ -17,6 +17,7 @@ fn key(p: i32) -> PartitionKey {
 
 fn entry(log: &Arc<PartitionLog>, batch: Vec<u8>) -> AppendEntry {
     AppendEntry {
+        txn_guard: None,
         log: log.clone(),
         batches: vec![Bytes::copy_from_slice(&batch[..])],
         leader_epoch: 0,
@@ -668,37 +669,72 @@ fn open_transactions_hold_the_stable_offset_and_aborts_are_indexed_across_restar
     assert_eq!(log.last_stable_offset(), 2);
 }
 
+/// A keyed batch written in a transaction by producer `pid`.
+fn keyed_txn_batch(records: &[(&str, Option<&str>)], pid: i64) -> Vec<u8> {
+    let none = kafka_protocol::records::Compression::None;
+    let mut txn = keyed_batch_with(none, records, 10);
+    txn[21..23].copy_from_slice(&crate::batch::TRANSACTIONAL_BIT.to_be_bytes());
+    txn[43..51].copy_from_slice(&pid.to_be_bytes());
+    txn[51..53].copy_from_slice(&0i16.to_be_bytes());
+    let crc = crc32c::crc32c(&txn[21..]);
+    txn[17..21].copy_from_slice(&crc.to_be_bytes());
+    txn
+}
+
 #[test]
-fn an_aborted_transactional_record_does_not_make_compaction_drop_the_committed_value() {
+fn compaction_removes_aborted_transactions_and_compacts_committed_ones() {
     use crate::CompactPlan;
     let dir = tempfile::tempdir().unwrap();
     let rt = rt();
     let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
     let log = &store.create_partitions(&[key(0)]).unwrap()[0];
     let none = kafka_protocol::records::Compression::None;
-    let mut txn = keyed_batch_with(none, &[("k", Some("aborted"))], 10);
-    txn[21..23].copy_from_slice(&crate::batch::TRANSACTIONAL_BIT.to_be_bytes());
-    txn[43..51].copy_from_slice(&7i64.to_be_bytes());
-    txn[51..53].copy_from_slice(&0i16.to_be_bytes());
-    let crc = crc32c::crc32c(&txn[21..]);
-    txn[17..21].copy_from_slice(&crc.to_be_bytes());
     for b in [
-        keyed_batch_with(none, &[("k", Some("committed"))], 10),
-        txn,
-        marker(7, 0, false),
-        keyed_batch_with(none, &[("other", Some("x"))], 10),
+        keyed_batch_with(none, &[("k", Some("committed"))], 10), // 0
+        keyed_txn_batch(&[("k", Some("aborted"))], 7),           // 1
+        marker(7, 0, false),                                     // 2
+        keyed_batch_with(none, &[("j", Some("old"))], 10),       // 3
+        keyed_txn_batch(&[("j", Some("new"))], 8),               // 4
+        marker(8, 0, true),                                      // 5
+        keyed_txn_batch(&[("j", Some("open"))], 9),              // 6: still open
+        keyed_batch_with(none, &[("other", Some("x"))], 10),     // 7
     ] {
         rt.block_on(store.append(vec![entry(log, b)])).unwrap()[0]
             .as_ref()
             .unwrap();
     }
+    log.advance_high_watermark(log.log_end_offset());
+    assert_eq!(log.last_stable_offset(), 6);
     let plan = CompactPlan {
         upper: log.log_end_offset(),
         tombstone_cutoff_ms: 0,
         newest_cleanable_ms: i64::MAX,
     };
-    store.compact(log, &plan).unwrap();
-    let live = live_records(&store, log);
-    assert!(live.contains(&(0, "k".into(), false)), "{live:?}");
-    assert_eq!(store.aborted_transactions(log, 0, 4).unwrap(), vec![(7, 1)]);
+    let stats = store.compact(log, &plan).unwrap();
+    assert_eq!(stats.cleaned_upto, 6, "nothing past the open transaction");
+    let live: Vec<(i64, String)> = live_records(&store, log)
+        .into_iter()
+        .map(|(o, k, _)| (o, k))
+        .collect();
+    // The aborted record is gone and did not supersede the committed value; the committed
+    // transactional record superseded the older plain one; markers stay.
+    let keys = |o: i64| live.iter().find(|(at, _)| *at == o).map(|(_, k)| k.clone());
+    assert_eq!(keys(0).as_deref(), Some("k"), "{live:?}");
+    assert_eq!(keys(1), None, "aborted batch removed: {live:?}");
+    assert_eq!(
+        keys(3),
+        None,
+        "superseded by the committed transaction: {live:?}"
+    );
+    assert_eq!(keys(4).as_deref(), Some("j"), "{live:?}");
+    assert!(
+        keys(2).is_some() && keys(5).is_some(),
+        "markers kept: {live:?}"
+    );
+    assert_eq!(
+        keys(6).as_deref(),
+        Some("j"),
+        "the open transaction untouched"
+    );
+    assert_eq!(store.aborted_transactions(log, 0, 8).unwrap(), vec![(7, 1)]);
 }

@@ -32,6 +32,40 @@ use sluice_storage::{PartitionLog, Store};
 use crate::error::BrokerError;
 use crate::replication::ReplicaManager;
 
+/// Java's `String.hashCode`, which Kafka uses to place keys on partitions.
+pub fn java_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// The partition of a coordinator key (group id, transactional id): Kafka's
+/// `abs(hashCode) % partitions`, so tools agree with Kafka on the mapping.
+pub fn partition_for(key: &str, partitions: usize) -> i32 {
+    ((java_hash(key) & 0x7fff_ffff) as usize % partitions.max(1)) as i32
+}
+
+/// Writes a Kafka-style (i16 length-prefixed) string into a coordinator record.
+pub fn put_str(buf: &mut bytes::BytesMut, s: &str) {
+    use bytes::BufMut;
+    let bytes = s.as_bytes();
+    let len = bytes.len().min(i16::MAX as usize);
+    buf.put_i16(len as i16);
+    buf.put_slice(&bytes[..len]);
+}
+
+/// Reads a string written by [`put_str`]; `None` if the record is malformed.
+pub fn get_str(buf: &mut Bytes) -> Option<String> {
+    use bytes::Buf;
+    if buf.remaining() < 2 {
+        return None;
+    }
+    let len = usize::try_from(buf.get_i16()).ok()?;
+    if buf.remaining() < len {
+        return None;
+    }
+    String::from_utf8(buf.split_to(len).to_vec()).ok()
+}
+
 /// One record of a coordinator's log: a key, and a value or a tombstone (`None`).
 pub type CoordinatorRecord = (Bytes, Option<Bytes>);
 
@@ -151,7 +185,7 @@ pub fn scan_records(
 }
 
 /// The transactional producer a coordinator write is part of (TxnOffsetCommit).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TxnProducer {
     /// Producer id.
     pub id: i64,
@@ -203,4 +237,18 @@ fn encode_batches(
         .into_iter()
         .map(|(pos, h)| encoded.slice(pos..pos + h.total_len()))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_placement_matches_kafka() {
+        // Values printed by Java 17: "my-group".hashCode(), and the partition Kafka picks.
+        assert_eq!(java_hash("my-group"), -1_906_497_762);
+        assert_eq!(partition_for("my-group", 50), 36);
+        // UTF-16 code units, as Java hashes them.
+        assert_eq!(java_hash("consumer-group-éü"), 277_012_280);
+    }
 }

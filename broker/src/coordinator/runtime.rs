@@ -9,8 +9,8 @@ use sluice_controller::{MetadataImage, NewTopic, TopicInfo};
 use tokio::sync::watch;
 
 use super::{
-    encode_batches, replay, scan_log, CoordinatorIo, CoordinatorRecord, CoordinatorShard, LogEntry,
-    TxnProducer,
+    encode_batches, partition_for, replay, scan_log, CoordinatorIo, CoordinatorRecord,
+    CoordinatorShard, LogEntry, TxnProducer,
 };
 use crate::error::{BrokerError, CoordinatorError};
 use crate::replication::{Acks, LeaderAppend};
@@ -95,6 +95,36 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
             .topics
             .get(self.topic.name)
             .cloned()
+            .ok_or(BrokerError::Coordinator(CoordinatorError::NotAvailable))
+    }
+
+    /// The partition of a key, creating the topic on first use.
+    pub async fn partition_of(&self, io: CoordinatorIo<'_>, key: &str) -> Result<i32, BrokerError> {
+        let topic = self.ensure_topic(io).await?;
+        Ok(partition_for(key, topic.partitions.len()))
+    }
+
+    /// The partition of a key if the topic exists (nothing was ever written otherwise).
+    pub fn existing_partition(&self, io: CoordinatorIo<'_>, key: &str) -> Option<i32> {
+        let image = io.controller.image();
+        let topic = image.topics.get(self.topic.name)?;
+        Some(partition_for(key, topic.partitions.len()))
+    }
+
+    /// The node coordinating a key: the leader of its partition (creating the topic on
+    /// first use).
+    pub async fn coordinator_of(
+        &self,
+        io: CoordinatorIo<'_>,
+        key: &str,
+    ) -> Result<i32, BrokerError> {
+        let topic = self.ensure_topic(io).await?;
+        let p = partition_for(key, topic.partitions.len());
+        topic
+            .partitions
+            .get(p as usize)
+            .map(|p| p.leader)
+            .filter(|l| *l >= 0)
             .ok_or(BrokerError::Coordinator(CoordinatorError::NotAvailable))
     }
 
@@ -225,14 +255,7 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         producer: Option<TxnProducer>,
         f: impl FnOnce(&S) -> Result<(Vec<CoordinatorRecord>, T), E>,
     ) -> Result<T, E> {
-        let epoch = self.await_loaded(io, partition).await?;
-        let writing = self
-            .lock()
-            .get(&partition)
-            .filter(|h| h.epoch == epoch)
-            .map(|h| h.writing.clone())
-            .ok_or(CoordinatorError::NotCoordinator)?;
-        let _serialised = writing.lock().await;
+        let (epoch, _serialised) = self.write_turn(io, partition).await?;
         let (records, answer) = {
             let shards = self.lock();
             let hosted = shards
@@ -255,6 +278,23 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         Ok(answer)
     }
 
+    /// Waits for `partition`'s shard to be loaded here and for its previous write to finish;
+    /// the guard keeps other writes out until dropped. Returns the epoch it was loaded in.
+    async fn write_turn(
+        &self,
+        io: CoordinatorIo<'_>,
+        partition: i32,
+    ) -> Result<(i32, tokio::sync::OwnedMutexGuard<()>), CoordinatorError> {
+        let epoch = self.await_loaded(io, partition).await?;
+        let writing = self
+            .lock()
+            .get(&partition)
+            .filter(|h| h.epoch == epoch)
+            .map(|h| h.writing.clone())
+            .ok_or(CoordinatorError::NotCoordinator)?;
+        Ok((epoch, writing.lock_owned().await))
+    }
+
     /// Writes a transaction marker to `partition` (WriteTxnMarkers for an internal topic),
     /// in order with the shard's other writes, and replays it once committed.
     pub async fn write_marker(
@@ -265,14 +305,7 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         commit: bool,
         coordinator_epoch: i32,
     ) -> Result<(), CoordinatorError> {
-        let epoch = self.await_loaded(io, partition).await?;
-        let writing = self
-            .lock()
-            .get(&partition)
-            .filter(|h| h.epoch == epoch)
-            .map(|h| h.writing.clone())
-            .ok_or(CoordinatorError::NotCoordinator)?;
-        let _serialised = writing.lock().await;
+        let (epoch, _serialised) = self.write_turn(io, partition).await?;
         let marker = sluice_storage::control::marker_batch(
             producer.id,
             producer.epoch,
@@ -323,6 +356,7 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
             // As durable as produced records by default: replication, not fsync.
             flush_messages: u64::MAX,
             min_isr,
+            txn_guard: None,
         };
         let acks = Acks::All {
             timeout: self.topic.write_timeout,

@@ -50,12 +50,6 @@ pub struct GroupCoordinator {
     runtime: CoordinatorRuntime<GroupShard>,
 }
 
-/// Java's `String.hashCode`, which Kafka uses to place groups.
-fn java_hash(s: &str) -> i32 {
-    s.encode_utf16()
-        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
-}
-
 impl GroupCoordinator {
     /// A coordinator with the groups' timings, keeping offsets in `__consumer_offsets`
     /// (`offsets.topic.num.partitions`, `.replication.factor`, `offsets.commit.timeout.ms`).
@@ -77,26 +71,18 @@ impl GroupCoordinator {
         }
     }
 
-    /// The `__consumer_offsets` partition of a group.
-    pub fn partition_for(group_id: &str, partitions: usize) -> i32 {
-        ((java_hash(group_id) & 0x7fff_ffff) as usize % partitions.max(1)) as i32
-    }
-
     /// The partition of a group, creating `__consumer_offsets` on first use.
     async fn partition_of(
         &self,
         io: CoordinatorIo<'_>,
         group_id: &str,
     ) -> Result<i32, BrokerError> {
-        let topic = self.runtime.ensure_topic(io).await?;
-        Ok(Self::partition_for(group_id, topic.partitions.len()))
+        self.runtime.partition_of(io, group_id).await
     }
 
     /// The partition of a group if `__consumer_offsets` exists.
     fn existing_partition(&self, io: CoordinatorIo<'_>, group_id: &str) -> Option<i32> {
-        let image = io.controller.image();
-        let topic = image.topics.get(OFFSETS_TOPIC)?;
-        Some(Self::partition_for(group_id, topic.partitions.len()))
+        self.runtime.existing_partition(io, group_id)
     }
 
     /// The coordinator broker of a group (creating the offsets topic on first use).
@@ -105,14 +91,7 @@ impl GroupCoordinator {
         io: CoordinatorIo<'_>,
         group_id: &str,
     ) -> Result<i32, BrokerError> {
-        let topic = self.runtime.ensure_topic(io).await?;
-        let p = Self::partition_for(group_id, topic.partitions.len());
-        topic
-            .partitions
-            .get(p as usize)
-            .map(|p| p.leader)
-            .filter(|l| *l >= 0)
-            .ok_or(BrokerError::Coordinator(CoordinatorError::NotAvailable))
+        self.runtime.coordinator_of(io, group_id).await
     }
 
     /// Runs `f` on the group's shard once it is loaded here.
@@ -434,19 +413,5 @@ fn join_error(error: GroupError, member: &str) -> JoinResult {
         leader: String::new(),
         member_id: member.to_string(),
         members: Vec::new(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn group_placement_matches_kafka() {
-        // Values printed by Java 17: "my-group".hashCode(), and the partition Kafka picks.
-        assert_eq!(java_hash("my-group"), -1_906_497_762);
-        assert_eq!(GroupCoordinator::partition_for("my-group", 50), 36);
-        // UTF-16 code units, as Java hashes them.
-        assert_eq!(java_hash("consumer-group-éü"), 277_012_280);
     }
 }

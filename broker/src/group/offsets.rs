@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use crate::coordinator::{get_str, put_str};
+
 /// One committed offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
@@ -38,24 +40,6 @@ pub type TopicPartition = (String, i32);
 
 const KEY_VERSION: i16 = 1;
 const VALUE_VERSION: i16 = 3;
-
-fn put_str(buf: &mut BytesMut, s: &str) {
-    let bytes = s.as_bytes();
-    let len = bytes.len().min(i16::MAX as usize);
-    buf.put_i16(len as i16);
-    buf.put_slice(&bytes[..len]);
-}
-
-fn get_str(buf: &mut Bytes) -> Option<String> {
-    if buf.remaining() < 2 {
-        return None;
-    }
-    let len = usize::try_from(buf.get_i16()).ok()?;
-    if buf.remaining() < len {
-        return None;
-    }
-    String::from_utf8(buf.split_to(len).to_vec()).ok()
-}
 
 /// The record key of a group's committed offset.
 pub fn encode_key(group: &str, topic: &str, partition: i32) -> Bytes {

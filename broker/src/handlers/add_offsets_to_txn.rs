@@ -8,6 +8,7 @@ use crate::coordinator::TxnProducer;
 use crate::error::code_of;
 use crate::group::OFFSETS_TOPIC;
 use crate::request_scope::RequestScope;
+use crate::txn::state::TV1;
 
 /// Adds the group's `__consumer_offsets` partition to the transaction.
 pub async fn handle(
@@ -29,7 +30,13 @@ pub async fn handle(
         Ok(p) => {
             let partition = (OFFSETS_TOPIC.to_string(), p);
             ctx.txns
-                .add_partitions(io, req.transactional_id.as_str(), producer, &[partition])
+                .add_partitions(
+                    io,
+                    req.transactional_id.as_str(),
+                    producer,
+                    &[partition],
+                    TV1,
+                )
                 .await
         }
         Err(e) => Err(e),

@@ -1,6 +1,7 @@
 //! AddPartitionsToTxn: partitions join a producer's transaction before it writes to them.
-//! v0-3 carry one transaction (clients); v4+ a batch of them, possibly `verify_only` (a
-//! partition leader checking a transactional produce, KIP-890).
+//! v0-3 carry one transaction (clients); v4+ a batch of them from partition leaders
+//! (KIP-890): `verify_only` checks of a version 1 producer's write, or (v5) the adds of a
+//! version 2 producer's partitions.
 
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
@@ -14,7 +15,7 @@ use crate::context::Ctx;
 use crate::coordinator::TxnProducer;
 use crate::error::{code_of, BrokerError};
 use crate::request_scope::RequestScope;
-use crate::txn::state::TopicPartition;
+use crate::txn::state::{TopicPartition, TV1, TV2};
 
 /// Adds (or verifies) each transaction's partitions.
 pub async fn handle(
@@ -33,11 +34,16 @@ pub async fn handle(
             req.v3_and_below_transactional_id.as_str(),
             producer,
             &req.v3_and_below_topics,
-            false,
+            Enlist::Add(TV1),
         )
         .await;
         return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(topics);
     }
+    let version = if header.request_api_version >= 5 {
+        TV2
+    } else {
+        TV1
+    };
     let mut results = Vec::with_capacity(req.transactions.len());
     for t in &req.transactions {
         let producer = TxnProducer {
@@ -49,7 +55,11 @@ pub async fn handle(
             t.transactional_id.as_str(),
             producer,
             &t.topics,
-            t.verify_only,
+            if t.verify_only {
+                Enlist::Verify
+            } else {
+                Enlist::Add(version)
+            },
         )
         .await;
         results.push(
@@ -61,6 +71,15 @@ pub async fn handle(
     AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
 }
 
+/// What is asked of one transaction's partitions.
+#[derive(Clone, Copy)]
+enum Enlist {
+    /// Add them, for a client of this transaction version.
+    Add(i16),
+    /// Only check that they were added.
+    Verify,
+}
+
 /// One transaction's partitions: all added in one write, so they share its outcome; a
 /// partition that does not exist fails alone and the others are not added (as in Kafka:
 /// OPERATION_NOT_ATTEMPTED for them).
@@ -69,7 +88,7 @@ async fn add(
     id: &str,
     producer: TxnProducer,
     topics: &[AddPartitionsToTxnTopic],
-    verify_only: bool,
+    enlist: Enlist,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
     let image = ctx.controller.image();
     let io = ctx.coordinator_io();
@@ -85,7 +104,7 @@ async fn add(
     };
     let missing = wanted.iter().any(|tp| !exists(tp));
     let mut codes: Vec<i16> = Vec::with_capacity(wanted.len());
-    if verify_only {
+    if let Enlist::Verify = enlist {
         for tp in &wanted {
             codes.push(code_of(&ctx.txns.verify(io, id, producer, tp).await));
         }
@@ -101,9 +120,12 @@ async fn add(
                 }
             })
             .collect();
-    } else {
-        let code = code_of(&ctx.txns.add_partitions(io, id, producer, &wanted).await);
-        codes = vec![code; wanted.len()];
+    } else if let Enlist::Add(version) = enlist {
+        let added = ctx
+            .txns
+            .add_partitions(io, id, producer, &wanted, version)
+            .await;
+        codes = vec![code_of(&added); wanted.len()];
     }
     let mut codes = codes.into_iter();
     topics

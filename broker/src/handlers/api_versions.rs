@@ -1,27 +1,62 @@
 //! ApiVersions: the APIs and versions this broker speaks, and the table dispatch checks
 //! every request against.
 
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
+use kafka_protocol::protocol::StrBytes;
 
 use crate::context::Ctx;
 use crate::request_scope::RequestScope;
 
-/// Lists every supported API (unsupported request versions are answered in dispatch).
+/// Lists every supported API (unsupported request versions are answered in dispatch) and,
+/// from v3, the cluster's features.
 pub async fn handle(
     _ctx: &Ctx,
     _scope: &RequestScope,
     _header: &RequestHeader,
     _req: ApiVersionsRequest,
 ) -> ApiVersionsResponse {
-    ApiVersionsResponse::default().with_api_keys(api_versions())
+    let supported = FEATURES
+        .iter()
+        .map(|(name, max)| {
+            SupportedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(name))
+                .with_min_version(0)
+                .with_max_version(*max)
+        })
+        .collect();
+    let finalized = FEATURES
+        .iter()
+        .map(|(name, level)| {
+            FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(name))
+                .with_min_version_level(*level)
+                .with_max_version_level(*level)
+        })
+        .collect();
+    ApiVersionsResponse::default()
+        .with_api_keys(api_versions())
+        .with_supported_features(supported)
+        .with_finalized_features(finalized)
+        .with_finalized_features_epoch(FEATURES_EPOCH)
 }
+
+/// Feature levels every node supports and the cluster runs at: (name, level). Kafka's
+/// 4.x clients take transaction version 2 (KIP-890 part 2) from here.
+pub const FEATURES: &[(&str, i16)] = &[("transaction.version", 2)];
+
+/// The features never change while a node runs; clients read them again only when this
+/// grows.
+const FEATURES_EPOCH: i64 = 1;
 
 /// The APIs and versions Sluice serves: (key, min, max). Versions outside these are refused.
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // Produce v0-2 is advertised but refused: librdkafka < 2.11.1 disables compression when
     // the advertised minimum is 3.
-    (ApiKey::Produce, 0, 11),
+    // v12 is a transaction version 2 client's (the leader adds partitions to transactions).
+    (ApiKey::Produce, 0, 12),
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 10),
     (ApiKey::Metadata, 0, 12),
@@ -52,12 +87,11 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
-    // Transaction version 1: the versions after these are transaction version 2's
-    // (KIP-890 part 2), which Sluice does not advertise yet.
-    (ApiKey::AddPartitionsToTxn, 0, 4),
-    (ApiKey::AddOffsetsToTxn, 0, 3),
-    (ApiKey::TxnOffsetCommit, 0, 4),
-    (ApiKey::EndTxn, 0, 4),
+    // The last versions of these are transaction version 2's (KIP-890 part 2).
+    (ApiKey::AddPartitionsToTxn, 0, 5),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 5),
+    (ApiKey::EndTxn, 0, 5),
     (ApiKey::WriteTxnMarkers, 1, 1),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 2),

@@ -1,18 +1,23 @@
 //! Produce: validate batches, append them through the leader-append path, answer per acks.
+//! A producer's first transactional write to a partition waits for its transaction
+//! coordinator's word (KIP-890): from v12 (transaction version 2) the coordinator adds the
+//! partition to the transaction, before that it confirms the client added it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::join_all;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
-use sluice_storage::{batch, PartitionLog};
+use sluice_storage::{batch, PartitionLog, TxnGuard};
 
 use crate::context::Ctx;
-use crate::error::BrokerError;
+use crate::coordinator::TxnProducer;
+use crate::error::{BrokerError, TxnError};
 use crate::metrics;
 use crate::replication::{Acks, LeaderAppend};
 use crate::request_scope::RequestScope;
@@ -25,13 +30,15 @@ struct Accepted {
     log: Arc<PartitionLog>,
     bytes: usize,
     records: i64,
+    /// The producer of its transactional batches, if any.
+    txn: Option<TxnProducer>,
 }
 
 /// Appends every valid partition's batches; `None` for acks=0 (no response is sent).
 pub async fn handle(
     ctx: &Ctx,
     scope: &RequestScope,
-    _header: &RequestHeader,
+    header: &RequestHeader,
     req: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let image = ctx.controller.image();
@@ -57,18 +64,18 @@ pub async fn handle(
                     let compacted = configs
                         .cleanup_policy_has("compact")
                         .then_some((name, p.index));
-                    let (batches, count) =
-                        validate(&records, configs.max_message_bytes(), compacted)?;
-                    Ok((leader, batches, count, records.len(), configs))
+                    let valid = validate(&records, configs.max_message_bytes(), compacted)?;
+                    Ok((leader, valid, records.len(), configs))
                 });
             match prepared {
-                Ok((leader, batches, count, bytes, configs)) => {
+                Ok((leader, (batches, count, txn), bytes, configs)) => {
                     accepted.push(Accepted {
                         topic: ti,
                         partition: p.index,
                         log: leader.log.clone(),
                         bytes,
                         records: count,
+                        txn,
                     });
                     appends.push(LeaderAppend {
                         leader,
@@ -76,6 +83,7 @@ pub async fn handle(
                         log_append_time: configs.log_append_time(),
                         flush_messages: configs.flush_messages().max(1) as u64,
                         min_isr: configs.min_insync_replicas(),
+                        txn_guard: None,
                     });
                     partitions.push(None);
                 }
@@ -87,6 +95,36 @@ pub async fn handle(
                 .with_name(topic.name.clone())
                 .with_partition_responses(partitions.into_iter().flatten().collect()),
         );
+    }
+
+    // Transactional writes go ahead only with their coordinator's word.
+    if accepted.iter().any(|a| a.txn.is_some()) {
+        let add = header.request_api_version >= 12;
+        let id = req.transactional_id.as_ref().map(|id| id.as_str());
+        let guards = join_all(accepted.iter().map(|a| {
+            let topic = req
+                .topic_data
+                .get(a.topic)
+                .map_or("", |t| t.name.0.as_str());
+            txn_guard(ctx, id, add, topic, a)
+        }))
+        .await;
+        let mut kept = (Vec::new(), Vec::new());
+        for ((a, mut append), guard) in accepted.into_iter().zip(appends).zip(guards) {
+            match guard {
+                Ok(guard) => {
+                    append.txn_guard = guard;
+                    kept.0.push(a);
+                    kept.1.push(append);
+                }
+                Err(e) => {
+                    if let Some(t) = responses.get_mut(a.topic) {
+                        t.partition_responses.push(error_response(a.partition, &e));
+                    }
+                }
+            }
+        }
+        (accepted, appends) = kept;
     }
 
     if !appends.is_empty() {
@@ -129,14 +167,50 @@ pub async fn handle(
     Some(ProduceResponse::default().with_responses(responses))
 }
 
-/// Splits and checks the request's batches; returns them as owned buffers and the record count.
-/// `compacted` names the partition (topic, index) when its topic is compacted (every record
-/// needs a key).
+/// The guard of a transactional write, once its coordinator approved it (none for other
+/// writes). Refusals reach the producer as Kafka answers them: retriable trouble as
+/// NOT_ENOUGH_REPLICAS, which every client retries, and a fenced producer as a stale epoch.
+async fn txn_guard(
+    ctx: &Ctx,
+    transactional_id: Option<&str>,
+    add: bool,
+    topic: &str,
+    a: &Accepted,
+) -> Result<Option<TxnGuard>, BrokerError> {
+    let Some(producer) = a.txn else {
+        return Ok(None);
+    };
+    let id = transactional_id.ok_or_else(|| {
+        BrokerError::InvalidRecord("transactional records need a transactional id".into())
+    })?;
+    let guard = a.log.txn_guard(producer.id, producer.epoch);
+    if !guard.in_transaction {
+        let partition = (topic.to_string(), a.partition);
+        let io = ctx.coordinator_io();
+        ctx.txns
+            .enlist(io, id, producer, &partition, add)
+            .await
+            .map_err(|e| match e {
+                BrokerError::Txn(TxnError::ProducerFenced) => BrokerError::InvalidProducerEpoch,
+                BrokerError::Txn(TxnError::ConcurrentTransactions)
+                | BrokerError::Txn(TxnError::Coordinator(_))
+                | BrokerError::Coordinator(_)
+                | BrokerError::LeaderNotAvailable => BrokerError::NotEnoughReplicas,
+                other => other,
+            })?;
+    }
+    Ok(Some(guard))
+}
+
+/// Splits and checks the request's batches; returns them as owned buffers, the record
+/// count, and the producer of the transactional batches if there are any. `compacted`
+/// names the partition (topic, index) when its topic is compacted (every record needs a
+/// key).
 fn validate(
     records: &Bytes,
     max_message_bytes: usize,
     compacted: Option<(&str, i32)>,
-) -> Result<(Vec<Bytes>, i64), BrokerError> {
+) -> Result<(Vec<Bytes>, i64, Option<TxnProducer>), BrokerError> {
     if records.is_empty() {
         return Err(BrokerError::InvalidRecord(
             "produce request without record batches".into(),
@@ -145,6 +219,7 @@ fn validate(
     let parts = batch::split_batches(records)?;
     let mut out = Vec::with_capacity(parts.len());
     let mut count = 0i64;
+    let mut txn = None;
     for (pos, h) in parts {
         if h.total_len() > max_message_bytes {
             return Err(BrokerError::MessageTooLarge);
@@ -174,10 +249,23 @@ fn validate(
                 });
             }
         }
+        if h.is_transactional() && h.has_producer_id() {
+            let producer = TxnProducer {
+                id: h.producer_id,
+                epoch: h.producer_epoch,
+            };
+            // The guard covers one producer: a second one in the same request is refused.
+            if txn.is_some_and(|t| t != producer) {
+                return Err(BrokerError::InvalidRecord(
+                    "transactional batches of two producers in one partition".into(),
+                ));
+            }
+            txn = Some(producer);
+        }
         count += i64::from(h.records_count);
         out.push(bytes);
     }
-    Ok((out, count))
+    Ok((out, count, txn))
 }
 
 /// Records named with their own message in `record_errors`; the rest carry only their

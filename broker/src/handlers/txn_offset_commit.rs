@@ -1,5 +1,7 @@
 //! TxnOffsetCommit: a group's offsets committed as part of a transaction (consume-transform-
-//! produce): written now, in effect only once the transaction commits.
+//! produce): written now, in effect only once the transaction commits. The group's offsets
+//! partition must be in the transaction: a version 1 client added it (AddOffsetsToTxn) and
+//! this checks it; for a version 2 client (v5+) this adds it (KIP-890).
 
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -10,13 +12,14 @@ use crate::context::Ctx;
 use crate::coordinator::TxnProducer;
 use crate::error::{code_of, BrokerError};
 use crate::group::offsets::Committed;
+use crate::group::OFFSETS_TOPIC;
 use crate::request_scope::RequestScope;
 
 /// Writes every partition's offset in one transactional write.
 pub async fn handle(
     ctx: &Ctx,
     _scope: &RequestScope,
-    _header: &RequestHeader,
+    header: &RequestHeader,
     req: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
     let now = crate::clock::now_ms();
@@ -53,16 +56,35 @@ pub async fn handle(
     let result = if offsets.is_empty() {
         Ok(())
     } else {
-        ctx.groups
-            .txn_commit(
-                ctx.coordinator_io(),
-                req.group_id.as_str(),
-                req.member_id.as_str(),
-                req.generation_id,
-                producer,
-                offsets,
-            )
+        let io = ctx.coordinator_io();
+        let add = header.request_api_version >= 5;
+        let enlisted = match ctx
+            .groups
+            .offsets_partition(io, req.group_id.as_str())
             .await
+        {
+            Ok(p) => {
+                let partition = (OFFSETS_TOPIC.to_string(), p);
+                let id = req.transactional_id.as_str();
+                ctx.txns.enlist(io, id, producer, &partition, add).await
+            }
+            Err(e) => Err(e),
+        };
+        match enlisted {
+            Ok(()) => {
+                ctx.groups
+                    .txn_commit(
+                        io,
+                        req.group_id.as_str(),
+                        req.member_id.as_str(),
+                        req.generation_id,
+                        producer,
+                        offsets,
+                    )
+                    .await
+            }
+            Err(e) => Err(e),
+        }
     };
     let code = code_of(&result);
     let topics = req

@@ -230,6 +230,7 @@ async fn fetch_once(
                     .map(|(pos, h)| records.slice(pos..pos + h.total_len()))
                     .collect();
                 let entry = AppendEntry {
+                    txn_guard: None,
                     log: p.log.clone(),
                     batches,
                     leader_epoch: p.leader_epoch,

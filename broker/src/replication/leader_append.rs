@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use sluice_controller::ControllerClient;
-use sluice_storage::{AppendEntry, AppendOutcome};
+use sluice_storage::{AppendEntry, AppendOutcome, TxnGuard};
 
 use super::{LeaderPartition, ReplicaManager};
 use crate::error::BrokerError;
@@ -37,6 +37,8 @@ pub struct LeaderAppend {
     pub flush_messages: u64,
     /// The ISR size an acks=all answer needs (the topic's `min.insync.replicas`).
     pub min_isr: usize,
+    /// A transactional produce's guard (see [`AppendEntry::txn_guard`]).
+    pub txn_guard: Option<TxnGuard>,
 }
 
 impl LeaderAppend {
@@ -49,6 +51,7 @@ impl LeaderAppend {
             log_append_time: self.log_append_time,
             flush_messages: self.flush_messages,
             replicated: false,
+            txn_guard: self.txn_guard,
         };
         (entry, (self.leader, self.min_isr))
     }

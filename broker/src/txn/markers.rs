@@ -6,18 +6,10 @@
 //! Markers for `__consumer_offsets` go through the group coordinator, which must replay them
 //! in order with its own writes (they make transactional offset commits take effect).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kafka_protocol::messages::write_txn_markers_request::{
-    WritableTxnMarker, WritableTxnMarkerTopic,
-};
-use kafka_protocol::messages::{TopicName, WriteTxnMarkersRequest};
-use kafka_protocol::protocol::StrBytes;
-use sluice_client::KafkaClient;
-use tokio::sync::Mutex;
-
+use super::peers::PeerClients;
 use super::state::TopicPartition;
 use crate::config::BrokerConfig;
 use crate::coordinator::{CoordinatorIo, TxnProducer};
@@ -25,6 +17,11 @@ use crate::error::BrokerError;
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::replication::{Acks, LeaderAppend};
 use crate::topic_config::TopicConfigs;
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
+use kafka_protocol::messages::{TopicName, WriteTxnMarkersRequest};
+use kafka_protocol::protocol::StrBytes;
 
 /// How long a marker waits for its partition's ISR (Kafka's `request.timeout.ms`).
 const MARKER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -96,6 +93,7 @@ pub async fn write_local(
                     log_append_time: false,
                     flush_messages: configs.flush_messages().max(1) as u64,
                     min_isr: configs.min_insync_replicas(),
+                    txn_guard: None,
                 })
             });
         match prepared {
@@ -128,15 +126,10 @@ pub async fn write_local(
 /// Connections to the other brokers, for the markers of the partitions they lead.
 #[derive(Default)]
 pub struct MarkerClients {
-    clients: std::sync::Mutex<HashMap<i32, Arc<Mutex<Option<KafkaClient>>>>>,
+    peers: PeerClients,
 }
 
 impl MarkerClients {
-    fn slot(&self, node: i32) -> Arc<Mutex<Option<KafkaClient>>> {
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        clients.entry(node).or_default().clone()
-    }
-
     /// Writes `marker` to every partition, wherever it is led; fails if any partition did
     /// not get it (the caller retries them all: a second marker is harmless).
     pub async fn send(
@@ -207,25 +200,7 @@ impl MarkerClients {
                 .with_transaction_result(marker.commit)
                 .with_coordinator_epoch(marker.coordinator_epoch)
                 .with_topics(topics)]);
-        let slot = self.slot(node);
-        let mut client = slot.lock().await;
-        if client.is_none() {
-            let connected = KafkaClient::connect(addr)
-                .await
-                .map_err(|_| BrokerError::LeaderNotAvailable)?;
-            *client = Some(connected);
-        }
-        let Some(c) = client.as_mut() else {
-            return Err(BrokerError::LeaderNotAvailable);
-        };
-        let response = match c.send(&request, 1).await {
-            Ok(r) => r,
-            Err(_) => {
-                // A broken connection is dropped; the next attempt reconnects.
-                *client = None;
-                return Err(BrokerError::LeaderNotAvailable);
-            }
-        };
+        let response = self.peers.call(node, addr, &request, 1).await?;
         let failed = response
             .markers
             .iter()

@@ -1,4 +1,4 @@
-//! The transaction coordinator (KIP-98, transaction version 1): the state of each
+//! The transaction coordinator (KIP-98; transaction versions 1 and 2): the state of each
 //! transactional id, kept as records in the compacted `__transaction_state` topic. It is the
 //! coordinator runtime's second tenant: each partition is a [`shard::TxnShard`] hosted by the
 //! partition's leader, and a transactional id belongs to partition
@@ -10,21 +10,36 @@
 //! leaves a prepared transaction that its successor replays and finishes (`run_timers`), so
 //! a decided commit always lands everywhere. Open transactions past their timeout are aborted
 //! there too, with a new epoch that fences their producer.
+//!
+//! Partition leaders ask it before a producer's first transactional write to a partition
+//! (KIP-890, [`TxnCoordinator::enlist`]): in version 1 to confirm the client added the
+//! partition, in version 2 (Produce v12+) to add it, which the client no longer does itself.
 
 pub mod markers;
+pub mod peers;
 pub mod shard;
 pub mod state;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use sluice_controller::TopicInfo;
+use kafka_protocol::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+};
+use kafka_protocol::messages::{AddPartitionsToTxnRequest, TopicName, TransactionalId};
+use kafka_protocol::protocol::StrBytes;
 
 use crate::coordinator::{CoordinatorIo, CoordinatorRuntime, InternalTopic, TxnProducer};
 use crate::error::{BrokerError, CoordinatorError, TxnError};
 use crate::producer_ids::ProducerIdAllocator;
 use markers::{Marker, MarkerClients, MarkerIo};
+use peers::PeerClients;
 use shard::TxnShard;
-use state::{EndStep, InitStep, TopicPartition, TxnMeta};
+use state::{EndRequest, EndStep, InitStep, TopicPartition, TxnMeta};
+
+/// How long a leader keeps asking while the previous transaction is still completing
+/// (CONCURRENT_TRANSACTIONS), before answering the producer with a retriable error.
+const ENLIST_RETRY_FOR: Duration = Duration::from_millis(500);
+const ENLIST_BACKOFF: Duration = Duration::from_millis(20);
 
 /// The internal topic holding transaction state.
 pub const TXN_TOPIC: &str = "__transaction_state";
@@ -40,6 +55,8 @@ pub struct TxnSettings {
     pub min_isr: usize,
     /// `transaction.max.timeout.ms`
     pub max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`
+    pub id_expiration_ms: i64,
 }
 
 /// A transactional id as DescribeTransactions and ListTransactions show it.
@@ -56,6 +73,9 @@ pub struct TxnCoordinator {
     runtime: CoordinatorRuntime<TxnShard>,
     settings: TxnSettings,
     clients: MarkerClients,
+    /// Connections to the coordinators of other transactional ids (for [`Self::enlist`]),
+    /// apart from the markers' so that a produce never waits behind a marker write.
+    coordinators: PeerClients,
 }
 
 impl TxnCoordinator {
@@ -72,16 +92,12 @@ impl TxnCoordinator {
             runtime: CoordinatorRuntime::new(topic, TxnShard::default),
             settings,
             clients: MarkerClients::default(),
+            coordinators: PeerClients::default(),
         }
     }
 
-    fn partition_for(id: &str, topic: &TopicInfo) -> i32 {
-        crate::group::GroupCoordinator::partition_for(id, topic.partitions.len())
-    }
-
     async fn partition_of(&self, io: CoordinatorIo<'_>, id: &str) -> Result<i32, BrokerError> {
-        let topic = self.runtime.ensure_topic(io).await?;
-        Ok(Self::partition_for(id, &topic))
+        self.runtime.partition_of(io, id).await
     }
 
     /// The coordinator broker of a transactional id (creating the topic on first use).
@@ -90,14 +106,7 @@ impl TxnCoordinator {
         io: CoordinatorIo<'_>,
         id: &str,
     ) -> Result<i32, BrokerError> {
-        let topic = self.runtime.ensure_topic(io).await?;
-        let p = Self::partition_for(id, &topic);
-        topic
-            .partitions
-            .get(p as usize)
-            .map(|p| p.leader)
-            .filter(|l| *l >= 0)
-            .ok_or(BrokerError::Coordinator(CoordinatorError::NotAvailable))
+        self.runtime.coordinator_of(io, id).await
     }
 
     /// Writes `meta` as the id's state, if `decide` (given the current state) returns it.
@@ -159,23 +168,113 @@ impl TxnCoordinator {
         Err(TxnError::ConcurrentTransactions.into())
     }
 
-    /// AddPartitionsToTxn / AddOffsetsToTxn.
+    /// AddPartitionsToTxn / AddOffsetsToTxn, or a version 2 leader's add.
     pub async fn add_partitions(
         &self,
         io: CoordinatorIo<'_>,
         id: &str,
         producer: TxnProducer,
         partitions: &[TopicPartition],
+        client_version: i16,
     ) -> Result<(), BrokerError> {
         let partition = self.partition_of(io, id).await?;
         let now = crate::clock::now_ms();
         Ok(self
             .write(io, partition, id, |current| {
-                let next =
-                    state::add_partitions(current, producer.id, producer.epoch, partitions, now)?;
+                let next = state::add_partitions(
+                    current,
+                    producer.id,
+                    producer.epoch,
+                    partitions,
+                    client_version,
+                    now,
+                )?;
                 Ok((next, ()))
             })
             .await?)
+    }
+
+    /// A partition leader's check before `producer`'s first transactional write to
+    /// `partition` (KIP-890): with `add` (transaction version 2) the partition joins the
+    /// transaction, without it the partition must have joined already. Asks this node's
+    /// coordinator, or the id's coordinator elsewhere; retried briefly while the previous
+    /// transaction still completes.
+    pub async fn enlist(
+        &self,
+        io: CoordinatorIo<'_>,
+        id: &str,
+        producer: TxnProducer,
+        partition: &TopicPartition,
+        add: bool,
+    ) -> Result<(), BrokerError> {
+        let give_up = Instant::now() + ENLIST_RETRY_FOR;
+        loop {
+            let result = self.enlist_once(io, id, producer, partition, add).await;
+            let concurrent = matches!(
+                result,
+                Err(BrokerError::Txn(TxnError::ConcurrentTransactions))
+            );
+            if !concurrent || Instant::now() >= give_up {
+                return result;
+            }
+            tokio::time::sleep(ENLIST_BACKOFF).await;
+        }
+    }
+
+    async fn enlist_once(
+        &self,
+        io: CoordinatorIo<'_>,
+        id: &str,
+        producer: TxnProducer,
+        partition: &TopicPartition,
+        add: bool,
+    ) -> Result<(), BrokerError> {
+        let node = self.coordinator_of(io, id).await?;
+        if node == io.node_id {
+            return if add {
+                let one = std::slice::from_ref(partition);
+                self.add_partitions(io, id, producer, one, state::TV2).await
+            } else {
+                self.verify(io, id, producer, partition).await
+            };
+        }
+        let addr = io
+            .controller
+            .image()
+            .brokers
+            .get(&node)
+            .map(|b| format!("{}:{}", b.host, b.port))
+            .ok_or(CoordinatorError::NotAvailable)?;
+        let (topic, index) = partition;
+        let request = AddPartitionsToTxnRequest::default().with_transactions(vec![
+            AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(TransactionalId(StrBytes::from_string(id.to_string())))
+                .with_producer_id(producer.id.into())
+                .with_producer_epoch(producer.epoch)
+                .with_verify_only(!add)
+                .with_topics(vec![AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.clone())))
+                    .with_partitions(vec![*index])]),
+        ]);
+        // Version 5 is a version 2 client's add; 4 carries verifications and version 1 adds.
+        let version = if add { 5 } else { 4 };
+        let response = self
+            .coordinators
+            .call(node, &addr, &request, version)
+            .await
+            .map_err(|_| CoordinatorError::NotAvailable)?;
+        let code = response
+            .results_by_transaction
+            .iter()
+            .flat_map(|t| t.topic_results.iter())
+            .flat_map(|t| t.results_by_partition.iter())
+            .map(|p| p.partition_error_code)
+            .find(|c| *c != 0)
+            .unwrap_or(response.error_code);
+        match code {
+            0 => Ok(()),
+            code => Err(BrokerError::from_coordinator_code(code)),
+        }
     }
 
     /// AddPartitionsToTxn v4+ with `verify_only`: whether the partition is in the producer's
@@ -197,35 +296,48 @@ impl TxnCoordinator {
             .map_err(TxnError::from)??)
     }
 
-    /// EndTxn: decides, writes the markers and completes. The answer is success once the
-    /// decision is written; markers that could not be written yet are retried by
+    /// EndTxn: decides, writes the markers and completes; answers the producer id and epoch
+    /// the client goes on with (a new epoch in transaction version 2). The answer is success
+    /// once the decision is written; markers that could not be written yet are retried by
     /// `run_timers` (the client sees CONCURRENT_TRANSACTIONS until they are).
     pub async fn end_txn(
         &self,
         mio: MarkerIo<'_>,
+        producer_ids: &ProducerIdAllocator,
         id: &str,
-        producer: TxnProducer,
-        commit: bool,
-    ) -> Result<(), BrokerError> {
+        req: EndRequest,
+    ) -> Result<TxnProducer, BrokerError> {
         let io = mio.io;
         let partition = self.partition_of(io, id).await?;
-        let now = crate::clock::now_ms();
-        let step = self
-            .write(io, partition, id, |current| {
-                let step = state::end(current, producer.id, producer.epoch, commit, now)?;
-                let next = match &step {
-                    EndStep::Prepare(m) => Some(m.clone()),
-                    EndStep::AlreadyDone => None,
-                };
-                Ok((next, step))
-            })
-            .await?;
-        if let EndStep::Prepare(m) = step {
-            if let Err(e) = self.finish(mio, partition, id, &m).await {
-                tracing::info!(transactional_id = id, error = %e, "markers not all written yet; retried");
+        let mut fresh_id = None;
+        // At most twice: once more with a new producer id when the epochs are used up.
+        for _ in 0..2 {
+            let now = crate::clock::now_ms();
+            let step = self
+                .write(io, partition, id, |current| {
+                    let step = state::end(current, req, fresh_id, now)?;
+                    let next = match &step {
+                        EndStep::Prepare(m) => Some(m.clone()),
+                        EndStep::AlreadyDone(..) | EndStep::NeedsProducerId => None,
+                    };
+                    Ok((next, step))
+                })
+                .await?;
+            match step {
+                EndStep::Prepare(m) => {
+                    if let Err(e) = self.finish(mio, partition, id, &m).await {
+                        tracing::info!(transactional_id = id, error = %e, "markers not all written yet; retried");
+                    }
+                    let (id, epoch) = m.producer_after_end();
+                    return Ok(TxnProducer { id, epoch });
+                }
+                EndStep::AlreadyDone(id, epoch) => return Ok(TxnProducer { id, epoch }),
+                EndStep::NeedsProducerId => {
+                    fresh_id = Some(producer_ids.next(io.controller).await?);
+                }
             }
         }
-        Ok(())
+        Err(TxnError::ConcurrentTransactions.into())
     }
 
     /// Writes a prepared transaction's markers, then its completion.
@@ -268,13 +380,33 @@ impl TxnCoordinator {
     pub async fn run_timers(&self, mio: MarkerIo<'_>) {
         let now = crate::clock::now_ms();
         let mut due: Vec<(i32, String, TxnMeta)> = Vec::new();
+        let mut idle: Vec<(i32, String, TxnMeta)> = Vec::new();
+        let expiration = self.settings.id_expiration_ms;
         self.runtime.for_each_partition(|partition, s| {
             for (id, m) in s.all() {
                 if m.state.is_prepared() || state::expire(m, now).is_some() {
                     due.push((partition, id.clone(), m.clone()));
+                } else if state::is_forgotten(m, now, expiration) {
+                    idle.push((partition, id.clone(), m.clone()));
                 }
             }
         });
+        for (partition, id, m) in idle {
+            // Unless it changed meanwhile: a tombstone, which compaction later removes.
+            let forgotten = self
+                .runtime
+                .write(mio.io, partition, |s: &TxnShard| {
+                    let records = match s.get(&id) {
+                        Some(c) if *c == m => vec![TxnShard::tombstone(&id)],
+                        _ => Vec::new(),
+                    };
+                    Ok::<_, TxnError>((records, ()))
+                })
+                .await;
+            if let Err(e) = forgotten {
+                tracing::debug!(transactional_id = %id, error = %e, "expiry retried later");
+            }
+        }
         for (partition, id, m) in due {
             let prepared = if m.state.is_prepared() {
                 Some(m)

@@ -47,6 +47,11 @@ impl TxnShard {
         self.txns.iter()
     }
 
+    /// The record that removes a transactional id (`transactional.id.expiration.ms`).
+    pub fn tombstone(transactional_id: &str) -> CoordinatorRecord {
+        (state::encode_key(transactional_id), None)
+    }
+
     /// The record that sets a transactional id's state.
     pub fn record(transactional_id: &str, meta: &TxnMeta) -> CoordinatorRecord {
         (

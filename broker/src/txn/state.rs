@@ -1,6 +1,11 @@
 //! One transactional id's state and its transitions, as a pure state machine; and its
-//! records in `__transaction_state` (Kafka's own layout: key v0 = transactional id, value v0
-//! = producer id, epoch, timeout, status, partitions, update and start times).
+//! records in `__transaction_state` (Kafka's own layout: key v0 = transactional id, value v1
+//! = producer id, epoch, timeout, status, partitions, update and start times, with the next
+//! producer id and the client's transaction version as tagged fields; v0 is still read).
+//!
+//! Transaction version 2 (KIP-890 part 2) differs in one rule: every end bumps the producer
+//! epoch, and the markers carry the new epoch, so a late write of the ended transaction is
+//! refused as stale by every partition.
 //!
 //! A transition returns the state to write; the coordinator writes it and only then acts
 //! on it (sends markers, answers), so what a new coordinator replays is what was decided.
@@ -8,6 +13,8 @@
 use std::collections::BTreeSet;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::coordinator::{get_str, put_str};
 
 use crate::error::TxnError;
 
@@ -73,6 +80,11 @@ impl TxnState {
     }
 }
 
+/// Transaction version 1: the client adds every partition itself; epochs stay.
+pub const TV1: i16 = 1;
+/// Transaction version 2: partition leaders add partitions; every end bumps the epoch.
+pub const TV2: i16 = 2;
+
 /// One transactional id's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxnMeta {
@@ -80,6 +92,14 @@ pub struct TxnMeta {
     pub producer_id: i64,
     /// Current producer epoch (older ones are fenced).
     pub producer_epoch: i16,
+    /// The epoch before a transaction version 2 end bumped it, so that a retried EndTxn
+    /// is answered rather than fenced; -1 otherwise (kept in a Sluice tagged field).
+    pub last_epoch: i16,
+    /// The producer id the client continues with once this end completes, when its epochs
+    /// ran out (transaction version 2); -1 otherwise.
+    pub next_producer_id: i64,
+    /// The transaction version the client speaks (0 or 1: epochs stay; 2: bumped per end).
+    pub client_version: i16,
     /// Transaction timeout (ms).
     pub timeout_ms: i32,
     /// State.
@@ -107,8 +127,21 @@ pub enum InitStep {
 pub enum EndStep {
     /// Write this prepared state, then the markers, then complete.
     Prepare(TxnMeta),
-    /// A retry of an end already completed: answer success.
-    AlreadyDone,
+    /// A retry of an end already completed: answer success with this producer id and epoch.
+    AlreadyDone(i64, i16),
+    /// The epochs are used up: call again with a fresh producer id.
+    NeedsProducerId,
+}
+
+impl TxnMeta {
+    /// The producer id and epoch the client goes on with once this state's end completes.
+    pub fn producer_after_end(&self) -> (i64, i16) {
+        if self.next_producer_id >= 0 {
+            (self.next_producer_id, 0)
+        } else {
+            (self.producer_id, self.producer_epoch)
+        }
+    }
 }
 
 /// The highest epoch handed out before a producer gets a new id.
@@ -126,6 +159,9 @@ pub fn init(
         return Ok(InitStep::Ready(TxnMeta {
             producer_id: fresh_id,
             producer_epoch: 0,
+            last_epoch: -1,
+            next_producer_id: -1,
+            client_version: 0,
             timeout_ms,
             state: TxnState::Empty,
             partitions: BTreeSet::new(),
@@ -153,9 +189,11 @@ pub fn init(
     }
 }
 
+/// A new epoch that fences the previous instance (no retry of its EndTxn is recognised).
 fn bumped(m: &TxnMeta) -> TxnMeta {
     TxnMeta {
         producer_epoch: m.producer_epoch.saturating_add(1),
+        last_epoch: -1,
         ..m.clone()
     }
 }
@@ -165,6 +203,7 @@ fn bumped_or_new(m: &TxnMeta, fresh_id: i64) -> TxnMeta {
         TxnMeta {
             producer_id: fresh_id,
             producer_epoch: 0,
+            last_epoch: -1,
             ..m.clone()
         }
     } else {
@@ -183,13 +222,15 @@ fn check_producer(m: &TxnMeta, producer_id: i64, epoch: i16) -> Result<(), TxnEr
     Ok(())
 }
 
-/// AddPartitionsToTxn / AddOffsetsToTxn: the state with `partitions` in the transaction
-/// (opening it), or `None` when nothing changes.
+/// AddPartitionsToTxn / AddOffsetsToTxn (or, in transaction version 2, a partition
+/// leader adding the partition of a transactional produce): the state with `partitions` in
+/// the transaction (opening it), or `None` when nothing changes.
 pub fn add_partitions(
     current: Option<&TxnMeta>,
     producer_id: i64,
     epoch: i16,
     partitions: &[TopicPartition],
+    client_version: i16,
     now: i64,
 ) -> Result<Option<TxnMeta>, TxnError> {
     let m = current.ok_or(TxnError::InvalidProducerIdMapping)?;
@@ -208,6 +249,7 @@ pub fn add_partitions(
     }
     next.partitions.extend(partitions.iter().cloned());
     next.state = TxnState::Ongoing;
+    next.client_version = client_version;
     next.update_ms = now;
     Ok(Some(next))
 }
@@ -229,34 +271,97 @@ pub fn verify(
     }
 }
 
-/// EndTxn.
+/// What EndTxn is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndRequest {
+    /// The producer id the client holds.
+    pub producer_id: i64,
+    /// Its epoch.
+    pub epoch: i16,
+    /// Commit (true) or abort.
+    pub commit: bool,
+    /// The client's transaction version (2 from EndTxn v5).
+    pub client_version: i16,
+}
+
+/// EndTxn. `fresh_id` is a new producer id, given on a second call after
+/// [`EndStep::NeedsProducerId`].
 pub fn end(
     current: Option<&TxnMeta>,
-    producer_id: i64,
-    epoch: i16,
-    commit: bool,
+    req: EndRequest,
+    fresh_id: Option<i64>,
     now: i64,
 ) -> Result<EndStep, TxnError> {
     let m = current.ok_or(TxnError::InvalidProducerIdMapping)?;
-    check_producer(m, producer_id, epoch)?;
-    match (m.state, commit) {
-        (TxnState::Ongoing, _) => Ok(EndStep::Prepare(TxnMeta {
-            state: if commit {
-                TxnState::PrepareCommit
-            } else {
-                TxnState::PrepareAbort
-            },
-            update_ms: now,
-            ..m.clone()
-        })),
-        (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
-            Ok(EndStep::AlreadyDone)
+    let tv2 = req.client_version >= TV2;
+    let done = |m: &TxnMeta| {
+        let (id, epoch) = m.producer_after_end();
+        EndStep::AlreadyDone(id, epoch)
+    };
+    let same_outcome = |state: TxnState| {
+        matches!(
+            (state, req.commit),
+            (TxnState::CompleteCommit | TxnState::PrepareCommit, true)
+                | (TxnState::CompleteAbort | TxnState::PrepareAbort, false)
+        )
+    };
+    // A retry of an end that bumped the epoch: the client has not seen the new one yet.
+    if tv2 && m.producer_id == req.producer_id && m.last_epoch >= 0 && req.epoch == m.last_epoch {
+        return match m.state {
+            s if !same_outcome(s) => Err(TxnError::InvalidTxnState),
+            s if s.is_prepared() => Err(TxnError::ConcurrentTransactions),
+            _ => Ok(done(m)),
+        };
+    }
+    check_producer(m, req.producer_id, req.epoch)?;
+    match m.state {
+        TxnState::Ongoing => prepare(m, req, fresh_id, now),
+        // Version 2 ends a transaction that enlisted nothing too: the epoch still moves on.
+        TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort if tv2 => {
+            prepare(m, req, fresh_id, now)
         }
-        (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
-            Err(TxnError::ConcurrentTransactions)
-        }
+        s if s.is_prepared() && same_outcome(s) => Err(TxnError::ConcurrentTransactions),
+        s if !s.is_prepared() && same_outcome(s) => Ok(done(m)),
         _ => Err(TxnError::InvalidTxnState),
     }
+}
+
+/// The prepared state of an end: in version 2 with the next epoch (or, when the epochs
+/// are used up, the next producer id), which the markers carry.
+fn prepare(
+    m: &TxnMeta,
+    req: EndRequest,
+    fresh_id: Option<i64>,
+    now: i64,
+) -> Result<EndStep, TxnError> {
+    let mut next = TxnMeta {
+        state: if req.commit {
+            TxnState::PrepareCommit
+        } else {
+            TxnState::PrepareAbort
+        },
+        client_version: req.client_version,
+        last_epoch: -1,
+        next_producer_id: -1,
+        update_ms: now,
+        ..m.clone()
+    };
+    if m.state != TxnState::Ongoing {
+        next.partitions.clear();
+        next.start_ms = now;
+    }
+    if req.client_version >= TV2 {
+        next.last_epoch = m.producer_epoch;
+        if m.producer_epoch >= MAX_EPOCH {
+            match fresh_id {
+                Some(id) => next.next_producer_id = id,
+                None => return Ok(EndStep::NeedsProducerId),
+            }
+        } else {
+            next.producer_epoch = m.producer_epoch + 1;
+        }
+    }
+    Ok(EndStep::Prepare(next))
 }
 
 /// The completed state once every marker of a prepared transaction is written.
@@ -266,11 +371,20 @@ pub fn complete(m: &TxnMeta, now: i64) -> Option<TxnMeta> {
         TxnState::PrepareAbort => TxnState::CompleteAbort,
         _ => return None,
     };
+    let (producer_id, producer_epoch) = m.producer_after_end();
     Some(TxnMeta {
         state,
         partitions: BTreeSet::new(),
         start_ms: -1,
         update_ms: now,
+        producer_id,
+        producer_epoch,
+        next_producer_id: -1,
+        last_epoch: if producer_id == m.producer_id {
+            m.last_epoch
+        } else {
+            -1
+        },
         ..m.clone()
     })
 }
@@ -288,26 +402,23 @@ pub fn expire(m: &TxnMeta, now: i64) -> Option<TxnMeta> {
     })
 }
 
+/// A transactional id with no transaction open whose producer was silent for
+/// `expiration_ms` (`transactional.id.expiration.ms`): it is forgotten, as in Kafka.
+pub fn is_forgotten(m: &TxnMeta, now: i64, expiration_ms: i64) -> bool {
+    matches!(
+        m.state,
+        TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+    ) && now > m.update_ms.saturating_add(expiration_ms)
+}
+
 const KEY_VERSION: i16 = 0;
-const VALUE_VERSION: i16 = 0;
+/// Kafka's first flexible value version; v0 (written before transaction version 2) is read.
+const VALUE_VERSION: i16 = 1;
 
-fn put_str(buf: &mut BytesMut, s: &str) {
-    let bytes = s.as_bytes();
-    let len = bytes.len().min(i16::MAX as usize);
-    buf.put_i16(len as i16);
-    buf.put_slice(&bytes[..len]);
-}
-
-fn get_str(buf: &mut Bytes) -> Option<String> {
-    if buf.remaining() < 2 {
-        return None;
-    }
-    let len = usize::try_from(buf.get_i16()).ok()?;
-    if buf.remaining() < len {
-        return None;
-    }
-    String::from_utf8(buf.split_to(len).to_vec()).ok()
-}
+/// Kafka's tagged fields of the value, and Sluice's own (Kafka's readers skip unknown tags).
+const TAG_NEXT_PRODUCER_ID: u32 = 1;
+const TAG_CLIENT_VERSION: u32 = 2;
+const TAG_LAST_EPOCH: u32 = 10_000;
 
 /// The record key of a transactional id.
 pub fn encode_key(transactional_id: &str) -> Bytes {
@@ -325,7 +436,19 @@ pub fn decode_key(mut key: Bytes) -> Option<String> {
     get_str(&mut key)
 }
 
-/// The record value of a state.
+/// The partitions grouped by topic, in order.
+fn by_topic(partitions: &BTreeSet<TopicPartition>) -> Vec<(&str, Vec<i32>)> {
+    let mut topics: Vec<(&str, Vec<i32>)> = Vec::new();
+    for (t, p) in partitions {
+        match topics.last_mut() {
+            Some((last, ps)) if *last == t.as_str() => ps.push(*p),
+            _ => topics.push((t, vec![*p])),
+        }
+    }
+    topics
+}
+
+/// The record value of a state (v1: compact strings and arrays, tagged fields).
 pub fn encode_value(m: &TxnMeta) -> Bytes {
     let mut b = BytesMut::new();
     b.put_i16(VALUE_VERSION);
@@ -333,47 +456,81 @@ pub fn encode_value(m: &TxnMeta) -> Bytes {
     b.put_i16(m.producer_epoch);
     b.put_i32(m.timeout_ms);
     b.put_i8(m.state.code());
-    let mut topics: Vec<(&str, Vec<i32>)> = Vec::new();
-    for (t, p) in &m.partitions {
-        match topics.last_mut() {
-            Some((last, ps)) if *last == t.as_str() => ps.push(*p),
-            _ => topics.push((t, vec![*p])),
-        }
-    }
-    b.put_i32(topics.len() as i32);
+    let topics = by_topic(&m.partitions);
+    put_uvarint(&mut b, topics.len() as u32 + 1);
     for (t, ps) in topics {
-        put_str(&mut b, t);
-        b.put_i32(ps.len() as i32);
+        put_uvarint(&mut b, t.len() as u32 + 1);
+        b.put_slice(t.as_bytes());
+        put_uvarint(&mut b, ps.len() as u32 + 1);
         ps.iter().for_each(|p| b.put_i32(*p));
+        put_uvarint(&mut b, 0);
     }
     b.put_i64(m.update_ms);
     b.put_i64(m.start_ms);
+    let mut tags: Vec<(u32, Vec<u8>)> = Vec::new();
+    if m.next_producer_id >= 0 {
+        tags.push((
+            TAG_NEXT_PRODUCER_ID,
+            m.next_producer_id.to_be_bytes().to_vec(),
+        ));
+    }
+    if m.client_version != 0 {
+        tags.push((TAG_CLIENT_VERSION, m.client_version.to_be_bytes().to_vec()));
+    }
+    if m.last_epoch >= 0 {
+        tags.push((TAG_LAST_EPOCH, m.last_epoch.to_be_bytes().to_vec()));
+    }
+    put_uvarint(&mut b, tags.len() as u32);
+    for (tag, data) in tags {
+        put_uvarint(&mut b, tag);
+        put_uvarint(&mut b, data.len() as u32);
+        b.put_slice(&data);
+    }
     b.freeze()
 }
 
 /// A state read back from its record value (`None` if malformed: replay skips it).
 pub fn decode_value(mut v: Bytes) -> Option<TxnMeta> {
-    if v.remaining() < 2 + 8 + 2 + 4 + 1 + 4 || v.get_i16() != VALUE_VERSION {
+    if v.remaining() < 2 + 8 + 2 + 4 + 1 {
         return None;
     }
+    let version = v.get_i16();
+    if !(0..=VALUE_VERSION).contains(&version) {
+        return None;
+    }
+    let flexible = version >= 1;
     let producer_id = v.get_i64();
     let producer_epoch = v.get_i16();
     let timeout_ms = v.get_i32();
     let state = TxnState::from_code(v.get_i8())?;
     let mut partitions = BTreeSet::new();
-    let topics = v.get_i32();
+    let topics = if flexible {
+        i64::from(get_uvarint(&mut v)?) - 1
+    } else {
+        (v.remaining() >= 4).then(|| i64::from(v.get_i32()))?
+    };
     for _ in 0..topics.max(0) {
-        let topic = get_str(&mut v)?;
-        if v.remaining() < 4 {
-            return None;
-        }
-        let count = v.get_i32();
+        let topic = if flexible {
+            let len = usize::try_from(get_uvarint(&mut v)?.checked_sub(1)?).ok()?;
+            (v.remaining() >= len).then_some(())?;
+            String::from_utf8(v.split_to(len).to_vec()).ok()?
+        } else {
+            get_str(&mut v)?
+        };
+        let count = if flexible {
+            i64::from(get_uvarint(&mut v)?) - 1
+        } else {
+            (v.remaining() >= 4).then(|| i64::from(v.get_i32()))?
+        };
         // Each partition is 4 bytes: a count the value cannot hold is malformed.
-        if count < 0 || v.remaining() < count as usize * 4 {
+        if count < 0 || (v.remaining() as i64) < count * 4 {
             return None;
         }
         for _ in 0..count {
             partitions.insert((topic.clone(), v.get_i32()));
+        }
+        if flexible {
+            skip_tags(&mut v)?;
         }
     }
     if v.remaining() < 16 {
@@ -381,15 +538,71 @@ pub fn decode_value(mut v: Bytes) -> Option<TxnMeta> {
     }
     let update_ms = v.get_i64();
     let start_ms = v.get_i64();
-    Some(TxnMeta {
+    let mut m = TxnMeta {
         producer_id,
         producer_epoch,
+        last_epoch: -1,
+        next_producer_id: -1,
+        client_version: 0,
         timeout_ms,
         state,
         partitions,
         start_ms,
         update_ms,
-    })
+    };
+    if flexible {
+        for _ in 0..get_uvarint(&mut v)? {
+            let tag = get_uvarint(&mut v)?;
+            let len = get_uvarint(&mut v)? as usize;
+            if v.remaining() < len {
+                return None;
+            }
+            let mut data = v.split_to(len);
+            match (tag, len) {
+                (TAG_NEXT_PRODUCER_ID, 8) => m.next_producer_id = data.get_i64(),
+                (TAG_CLIENT_VERSION, 2) => m.client_version = data.get_i16(),
+                (TAG_LAST_EPOCH, 2) => m.last_epoch = data.get_i16(),
+                _ => {}
+            }
+        }
+    }
+    Some(m)
+}
+
+fn put_uvarint(b: &mut BytesMut, mut n: u32) {
+    while n >= 0x80 {
+        b.put_u8((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    b.put_u8(n as u8);
+}
+
+fn get_uvarint(b: &mut Bytes) -> Option<u32> {
+    let mut n: u32 = 0;
+    for shift in (0..35).step_by(7) {
+        if !b.has_remaining() {
+            return None;
+        }
+        let byte = b.get_u8();
+        n |= u32::from(byte & 0x7f).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            return Some(n);
+        }
+    }
+    None
+}
+
+/// Skips a tagged-field section.
+fn skip_tags(b: &mut Bytes) -> Option<()> {
+    for _ in 0..get_uvarint(b)? {
+        get_uvarint(b)?;
+        let len = get_uvarint(b)? as usize;
+        if b.remaining() < len {
+            return None;
+        }
+        b.advance(len);
+    }
+    Some(())
 }
 
 #[cfg(test)]
@@ -407,6 +620,22 @@ mod tests {
         }
     }
 
+    fn end_req(producer_id: i64, epoch: i16, commit: bool, client_version: i16) -> EndRequest {
+        EndRequest {
+            producer_id,
+            epoch,
+            commit,
+            client_version,
+        }
+    }
+
+    fn prepared(step: Result<EndStep, TxnError>) -> TxnMeta {
+        match step {
+            Ok(EndStep::Prepare(m)) => m,
+            other => panic!("expected Prepare, got {other:?}"),
+        }
+    }
+
     #[test]
     fn a_transaction_from_init_to_commit_and_the_next_instance_fences_the_old() {
         let m = ready(init(None, 7, 60_000, 1).unwrap());
@@ -414,7 +643,7 @@ mod tests {
             (m.producer_id, m.producer_epoch, m.state),
             (7, 0, TxnState::Empty)
         );
-        let m = add_partitions(Some(&m), 7, 0, &[tp("a", 0), tp("a", 1)], 2)
+        let m = add_partitions(Some(&m), 7, 0, &[tp("a", 0), tp("a", 1)], TV1, 2)
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -423,7 +652,7 @@ mod tests {
         );
         // Adding what is in already changes nothing.
         assert_eq!(
-            add_partitions(Some(&m), 7, 0, &[tp("a", 0)], 3).unwrap(),
+            add_partitions(Some(&m), 7, 0, &[tp("a", 0)], TV1, 3).unwrap(),
             None
         );
         assert_eq!(verify(Some(&m), 7, 0, &tp("a", 1)), Ok(()));
@@ -432,23 +661,21 @@ mod tests {
             Err(TxnError::InvalidTxnState)
         );
         assert_eq!(
-            add_partitions(Some(&m), 8, 0, &[], 3),
+            add_partitions(Some(&m), 8, 0, &[], TV1, 3),
             Err(TxnError::InvalidProducerIdMapping)
         );
         assert_eq!(
-            add_partitions(Some(&m), 7, 1, &[], 3),
+            add_partitions(Some(&m), 7, 1, &[], TV1, 3),
             Err(TxnError::ProducerFenced)
         );
-        let EndStep::Prepare(p) = end(Some(&m), 7, 0, true, 4).unwrap() else {
-            panic!("expected Prepare");
-        };
-        assert_eq!(p.state, TxnState::PrepareCommit);
+        let p = prepared(end(Some(&m), end_req(7, 0, true, TV1), None, 4));
+        assert_eq!((p.state, p.producer_epoch), (TxnState::PrepareCommit, 0));
         assert_eq!(
-            end(Some(&p), 7, 0, true, 5),
+            end(Some(&p), end_req(7, 0, true, TV1), None, 5),
             Err(TxnError::ConcurrentTransactions)
         );
         assert_eq!(
-            add_partitions(Some(&p), 7, 0, &[tp("a", 0)], 5),
+            add_partitions(Some(&p), 7, 0, &[tp("a", 0)], TV1, 5),
             Err(TxnError::ConcurrentTransactions)
         );
         assert_eq!(
@@ -457,9 +684,12 @@ mod tests {
         );
         let c = complete(&p, 6).unwrap();
         assert_eq!((c.state, c.partitions.len()), (TxnState::CompleteCommit, 0));
-        assert_eq!(end(Some(&c), 7, 0, true, 7), Ok(EndStep::AlreadyDone));
         assert_eq!(
-            end(Some(&c), 7, 0, false, 7),
+            end(Some(&c), end_req(7, 0, true, TV1), None, 7),
+            Ok(EndStep::AlreadyDone(7, 0))
+        );
+        assert_eq!(
+            end(Some(&c), end_req(7, 0, false, TV1), None, 7),
             Err(TxnError::InvalidTxnState)
         );
         // A new instance gets the next epoch; the old one is fenced.
@@ -469,16 +699,80 @@ mod tests {
             (7, 1, 30_000)
         );
         assert_eq!(
-            add_partitions(Some(&n), 7, 0, &[tp("a", 0)], 9),
+            add_partitions(Some(&n), 7, 0, &[tp("a", 0)], TV1, 9),
             Err(TxnError::ProducerFenced)
         );
-        assert_eq!(end(Some(&n), 7, 1, true, 9), Err(TxnError::InvalidTxnState));
+        assert_eq!(
+            end(Some(&n), end_req(7, 1, true, TV1), None, 9),
+            Err(TxnError::InvalidTxnState)
+        );
+    }
+
+    #[test]
+    fn version_2_bumps_the_epoch_at_every_end_and_answers_a_retry() {
+        let m = ready(init(None, 7, 60_000, 1).unwrap());
+        let m = add_partitions(Some(&m), 7, 0, &[tp("a", 0)], TV2, 2)
+            .unwrap()
+            .unwrap();
+        let p = prepared(end(Some(&m), end_req(7, 0, true, TV2), None, 3));
+        // The markers carry the new epoch, so a late write at the old one is stale.
+        assert_eq!((p.producer_epoch, p.last_epoch), (1, 0));
+        assert_eq!(p.partitions.len(), 1);
+        assert_eq!(
+            end(Some(&p), end_req(7, 0, true, TV2), None, 4),
+            Err(TxnError::ConcurrentTransactions)
+        );
+        let c = complete(&p, 4).unwrap();
+        assert_eq!(c.producer_after_end(), (7, 1));
+        // The client did not see the answer and asks again with its old epoch.
+        assert_eq!(
+            end(Some(&c), end_req(7, 0, true, TV2), None, 5),
+            Ok(EndStep::AlreadyDone(7, 1))
+        );
+        assert_eq!(
+            end(Some(&c), end_req(7, 0, false, TV2), None, 5),
+            Err(TxnError::InvalidTxnState)
+        );
+        // The next transaction at the new epoch; one that enlisted nothing still ends.
+        let e = prepared(end(Some(&c), end_req(7, 1, false, TV2), None, 6));
+        assert_eq!(
+            (e.state, e.producer_epoch, e.partitions.len()),
+            (TxnState::PrepareAbort, 2, 0)
+        );
+        // A timeout fences: the expired epoch is not taken for a retry.
+        let o = add_partitions(Some(&c), 7, 1, &[tp("a", 0)], TV2, 7)
+            .unwrap()
+            .unwrap();
+        let x = expire(&o, 7 + 60_001).unwrap();
+        assert_eq!((x.producer_epoch, x.last_epoch), (2, -1));
+        assert_eq!(
+            end(Some(&x), end_req(7, 1, false, TV2), None, 70_000),
+            Err(TxnError::ProducerFenced)
+        );
+        // Epochs used up: the end asks for a new producer id and hands it over.
+        let worn = TxnMeta {
+            producer_epoch: MAX_EPOCH,
+            ..o.clone()
+        };
+        assert_eq!(
+            end(Some(&worn), end_req(7, MAX_EPOCH, true, TV2), None, 8),
+            Ok(EndStep::NeedsProducerId)
+        );
+        let w = prepared(end(
+            Some(&worn),
+            end_req(7, MAX_EPOCH, true, TV2),
+            Some(11),
+            8,
+        ));
+        assert_eq!((w.producer_id, w.producer_epoch), (7, MAX_EPOCH));
+        let done = complete(&w, 9).unwrap();
+        assert_eq!((done.producer_id, done.producer_epoch), (11, 0));
     }
 
     #[test]
     fn an_open_transaction_is_aborted_by_a_new_instance_or_its_timeout() {
         let m = ready(init(None, 7, 100, 0).unwrap());
-        let m = add_partitions(Some(&m), 7, 0, &[tp("a", 0)], 10)
+        let m = add_partitions(Some(&m), 7, 0, &[tp("a", 0)], TV1, 10)
             .unwrap()
             .unwrap();
         let InitStep::AbortFirst(a) = init(Some(&m), 9, 100, 20).unwrap() else {
@@ -502,27 +796,67 @@ mod tests {
         assert_eq!((n.producer_id, n.producer_epoch), (9, 0));
     }
 
-    #[test]
-    fn records_round_trip_and_garbage_is_skipped() {
-        let m = TxnMeta {
+    fn sample() -> TxnMeta {
+        TxnMeta {
             producer_id: 5,
             producer_epoch: 3,
+            last_epoch: 2,
+            next_producer_id: 8,
+            client_version: TV2,
             timeout_ms: 60_000,
             state: TxnState::PrepareCommit,
             partitions: [tp("a", 0), tp("a", 2), tp("b", 1)].into_iter().collect(),
             start_ms: 10,
             update_ms: 20,
-        };
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_garbage_is_skipped() {
+        let m = sample();
         assert_eq!(decode_value(encode_value(&m)), Some(m.clone()));
+        let plain = TxnMeta {
+            last_epoch: -1,
+            next_producer_id: -1,
+            client_version: 0,
+            ..m.clone()
+        };
+        assert_eq!(decode_value(encode_value(&plain)), Some(plain.clone()));
         assert_eq!(decode_key(encode_key("tx-1")), Some("tx-1".to_string()));
         let v = encode_value(&m);
         for cut in 0..v.len() {
             assert_eq!(decode_value(v.slice(..cut)), None, "cut at {cut}");
         }
         // A partition count far beyond the value's length is refused, not allocated.
-        let mut huge = v.to_vec();
-        let at = 2 + 8 + 2 + 4 + 1 + 4 + 2 + 1;
-        huge[at..at + 4].copy_from_slice(&i32::MAX.to_be_bytes());
+        let mut huge = v[..2 + 8 + 2 + 4 + 1].to_vec();
+        huge.extend_from_slice(&[2, 2, b'a', 0xff, 0xff, 0xff, 0xff, 0x07]);
         assert_eq!(decode_value(Bytes::from(huge)), None);
+    }
+
+    #[test]
+    fn version_0_records_written_before_version_2_still_load() {
+        let m = sample();
+        let mut b = BytesMut::new();
+        b.put_i16(0);
+        b.put_i64(m.producer_id);
+        b.put_i16(m.producer_epoch);
+        b.put_i32(m.timeout_ms);
+        b.put_i8(m.state.code());
+        let topics = by_topic(&m.partitions);
+        b.put_i32(topics.len() as i32);
+        for (t, ps) in topics {
+            put_str(&mut b, t);
+            b.put_i32(ps.len() as i32);
+            ps.iter().for_each(|p| b.put_i32(*p));
+        }
+        b.put_i64(m.update_ms);
+        b.put_i64(m.start_ms);
+        let old = TxnMeta {
+            last_epoch: -1,
+            next_producer_id: -1,
+            client_version: 0,
+            ..m
+        };
+        assert_eq!(decode_value(b.freeze()), Some(old));
     }
 }
