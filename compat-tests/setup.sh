@@ -49,9 +49,10 @@ apt_tool() {
 apt_tool kcat
 apt_tool prometheus
 
-# --- 2. Apache Kafka jars (clients, tools, broker) from Maven Central ------------------
+# --- 2. Apache Kafka jars (clients, tools, broker, Streams, Connect) from Maven Central ---
 KAFKA_DIR="$CACHE/kafka-$KAFKA_VERSION"
-if stamp_ok kafka "$KAFKA_VERSION-$LOG4J_VERSION-streams" && ls "$KAFKA_DIR"/lib/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null 2>&1; then
+if stamp_ok kafka "$KAFKA_VERSION-$LOG4J_VERSION-streams-connect" \
+    && ls "$KAFKA_DIR"/lib/{kafka_2.13,connect-file}-"$KAFKA_VERSION".jar >/dev/null 2>&1; then
   step "kafka $KAFKA_VERSION jars" "cached"
 else
   step "kafka $KAFKA_VERSION jars" "resolving with maven"
@@ -66,6 +67,9 @@ else
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version></dependency>
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-streams</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <!-- Kafka Connect (bin/connect-distributed) and its FileStream connectors -->
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>connect-runtime</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>connect-file</artifactId><version>$KAFKA_VERSION</version></dependency>
     <!-- the slf4j binding the Kafka distribution ships (not a transitive dependency) -->
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>$LOG4J_VERSION</version></dependency>
   </dependencies>
@@ -74,7 +78,8 @@ POM
   quiet mvn -B -f "$KAFKA_DIR/pom.xml" -Dmaven.repo.local="$CACHE/m2" \
       dependency:copy-dependencies -DoutputDirectory="$KAFKA_DIR/lib" -DincludeScope=runtime
   ls "$KAFKA_DIR"/lib/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null || die "kafka_2.13 jar missing"
-  stamp_set kafka "$KAFKA_VERSION-$LOG4J_VERSION-streams"
+  ls "$KAFKA_DIR"/lib/connect-file-"$KAFKA_VERSION".jar >/dev/null || die "connect-file jar missing"
+  stamp_set kafka "$KAFKA_VERSION-$LOG4J_VERSION-streams-connect"
 fi
 
 # --- 3. Java client programs ---------------------------------------------------------

@@ -73,6 +73,10 @@ pub struct TxnCoordinator {
     runtime: CoordinatorRuntime<TxnShard>,
     settings: TxnSettings,
     clients: MarkerClients,
+    /// Transactional ids whose markers are being written now: one writer at a time, so no
+    /// late duplicate marker lands after the producer's next transaction began (a partition
+    /// leader would take it for the end of that one and refuse its write).
+    finishing: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Connections to the coordinators of other transactional ids (for [`Self::enlist`]),
     /// apart from the markers' so that a produce never waits behind a marker write.
     coordinators: PeerClients,
@@ -93,6 +97,7 @@ impl TxnCoordinator {
             settings,
             clients: MarkerClients::default(),
             coordinators: PeerClients::default(),
+            finishing: Default::default(),
         }
     }
 
@@ -348,6 +353,18 @@ impl TxnCoordinator {
         id: &str,
         prepared: &TxnMeta,
     ) -> Result<(), BrokerError> {
+        let Some(_turn) = FinishTurn::take(&self.finishing, id) else {
+            // Another task is writing these markers; the client asks again meanwhile.
+            return Err(TxnError::ConcurrentTransactions.into());
+        };
+        // A timer's snapshot may be stale: completed (or replaced) meanwhile, nothing to write.
+        let current = self
+            .runtime
+            .read(mio.io, partition, |s| s.get(id) == Some(prepared))
+            .await?;
+        if !current {
+            return Ok(());
+        }
         let coordinator_epoch = self
             .runtime
             .epoch_of(partition)
@@ -467,5 +484,31 @@ impl TxnCoordinator {
     /// Hosts the shards of the partitions this node leads now; returns the records replayed.
     pub fn follow_leadership(&self, io: CoordinatorIo<'_>) -> Result<usize, BrokerError> {
         self.runtime.follow_leadership(io)
+    }
+}
+
+/// The right to write one transactional id's markers, given back on drop.
+struct FinishTurn<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+    id: String,
+}
+
+impl<'a> FinishTurn<'a> {
+    fn take(
+        set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+        id: &str,
+    ) -> Option<Self> {
+        let mut ids = set.lock().unwrap_or_else(|p| p.into_inner());
+        ids.insert(id.to_string()).then(|| Self {
+            set,
+            id: id.to_string(),
+        })
+    }
+}
+
+impl Drop for FinishTurn<'_> {
+    fn drop(&mut self) {
+        let mut ids = self.set.lock().unwrap_or_else(|p| p.into_inner());
+        ids.remove(&self.id);
     }
 }
