@@ -331,7 +331,7 @@ fn apply_entry(
         }
         let idempotent = header.has_producer_id() && header.base_sequence >= 0;
         let marker = if header.is_control() {
-            control::marker_commits(&bytes).map_err(|e| AppendError::Storage(e.to_string()))?
+            control::parse_marker(&bytes).map_err(|e| AppendError::Storage(e.to_string()))?
         } else {
             None
         };
@@ -431,10 +431,10 @@ fn apply_entry(
                 w.producers.get(pid).cloned(),
             ));
             match marker {
-                Some(commit) => {
-                    let (first, _) = w.producers.end_txn(&header);
+                Some(m) => {
+                    let (first, _) = w.producers.end_txn(&header, m.coordinator_epoch);
                     // An abort marker's range is what read_committed consumers skip.
-                    if let (false, Some(first)) = (commit, first) {
+                    if let (false, Some(first)) = (m.commit, first) {
                         let mut range = pid.to_be_bytes().to_vec();
                         range.extend_from_slice(&first.to_be_bytes());
                         wb.put_cf(&meta, log.meta_keys.aborted(base), range);

@@ -52,26 +52,42 @@ fn zigzag(len: usize) -> u8 {
     ((len as u8) << 1) & 0x7f
 }
 
-/// For a control batch, whether its marker commits (`Some(true)`) or aborts; `None` for
-/// any other batch.
-pub fn marker_commits(batch_bytes: &[u8]) -> Result<Option<bool>> {
+/// What a marker says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkerRecord {
+    /// Commit (true) or abort.
+    pub commit: bool,
+    /// The epoch of the coordinator that wrote it (-1 if its value does not say).
+    pub coordinator_epoch: i32,
+}
+
+/// For a control batch, what its marker says; `None` for any other batch.
+pub fn parse_marker(batch_bytes: &[u8]) -> Result<Option<MarkerRecord>> {
     let header = batch::parse_header(batch_bytes)?;
     if !header.is_control() {
         return Ok(None);
     }
     let (_, recs) = records::records(batch_bytes)?;
-    let key = recs
-        .first()
+    let first = recs.first();
+    let key = first
         .and_then(|r| r.key.clone())
         .filter(|k| k.len() >= 4)
         .ok_or(StorageError::InvalidBatch(
             "control record without a marker key",
         ))?;
-    match i16::from_be_bytes([key[2], key[3]]) {
-        ABORT => Ok(Some(false)),
-        COMMIT => Ok(Some(true)),
-        _ => Err(StorageError::InvalidBatch("unknown control record type")),
-    }
+    let commit = match i16::from_be_bytes([key[2], key[3]]) {
+        ABORT => false,
+        COMMIT => true,
+        _ => return Err(StorageError::InvalidBatch("unknown control record type")),
+    };
+    let coordinator_epoch = first
+        .and_then(|r| r.value.clone())
+        .filter(|v| v.len() >= 6)
+        .map_or(-1, |v| i32::from_be_bytes([v[2], v[3], v[4], v[5]]));
+    Ok(Some(MarkerRecord {
+        commit,
+        coordinator_epoch,
+    }))
 }
 
 #[cfg(test)]
@@ -89,12 +105,16 @@ mod tests {
                 (h.producer_id, h.producer_epoch, h.records_count),
                 (9, 3, 1)
             );
-            assert_eq!(marker_commits(&b).unwrap(), Some(commit));
+            let expected = MarkerRecord {
+                commit,
+                coordinator_epoch: 5,
+            };
+            assert_eq!(parse_marker(&b).unwrap(), Some(expected));
             // Kafka's own decoder reads it as a control record.
             let set = RecordBatchDecoder::decode(&mut b.clone()).unwrap();
             assert!(set.records[0].control);
         }
         let data = crate::batch::tests::make_batch(1, 9, 3, 0, 0);
-        assert_eq!(marker_commits(&data).unwrap(), None);
+        assert_eq!(parse_marker(&data).unwrap(), None);
     }
 }

@@ -37,6 +37,10 @@ pub struct ProducerEntry {
     pub batches: VecDeque<CachedBatch>,
     /// Offset of the first batch of the producer's open transaction, if one is open.
     pub open_txn: Option<i64>,
+    /// Max timestamp of the producer's last batch or marker here (DescribeProducers).
+    pub last_timestamp: Option<i64>,
+    /// Epoch of the coordinator whose marker last ended a transaction here.
+    pub coordinator_epoch: Option<i32>,
 }
 
 /// The verdict on an incoming idempotent batch.
@@ -159,9 +163,15 @@ impl ProducerStates {
     /// Notes a transaction marker: the producer's transaction (if any) ends; a newer epoch
     /// (transaction version 2 bumps it at every end) starts its sequences afresh. Returns
     /// where the ended transaction began, and the updated entry for persisting.
-    pub fn end_txn(&mut self, h: &BatchHeader) -> (Option<i64>, &ProducerEntry) {
+    pub fn end_txn(
+        &mut self,
+        h: &BatchHeader,
+        coordinator_epoch: i32,
+    ) -> (Option<i64>, &ProducerEntry) {
         *self.markers.entry(h.producer_id).or_default() += 1;
         let entry = self.entries.entry(h.producer_id).or_default();
+        entry.last_timestamp = Some(h.max_timestamp);
+        entry.coordinator_epoch = Some(coordinator_epoch);
         if h.producer_epoch > entry.epoch {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
@@ -220,6 +230,7 @@ impl ProducerStates {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
         }
+        entry.last_timestamp = Some(h.max_timestamp);
         if entry.batches.len() == MAX_CACHED_BATCHES {
             entry.batches.pop_front();
         }
@@ -246,6 +257,8 @@ impl ProducerEntry {
             out.extend_from_slice(&b.last_offset.to_be_bytes());
         }
         out.extend_from_slice(&self.open_txn.unwrap_or(-1).to_be_bytes());
+        out.extend_from_slice(&self.last_timestamp.unwrap_or(-1).to_be_bytes());
+        out.extend_from_slice(&self.coordinator_epoch.unwrap_or(-1).to_be_bytes());
         out
     }
 
@@ -271,19 +284,26 @@ impl ProducerEntry {
             });
             rest = tail;
         }
-        // Entries written before transactions existed end here.
-        let open_txn = match rest.split_at_checked(8) {
-            Some((first, _)) => {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(first);
-                Some(i64::from_be_bytes(a)).filter(|f| *f >= 0)
-            }
-            None => None,
+        // Older entries end before the open transaction, or before the last timestamp.
+        let mut long = || {
+            let (field, tail) = rest.split_at_checked(8)?;
+            rest = tail;
+            let mut a = [0u8; 8];
+            a.copy_from_slice(field);
+            Some(i64::from_be_bytes(a)).filter(|v| *v >= 0)
         };
+        let open_txn = long();
+        let last_timestamp = long();
+        let coordinator_epoch = rest
+            .get(..4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .filter(|e| *e >= 0);
         Ok(Self {
             epoch,
             batches,
             open_txn,
+            last_timestamp,
+            coordinator_epoch,
         })
     }
 }
@@ -343,7 +363,7 @@ mod tests {
         s.begin_txn(8, 0, 11);
         assert_eq!(s.first_open_txn(), Some(10));
         let marker = validate(&make_batch(1, 7, 0, -1, 0)).unwrap();
-        let (first, entry) = s.end_txn(&marker);
+        let (first, entry) = s.end_txn(&marker, 0);
         assert_eq!((first, entry.open_txn), (Some(10), None));
         assert_eq!(s.first_open_txn(), Some(11));
         // Undo and recovery go through `set`, which keeps the open set in step.
@@ -361,7 +381,7 @@ mod tests {
             s.check_marker(&validate(&make_batch(1, 42, 2, -1, 0)).unwrap()),
             SequenceCheck::StaleEpoch
         );
-        s.end_txn(&validate(&make_batch(1, 42, 4, -1, 0)).unwrap());
+        s.end_txn(&validate(&make_batch(1, 42, 4, -1, 0)).unwrap(), 0);
         assert_eq!(s.check(&header(4, 0, 1)), SequenceCheck::Append);
     }
 
@@ -372,7 +392,7 @@ mod tests {
         assert!(!guard.in_transaction);
         assert!(s.guard_holds(&guard));
         // The coordinator aborted the transaction (a marker) before the write came.
-        s.end_txn(&validate(&make_batch(1, 7, 1, -1, 0)).unwrap());
+        s.end_txn(&validate(&make_batch(1, 7, 1, -1, 0)).unwrap(), 0);
         assert!(!s.guard_holds(&guard));
         // A guard taken now holds; once the transaction is open here, so does any.
         let fresh = s.txn_guard(7, 1);
@@ -387,10 +407,35 @@ mod tests {
     fn entries_written_before_transactions_still_decode() {
         let e = ProducerEntry {
             epoch: 1,
-            batches: VecDeque::new(),
-            open_txn: None,
+            ..ProducerEntry::default()
         };
         let old = &e.encode()[..3];
         assert_eq!(ProducerEntry::decode(old).unwrap(), e);
+        // Before the last timestamp and coordinator epoch were kept: an open transaction only.
+        let txn = ProducerEntry {
+            open_txn: Some(12),
+            ..e.clone()
+        };
+        let old = &txn.encode()[..11];
+        assert_eq!(ProducerEntry::decode(old).unwrap(), txn);
+    }
+
+    #[test]
+    fn entries_keep_the_last_timestamp_and_coordinator_epoch() {
+        let mut s = ProducerStates::default();
+        let data = validate(&make_batch(2, 7, 0, 0, 0)).unwrap();
+        s.record(&data, 0);
+        s.begin_txn(7, 0, 0);
+        assert_eq!(s.get(7).unwrap().last_timestamp, Some(data.max_timestamp));
+        assert_eq!(s.get(7).unwrap().coordinator_epoch, None);
+        let marker = validate(&crate::control::marker_batch(7, 0, true, 3, 5_000)).unwrap();
+        let (first, entry) = s.end_txn(&marker, 3);
+        assert_eq!(first, Some(0));
+        assert_eq!(
+            (entry.last_timestamp, entry.coordinator_epoch),
+            (Some(5_000), Some(3))
+        );
+        let stored = entry.encode();
+        assert_eq!(&ProducerEntry::decode(&stored).unwrap(), s.get(7).unwrap());
     }
 }

@@ -46,8 +46,10 @@ pub async fn handle(
                                             .with_producer_id(id.into())
                                             .with_producer_epoch(i32::from(e.epoch))
                                             .with_last_sequence(last.map_or(-1, |b| b.last_seq))
-                                            .with_last_timestamp(-1)
-                                            .with_coordinator_epoch(-1)
+                                            .with_last_timestamp(e.last_timestamp.unwrap_or(-1))
+                                            .with_coordinator_epoch(
+                                                e.coordinator_epoch.unwrap_or(-1),
+                                            )
                                             .with_current_txn_start_offset(e.open_txn.unwrap_or(-1))
                                     })
                                     .collect(),
