@@ -60,7 +60,7 @@ pub async fn serve(
     let broker_cell = Arc::new(std::sync::OnceLock::new());
     let http_listener = TcpListener::bind(&args.http_addr).await?;
     let http_addr = http_listener.local_addr()?;
-    tokio::spawn(http::serve(
+    let http_task = tokio::spawn(http::serve(
         http_listener,
         HttpState {
             ready: ready.clone(),
@@ -173,9 +173,12 @@ pub async fn serve(
     tracing::info!(records = loaded, "committed offsets loaded");
     let loaded = ctx.txns.follow_leadership(ctx.coordinator_io())?;
     tracing::info!(records = loaded, "transaction state loaded");
-    tokio::spawn(follow_metadata(ctx.clone(), shutdown.clone()));
-    tokio::spawn(send_heartbeats(ctx.clone(), shutdown.clone()));
-    tokio::spawn(crate::replication::fetcher::run(
+    // Every task that holds the broker is tracked, so that a stop waits for all of them and
+    // the store is really closed (its RocksDB lock released) when `serve` returns.
+    let background = tokio_util::task::TaskTracker::new();
+    background.spawn(follow_metadata(ctx.clone(), shutdown.clone()));
+    background.spawn(send_heartbeats(ctx.clone(), shutdown.clone()));
+    background.spawn(crate::replication::fetcher::run(
         FetcherCtx {
             node_id,
             store: ctx.store.clone(),
@@ -184,22 +187,22 @@ pub async fn serve(
         },
         shutdown.clone(),
     ));
-    tokio::spawn(maintain_isr(ctx.clone(), shutdown.clone()));
+    background.spawn(maintain_isr(ctx.clone(), shutdown.clone()));
     if let Some(every) = ctx.config.leader_rebalance_interval() {
-        tokio::spawn(rebalance_leaders(ctx.clone(), every, shutdown.clone()));
+        background.spawn(rebalance_leaders(ctx.clone(), every, shutdown.clone()));
     }
-    tokio::spawn(tick_groups(ctx.clone(), shutdown.clone()));
-    tokio::spawn(complete_transactions(ctx.clone(), shutdown.clone()));
-    tokio::spawn(clean_logs(ctx.clone(), shutdown.clone()));
-    tokio::spawn(flush_logs(ctx.clone(), shutdown.clone()));
-    tokio::spawn(watch_disk(ctx.clone(), shutdown.clone()));
-    tokio::spawn(enforce_retention(ctx.clone(), shutdown.clone()));
+    background.spawn(tick_groups(ctx.clone(), shutdown.clone()));
+    background.spawn(complete_transactions(ctx.clone(), shutdown.clone()));
+    background.spawn(clean_logs(ctx.clone(), shutdown.clone()));
+    background.spawn(flush_logs(ctx.clone(), shutdown.clone()));
+    background.spawn(watch_disk(ctx.clone(), shutdown.clone()));
+    background.spawn(enforce_retention(ctx.clone(), shutdown.clone()));
     crate::metrics::register(
         crate::handlers::api_versions::SUPPORTED_APIS
             .iter()
             .map(|(key, ..)| *key),
     );
-    tokio::spawn(crate::stats::run(ctx.clone(), shutdown.clone()));
+    background.spawn(crate::stats::run(ctx.clone(), shutdown.clone()));
 
     let listener = socket.listen(1024)?;
     let _ = broker_cell.set(ctx.clone());
@@ -220,9 +223,28 @@ pub async fn serve(
     tracing::info!("shutting down");
     controlled_shutdown(&ctx).await;
     ready.store(false, Ordering::Release);
+    background.close();
+    let stopped = tokio::time::timeout(Duration::from_secs(10), async {
+        background.wait().await;
+        let _ = http_task.await;
+    });
+    if stopped.await.is_err() {
+        tracing::warn!("background tasks still running 10 s after the stop began");
+    }
     controller.shutdown().await;
+    drop(broker_cell);
     drop(ctx);
-    tokio::task::spawn_blocking(move || store.close()).await??;
+    tokio::task::spawn_blocking(move || {
+        store.close()?;
+        if Arc::strong_count(&store) > 1 {
+            tracing::warn!(
+                "the store is still shared at shutdown: it closes when the last user stops"
+            );
+        }
+        drop(store);
+        Ok::<_, anyhow::Error>(())
+    })
+    .await??;
     tracing::info!("stopped cleanly");
     Ok(())
 }

@@ -64,7 +64,14 @@ impl InProcessNode {
         let task = tokio::spawn(server::serve(args, None, shutdown.clone(), move |s| {
             let _ = ready_tx.send(s);
         }));
-        let serving = ready_rx.await.context("the node stopped before serving")?;
+        let serving = match ready_rx.await {
+            Ok(serving) => serving,
+            // The node's own error says why it stopped.
+            Err(_) => match task.await? {
+                Ok(()) => bail!("the node stopped before serving, without an error"),
+                Err(e) => return Err(e.context("the node stopped before serving")),
+            },
+        };
         Ok(Self {
             serving,
             shutdown,
@@ -221,7 +228,9 @@ async fn records_produced_in_process_are_fetched_back_in_order_and_survive_a_res
                 .context("no partition in the produce response")?;
             assert_eq!(p.error_code, 0, "produce");
         }
-        let (values, hw) = fetch(&mut client, "in-process", 0).await?;
+        let (values, hw) = fetch(&mut client, "in-process", 0)
+            .await
+            .context("fetch before the restart")?;
         assert_eq!(values, ["a", "b", "c", "d"]);
         assert_eq!(hw, 4);
         let (values, _) = fetch(&mut client, "in-process", 3).await?;
@@ -235,7 +244,9 @@ async fn records_produced_in_process_are_fetched_back_in_order_and_survive_a_res
 
         let node = InProcessNode::start(dir.path()).await?;
         let mut client = node.client().await?;
-        let (values, hw) = fetch(&mut client, "in-process", 0).await?;
+        let (values, hw) = fetch(&mut client, "in-process", 0)
+            .await
+            .context("fetch after the restart")?;
         assert_eq!(values, ["a", "b", "c", "d"], "after a restart");
         assert_eq!(hw, 4);
         drop(client);

@@ -139,11 +139,11 @@ impl Store {
             let retained = records::retain(bytes, |r| {
                 let keep = match &r.key {
                     None => true,
-                    Some(k) => latest.get(k) == Some(&r.offset) && !(r.tombstone && expired),
+                    Some(k) => latest.get(k) == Some(&r.offset) && !(r.is_tombstone() && expired),
                 };
                 removed += usize::from(!keep);
                 kept += usize::from(keep);
-                kept_tombstone |= keep && r.tombstone;
+                kept_tombstone |= keep && r.is_tombstone();
                 keep
             })?;
             stats.records_kept += kept;

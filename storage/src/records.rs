@@ -19,8 +19,15 @@ pub struct RecordInfo {
     pub offset: i64,
     /// Key bytes (None for a null key).
     pub key: Option<Bytes>,
+    /// Value bytes (None for a null value: a delete marker for its key).
+    pub value: Option<Bytes>,
+}
+
+impl RecordInfo {
     /// A null value: a delete marker for its key.
-    pub tombstone: bool,
+    pub fn is_tombstone(&self) -> bool {
+        self.value.is_none()
+    }
 }
 
 /// What is left of a batch after [`retain`].
@@ -108,7 +115,7 @@ fn compress(codec: i16, records: Vec<u8>) -> Result<Vec<u8>> {
 }
 
 /// Splits the records section into (info, byte range) per record.
-fn split(header: &BatchHeader, body: &[u8]) -> Result<Vec<(RecordInfo, std::ops::Range<usize>)>> {
+fn split(header: &BatchHeader, body: &Bytes) -> Result<Vec<(RecordInfo, std::ops::Range<usize>)>> {
     let bad = || StorageError::InvalidBatch("malformed record");
     let mut out = Vec::with_capacity(header.records_count.clamp(0, 1 << 16) as usize);
     let mut pos = 0usize;
@@ -129,7 +136,7 @@ fn split(header: &BatchHeader, body: &[u8]) -> Result<Vec<(RecordInfo, std::ops:
             RecordInfo {
                 offset: header.base_offset + offset_delta,
                 key,
-                tombstone: value.is_none(),
+                value,
             },
             start..end,
         ));
@@ -139,7 +146,7 @@ fn split(header: &BatchHeader, body: &[u8]) -> Result<Vec<(RecordInfo, std::ops:
 }
 
 /// A length-prefixed (zig-zag varint, -1 = null) byte field that must end by `limit`.
-fn bytes_field(body: &[u8], at: &mut usize, limit: usize) -> Result<Option<Bytes>> {
+fn bytes_field(body: &Bytes, at: &mut usize, limit: usize) -> Result<Option<Bytes>> {
     let len = varint(body, at)?;
     if len < 0 {
         return Ok(None);
@@ -148,7 +155,7 @@ fn bytes_field(body: &[u8], at: &mut usize, limit: usize) -> Result<Option<Bytes
         .checked_add(len as usize)
         .filter(|e| *e <= limit)
         .ok_or(StorageError::InvalidBatch("record field past its record"))?;
-    let field = Bytes::copy_from_slice(&body[*at..end]);
+    let field = body.slice(*at..end);
     *at = end;
     Ok(Some(field))
 }
@@ -186,7 +193,7 @@ mod tests {
         assert_eq!(recs.len(), 2);
         assert_eq!(recs[1].offset, 1);
         assert_eq!(recs[1].key.as_deref(), Some(&b"b"[..]));
-        assert!(recs[1].tombstone && !recs[0].tombstone);
+        assert!(recs[1].is_tombstone() && !recs[0].is_tombstone());
     }
 
     #[test]

@@ -247,8 +247,8 @@ fn live_records(store: &Store, log: &PartitionLog) -> Vec<(i64, String, bool)> {
         .iter()
         .flat_map(|b| crate::records::records(b).unwrap().1)
         .map(|r| {
-            let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
-            (r.offset, key, r.tombstone)
+            let key = String::from_utf8(r.key.as_ref().unwrap().to_vec()).unwrap();
+            (r.offset, key, r.is_tombstone())
         })
         .collect()
 }
