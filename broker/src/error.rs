@@ -131,6 +131,10 @@ pub enum TxnError {
         "There is a newer producer with the same transactionalId which fences the current one."
     )]
     ProducerFenced,
+    /// TRANSACTION_COORDINATOR_FENCED: a marker from a coordinator that lost the
+    /// transactional id to a newer one.
+    #[error("The transaction coordinator sending a WriteTxnMarker is no longer the current coordinator for a given producer.")]
+    CoordinatorFenced,
     /// INVALID_PRODUCER_ID_MAPPING: the producer id is not the transactional id's.
     #[error("The producer attempted to use a producer id which is not currently assigned to its transactional id.")]
     InvalidProducerIdMapping,
@@ -311,6 +315,7 @@ impl BrokerError {
             },
             Self::Txn(e) => match e {
                 TxnError::ProducerFenced => Code::ProducerFenced,
+                TxnError::CoordinatorFenced => Code::TransactionCoordinatorFenced,
                 TxnError::InvalidProducerIdMapping => Code::InvalidProducerIdMapping,
                 TxnError::InvalidTxnState => Code::InvalidTxnState,
                 TxnError::ConcurrentTransactions => Code::ConcurrentTransactions,
@@ -384,6 +389,7 @@ impl From<AppendError> for BrokerError {
         match e {
             AppendError::OutOfOrderSequence => Self::OutOfOrderSequence,
             AppendError::InvalidProducerEpoch => Self::InvalidProducerEpoch,
+            AppendError::CoordinatorFenced => Self::Txn(TxnError::CoordinatorFenced),
             AppendError::TransactionEnded => Self::Txn(TxnError::InvalidTxnState),
             AppendError::UnknownPartition | AppendError::NotLeader => Self::NotLeaderOrFollower,
             AppendError::Storage(m) => Self::Storage(m),

@@ -482,3 +482,35 @@ async fn leaders_ask_the_transaction_coordinator_and_version_2_moves_the_epoch_o
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_producer_bumps_its_own_epoch_but_a_fenced_instance_cannot() {
+    within_limit(async {
+        let dir = tempfile::tempdir()?;
+        let node = InProcessNode::start(dir.path()).await?;
+        let mut client = node.client().await?;
+        let init = |producer: (i64, i16)| {
+            InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(s("tx-bump"))))
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(producer.0.into())
+                .with_producer_epoch(producer.1)
+        };
+        let mut answer = async |producer: (i64, i16)| -> anyhow::Result<(i16, i64, i16)> {
+            let r = client.send(&init(producer), 4).await?;
+            Ok((r.error_code, r.producer_id.0, r.producer_epoch))
+        };
+        let (code, pid, epoch) = answer((-1, -1)).await?;
+        assert_eq!((code, epoch), (0, 0), "the first instance");
+        assert_eq!(answer((-1, -1)).await?, (0, pid, 1), "a new instance");
+        // KIP-360: the old instance may not bump; the current one may, and its retry gets
+        // the same epoch.
+        assert_eq!(answer((pid, 0)).await?.0, 90, "PRODUCER_FENCED");
+        assert_eq!(answer((pid, 1)).await?, (0, pid, 2));
+        assert_eq!(answer((pid, 1)).await?, (0, pid, 2), "a retried bump");
+        assert_eq!(answer((pid + 1, 2)).await?.0, 90, "another producer id");
+        drop(client);
+        node.stop().await
+    })
+    .await;
+}

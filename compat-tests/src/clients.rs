@@ -17,6 +17,16 @@ pub fn compat_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
+/// What `compat-tests/setup.sh` installed (clients, jars, the venv): `SLUICE_COMPAT_CACHE`,
+/// or `~/.cache/sluice-compat`.
+pub fn compat_cache() -> PathBuf {
+    std::env::var_os("SLUICE_COMPAT_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/sluice-compat")
+        })
+}
+
 /// A launcher from `compat-tests/bin`.
 pub fn launcher(name: &str) -> PathBuf {
     compat_dir().join("bin").join(name)
@@ -210,4 +220,22 @@ pub fn commit_offsets(node: &Node, topic: &str, group: &str, n: usize) {
         None,
     );
     assert!(out.contains(&format!("OK {n}")), "{out}");
+}
+
+/// A program of `clients/java` (compiled by setup.sh into the cache), run on the Kafka 4.3.1
+/// jars through the `kafka-run-class` launcher.
+pub fn java_client(class: &str) -> Command {
+    let classes = compat_cache().join("java-classes");
+    assert!(
+        classes.join(format!("{class}.class")).exists(),
+        "{class}.class missing in {}: run compat-tests/setup.sh",
+        classes.display()
+    );
+    let mut cmd = Command::new(launcher("kafka-run-class"));
+    cmd.env("EXTRA_CLASSPATH", &classes);
+    if std::env::var_os("KAFKA_HEAP_OPTS").is_none() {
+        cmd.env("KAFKA_HEAP_OPTS", "-Xmx256m");
+    }
+    cmd.arg(class);
+    cmd
 }

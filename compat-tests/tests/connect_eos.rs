@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sluice_compat_tests::{launcher, reserve_port, run_ok, topic, Node};
+use sluice_compat_tests::{java_client, launcher, reserve_port, run_ok, topic, Node};
 
 /// Each client command is killed after this; the programs' own timeouts are shorter.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -44,29 +44,6 @@ fn line(i: usize) -> String {
 
 fn lines(range: std::ops::Range<usize>) -> String {
     range.map(|i| line(i) + "\n").collect()
-}
-
-/// A program of `clients/java` (compiled by setup.sh into the cache), run on the Kafka 4.3.1
-/// jars through the `kafka-run-class` launcher.
-fn java_client(class: &str) -> Command {
-    let cache = std::env::var_os("SLUICE_COMPAT_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/sluice-compat")
-        });
-    let classes = cache.join("java-classes");
-    assert!(
-        classes.join(format!("{class}.class")).exists(),
-        "{class}.class missing in {}: run compat-tests/setup.sh",
-        classes.display()
-    );
-    let mut cmd = Command::new(launcher("kafka-run-class"));
-    cmd.env("EXTRA_CLASSPATH", &classes);
-    if std::env::var_os("KAFKA_HEAP_OPTS").is_none() {
-        cmd.env("KAFKA_HEAP_OPTS", "-Xmx256m");
-    }
-    cmd.arg(class);
-    cmd
 }
 
 /// The values of `topic` (one partition) read with kcat at `isolation`, in offset order:

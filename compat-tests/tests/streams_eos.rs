@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -18,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sluice_compat_tests::{
-    http_get, kcat_produce, launcher, read_topic, run_ok, topic, wait_until, Node, FAST_FAILOVER,
+    http_get, java_client, kcat_produce, launcher, read_topic, run_ok, topic, wait_until, Node,
+    FAST_FAILOVER,
 };
 
 /// Each client command is killed after this; the programs' own timeouts are shorter.
@@ -62,29 +62,6 @@ fn corpus() -> (Vec<String>, BTreeMap<String, u64>) {
         })
         .collect();
     (lines, counts)
-}
-
-/// A program of `clients/java` (compiled by setup.sh into the cache), run on the Kafka 4.3.1
-/// jars through the `kafka-run-class` launcher.
-fn java_client(class: &str) -> Command {
-    let cache = std::env::var_os("SLUICE_COMPAT_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/sluice-compat")
-        });
-    let classes = cache.join("java-classes");
-    assert!(
-        classes.join(format!("{class}.class")).exists(),
-        "{class}.class missing in {}: run compat-tests/setup.sh",
-        classes.display()
-    );
-    let mut cmd = Command::new(launcher("kafka-run-class"));
-    cmd.env("EXTRA_CLASSPATH", &classes);
-    if std::env::var_os("KAFKA_HEAP_OPTS").is_none() {
-        cmd.env("KAFKA_HEAP_OPTS", "-Xmx256m");
-    }
-    cmd.arg(class);
-    cmd
 }
 
 /// Creates `name` through Kafka's CLI with 3 partitions, RF 3 and min.insync.replicas=2.

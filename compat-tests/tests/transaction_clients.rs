@@ -7,11 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sluice_compat_tests::{compat_dir, run_ok, topic, Node};
+use sluice_compat_tests::{compat_cache, compat_dir, run_ok, topic, Node};
 
 /// Each client command is killed after this; the programs' own `--timeout` (`PROGRAM_SECONDS`)
 /// is shorter, so they fail with their own message first.
@@ -27,17 +26,9 @@ const RECORDS: usize = 60;
 const INPUT: usize = 3000;
 const ETL_BATCH: &str = "100";
 
-fn cache() -> PathBuf {
-    std::env::var_os("SLUICE_COMPAT_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/sluice-compat")
-        })
-}
-
 /// `clients/python/txn_confluent.py <command>` on the venv's python (confluent-kafka).
 fn confluent(command: &str, bootstrap: &str) -> Command {
-    let python = cache().join("venv/bin/python");
+    let python = compat_cache().join("venv/bin/python");
     assert!(
         python.exists(),
         "{} missing: run compat-tests/setup.sh",

@@ -11,12 +11,11 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sluice_compat_tests::{kcat_produce, launcher, run, run_ok, topic, Node};
+use sluice_compat_tests::{java_client, kcat_produce, launcher, run, run_ok, topic, Node};
 
 /// Each client command is killed after this; the programs' own timeouts are shorter, so they
 /// fail with their own message first.
@@ -33,29 +32,6 @@ const FRESH: i64 = 3;
 /// `transaction.timeout.ms` of the stuck producer: far beyond the test, so its coordinator
 /// does not abort the transaction on its own meanwhile.
 const TXN_TIMEOUT_MS: &str = "600000";
-
-/// A program of `clients/java` (compiled by setup.sh into the cache), run on the Kafka 4.3.1
-/// jars through the `kafka-run-class` launcher.
-fn java_client(class: &str) -> Command {
-    let cache = std::env::var_os("SLUICE_COMPAT_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/sluice-compat")
-        });
-    let classes = cache.join("java-classes");
-    assert!(
-        classes.join(format!("{class}.class")).exists(),
-        "{class}.class missing in {}: run compat-tests/setup.sh",
-        classes.display()
-    );
-    let mut cmd = Command::new(launcher("kafka-run-class"));
-    cmd.env("EXTRA_CLASSPATH", &classes);
-    if std::env::var_os("KAFKA_HEAP_OPTS").is_none() {
-        cmd.env("KAFKA_HEAP_OPTS", "-Xmx256m");
-    }
-    cmd.arg(class);
-    cmd
-}
 
 fn now_ms() -> i64 {
     SystemTime::now()

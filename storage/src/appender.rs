@@ -20,7 +20,7 @@ use crate::batch::{self, BatchHeader};
 use crate::control;
 use crate::keys::{offset_key, META_CF};
 use crate::log::{PartitionLog, WriterState};
-use crate::producer::{ProducerEntry, SequenceCheck, TxnGuard};
+use crate::producer::{MarkerCheck, ProducerEntry, SequenceCheck, TxnGuard};
 
 /// Most bytes gathered into one group commit.
 const MAX_GROUP_BYTES: usize = 16 << 20;
@@ -72,6 +72,9 @@ pub enum AppendError {
     /// An idempotent producer's epoch older than one already seen.
     #[error("producer epoch is stale")]
     InvalidProducerEpoch,
+    /// A marker from a transaction coordinator older than the producer's last marker's.
+    #[error("the transaction coordinator writing this marker is no longer current")]
+    CoordinatorFenced,
     /// A marker ended the producer's transaction after the coordinator approved this write.
     #[error("the producer's transaction ended before its write arrived")]
     TransactionEnded,
@@ -335,11 +338,12 @@ fn apply_entry(
         } else {
             None
         };
-        if marker.is_some()
-            && !entry.replicated
-            && w.producers.check_marker(&header) == SequenceCheck::StaleEpoch
-        {
-            return Err(AppendError::InvalidProducerEpoch);
+        if let Some(m) = marker.filter(|_| !entry.replicated) {
+            match w.producers.check_marker(&header, m.coordinator_epoch) {
+                MarkerCheck::Append => {}
+                MarkerCheck::StaleEpoch => return Err(AppendError::InvalidProducerEpoch),
+                MarkerCheck::CoordinatorFenced => return Err(AppendError::CoordinatorFenced),
+            }
         }
         if entry.replicated {
             if header.base_offset < w.next_offset {

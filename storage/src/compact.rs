@@ -6,9 +6,11 @@
 //! the last batch (the log end is recovered from it) are touched. Batches are rewritten
 //! record by record (see [`crate::records::retain`]). As in Kafka, the batches of aborted
 //! transactions are removed whole and count as no key's latest record; committed
-//! transactional records are compacted like any others; transaction markers are kept.
+//! transactional records are compacted like any others; a transaction marker goes once none
+//! of its transaction's records are left and it is older than `delete.retention.ms` (with
+//! an abort marker goes its aborted-index entry).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -53,13 +55,21 @@ pub struct CompactStats {
     pub bytes_before: usize,
     /// See `bytes_before`.
     pub bytes_after: usize,
-    /// Max timestamp of the oldest batch still holding a tombstone: when a later pass can
-    /// remove it.
+    /// Max timestamp of the oldest batch still holding a tombstone, or of the oldest marker
+    /// whose transaction's records are all gone: when a later pass can remove it.
     pub oldest_tombstone_ms: Option<i64>,
 }
 
 /// Changes are written in chunks of about this many bytes.
 const WRITE_CHUNK: usize = 16 << 20;
+
+/// What a pass changes: batches rewritten (`Some`) or removed (`None`) by base offset, and
+/// the markers removed (whose aborted-index entries go with them, if they have one).
+#[derive(Default)]
+struct Changes {
+    batches: Vec<(i64, Option<Bytes>)>,
+    markers_removed: Vec<i64>,
+}
 
 /// The offset ranges of each producer's aborted transactions (first batch to marker).
 struct AbortedRanges(HashMap<i64, Vec<Range<i64>>>);
@@ -119,18 +129,35 @@ impl Store {
             cleaned_upto: upper,
             ..CompactStats::default()
         };
-        let mut pending: Vec<(i64, Option<Bytes>)> = Vec::new();
+        let mut pending = Changes::default();
         let mut pending_bytes = 0usize;
+        // Producers whose current transaction still has records in the log.
+        let mut txn_records_kept: HashSet<i64> = HashSet::new();
         self.for_each_batch(log, upper, |header, bytes| {
+            let count = usize::try_from(header.records_count).unwrap_or(0);
             if header.is_control() {
-                stats.records_kept += usize::try_from(header.records_count).unwrap_or(0);
+                if !txn_records_kept.remove(&header.producer_id) {
+                    if header.max_timestamp < plan.tombstone_cutoff_ms {
+                        stats.batches_removed += 1;
+                        stats.records_removed += count;
+                        stats.bytes_before += bytes.len();
+                        pending.batches.push((header.base_offset, None));
+                        pending.markers_removed.push(header.base_offset);
+                        return Ok(());
+                    }
+                    let t = stats
+                        .oldest_tombstone_ms
+                        .get_or_insert(header.max_timestamp);
+                    *t = (*t).min(header.max_timestamp);
+                }
+                stats.records_kept += count;
                 return Ok(());
             }
             if aborted.contains(header) {
                 stats.batches_removed += 1;
-                stats.records_removed += usize::try_from(header.records_count).unwrap_or(0);
+                stats.records_removed += count;
                 stats.bytes_before += bytes.len();
-                pending.push((header.base_offset, None));
+                pending.batches.push((header.base_offset, None));
                 return Ok(());
             }
             let expired = header.max_timestamp < plan.tombstone_cutoff_ms;
@@ -154,17 +181,20 @@ impl Store {
                 *t = (*t).min(header.max_timestamp);
             }
             stats.records_removed += removed;
+            if header.is_transactional() && !matches!(retained, Retained::None) {
+                txn_records_kept.insert(header.producer_id);
+            }
             match retained {
                 Retained::All => return Ok(()),
                 Retained::None => {
                     stats.batches_removed += 1;
-                    pending.push((header.base_offset, None));
+                    pending.batches.push((header.base_offset, None));
                 }
                 Retained::Some(b) => {
                     stats.batches_rewritten += 1;
                     stats.bytes_after += b.len();
                     pending_bytes += b.len();
-                    pending.push((header.base_offset, Some(b)));
+                    pending.batches.push((header.base_offset, Some(b)));
                 }
             }
             stats.bytes_before += bytes.len();
@@ -213,19 +243,19 @@ impl Store {
 
     /// Writes rewritten batches and removes emptied ones, skipping any the log start has
     /// passed meanwhile (so retention and compaction never resurrect each other's deletions).
-    fn replace_batches(
-        &self,
-        log: &PartitionLog,
-        changes: Vec<(i64, Option<Bytes>)>,
-    ) -> Result<()> {
-        if changes.is_empty() {
+    fn replace_batches(&self, log: &PartitionLog, changes: Changes) -> Result<()> {
+        if changes.batches.is_empty() {
             return Ok(());
         }
         let _guard = self.maintenance_lock();
         let cf = self.partition_cf(log)?;
+        let meta = self.meta_cf()?;
         let start = log.log_start_offset();
         let mut wb = WriteBatch::default();
-        for (base, bytes) in changes {
+        for marker in changes.markers_removed {
+            wb.delete_cf(&meta, log.meta_keys.aborted(marker));
+        }
+        for (base, bytes) in changes.batches {
             match bytes {
                 Some(b) if batch::parse_header(&b)?.last_offset() >= start => {
                     wb.put_cf(&cf, offset_key(base), &b)

@@ -43,6 +43,17 @@ pub struct ProducerEntry {
     pub coordinator_epoch: Option<i32>,
 }
 
+/// What to do with a transaction marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkerCheck {
+    /// Write it.
+    Append,
+    /// Its producer epoch is older than the producer's.
+    StaleEpoch,
+    /// Its coordinator epoch is older than that of the producer's last marker.
+    CoordinatorFenced,
+}
+
 /// The verdict on an incoming idempotent batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SequenceCheck {
@@ -129,12 +140,19 @@ impl ProducerStates {
         entry
     }
 
-    /// Whether a transaction marker with this producer epoch may be written: not one from
-    /// an epoch older than the producer's (a fenced coordinator's).
-    pub fn check_marker(&self, h: &BatchHeader) -> SequenceCheck {
-        match self.entries.get(&h.producer_id) {
-            Some(e) if h.producer_epoch < e.epoch => SequenceCheck::StaleEpoch,
-            _ => SequenceCheck::Append,
+    /// Whether a transaction marker may be written: not one of a producer epoch older than
+    /// the producer's, nor one from a coordinator older than the one that wrote the
+    /// producer's last marker (it lost the transactional id to a newer coordinator).
+    pub fn check_marker(&self, h: &BatchHeader, coordinator_epoch: i32) -> MarkerCheck {
+        let Some(e) = self.entries.get(&h.producer_id) else {
+            return MarkerCheck::Append;
+        };
+        if h.producer_epoch < e.epoch {
+            MarkerCheck::StaleEpoch
+        } else if e.coordinator_epoch.is_some_and(|c| coordinator_epoch < c) {
+            MarkerCheck::CoordinatorFenced
+        } else {
+            MarkerCheck::Append
         }
     }
 
@@ -378,11 +396,16 @@ mod tests {
         // A marker of an older epoch is refused; a newer one resets the sequences.
         s.record(&header(3, 0, 1), 20);
         assert_eq!(
-            s.check_marker(&validate(&make_batch(1, 42, 2, -1, 0)).unwrap()),
-            SequenceCheck::StaleEpoch
+            s.check_marker(&validate(&make_batch(1, 42, 2, -1, 0)).unwrap(), 0),
+            MarkerCheck::StaleEpoch
         );
-        s.end_txn(&validate(&make_batch(1, 42, 4, -1, 0)).unwrap(), 0);
+        s.end_txn(&validate(&make_batch(1, 42, 4, -1, 0)).unwrap(), 5);
         assert_eq!(s.check(&header(4, 0, 1)), SequenceCheck::Append);
+        // A coordinator older than the last marker's is fenced; the same or a newer is not.
+        let next = validate(&make_batch(1, 42, 4, -1, 0)).unwrap();
+        assert_eq!(s.check_marker(&next, 4), MarkerCheck::CoordinatorFenced);
+        assert_eq!(s.check_marker(&next, 5), MarkerCheck::Append);
+        assert_eq!(s.check_marker(&next, 6), MarkerCheck::Append);
     }
 
     #[test]

@@ -614,7 +614,12 @@ fn txn_batch(count: i32, pid: i64, epoch: i16, seq: i32) -> Vec<u8> {
 }
 
 fn marker(pid: i64, epoch: i16, commit: bool) -> Vec<u8> {
-    crate::control::marker_batch(pid, epoch, commit, 0, 100).to_vec()
+    marker_from(0, pid, epoch, commit)
+}
+
+/// A marker written by the coordinator of `coordinator_epoch`.
+fn marker_from(coordinator_epoch: i32, pid: i64, epoch: i16, commit: bool) -> Vec<u8> {
+    crate::control::marker_batch(pid, epoch, commit, coordinator_epoch, 100).to_vec()
 }
 
 #[test]
@@ -647,6 +652,11 @@ fn open_transactions_hold_the_stable_offset_and_aborts_are_indexed_across_restar
         append(&store, log, txn_batch(1, 9, 3, 0)); // 7, producer 9 opens at epoch 3
         let stale = rt.block_on(store.append(vec![entry(log, marker(9, 2, false))]));
         assert_eq!(stale.unwrap()[0], Err(AppendError::InvalidProducerEpoch));
+        // So is a marker from a coordinator older than the one that wrote the last marker.
+        append(&store, log, marker_from(4, 8, 0, true)); // 8
+        let fenced = rt.block_on(store.append(vec![entry(log, marker_from(3, 8, 0, false))]));
+        assert_eq!(fenced.unwrap()[0], Err(AppendError::CoordinatorFenced));
+        append(&store, log, marker_from(4, 8, 0, true)); // 9: the same coordinator may retry
     }
     let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
     let log = store.partition(&key(0)).unwrap();
@@ -737,4 +747,24 @@ fn compaction_removes_aborted_transactions_and_compacts_committed_ones() {
         "the open transaction untouched"
     );
     assert_eq!(store.aborted_transactions(log, 0, 8).unwrap(), vec![(7, 1)]);
+    // The abort marker's transaction has no records left: it waits for delete.retention.ms
+    // (like a tombstone), then goes with its aborted-index entry. The commit marker stays
+    // while its transaction's record does.
+    assert_eq!(stats.oldest_tombstone_ms, Some(100));
+    let stats = store
+        .compact(
+            log,
+            &CompactPlan {
+                tombstone_cutoff_ms: 101,
+                ..plan
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        (stats.batches_removed, stats.oldest_tombstone_ms),
+        (1, None)
+    );
+    let offsets: Vec<i64> = live_records(&store, log).iter().map(|r| r.0).collect();
+    assert_eq!(offsets, vec![0, 4, 5, 6, 7]);
+    assert!(store.aborted_transactions(log, 0, 8).unwrap().is_empty());
 }

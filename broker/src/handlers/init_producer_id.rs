@@ -24,6 +24,7 @@ pub async fn handle(
                     &ctx.producer_ids,
                     id.as_str(),
                     req.transaction_timeout_ms,
+                    running_producer(&req),
                 )
                 .await;
             if producer.is_ok() {
@@ -43,6 +44,14 @@ pub async fn handle(
             .with_producer_epoch(p.epoch),
         Err(e) => failed(&e),
     }
+}
+
+/// The producer a running client says it is (v3+, KIP-360), when it bumps its own epoch.
+fn running_producer(req: &InitProducerIdRequest) -> Option<TxnProducer> {
+    (req.producer_id.0 >= 0).then_some(TxnProducer {
+        id: req.producer_id.0,
+        epoch: req.producer_epoch,
+    })
 }
 
 fn failed(e: &BrokerError) -> InitProducerIdResponse {

@@ -139,6 +139,7 @@ impl TxnCoordinator {
         producer_ids: &ProducerIdAllocator,
         id: &str,
         timeout_ms: i32,
+        expected: Option<TxnProducer>,
     ) -> Result<TxnProducer, BrokerError> {
         if timeout_ms <= 0 || timeout_ms > self.settings.max_timeout_ms {
             return Err(TxnError::InvalidTransactionTimeout.into());
@@ -151,7 +152,8 @@ impl TxnCoordinator {
             let now = crate::clock::now_ms();
             let step = self
                 .write(io, partition, id, |current| {
-                    let step = state::init(current, fresh_id, timeout_ms, now)?;
+                    let expected = expected.map(|p| (p.id, p.epoch));
+                    let step = state::init(current, fresh_id, timeout_ms, expected, now)?;
                     let meta = match &step {
                         InitStep::Ready(m) | InitStep::AbortFirst(m) => m.clone(),
                     };

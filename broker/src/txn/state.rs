@@ -149,10 +149,14 @@ const MAX_EPOCH: i16 = i16::MAX - 1;
 
 /// InitProducerId for a transactional id: a new epoch fences every older instance.
 /// `fresh_id` is used when the id has no producer yet or its epochs are used up.
+/// `expected` is the producer a running client says it is (KIP-360: it bumps its own epoch
+/// after an abortable error): only the current instance may bump, and a retry of a bump
+/// whose answer was lost gets the same epoch again rather than another one.
 pub fn init(
     current: Option<&TxnMeta>,
     fresh_id: i64,
     timeout_ms: i32,
+    expected: Option<(i64, i16)>,
     now: i64,
 ) -> Result<InitStep, TxnError> {
     let Some(m) = current else {
@@ -169,6 +173,28 @@ pub fn init(
             update_ms: now,
         }));
     };
+    let mut last_epoch = -1;
+    if let Some((producer_id, epoch)) = expected {
+        if producer_id != m.producer_id {
+            return Err(TxnError::ProducerFenced);
+        }
+        if epoch != m.producer_epoch {
+            let retried = epoch == m.last_epoch
+                && matches!(
+                    m.state,
+                    TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+                );
+            if !retried {
+                return Err(TxnError::ProducerFenced);
+            }
+            return Ok(InitStep::Ready(TxnMeta {
+                timeout_ms,
+                update_ms: now,
+                ..m.clone()
+            }));
+        }
+        last_epoch = m.producer_epoch;
+    }
     match m.state {
         TxnState::PrepareCommit | TxnState::PrepareAbort => Err(TxnError::ConcurrentTransactions),
         TxnState::Ongoing => Ok(InitStep::AbortFirst(TxnMeta {
@@ -177,13 +203,19 @@ pub fn init(
             ..bumped(m)
         })),
         TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
+            let next = bumped_or_new(m, fresh_id);
             Ok(InitStep::Ready(TxnMeta {
                 timeout_ms,
                 state: TxnState::Empty,
                 partitions: BTreeSet::new(),
                 start_ms: -1,
                 update_ms: now,
-                ..bumped_or_new(m, fresh_id)
+                last_epoch: if next.producer_id == m.producer_id {
+                    last_epoch
+                } else {
+                    -1
+                },
+                ..next
             }))
         }
     }
@@ -637,8 +669,48 @@ mod tests {
     }
 
     #[test]
+    fn a_running_producer_bumps_its_own_epoch_and_a_zombie_cannot() {
+        let m = ready(init(None, 7, 60_000, Some((-1, -1)), 1).unwrap());
+        let m = add_partitions(Some(&m), 7, 0, &[tp("a", 0)], TV1, 2)
+            .unwrap()
+            .unwrap();
+        let m = complete(
+            &prepared(end(Some(&m), end_req(7, 0, false, TV1), None, 2)),
+            3,
+        )
+        .unwrap();
+        // The current instance bumps (KIP-360), and a retry of that bump gets the same epoch.
+        let bumped = ready(init(Some(&m), 9, 60_000, Some((7, 0)), 4).unwrap());
+        assert_eq!((bumped.producer_id, bumped.producer_epoch), (7, 1));
+        let again = ready(init(Some(&bumped), 9, 60_000, Some((7, 0)), 5).unwrap());
+        assert_eq!((again.producer_id, again.producer_epoch), (7, 1));
+        // A new instance (no producer given) takes over; the old one can no longer bump.
+        let newer = ready(init(Some(&again), 9, 60_000, None, 6).unwrap());
+        assert_eq!(newer.producer_epoch, 2);
+        for zombie in [(7, 0), (7, 1), (8, 2)] {
+            assert_eq!(
+                init(Some(&newer), 9, 60_000, Some(zombie), 7),
+                Err(TxnError::ProducerFenced),
+                "{zombie:?}"
+            );
+        }
+        // While a transaction is open, only its own producer may abort it by a bump.
+        let open = add_partitions(Some(&newer), 7, 2, &[tp("a", 0)], TV1, 8)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            init(Some(&open), 9, 60_000, Some((7, 1)), 9),
+            Err(TxnError::ProducerFenced)
+        );
+        assert!(matches!(
+            init(Some(&open), 9, 60_000, Some((7, 2)), 9),
+            Ok(InitStep::AbortFirst(_))
+        ));
+    }
+
+    #[test]
     fn a_transaction_from_init_to_commit_and_the_next_instance_fences_the_old() {
-        let m = ready(init(None, 7, 60_000, 1).unwrap());
+        let m = ready(init(None, 7, 60_000, None, 1).unwrap());
         assert_eq!(
             (m.producer_id, m.producer_epoch, m.state),
             (7, 0, TxnState::Empty)
@@ -679,7 +751,7 @@ mod tests {
             Err(TxnError::ConcurrentTransactions)
         );
         assert_eq!(
-            init(Some(&p), 9, 60_000, 5),
+            init(Some(&p), 9, 60_000, None, 5),
             Err(TxnError::ConcurrentTransactions)
         );
         let c = complete(&p, 6).unwrap();
@@ -693,7 +765,7 @@ mod tests {
             Err(TxnError::InvalidTxnState)
         );
         // A new instance gets the next epoch; the old one is fenced.
-        let n = ready(init(Some(&c), 9, 30_000, 8).unwrap());
+        let n = ready(init(Some(&c), 9, 30_000, None, 8).unwrap());
         assert_eq!(
             (n.producer_id, n.producer_epoch, n.timeout_ms),
             (7, 1, 30_000)
@@ -710,7 +782,7 @@ mod tests {
 
     #[test]
     fn version_2_bumps_the_epoch_at_every_end_and_answers_a_retry() {
-        let m = ready(init(None, 7, 60_000, 1).unwrap());
+        let m = ready(init(None, 7, 60_000, None, 1).unwrap());
         let m = add_partitions(Some(&m), 7, 0, &[tp("a", 0)], TV2, 2)
             .unwrap()
             .unwrap();
@@ -771,11 +843,11 @@ mod tests {
 
     #[test]
     fn an_open_transaction_is_aborted_by_a_new_instance_or_its_timeout() {
-        let m = ready(init(None, 7, 100, 0).unwrap());
+        let m = ready(init(None, 7, 100, None, 0).unwrap());
         let m = add_partitions(Some(&m), 7, 0, &[tp("a", 0)], TV1, 10)
             .unwrap()
             .unwrap();
-        let InitStep::AbortFirst(a) = init(Some(&m), 9, 100, 20).unwrap() else {
+        let InitStep::AbortFirst(a) = init(Some(&m), 9, 100, None, 20).unwrap() else {
             panic!("expected AbortFirst");
         };
         assert_eq!((a.state, a.producer_epoch), (TxnState::PrepareAbort, 1));
@@ -792,7 +864,7 @@ mod tests {
             state: TxnState::CompleteAbort,
             ..m
         };
-        let n = ready(init(Some(&worn), 9, 100, 30).unwrap());
+        let n = ready(init(Some(&worn), 9, 100, None, 30).unwrap());
         assert_eq!((n.producer_id, n.producer_epoch), (9, 0));
     }
 

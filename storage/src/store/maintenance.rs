@@ -33,6 +33,12 @@ impl Store {
         let mut wb = WriteBatch::default();
         wb.put_cf(&meta, log.meta_keys.log_start(), new_start.to_be_bytes());
         wb.delete_range_cf(&cf, offset_key(0), offset_key(keep_from));
+        // Aborted transactions that ended before the new start concern no reader any more.
+        wb.delete_range_cf(
+            &meta,
+            log.meta_keys.aborted(0),
+            log.meta_keys.aborted(new_start),
+        );
         self.db.write_opt(&wb, &wo)?;
         log.set_log_start(new_start);
         Ok(true)

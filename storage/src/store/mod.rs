@@ -253,7 +253,7 @@ impl Store {
         names
     }
 
-    fn meta_cf(&self) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>> {
+    pub(crate) fn meta_cf(&self) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>> {
         self.db
             .cf_handle(META_CF)
             .ok_or_else(|| StorageError::CorruptState("meta column family missing".into()))
