@@ -217,6 +217,11 @@ pub async fn dispatch(
                 .await
                 .into()
         }
+        RequestKind::DescribeQuorum(r) => {
+            handlers::describe_quorum::handle(ctx, &scope, &header, r)
+                .await
+                .into()
+        }
         other => {
             return Err(CloseReason::Malformed(format!("no handler for {other:?}")));
         }

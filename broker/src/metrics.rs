@@ -81,7 +81,11 @@ pub const DISK_FREE: &str = "sluice_log_dir_free_bytes";
 pub const TXNS_ENDED: &str = "sluice_transactions_ended_total";
 /// Open transactions aborted by their coordinator for passing their timeout.
 pub const TXNS_TIMED_OUT: &str = "sluice_transactions_timed_out_total";
-/// Transactions begun (InitProducerId with a transactional id answered here).
+/// Transactions begun (their first partition added) at their coordinator here.
+pub const TXNS_BEGUN: &str = "sluice_transactions_begun_total";
+/// Transactions open (ongoing or being ended) at their coordinator here.
+pub const TXNS_OPEN: &str = "sluice_transactions_open";
+/// Transactional producers initialised (InitProducerId with a transactional id answered here).
 pub const TXN_PRODUCERS_INITIALISED: &str = "sluice_transactional_producers_initialised_total";
 /// Resident memory of the process.
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
@@ -161,6 +165,13 @@ pub fn register(apis: impl Iterator<Item = ApiKey>) {
     }
     metrics::counter!(TXNS_TIMED_OUT).absolute(0);
     metrics::counter!(TXN_PRODUCERS_INITIALISED).absolute(0);
+    metrics::counter!(TXNS_BEGUN).absolute(0);
+    metrics::gauge!(TXNS_OPEN).set(0.0);
+}
+
+/// Counts a transaction begun at its coordinator.
+pub fn record_txn_begin() {
+    metrics::counter!(TXNS_BEGUN).increment(1);
 }
 
 /// Counts a transaction ended by its coordinator.

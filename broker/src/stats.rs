@@ -56,6 +56,7 @@ fn sample(ctx: &Ctx, last_term: Option<u64>) -> Option<u64> {
     metrics::gauge!(PARTITIONS_UNDER_REPLICATED).set(under_replicated as f64);
     metrics::gauge!(PARTITIONS_OFFLINE).set(offline as f64);
     metrics::gauge!(PARTITIONS_UNDER_MIN_ISR).set(under_min_isr as f64);
+    metrics::gauge!(TXNS_OPEN).set(ctx.txns.open_count() as f64);
 
     for (group, committed) in ctx.groups.list() {
         metrics::gauge!(GROUP_MEMBERS, "group" => group.id.clone()).set(group.members.len() as f64);

@@ -99,6 +99,70 @@ fn create(node: &Node, topic: &str, partitions: &str, rf: &str) -> std::process:
     )
 }
 
+/// `kafka-metadata-quorum describe --status` and `--replication` through a broker that is not
+/// the Raft leader (it passes DescribeQuorum on to the leader) and through the leader.
+fn check_metadata_quorum_tool(nodes: &[Node]) {
+    let leader = raft_leader(&nodes[0]).expect("a Raft leader");
+    let via_leader = &nodes[usize::try_from(leader).unwrap() - 1];
+    for via in [&nodes[3], via_leader] {
+        let tool = |what: &str| {
+            run_ok(
+                Command::new(launcher("kafka-metadata-quorum")).args([
+                    "--bootstrap-server",
+                    &via.kafka,
+                    "describe",
+                    what,
+                ]),
+                Duration::from_secs(60),
+                None,
+            )
+        };
+        let status = tool("--status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim_start_matches(':').trim().to_string())
+                .unwrap_or_default()
+        };
+        assert_eq!(field("LeaderId"), leader.to_string(), "{status}");
+        let voters = field("CurrentVoters");
+        for id in 1..=3 {
+            assert!(voters.contains(&format!("\"id\": {id}")), "{status}");
+        }
+        assert!(!voters.contains("\"id\": 4"), "{status}");
+        assert!(field("CurrentObservers").contains("\"id\": 4"), "{status}");
+        assert!(
+            field("HighWatermark").parse::<i64>().unwrap_or(0) > 0,
+            "{status}"
+        );
+
+        // One row per member: NodeId DirectoryId LogEndOffset Lag LastFetchTimestamp
+        // LastCaughtUpTimestamp Status.
+        let replication = tool("--replication");
+        let mut roles: Vec<(u64, String)> = replication
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                Some((f.first()?.parse().ok()?, f.last()?.to_string()))
+            })
+            .collect();
+        roles.sort();
+        let want: Vec<(u64, String)> = (1..=4)
+            .map(|id| {
+                let role = match id {
+                    4 => "Observer",
+                    id if id == leader => "Leader",
+                    _ => "Follower",
+                };
+                (id, role.to_string())
+            })
+            .collect();
+        assert_eq!(roles, want, "{replication}");
+    }
+}
+
 #[test]
 fn three_voters_and_a_learner_survive_losing_the_leader_and_recover_the_quorum() {
     let mut nodes = Node::start_cluster(3, 1, FAST_FENCING);
@@ -115,6 +179,8 @@ fn three_voters_and_a_learner_survive_losing_the_leader_and_recover_the_quorum()
         status["raft"]["learners"].get("4").is_some(),
         "node 4 is a learner: {status}"
     );
+
+    check_metadata_quorum_tool(&nodes);
 
     // Topics created through the learner; leaders spread over all four brokers.
     let spread = topic("spread");

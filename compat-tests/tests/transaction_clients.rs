@@ -157,6 +157,38 @@ fn assert_partitions(
     assert!(problems.is_empty(), "{what}:\n{}", problems.join("\n"));
 }
 
+/// Jepsen-style totals of a read_committed read of the producer tests' records: committed
+/// records lost, records read more than once, records of aborted transactions read, and
+/// torn transactions (some of their records visible, not all).
+fn txn_totals(got: &BTreeMap<i32, Vec<String>>) -> [(&'static str, usize); 4] {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for v in got.values().flatten() {
+        *seen.entry(v.as_str()).or_default() += 1;
+    }
+    let visible = |i: usize| {
+        (0..RECORDS)
+            .filter(|j| seen.contains_key(format!("t{i}-r{j}").as_str()))
+            .count()
+    };
+    let (mut lost, mut aborted_read, mut torn) = (0, 0, 0);
+    for i in 0..TXNS {
+        let n = visible(i);
+        torn += usize::from(n > 0 && n < RECORDS);
+        if is_aborted(i) {
+            aborted_read += n;
+        } else {
+            lost += RECORDS - n;
+        }
+    }
+    let duplicated = seen.values().map(|n| n - 1).sum();
+    [
+        ("lost", lost),
+        ("duplicated", duplicated),
+        ("aborted reads", aborted_read),
+        ("torn transactions", torn),
+    ]
+}
+
 /// Both producer tests: the producer's output, then what a read_committed and a
 /// read_uncommitted consumer (`consume(isolation, expect)`) read.
 fn check_commit_and_abort(
@@ -171,6 +203,9 @@ fn check_commit_and_abort(
         &consume("read_committed", committed_count),
         "read_committed",
     );
+    let totals = txn_totals(&committed);
+    eprintln!("{name}: read_committed totals {totals:?}");
+    assert!(totals.iter().all(|(_, n)| *n == 0), "{name}: {totals:?}");
     assert_partitions(
         &committed,
         &produced(true),

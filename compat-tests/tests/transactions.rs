@@ -1142,4 +1142,22 @@ fn kafka_transactions_tool_lists_and_describes() {
         line.contains("SupportedMaxVersion: 2") && line.contains("FinalizedVersionLevel: 2"),
         "{line}"
     );
+    // And the cluster's other features, by their names for the levels.
+    for (feature, level) in [
+        ("metadata.version", "4.3-IV0"),
+        ("kraft.version", "0"),
+        ("group.version", "1"),
+    ] {
+        // "Feature: NAME  SupportedMinVersion: V  ...  FinalizedVersionLevel: V  Epoch: N"
+        let fields = features
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.get(1) == Some(&feature))
+            .unwrap_or_else(|| panic!("no {feature} in:\n{features}"));
+        let finalized = fields
+            .windows(2)
+            .find(|w| w[0] == "FinalizedVersionLevel:")
+            .map(|w| w[1]);
+        assert_eq!(finalized, Some(level), "{fields:?}");
+    }
 }

@@ -20,20 +20,20 @@ pub async fn handle(
 ) -> ApiVersionsResponse {
     let supported = FEATURES
         .iter()
-        .map(|(name, max)| {
+        .map(|f| {
             SupportedFeatureKey::default()
-                .with_name(StrBytes::from_static_str(name))
-                .with_min_version(0)
-                .with_max_version(*max)
+                .with_name(StrBytes::from_static_str(f.name))
+                .with_min_version(f.min)
+                .with_max_version(f.level)
         })
         .collect();
     let finalized = FEATURES
         .iter()
-        .map(|(name, level)| {
+        .map(|f| {
             FinalizedFeatureKey::default()
-                .with_name(StrBytes::from_static_str(name))
-                .with_min_version_level(*level)
-                .with_max_version_level(*level)
+                .with_name(StrBytes::from_static_str(f.name))
+                .with_min_version_level(f.level)
+                .with_max_version_level(f.level)
         })
         .collect();
     ApiVersionsResponse::default()
@@ -43,9 +43,43 @@ pub async fn handle(
         .with_finalized_features_epoch(FEATURES_EPOCH)
 }
 
-/// Feature levels every node supports and the cluster runs at: (name, level). Kafka's
-/// 4.x clients take transaction version 2 (KIP-890 part 2) from here.
-pub const FEATURES: &[(&str, i16)] = &[("transaction.version", 2)];
+/// A cluster feature: the lowest level a node supports, and the level every node supports
+/// and the cluster runs at.
+pub struct Feature {
+    pub name: &'static str,
+    pub min: i16,
+    pub level: i16,
+}
+
+/// The cluster's features, as `kafka-features describe` shows them. Kafka's 4.x clients take
+/// transaction version 2 (KIP-890 part 2) from here.
+pub const FEATURES: &[Feature] = &[
+    // 3.3-IV3 (the oldest KRaft metadata Kafka 4 reads) to 4.3-IV0: the metadata semantics
+    // Sluice serves are those of Kafka 4.3.
+    Feature {
+        name: "metadata.version",
+        min: 7,
+        level: 30,
+    },
+    // A static voter set as Kafka sees it: voters change through Sluice's admin API, not
+    // through AddRaftVoter / RemoveRaftVoter (KIP-853).
+    Feature {
+        name: "kraft.version",
+        min: 0,
+        level: 0,
+    },
+    // The consumer group protocol of KIP-848.
+    Feature {
+        name: "group.version",
+        min: 0,
+        level: 1,
+    },
+    Feature {
+        name: "transaction.version",
+        min: 0,
+        level: 2,
+    },
+];
 
 /// The features never change while a node runs; clients read them again only when this
 /// grows.
@@ -96,6 +130,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 2),
     (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::DescribeQuorum, 0, 2),
 ];
 
 /// The versions served of `key` (min, max), if it is served at all.

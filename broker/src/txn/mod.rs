@@ -186,7 +186,7 @@ impl TxnCoordinator {
     ) -> Result<(), BrokerError> {
         let partition = self.partition_of(io, id).await?;
         let now = crate::clock::now_ms();
-        Ok(self
+        let began = self
             .write(io, partition, id, |current| {
                 let next = state::add_partitions(
                     current,
@@ -196,9 +196,18 @@ impl TxnCoordinator {
                     client_version,
                     now,
                 )?;
-                Ok((next, ()))
+                let was_open = current.is_some_and(|c| c.state == state::TxnState::Ongoing);
+                let began = !was_open
+                    && next
+                        .as_ref()
+                        .is_some_and(|n| n.state == state::TxnState::Ongoing);
+                Ok((next, began))
             })
-            .await?)
+            .await?;
+        if began {
+            crate::metrics::record_txn_begin();
+        }
+        Ok(())
     }
 
     /// A partition leader's check before `producer`'s first transactional write to
@@ -468,6 +477,25 @@ impl TxnCoordinator {
             meta,
         })
         .ok_or(TxnError::TransactionalIdNotFound.into())
+    }
+
+    /// Transactions open (ongoing or being ended) at the shards hosted here.
+    pub fn open_count(&self) -> usize {
+        let mut open = 0;
+        self.runtime.for_each(|s| {
+            open += s
+                .all()
+                .filter(|(_, m)| {
+                    matches!(
+                        m.state,
+                        state::TxnState::Ongoing
+                            | state::TxnState::PrepareCommit
+                            | state::TxnState::PrepareAbort
+                    )
+                })
+                .count()
+        });
+        open
     }
 
     /// ListTransactions: every id this node coordinates.
