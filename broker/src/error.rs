@@ -49,9 +49,14 @@ pub enum BrokerError {
     /// NOT_ENOUGH_REPLICAS
     #[error("fewer in-sync replicas than min.insync.replicas")]
     NotEnoughReplicas,
-    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND
-    #[error("the record was written but the ISR did not confirm it in time")]
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND: written, but the ISR shrank below
+    /// `min.insync.replicas` before confirming it.
+    #[error("the record was written but the ISR shrank below min.insync.replicas")]
     NotEnoughReplicasAfterAppend,
+    /// REQUEST_TIMED_OUT: written, but the ISR did not confirm it within the request's
+    /// timeout (Kafka's expired delayed produce).
+    #[error("the record was written but the ISR did not confirm it in time")]
+    ReplicationTimedOut,
     /// INVALID_UPDATE_VERSION
     #[error("the partition changed meanwhile")]
     InvalidUpdateVersion,
@@ -277,6 +282,7 @@ impl BrokerError {
             Self::Storage(_) => Code::KafkaStorageError,
             Self::NotEnoughReplicas => Code::NotEnoughReplicas,
             Self::NotEnoughReplicasAfterAppend => Code::NotEnoughReplicasAfterAppend,
+            Self::ReplicationTimedOut => Code::RequestTimedOut,
             Self::InvalidUpdateVersion => Code::InvalidUpdateVersion,
             Self::ElectionNotNeeded => Code::ElectionNotNeeded,
             Self::NoReassignmentInProgress => Code::NoReassignmentInProgress,

@@ -848,3 +848,37 @@ fn every_acknowledged_commit_survives_the_coordinator_moving_away_and_back() {
         "last acknowledged commit {last_ack}, read back {read_back}: {committed}"
     );
 }
+
+#[test]
+fn an_acks_all_write_the_followers_cannot_confirm_in_time_is_request_timed_out() {
+    // Default lag timeout (30 s), so the paused followers stay in the ISR for longer than
+    // the produce timeout (5 s): the write waits for them and times out, as in Kafka.
+    let mut nodes = Node::start_cluster(3, 0, &[]);
+    let name = topic("acks-timeout");
+    create_rf3(&nodes[0], &name, 1, &["min.insync.replicas=2"]);
+    wait_until("the partition in sync", Duration::from_secs(30), || {
+        partitions(&nodes[0], &name)
+            .first()
+            .is_some_and(|(leader, isr, _)| *leader > 0 && isr.len() == 3)
+    });
+    let leader = usize::try_from(partitions(&nodes[0], &name)[0].0).unwrap() - 1;
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    };
+    let code = sluice_compat_tests::raw_produce(&nodes[leader], &name, &[(now(), "a")], false);
+    assert_eq!(code, 0, "with every follower up");
+
+    let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    for i in &followers {
+        take_out(&mut nodes[*i], Fault::Pause);
+    }
+    let code = sluice_compat_tests::raw_produce(&nodes[leader], &name, &[(now(), "b")], false);
+    for i in &followers {
+        unsafe {
+            libc::kill(nodes[*i].pid(), libc::SIGCONT);
+        }
+    }
+    assert_eq!(code, 7, "REQUEST_TIMED_OUT");
+}

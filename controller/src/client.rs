@@ -166,7 +166,7 @@ impl ControllerClient {
             .await
             .map_err(|e| ControllerError::Timeout(e.to_string()))?;
         // A barrier: once this commits and is applied here, the local image is current.
-        let cluster_id = uuid::Uuid::new_v4().simple().to_string();
+        let cluster_id = new_cluster_id();
         client.execute(Command::InitCluster { cluster_id }).await?;
         tokio::spawn(client.clone().fence_silent_brokers());
         Ok(client)
@@ -547,5 +547,34 @@ fn not_leader_or_failed(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> 
             RemoteError::NotLeader(f.leader_id)
         }
         other => RemoteError::Failed(other.to_string()),
+    }
+}
+
+/// A new cluster's id as Kafka writes one: a random UUID in URL-safe base64 without
+/// padding (22 characters), never starting with '-' so that command lines take it as a
+/// value rather than a flag.
+fn new_cluster_id() -> String {
+    use base64::Engine;
+    loop {
+        let id = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(uuid::Uuid::new_v4().as_bytes());
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cluster_ids_look_like_kafkas() {
+        for _ in 0..100 {
+            let id = super::new_cluster_id();
+            assert_eq!(id.len(), 22, "{id}");
+            assert!(!id.starts_with('-'), "{id}");
+            assert!(id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        }
     }
 }

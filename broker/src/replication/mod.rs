@@ -40,7 +40,8 @@ pub struct LeaderPartition {
 
 impl LeaderPartition {
     /// acks=all: waits until the high watermark passes `last_offset` (at once with a lone
-    /// ISR member); NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR does not get there in time.
+    /// ISR member); REQUEST_TIMED_OUT if the ISR does not get there in time, as Kafka answers
+    /// a delayed produce that expires.
     pub async fn wait_committed(
         &self,
         last_offset: i64,
@@ -50,7 +51,7 @@ impl LeaderPartition {
         let reached = tokio::time::timeout(timeout, hw.wait_for(|hw| *hw > last_offset)).await;
         match reached {
             Ok(Ok(_)) => Ok(()),
-            _ => Err(BrokerError::NotEnoughReplicasAfterAppend),
+            _ => Err(BrokerError::ReplicationTimedOut),
         }
     }
 }
