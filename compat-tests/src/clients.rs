@@ -239,3 +239,23 @@ pub fn java_client(class: &str) -> Command {
     cmd.arg(class);
     cmd
 }
+
+/// The tab-separated table Kafka's tools print (`kafka-transactions`): one map per row, by
+/// column header.
+pub fn kafka_tool_table(text: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut lines = text.lines().filter(|l| l.contains('\t'));
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let columns: Vec<&str> = header.split('\t').map(str::trim).collect();
+    lines
+        .map(|l| {
+            columns
+                .iter()
+                .zip(l.split('\t').map(str::trim))
+                .filter(|(c, _)| !c.is_empty())
+                .map(|(c, v)| (c.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}

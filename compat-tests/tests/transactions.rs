@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sluice_compat_tests::{
-    http_get, java_client, launcher, run, run_ok, sluice_bin, topic, wait_until, Node,
-    FAST_FAILOVER,
+    http_get, java_client, kafka_tool_table, launcher, run, run_ok, sluice_bin, topic, wait_until,
+    Node, FAST_FAILOVER,
 };
 
 /// Each client command is killed after this; the programs' own timeouts are shorter, so they
@@ -636,25 +636,6 @@ fn kafka_transactions(bootstrap: &str, args: &[&str]) -> std::process::Output {
     )
 }
 
-/// The tab-separated table `kafka-transactions` prints: one map per row, by column header.
-fn table(text: &str) -> Vec<BTreeMap<String, String>> {
-    let mut lines = text.lines().filter(|l| l.contains('\t'));
-    let Some(header) = lines.next() else {
-        return Vec::new();
-    };
-    let columns: Vec<&str> = header.split('\t').map(str::trim).collect();
-    lines
-        .map(|l| {
-            columns
-                .iter()
-                .zip(l.split('\t').map(str::trim))
-                .filter(|(c, _)| !c.is_empty())
-                .map(|(c, v)| (c.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
-}
-
 /// The node that FindCoordinator (v4, key type 1: transaction) names as the coordinator of
 /// transactional id `id`, asked of each of `addrs` in turn until one answers without error.
 /// Sent on the wire rather than through a Java tool: on a loaded machine a JVM takes seconds
@@ -967,7 +948,7 @@ fn copier_survives_the_transaction_coordinator_and_partition_leaders_being_kille
     // committed), and the state survived both kills.
     let listed = kafka_transactions(&bootstrap, &["list"]);
     let listed_text = String::from_utf8_lossy(&listed.stdout).into_owned();
-    let rows = table(&listed_text);
+    let rows = kafka_tool_table(&listed_text);
     for id in &ids {
         let row = rows
             .iter()
@@ -1039,7 +1020,7 @@ fn kafka_transactions_tool_lists_and_describes() {
         String::from_utf8_lossy(&listed.stderr)
     );
     eprintln!("kafka-transactions list:\n{listed_text}");
-    let rows = table(&listed_text);
+    let rows = kafka_tool_table(&listed_text);
     let row = rows
         .iter()
         .find(|r| r.get("TransactionalId") == Some(&id))
@@ -1065,7 +1046,7 @@ fn kafka_transactions_tool_lists_and_describes() {
         String::from_utf8_lossy(&described.stderr)
     );
     eprintln!("kafka-transactions describe --transactional-id {id}:\n{described_text}");
-    let rows = table(&described_text);
+    let rows = kafka_tool_table(&described_text);
     assert_eq!(rows.len(), 1, "one row:\n{described_text}");
     let row = &rows[0];
     let field = |c: &str| row.get(c).map(String::as_str);

@@ -15,7 +15,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sluice_compat_tests::{java_client, kcat_produce, launcher, run, run_ok, topic, Node};
+use sluice_compat_tests::{
+    java_client, kafka_tool_table, kcat_produce, launcher, run, run_ok, topic, Node,
+};
 
 /// Each client command is killed after this; the programs' own timeouts are shorter, so they
 /// fail with their own message first.
@@ -66,25 +68,6 @@ fn tool_ok(bootstrap: &str, args: &[&str]) -> String {
     stdout
 }
 
-/// The tab-separated table `kafka-transactions` prints: one map per row, by column header.
-fn table(text: &str) -> Vec<BTreeMap<String, String>> {
-    let mut lines = text.lines().filter(|l| l.contains('\t'));
-    let Some(header) = lines.next() else {
-        return Vec::new();
-    };
-    let columns: Vec<&str> = header.split('\t').map(str::trim).collect();
-    lines
-        .map(|l| {
-            columns
-                .iter()
-                .zip(l.split('\t').map(str::trim))
-                .filter(|(c, _)| !c.is_empty())
-                .map(|(c, v)| (c.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
-}
-
 /// The table's header (its column names), if it printed one.
 fn header(text: &str) -> Vec<String> {
     text.lines()
@@ -125,7 +108,7 @@ fn describe_producers(bootstrap: &str, topic: &str) -> Vec<BTreeMap<String, Stri
         ],
         "describe-producers header:\n{text}"
     );
-    table(&text)
+    kafka_tool_table(&text)
 }
 
 /// `kafka-transactions find-hanging` with `args`: the hanging transactions it lists (it
@@ -148,13 +131,13 @@ fn find_hanging(bootstrap: &str, args: &[&str]) -> Vec<BTreeMap<String, String>>
         ],
         "find-hanging header:\n{text}"
     );
-    table(&text)
+    kafka_tool_table(&text)
 }
 
 /// `kafka-transactions describe --transactional-id id`: its one row.
 fn describe_transaction(bootstrap: &str, id: &str) -> BTreeMap<String, String> {
     let text = tool_ok(bootstrap, &["describe", "--transactional-id", id]);
-    let mut rows = table(&text);
+    let mut rows = kafka_tool_table(&text);
     assert_eq!(rows.len(), 1, "one row:\n{text}");
     rows.remove(0)
 }
