@@ -84,6 +84,17 @@ pub fn check_type(name: &str, value: &str, ty: ConfigType) -> Result<(), String>
     }
 }
 
+/// Where a config's effective value comes from (DescribeConfigs `config_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// Set on the topic.
+    Topic = 1,
+    /// Set in the broker's static config (`--config`).
+    StaticBroker = 4,
+    /// Kafka's default.
+    Default = 5,
+}
+
 /// Broker configs Sluice knows: (name, default, type).
 pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
     ("auto.create.topics.enable", "true", ConfigType::Boolean),
@@ -221,6 +232,27 @@ impl BrokerConfig {
     /// Whether the config was set explicitly.
     pub fn is_overridden(&self, name: &str) -> bool {
         self.overrides.contains_key(name)
+    }
+
+    /// Kafka's default of a broker config.
+    pub fn default_of(name: &str) -> Option<&'static str> {
+        BROKER_CONFIGS
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, d, _)| *d)
+    }
+
+    /// Where a broker config's value may come from, highest precedence first, with the
+    /// value each place gives: the static config when set, then Kafka's default
+    /// (DescribeConfigs' synonyms).
+    pub fn synonyms(&self, name: &str) -> Vec<(String, String, ConfigSource)> {
+        let set = self
+            .overrides
+            .get(name)
+            .map(|v| (name.to_string(), v.clone(), ConfigSource::StaticBroker));
+        let default = Self::default_of(name)
+            .map(|d| (name.to_string(), d.to_string(), ConfigSource::Default));
+        set.into_iter().chain(default).collect()
     }
 
     fn parsed<T: std::str::FromStr>(&self, name: &str, fallback: T) -> T {

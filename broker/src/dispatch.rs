@@ -122,6 +122,9 @@ pub async fn dispatch(
                 .await
                 .into()
         }
+        RequestKind::AlterConfigs(r) => handlers::alter_configs::handle(ctx, &scope, &header, r)
+            .await
+            .into(),
         RequestKind::IncrementalAlterConfigs(r) => {
             handlers::incremental_alter_configs::handle(ctx, &scope, &header, r)
                 .await

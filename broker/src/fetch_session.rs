@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use uuid::Uuid;
+
 use crate::error::BrokerError;
 
 /// Session epoch that asks for a full fetch without a session.
@@ -15,8 +17,10 @@ const INITIAL_EPOCH: i32 = 0;
 /// One partition a fetch asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchTarget {
-    /// Topic name.
+    /// Topic name (empty when the request named the topic by an id no topic has).
     pub topic: String,
+    /// Topic id: how Fetch v13+ names topics (nil before v13).
+    pub topic_id: Uuid,
     /// Partition index.
     pub partition: i32,
     /// Offset to read from.
@@ -26,6 +30,22 @@ pub struct FetchTarget {
     /// The client's leader epoch (-1 if unknown).
     pub leader_epoch: i32,
 }
+
+impl FetchTarget {
+    /// Whether this is `partition` of the topic called `topic` or, when both sides know it,
+    /// with id `topic_id` (v13+ clients name topics by id only).
+    pub fn is(&self, topic: &str, topic_id: Uuid, partition: i32) -> bool {
+        let same_topic = if self.topic_id.is_nil() || topic_id.is_nil() {
+            self.topic == topic
+        } else {
+            self.topic_id == topic_id
+        };
+        same_topic && self.partition == partition
+    }
+}
+
+/// A partition a fetch asks its session to drop: (topic name, topic id, partition).
+pub type Forgotten = (String, Uuid, i32);
 
 /// What a partition's last response said, to decide whether the next one must include it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +98,7 @@ impl FetchSessions {
         session_id: i32,
         epoch: i32,
         requested: Vec<FetchTarget>,
-        forgotten: &[(String, i32)],
+        forgotten: &[Forgotten],
     ) -> Result<(SessionMode, Vec<FetchTarget>), BrokerError> {
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let (sessions, next_id) = &mut *guard;
@@ -126,16 +146,14 @@ impl FetchSessions {
         }
         session.next_epoch = epoch.wrapping_add(1).max(1);
         session.last_used = Instant::now();
-        session.targets.retain(|(t, _)| {
-            !forgotten
-                .iter()
-                .any(|(n, p)| *n == t.topic && *p == t.partition)
-        });
+        session
+            .targets
+            .retain(|(t, _)| !forgotten.iter().any(|(n, id, p)| t.is(n, *id, *p)));
         for target in requested {
             match session
                 .targets
                 .iter_mut()
-                .find(|(t, _)| t.topic == target.topic && t.partition == target.partition)
+                .find(|(t, _)| t.is(&target.topic, target.topic_id, target.partition))
             {
                 Some((t, _)) => *t = target,
                 None => session.targets.push((target, None)),
@@ -156,8 +174,7 @@ impl FetchSessions {
     pub fn note_sent(
         &self,
         session_id: i32,
-        topic: &str,
-        partition: i32,
+        target: &FetchTarget,
         marks: PartitionMarks,
         has_news: bool,
     ) -> bool {
@@ -168,7 +185,7 @@ impl FetchSessions {
         let Some((_, last)) = session
             .targets
             .iter_mut()
-            .find(|(t, _)| t.topic == topic && t.partition == partition)
+            .find(|(t, _)| t.is(&target.topic, target.topic_id, target.partition))
         else {
             return true;
         };
@@ -185,6 +202,7 @@ mod tests {
     fn t(topic: &str, p: i32, offset: i64) -> FetchTarget {
         FetchTarget {
             topic: topic.into(),
+            topic_id: Uuid::nil(),
             partition: p,
             fetch_offset: offset,
             max_bytes: 100,
@@ -204,7 +222,7 @@ mod tests {
         assert_eq!(parts.len(), 2);
         // Incremental: only changes are sent; the session keeps the rest.
         let (_, parts) = s
-            .begin(id, 1, vec![t("a", 0, 5)], &[("a".into(), 1)])
+            .begin(id, 1, vec![t("a", 0, 5)], &[("a".into(), Uuid::nil(), 1)])
             .unwrap();
         assert_eq!(parts, vec![t("a", 0, 5)]);
         assert_eq!(
@@ -220,9 +238,10 @@ mod tests {
             high_watermark: 5,
             log_start: 0,
         };
-        assert!(s.note_sent(id, "a", 0, marks, false));
-        assert!(!s.note_sent(id, "a", 0, marks, false));
-        assert!(s.note_sent(id, "a", 0, marks, true));
+        let a0 = t("a", 0, 0);
+        assert!(s.note_sent(id, &a0, marks, false));
+        assert!(!s.note_sent(id, &a0, marks, false));
+        assert!(s.note_sent(id, &a0, marks, true));
         // Closing.
         let (mode, _) = s.begin(id, -1, vec![], &[]).unwrap();
         assert_eq!(mode, SessionMode::Sessionless);
@@ -230,6 +249,40 @@ mod tests {
             s.begin(id, 2, vec![], &[]),
             Err(BrokerError::FetchSessionIdNotFound)
         );
+    }
+
+    #[test]
+    fn v13_sessions_know_partitions_by_topic_id() {
+        let s = FetchSessions::new(2);
+        let (id_a, id_b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let by_id = |topic: &str, id: Uuid, p: i32, offset: i64| FetchTarget {
+            topic_id: id,
+            ..t(topic, p, offset)
+        };
+        let (mode, _) = s
+            .begin(
+                0,
+                0,
+                vec![by_id("a", id_a, 0, 0), by_id("", id_b, 0, 0)],
+                &[],
+            )
+            .unwrap();
+        let SessionMode::Session { id, .. } = mode else {
+            panic!("expected a session")
+        };
+        // The same name with another id (a topic deleted and made again) is another
+        // partition; forgetting by id drops the one with no name.
+        let (_, parts) = s
+            .begin(
+                id,
+                1,
+                vec![by_id("a", id_a, 0, 9)],
+                &[(String::new(), id_b, 0)],
+            )
+            .unwrap();
+        assert_eq!(parts, vec![by_id("a", id_a, 0, 9)]);
+        assert!(!parts[0].is("a", Uuid::from_u128(3), 0));
+        assert!(parts[0].is("a", Uuid::nil(), 0));
     }
 
     #[test]

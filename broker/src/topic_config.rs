@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{check_type, BrokerConfig, ConfigType};
+use crate::config::{check_type, BrokerConfig, ConfigSource, ConfigType};
 
 /// One topic config: name, Kafka default, type, and the broker config that sets its default.
 pub struct TopicConfigDef {
@@ -176,17 +176,6 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Where a config's effective value comes from (DescribeConfigs `config_source`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConfigSource {
-    /// Set on the topic.
-    Topic = 1,
-    /// Set in the broker's static config (`--config`).
-    StaticBroker = 4,
-    /// Kafka's default.
-    Default = 5,
-}
-
 /// A topic's effective configs: overrides, broker defaults and Kafka defaults merged.
 #[derive(Debug, Clone)]
 pub struct TopicConfigs<'a> {
@@ -211,6 +200,33 @@ impl<'a> TopicConfigs<'a> {
             }
         }
         (def.default.to_string(), ConfigSource::Default)
+    }
+
+    /// Where a topic config's value may come from, highest precedence first, with the value
+    /// each place gives (DescribeConfigs' synonyms, as Kafka lists them): the topic's
+    /// override, then its broker synonym (set statically, then its default); the first is the
+    /// effective value.
+    pub fn synonyms(&self, def: &TopicConfigDef) -> Vec<(String, String, ConfigSource)> {
+        let topic = self
+            .overrides
+            .get(def.name)
+            .map(|v| (def.name.to_string(), v.clone(), ConfigSource::Topic));
+        let name = def.broker_synonym.unwrap_or(def.name);
+        let static_broker = def
+            .broker_synonym
+            .filter(|syn| self.broker.is_overridden(syn))
+            .and_then(|syn| self.broker.get(syn))
+            .map(|v| (name.to_string(), v.to_string(), ConfigSource::StaticBroker));
+        let default = (
+            name.to_string(),
+            def.default.to_string(),
+            ConfigSource::Default,
+        );
+        topic
+            .into_iter()
+            .chain(static_broker)
+            .chain([default])
+            .collect()
     }
 
     /// Effective value of a config by name.
@@ -303,5 +319,39 @@ mod tests {
         overrides.insert("retention.ms".to_string(), "7".to_string());
         let c = TopicConfigs::new(&overrides, &broker);
         assert_eq!(c.resolve(def), ("7".to_string(), ConfigSource::Topic));
+    }
+
+    #[test]
+    fn synonyms_list_every_source_and_the_first_is_the_effective_value() {
+        let broker = BrokerConfig::parse(&["log.retention.ms=5".into()]).unwrap();
+        let overrides = BTreeMap::from([("retention.ms".to_string(), "7".to_string())]);
+        let c = TopicConfigs::new(&overrides, &broker);
+        let synonyms = c.synonyms(topic_config("retention.ms").unwrap());
+        let listed: Vec<(&str, &str, ConfigSource)> = synonyms
+            .iter()
+            .map(|(n, v, s)| (n.as_str(), v.as_str(), *s))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("retention.ms", "7", ConfigSource::Topic),
+                ("log.retention.ms", "5", ConfigSource::StaticBroker),
+                ("log.retention.ms", "604800000", ConfigSource::Default),
+            ]
+        );
+        for def in TOPIC_CONFIGS {
+            let first = c.synonyms(def).into_iter().next().map(|(_, v, s)| (v, s));
+            assert_eq!(first, Some(c.resolve(def)), "{}", def.name);
+        }
+        // No broker synonym: Kafka's default under the topic config's own name.
+        let synonyms = c.synonyms(topic_config("segment.jitter.ms").unwrap());
+        assert_eq!(
+            synonyms,
+            [(
+                "segment.jitter.ms".to_string(),
+                "0".to_string(),
+                ConfigSource::Default
+            )]
+        );
     }
 }

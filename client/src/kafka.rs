@@ -15,7 +15,11 @@ const MAX_RESPONSE: usize = 256 << 20;
 pub struct KafkaClient {
     stream: TcpStream,
     correlation_id: i32,
+    client_id: &'static str,
 }
+
+/// The client id requests carry unless [`KafkaClient::with_client_id`] says otherwise.
+pub const DEFAULT_CLIENT_ID: &str = "sluice";
 
 impl KafkaClient {
     /// Connects to `addr` (`host:port`).
@@ -26,7 +30,15 @@ impl KafkaClient {
         Ok(Self {
             stream,
             correlation_id: 0,
+            client_id: DEFAULT_CLIENT_ID,
         })
+    }
+
+    /// Sends every later request with `client_id` (how a broker tells its peers' forwarded
+    /// requests from a client's).
+    pub fn with_client_id(mut self, client_id: &'static str) -> Self {
+        self.client_id = client_id;
+        self
     }
 
     /// Sends `req` at `version` and decodes its response.
@@ -36,7 +48,7 @@ impl KafkaClient {
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
             .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("sluice")));
+            .with_client_id(Some(StrBytes::from_static_str(self.client_id)));
         let mut body = BytesMut::new();
         header.encode(&mut body, R::header_version(version))?;
         req.encode(&mut body, version)?;

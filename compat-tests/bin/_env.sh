@@ -1,7 +1,7 @@
 # Sourced by the launchers in this folder: where setup.sh installed everything.
 CACHE="${SLUICE_COMPAT_CACHE:-$HOME/.cache/sluice-compat}"
 COMPAT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-KAFKA_VERSION=4.3.1
+KAFKA_VERSION=4.4.0
 KAFKA_LIB="$CACHE/kafka-$KAFKA_VERSION/lib"
 
 need() { [[ -e "$1" ]] || { echo "$(basename "$0"): $1 missing: run compat-tests/setup.sh" >&2; exit 127; }; }

@@ -222,7 +222,7 @@ pub fn commit_offsets(node: &Node, topic: &str, group: &str, n: usize) {
     assert!(out.contains(&format!("OK {n}")), "{out}");
 }
 
-/// A program of `clients/java` (compiled by setup.sh into the cache), run on the Kafka 4.3.1
+/// A program of `clients/java` (compiled by setup.sh into the cache), run on the Kafka 4.4.0
 /// jars through the `kafka-run-class` launcher.
 pub fn java_client(class: &str) -> Command {
     let classes = compat_cache().join("java-classes");

@@ -1,4 +1,4 @@
-//! Kafka Connect 4.3.1 in distributed mode with exactly-once source support (KIP-618) on a
+//! Kafka Connect 4.4.0 in distributed mode with exactly-once source support (KIP-618) on a
 //! 3-node cluster: one worker (`exactly.once.source.support=enabled`, so the leader writes
 //! the config topic with a transactional producer and fences task generations with
 //! Admin.fenceProducers) runs Kafka's FileStreamSource connector with

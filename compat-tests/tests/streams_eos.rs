@@ -1,4 +1,4 @@
-//! Kafka Streams with `processing.guarantee=exactly_once_v2` (Kafka 4.3.1) on a 3-node
+//! Kafka Streams with `processing.guarantee=exactly_once_v2` (Kafka 4.4.0) on a 3-node
 //! cluster: a word count (`clients/java/EosWordCount.java`: repartition topic, RocksDB store
 //! with a changelog, RF 3 and min.insync.replicas=2 everywhere) over 20,000 lines of a known
 //! multiset of words, once undisturbed and once while the node coordinating most of its

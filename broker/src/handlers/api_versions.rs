@@ -89,11 +89,12 @@ const FEATURES_EPOCH: i64 = 1;
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // Produce v0-2 is advertised but refused: librdkafka < 2.11.1 disables compression when
     // the advertised minimum is 3.
-    // v12 is a transaction version 2 client's (the leader adds partitions to transactions).
-    (ApiKey::Produce, 0, 12),
-    (ApiKey::Fetch, 4, 12),
+    // v12 is a transaction version 2 client's (the leader adds partitions to transactions);
+    // from v13 (Produce) and v13 (Fetch) topics are named by id.
+    (ApiKey::Produce, 0, 13),
+    (ApiKey::Fetch, 4, 18),
     (ApiKey::ListOffsets, 1, 10),
-    (ApiKey::Metadata, 0, 12),
+    (ApiKey::Metadata, 0, 13),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
@@ -106,6 +107,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::FindCoordinator, 0, 6),
@@ -116,7 +118,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetCommit, 2, 9),
     (ApiKey::OffsetFetch, 1, 9),
     (ApiKey::ListGroups, 0, 5),
-    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),

@@ -1,16 +1,17 @@
-//! DescribeConfigs: every topic or broker config with its value, source and type.
+//! DescribeConfigs: every topic or broker config with its value, source and type, and on
+//! request its synonyms (every place that could set it, highest precedence first).
 
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, RequestHeader};
 
 use super::str_bytes;
-use crate::config::BROKER_CONFIGS;
+use crate::config::{ConfigSource, ConfigType, BROKER_CONFIGS};
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::request_scope::RequestScope;
-use crate::topic_config::{ConfigSource, TopicConfigs, TOPIC_CONFIGS};
+use crate::topic_config::{TopicConfigs, TOPIC_CONFIGS};
 
 /// Resource type of a topic.
 pub const RESOURCE_TOPIC: i8 = 2;
@@ -25,6 +26,9 @@ pub async fn handle(
     req: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
     let image = ctx.controller.image();
+    let with_synonyms = req.include_synonyms;
+    let entry =
+        |name: &str, synonyms, ty, read_only| entry(name, synonyms, ty, read_only, with_synonyms);
     let results = req
         .resources
         .iter()
@@ -36,20 +40,18 @@ pub async fn handle(
             };
             let configs: Result<Vec<DescribeConfigsResourceResult>, BrokerError> =
                 match r.resource_type {
-                    RESOURCE_TOPIC => match image.topics.get(r.resource_name.as_str()) {
-                        Some(t) => {
+                    RESOURCE_TOPIC => image
+                        .topics
+                        .get(r.resource_name.as_str())
+                        .ok_or(BrokerError::UnknownTopicOrPartition)
+                        .map(|t| {
                             let effective = TopicConfigs::new(&t.configs, &ctx.config);
-                            Ok(TOPIC_CONFIGS
+                            TOPIC_CONFIGS
                                 .iter()
                                 .filter(|d| wanted(d.name))
-                                .map(|d| {
-                                    let (value, source) = effective.resolve(d);
-                                    entry(d.name, value, source, d.ty as i8, false)
-                                })
-                                .collect())
-                        }
-                        None => Err(BrokerError::UnknownTopicOrPartition),
-                    },
+                                .map(|d| entry(d.name, effective.synonyms(d), d.ty, false))
+                                .collect()
+                        }),
                     RESOURCE_BROKER => {
                         let own = r.resource_name.is_empty()
                             || r.resource_name.as_str() == ctx.node_id.to_string();
@@ -57,20 +59,7 @@ pub async fn handle(
                             Ok(BROKER_CONFIGS
                                 .iter()
                                 .filter(|(n, _, _)| wanted(n))
-                                .map(|(n, _, ty)| {
-                                    let source = if ctx.config.is_overridden(n) {
-                                        ConfigSource::StaticBroker
-                                    } else {
-                                        ConfigSource::Default
-                                    };
-                                    entry(
-                                        n,
-                                        ctx.config.get(n).unwrap_or_default().to_string(),
-                                        source,
-                                        *ty as i8,
-                                        true,
-                                    )
-                                })
+                                .map(|(n, _, ty)| entry(n, ctx.config.synonyms(n), *ty, true))
                                 .collect())
                         } else {
                             Err(BrokerError::InvalidRequest(format!(
@@ -97,17 +86,36 @@ pub async fn handle(
     DescribeConfigsResponse::default().with_results(results)
 }
 
+/// One config: its effective value and source are those of its first synonym (the place of
+/// highest precedence that sets it).
 fn entry(
     name: &str,
-    value: String,
-    source: ConfigSource,
-    ty: i8,
+    synonyms: Vec<(String, String, ConfigSource)>,
+    ty: ConfigType,
     read_only: bool,
+    with_synonyms: bool,
 ) -> DescribeConfigsResourceResult {
+    let (value, source) = synonyms
+        .first()
+        .map_or((String::new(), ConfigSource::Default), |(_, v, s)| {
+            (v.clone(), *s)
+        });
     DescribeConfigsResourceResult::default()
         .with_name(str_bytes(name))
         .with_value(Some(str_bytes(value)))
         .with_config_source(source as i8)
-        .with_config_type(ty)
+        .with_config_type(ty as i8)
         .with_read_only(read_only)
+        .with_synonyms(
+            synonyms
+                .into_iter()
+                .filter(|_| with_synonyms)
+                .map(|(name, value, source)| {
+                    DescribeConfigsSynonym::default()
+                        .with_name(str_bytes(name))
+                        .with_value(Some(str_bytes(value)))
+                        .with_source(source as i8)
+                })
+                .collect(),
+        )
 }

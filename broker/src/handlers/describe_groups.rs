@@ -5,15 +5,18 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, Re
 
 use super::str_bytes;
 use crate::context::Ctx;
+use crate::error::{BrokerError, GroupError};
 use crate::request_scope::RequestScope;
 
-/// Describes each group; an unknown one is reported as Dead, as Kafka does.
+/// Describes each group; an unknown one is reported as Dead, as Kafka does (from v6 with
+/// GROUP_ID_NOT_FOUND and a message, KIP-1043).
 pub async fn handle(
     ctx: &Ctx,
     _scope: &RequestScope,
-    _header: &RequestHeader,
+    header: &RequestHeader,
     req: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
+    let says_not_found = header.request_api_version >= 6;
     let groups = req
         .groups
         .iter()
@@ -38,6 +41,10 @@ pub async fn handle(
                             })
                             .collect(),
                     ),
+                None if says_not_found => out
+                    .with_group_state(str_bytes("Dead"))
+                    .with_error_code(BrokerError::Group(GroupError::GroupIdNotFound).code())
+                    .with_error_message(Some(str_bytes(format!("Group {} not found.", id.0)))),
                 None => out.with_group_state(str_bytes("Dead")),
             }
         })

@@ -23,6 +23,11 @@ const METADATA_TOPIC: &str = "__cluster_metadata";
 /// The listener name voters' endpoints are reported under.
 const CONTROLLER_LISTENER: &str = "CONTROLLER";
 
+/// The client id of a request one node forwards to the node it believes leads, so the
+/// receiver answers it itself instead of forwarding again (two nodes that each think the
+/// other leads, in the moment after an election, would otherwise pass it back and forth).
+const FORWARDED_CLIENT_ID: &str = "sluice-forwarded";
+
 /// Describes the quorum here on the Raft leader, or asks the leader.
 pub async fn handle(
     ctx: &Ctx,
@@ -40,6 +45,9 @@ pub async fn handle(
     let status = ctx.controller.status();
     if status.is_leader {
         return describe(&status, crate::clock::now_ms());
+    }
+    if header.client_id.as_deref() == Some(FORWARDED_CLIENT_ID) {
+        return failed(&BrokerError::NotLeaderOrFollower);
     }
     match forward_to_leader(ctx, &status, header.request_api_version, &req).await {
         Ok(response) => response,
@@ -65,7 +73,8 @@ async fn forward_to_leader(
     let addr = format!("{}:{}", broker.host, broker.port);
     let mut client = KafkaClient::connect(&addr)
         .await
-        .map_err(|_| BrokerError::NotLeaderOrFollower)?;
+        .map_err(|_| BrokerError::NotLeaderOrFollower)?
+        .with_client_id(FORWARDED_CLIENT_ID);
     client
         .send(req, version)
         .await

@@ -2,7 +2,7 @@
 //! read_committed, with the aborted transactions in range); long-poll until min_bytes or
 //! max_wait_ms; full and incremental (session) fetches. A fetch carrying a replica id is a
 //! follower's: it reads up to the log end, and its fetch offset tells the leader how far the
-//! follower got (which moves the high watermark).
+//! follower got (which moves the high watermark). From v13 topics are named by id.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,17 +11,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::select_all;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, RequestHeader};
-use sluice_controller::MetadataImage;
+use sluice_controller::{MetadataImage, TopicInfo};
 use sluice_storage::PartitionLog;
 use tokio::sync::watch;
 
-use super::topic_name;
+use super::{brokers_among, leader_hint, requested_topic, str_bytes, topic_name};
 use crate::context::Ctx;
 use crate::error::BrokerError;
-use crate::fetch_session::{FetchTarget, PartitionMarks, SessionMode};
+use crate::fetch_session::{FetchTarget, Forgotten, PartitionMarks, SessionMode};
 use crate::metrics;
 use crate::read_ahead::Ready;
 use crate::request_scope::RequestScope;
@@ -47,15 +47,21 @@ struct ReadData {
 pub async fn handle(
     ctx: &Ctx,
     scope: &RequestScope,
-    _header: &RequestHeader,
+    header: &RequestHeader,
     req: FetchRequest,
 ) -> FetchResponse {
+    let by_id = header.request_api_version >= 13;
+    let image = ctx.controller.image();
     let requested: Vec<FetchTarget> = req
         .topics
         .iter()
         .flat_map(|t| {
+            // An id no topic has keeps an empty name: that partition answers UNKNOWN_TOPIC_ID.
+            let topic = requested_topic(&image, by_id, &t.topic.0, t.topic_id)
+                .map_or_else(|_| t.topic.0.to_string(), |info| info.name.clone());
             t.partitions.iter().map(move |p| FetchTarget {
-                topic: t.topic.0.to_string(),
+                topic: topic.clone(),
+                topic_id: t.topic_id,
                 partition: p.partition,
                 fetch_offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes,
@@ -63,13 +69,13 @@ pub async fn handle(
             })
         })
         .collect();
-    let forgotten: Vec<(String, i32)> = req
+    let forgotten: Vec<Forgotten> = req
         .forgotten_topics_data
         .iter()
         .flat_map(|t| {
             t.partitions
                 .iter()
-                .map(move |p| (t.topic.0.to_string(), *p))
+                .map(move |p| (t.topic.0.to_string(), t.topic_id, *p))
         })
         .collect();
     let (mode, targets) =
@@ -88,8 +94,10 @@ pub async fn handle(
     let max_bytes = (req.max_bytes.max(0) as usize).min(ctx.config.fetch_max_bytes());
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
-    let image = ctx.controller.image();
-    let replica = Some(req.replica_id.0).filter(|id| *id >= 0);
+    // A follower names itself in replica_id, from v15 in replica_state.
+    let replica = [req.replica_id.0, req.replica_state.replica_id.0]
+        .into_iter()
+        .find(|id| *id >= 0);
     // Subscribe before reading so that data arriving in between still wakes us.
     let mut watchers = watchers(ctx, &image, &targets, replica.is_some());
     let wanted: Vec<(String, i32, i64)> = match replica {
@@ -151,7 +159,7 @@ pub async fn handle(
             }
         }
     }
-    respond(ctx, mode, reads)
+    respond(ctx, &image, mode, reads)
 }
 
 /// Partitions that returned at least this much are read ahead: consumers catching up, not
@@ -167,7 +175,7 @@ fn watchers(
     targets
         .iter()
         .filter_map(|t| {
-            let info = image.topics.get(&t.topic)?;
+            let info = topic_of(image, t).ok()?;
             let leader = ctx.replicas.leader(info, t.partition).ok()?;
             let mut rx = if replica {
                 leader.log.watch_log_end()
@@ -224,10 +232,7 @@ fn read_one(
     reader: Reader,
     ahead: Option<Ready>,
 ) -> Result<ReadData, BrokerError> {
-    let info = image
-        .topics
-        .get(&t.topic)
-        .ok_or(BrokerError::UnknownTopicOrPartition)?;
+    let info = topic_of(image, t)?;
     let leader = ctx.replicas.leader(info, t.partition)?;
     ctx.replicas.check_leader_epoch(&leader, t.leader_epoch)?;
     let log = &leader.log;
@@ -272,8 +277,21 @@ fn read_one(
     })
 }
 
-fn respond(ctx: &Ctx, mode: SessionMode, reads: Vec<PartitionRead>) -> FetchResponse {
+/// The topic of a target, which a v13+ client names by id: a topic deleted and made again
+/// under the same name is not the one it asked for.
+fn topic_of<'a>(image: &'a MetadataImage, t: &FetchTarget) -> Result<&'a TopicInfo, BrokerError> {
+    let by_id = !t.topic_id.is_nil();
+    requested_topic(image, by_id, &t.topic, t.topic_id)
+}
+
+fn respond(
+    ctx: &Ctx,
+    image: &MetadataImage,
+    mode: SessionMode,
+    reads: Vec<PartitionRead>,
+) -> FetchResponse {
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    let mut leaders_named = Vec::new();
     for r in reads {
         let (data, has_news, marks) = match r.result {
             Ok(d) => {
@@ -302,11 +320,18 @@ fn respond(ctx: &Ctx, mode: SessionMode, reads: Vec<PartitionRead>) -> FetchResp
             }
             Err(e) => {
                 metrics::record_error(kafka_protocol::messages::ApiKey::Fetch, e.code());
-                let data = PartitionData::default()
+                let mut data = PartitionData::default()
                     .with_partition_index(r.target.partition)
                     .with_error_code(e.code())
                     .with_high_watermark(-1)
                     .with_records(Some(Bytes::new()));
+                let topic = topic_of(image, &r.target).ok();
+                if let Some((leader, epoch)) = leader_hint(topic, r.target.partition, e.code()) {
+                    data.current_leader = LeaderIdAndEpoch::default()
+                        .with_leader_id(leader.into())
+                        .with_leader_epoch(epoch);
+                    leaders_named.push(leader);
+                }
                 (
                     data,
                     true,
@@ -317,25 +342,20 @@ fn respond(ctx: &Ctx, mode: SessionMode, reads: Vec<PartitionRead>) -> FetchResp
                 )
             }
         };
-        if let SessionMode::Session { id, created: false } = mode {
-            if !ctx.fetch_sessions.note_sent(
-                id,
-                &r.target.topic,
-                r.target.partition,
-                marks,
-                has_news,
-            ) {
+        if let SessionMode::Session { id, created } = mode {
+            let sent = ctx.fetch_sessions.note_sent(id, &r.target, marks, has_news);
+            if !sent && !created {
                 continue;
             }
-        } else if let SessionMode::Session { id, created: true } = mode {
-            ctx.fetch_sessions
-                .note_sent(id, &r.target.topic, r.target.partition, marks, has_news);
         }
         match topics.last_mut() {
-            Some(t) if t.topic.0.as_str() == r.target.topic => t.partitions.push(data),
+            Some(t) if t.topic.0.as_str() == r.target.topic && t.topic_id == r.target.topic_id => {
+                t.partitions.push(data)
+            }
             _ => topics.push(
                 FetchableTopicResponse::default()
                     .with_topic(topic_name(&r.target.topic))
+                    .with_topic_id(r.target.topic_id)
                     .with_partitions(vec![data]),
             ),
         }
@@ -347,4 +367,18 @@ fn respond(ctx: &Ctx, mode: SessionMode, reads: Vec<PartitionRead>) -> FetchResp
     FetchResponse::default()
         .with_session_id(session_id)
         .with_responses(topics)
+        .with_node_endpoints(node_endpoints(image, leaders_named))
+}
+
+/// The endpoints of the leaders an answer names.
+fn node_endpoints(image: &MetadataImage, leaders: Vec<i32>) -> Vec<NodeEndpoint> {
+    brokers_among(image, leaders)
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(b.id.into())
+                .with_host(str_bytes(&b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.clone().map(str_bytes))
+        })
+        .collect()
 }

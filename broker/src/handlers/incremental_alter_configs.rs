@@ -35,9 +35,7 @@ pub async fn handle(
             // Nothing is ever set dynamically on a broker, so removing is a no-op (Kafka's
             // tools clear replication throttles this way after a reassignment).
             RESOURCE_BROKER if r.configs.iter().all(|c| c.config_operation == OP_DELETE) => Ok(()),
-            RESOURCE_BROKER => Err(BrokerError::InvalidRequest(
-                "dynamic broker configs are not supported; set them with --config at start".into(),
-            )),
+            RESOURCE_BROKER => Err(no_dynamic_broker_configs()),
             other => Err(BrokerError::InvalidRequest(format!(
                 "Unsupported resource type {other}"
             ))),
@@ -66,6 +64,22 @@ async fn alter_topic(
         .get(r.resource_name.as_str())
         .ok_or(BrokerError::UnknownTopicOrPartition)?;
     let change = plan(ctx, topic, r)?;
+    commit(ctx, change, validate_only).await
+}
+
+/// The refusal of a change to a broker's configs: none can change while a node runs yet.
+pub fn no_dynamic_broker_configs() -> BrokerError {
+    BrokerError::InvalidRequest(
+        "dynamic broker configs are not supported; set them with --config at start".into(),
+    )
+}
+
+/// Stores a validated topic config change in the metadata log (unless only validating).
+pub async fn commit(
+    ctx: &Ctx,
+    change: ConfigChange,
+    validate_only: bool,
+) -> Result<(), BrokerError> {
     if validate_only {
         return Ok(());
     }

@@ -4,6 +4,7 @@
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod consumer_group_describe;
@@ -45,10 +46,61 @@ pub mod write_txn_markers;
 
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
+use sluice_controller::{BrokerInfo, MetadataImage, TopicInfo};
+use uuid::Uuid;
+
+use crate::error::BrokerError;
 
 /// A topic name for a response.
 pub fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
+}
+
+/// The topic a Produce or Fetch request names: by id from the version where the request
+/// switched to topic ids (`by_id`), by name before.
+pub fn requested_topic<'a>(
+    image: &'a MetadataImage,
+    by_id: bool,
+    name: &str,
+    id: Uuid,
+) -> Result<&'a TopicInfo, BrokerError> {
+    if by_id {
+        image.topic_by_id(&id).ok_or(BrokerError::UnknownTopicId)
+    } else {
+        image
+            .topics
+            .get(name)
+            .ok_or(BrokerError::UnknownTopicOrPartition)
+    }
+}
+
+/// The partition's leader and epoch when `error` says the client has the wrong one: Fetch
+/// v16 and Produce v10 answers name it (KIP-951), so the client goes there without asking
+/// Metadata first.
+pub fn leader_hint(
+    topic: Option<&TopicInfo>,
+    partition: i32,
+    error_code: i16,
+) -> Option<(i32, i32)> {
+    let wrong_leader = [
+        BrokerError::NotLeaderOrFollower.code(),
+        BrokerError::FencedLeaderEpoch.code(),
+    ];
+    if !wrong_leader.contains(&error_code) {
+        return None;
+    }
+    let p = topic?.partitions.get(usize::try_from(partition).ok()?)?;
+    (p.leader >= 0).then_some((p.leader, p.leader_epoch))
+}
+
+/// The known brokers among `ids`, each once: the node endpoints of an answer's leader hints.
+pub fn brokers_among(
+    image: &MetadataImage,
+    mut ids: Vec<i32>,
+) -> impl Iterator<Item = &BrokerInfo> {
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter().filter_map(|id| image.brokers.get(&id))
 }
 
 /// A string for a response.

@@ -1,7 +1,8 @@
 //! Produce: validate batches, append them through the leader-append path, answer per acks.
 //! A producer's first transactional write to a partition waits for its transaction
 //! coordinator's word (KIP-890): from v12 (transaction version 2) the coordinator adds the
-//! partition to the transaction, before that it confirms the client added it.
+//! partition to the transaction, before that it confirms the client added it. From v13
+//! topics are named by id.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,12 +10,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::join_all;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
+use sluice_controller::MetadataImage;
 use sluice_storage::{batch, PartitionLog, TxnGuard};
 
+use super::{brokers_among, leader_hint, requested_topic, str_bytes};
 use crate::context::Ctx;
 use crate::coordinator::TxnProducer;
 use crate::error::{BrokerError, TxnError};
@@ -42,31 +46,33 @@ pub async fn handle(
     req: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let image = ctx.controller.image();
+    let by_id = header.request_api_version >= 13;
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
     let mut accepted: Vec<Accepted> = Vec::new();
     let mut appends: Vec<LeaderAppend> = Vec::new();
+    // Each topic's name ("" for an id no topic has).
+    let mut names: Vec<String> = Vec::with_capacity(req.topic_data.len());
 
     for (ti, topic) in req.topic_data.iter().enumerate() {
-        let name = topic.name.0.as_str();
-        let info = image.topics.get(name);
+        let info = requested_topic(&image, by_id, &topic.name.0, topic.topic_id);
+        let name = info.as_ref().map_or("", |i| i.name.as_str());
+        names.push(name.to_string());
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for p in &topic.partition_data {
-            let prepared = info
-                .ok_or(BrokerError::UnknownTopicOrPartition)
-                .and_then(|info| {
-                    let leader = ctx.replicas.leader(info, p.index)?;
-                    ctx.disk.check_writable()?;
-                    let configs = TopicConfigs::new(&info.configs, &ctx.config);
-                    if leader.info.isr.len() < configs.min_insync_replicas() && req.acks == -1 {
-                        return Err(BrokerError::NotEnoughReplicas);
-                    }
-                    let records = p.records.clone().unwrap_or_default();
-                    let compacted = configs
-                        .cleanup_policy_has("compact")
-                        .then_some((name, p.index));
-                    let valid = validate(&records, configs.max_message_bytes(), compacted)?;
-                    Ok((leader, valid, records.len(), configs))
-                });
+            let prepared = info.clone().and_then(|info| {
+                let leader = ctx.replicas.leader(info, p.index)?;
+                ctx.disk.check_writable()?;
+                let configs = TopicConfigs::new(&info.configs, &ctx.config);
+                if leader.info.isr.len() < configs.min_insync_replicas() && req.acks == -1 {
+                    return Err(BrokerError::NotEnoughReplicas);
+                }
+                let records = p.records.clone().unwrap_or_default();
+                let compacted = configs
+                    .cleanup_policy_has("compact")
+                    .then_some((info.name.as_str(), p.index));
+                let valid = validate(&records, configs.max_message_bytes(), compacted)?;
+                Ok((leader, valid, records.len(), configs))
+            });
             match prepared {
                 Ok((leader, (batches, count, txn), bytes, configs)) => {
                     accepted.push(Accepted {
@@ -93,6 +99,7 @@ pub async fn handle(
         responses.push(
             TopicProduceResponse::default()
                 .with_name(topic.name.clone())
+                .with_topic_id(topic.topic_id)
                 .with_partition_responses(partitions.into_iter().flatten().collect()),
         );
     }
@@ -102,10 +109,7 @@ pub async fn handle(
         let add = header.request_api_version >= 12;
         let id = req.transactional_id.as_ref().map(|id| id.as_str());
         let guards = join_all(accepted.iter().map(|a| {
-            let topic = req
-                .topic_data
-                .get(a.topic)
-                .map_or("", |t| t.name.0.as_str());
+            let topic = names.get(a.topic).map_or("", String::as_str);
             txn_guard(ctx, id, add, topic, a)
         }))
         .await;
@@ -145,8 +149,8 @@ pub async fn handle(
         for (a, outcome) in accepted.iter().zip(outcomes) {
             let response = match outcome {
                 Ok(o) => {
-                    if let Some(t) = req.topic_data.get(a.topic).filter(|_| !o.duplicate) {
-                        metrics::record_produce(t.name.0.as_str(), a.bytes, a.records);
+                    if let Some(name) = names.get(a.topic).filter(|_| !o.duplicate) {
+                        metrics::record_produce(name, a.bytes, a.records);
                     }
                     PartitionProduceResponse::default()
                         .with_index(a.partition)
@@ -164,7 +168,44 @@ pub async fn handle(
     if req.acks == 0 {
         return None;
     }
-    Some(ProduceResponse::default().with_responses(responses))
+    // Leadership may have moved while the batches were appended: name today's leaders.
+    let leaders = name_leaders(&ctx.controller.image(), &names, &mut responses);
+    Some(
+        ProduceResponse::default()
+            .with_responses(responses)
+            .with_node_endpoints(leaders),
+    )
+}
+
+/// Names the current leader of every partition refused for having the wrong one, and
+/// returns those leaders' endpoints (KIP-951, Produce v10+).
+fn name_leaders(
+    image: &MetadataImage,
+    names: &[String],
+    responses: &mut [TopicProduceResponse],
+) -> Vec<NodeEndpoint> {
+    let mut leaders = Vec::new();
+    for (name, topic) in names.iter().zip(responses.iter_mut()) {
+        for p in &mut topic.partition_responses {
+            if let Some((leader, epoch)) =
+                leader_hint(image.topics.get(name), p.index, p.error_code)
+            {
+                p.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(leader.into())
+                    .with_leader_epoch(epoch);
+                leaders.push(leader);
+            }
+        }
+    }
+    brokers_among(image, leaders)
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(b.id.into())
+                .with_host(str_bytes(&b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.clone().map(str_bytes))
+        })
+        .collect()
 }
 
 /// The guard of a transactional write, once its coordinator approved it (none for other

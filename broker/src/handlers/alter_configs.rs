@@ -1,0 +1,85 @@
+//! AlterConfigs, the API IncrementalAlterConfigs replaced (admin clients such as Sarama's
+//! still call it): a topic's overrides become exactly the ones given, the rest return to
+//! their defaults.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::alter_configs_request::AlterConfigsResource;
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, RequestHeader};
+use sluice_controller::ConfigChange;
+
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::incremental_alter_configs::{commit, no_dynamic_broker_configs};
+use crate::context::Ctx;
+use crate::error::BrokerError;
+use crate::request_scope::RequestScope;
+use crate::topic_config;
+
+/// Replaces each resource's configs, each resource on its own.
+pub async fn handle(
+    ctx: &Ctx,
+    _scope: &RequestScope,
+    _header: &RequestHeader,
+    req: AlterConfigsRequest,
+) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in &req.resources {
+        let result = match r.resource_type {
+            RESOURCE_TOPIC => match replacement(ctx, r) {
+                Ok(change) => commit(ctx, change, req.validate_only).await,
+                Err(e) => Err(e),
+            },
+            // No broker config is ever set dynamically: replacing them with none is a no-op.
+            RESOURCE_BROKER if r.configs.is_empty() => Ok(()),
+            RESOURCE_BROKER => Err(no_dynamic_broker_configs()),
+            other => Err(BrokerError::InvalidRequest(format!(
+                "Unsupported resource type {other}"
+            ))),
+        };
+        let mut out = AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone());
+        if let Err(e) = result {
+            out = out
+                .with_error_code(e.code())
+                .with_error_message(Some(e.message()));
+        }
+        responses.push(out);
+    }
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+/// The change that leaves the topic with exactly the given overrides, every value checked.
+fn replacement(ctx: &Ctx, r: &AlterConfigsResource) -> Result<ConfigChange, BrokerError> {
+    let image = ctx.controller.image();
+    let topic = image
+        .topics
+        .get(r.resource_name.as_str())
+        .ok_or(BrokerError::UnknownTopicOrPartition)?;
+    let mut set = BTreeMap::new();
+    for c in &r.configs {
+        let name = c.name.to_string();
+        if topic_config::topic_config(&name).is_none() {
+            return Err(BrokerError::InvalidConfig(format!(
+                "Unknown topic config name: {name}"
+            )));
+        }
+        // A null value means "not overridden", as Kafka reads it.
+        if let Some(value) = &c.value {
+            topic_config::validate(&name, value).map_err(BrokerError::InvalidConfig)?;
+            set.insert(name, value.to_string());
+        }
+    }
+    let delete = topic
+        .configs
+        .keys()
+        .filter(|k| !set.contains_key(*k))
+        .cloned()
+        .collect();
+    Ok(ConfigChange {
+        topic: topic.name.clone(),
+        set,
+        delete,
+    })
+}
