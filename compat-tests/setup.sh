@@ -147,6 +147,19 @@ else
   stamp_set kgo-suite "$KGO_KEY"
 fi
 
+# --- 5c. Go IBM/sarama client (bin/sarama-client) -------------------------------------
+# produce / consume-group / admin subcommands on IBM/sarama (version pinned in its go.mod).
+SARAMA_DIR="$HERE/clients/sarama"
+SARAMA_KEY="$(go env GOVERSION)-$(hash_files "$SARAMA_DIR"/go.mod "$SARAMA_DIR"/go.sum "$SARAMA_DIR"/*.go)"
+if stamp_ok sarama "$SARAMA_KEY" && [[ -x "$CACHE/bin/sarama-client" ]]; then
+  step "go sarama client" "cached"
+else
+  step "go sarama client" "building"
+  mkdir -p "$CACHE/bin"
+  quiet go -C "$SARAMA_DIR" build -trimpath -o "$CACHE/bin/sarama-client" .
+  stamp_set sarama "$SARAMA_KEY"
+fi
+
 # --- 6. Node kafkajs client ---------------------------------------------------------
 NODE_DIR="$HERE/clients/node"
 NODE_KEY="$(hash_files "$NODE_DIR/package.json" "$NODE_DIR/package-lock.json")"

@@ -89,6 +89,8 @@ pub fn check_type(name: &str, value: &str, ty: ConfigType) -> Result<(), String>
 pub enum ConfigSource {
     /// Set on the topic.
     Topic = 1,
+    /// Set on the group.
+    Group = 8,
     /// Set in the broker's static config (`--config`).
     StaticBroker = 4,
     /// Kafka's default.
@@ -140,6 +142,27 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
     (
         "group.consumer.heartbeat.interval.ms",
         "5000",
+        ConfigType::Int,
+    ),
+    // The range a group's own consumer.* config may take (group configs).
+    (
+        "group.consumer.min.session.timeout.ms",
+        "45000",
+        ConfigType::Int,
+    ),
+    (
+        "group.consumer.max.session.timeout.ms",
+        "60000",
+        ConfigType::Int,
+    ),
+    (
+        "group.consumer.min.heartbeat.interval.ms",
+        "5000",
+        ConfigType::Int,
+    ),
+    (
+        "group.consumer.max.heartbeat.interval.ms",
+        "15000",
         ConfigType::Int,
     ),
     ("replica.lag.time.max.ms", "30000", ConfigType::Long),
@@ -240,6 +263,16 @@ impl BrokerConfig {
             .iter()
             .find(|(n, _, _)| *n == name)
             .map(|(_, d, _)| *d)
+    }
+
+    /// A broker config's value and where it comes from.
+    pub fn resolve(&self, name: &str) -> (String, ConfigSource) {
+        let source = if self.is_overridden(name) {
+            ConfigSource::StaticBroker
+        } else {
+            ConfigSource::Default
+        };
+        (self.get(name).unwrap_or_default().to_string(), source)
     }
 
     /// Where a broker config's value may come from, highest precedence first, with the

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::context::Broker;
-use crate::topic_config::TopicConfigs;
+use crate::topic_config::EffectiveConfigs;
 
 /// Syncs if some partition is due; returns how long to wait before looking again.
 pub fn flush_due(ctx: &Broker) -> Duration {
@@ -15,7 +15,7 @@ pub fn flush_due(ctx: &Broker) -> Duration {
     let mut shortest = i64::MAX;
     let mut due = false;
     for topic in image.topics.values() {
-        let flush_ms = TopicConfigs::new(&topic.configs, &ctx.config).flush_ms();
+        let flush_ms = EffectiveConfigs::new(&topic.configs, &ctx.config).flush_ms();
         if flush_ms == i64::MAX {
             continue;
         }

@@ -34,7 +34,9 @@
 //! log_cleaner.rs       cleanup.policy=compact: when to compact which partition
 //! flusher.rs           flush.ms: background fsync of the WAL
 //! disk_guard.rs        free-space floor: refuse produce below it
-//! topic_config.rs      topic configs by Kafka name: defaults, validation
+//! topic_config.rs      topic configs by Kafka name: defaults, validation, effective values
+//!                      and their synonyms (also used for group configs)
+//! group_config.rs      group configs (consumer.session.timeout.ms, ...): bounds, lookups
 //! config.rs            flags, SLUICE_* env vars, broker configs by Kafka name
 //! error.rs             BrokerError -> Kafka error codes, in one place
 //! http/                /healthz, /metrics, and the HTTP admin API /admin/* (admin_api.rs)
@@ -67,6 +69,7 @@ mod fetch_session;
 mod flusher;
 mod frame;
 mod group;
+mod group_config;
 mod handlers;
 mod http;
 mod log_cleaner;

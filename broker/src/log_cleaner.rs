@@ -10,7 +10,7 @@ use sluice_storage::{CompactPlan, CompactStats, PartitionKey};
 
 use crate::context::Broker;
 use crate::error::BrokerError;
-use crate::topic_config::TopicConfigs;
+use crate::topic_config::EffectiveConfigs;
 
 /// Per partition: where its last pass ended, what it left, and when a tombstone it still
 /// holds expires (forgotten on restart: one full pass then).
@@ -37,7 +37,7 @@ impl LogCleaner {
         let mut total = CompactStats::default();
         let mut rewritten = false;
         for topic in image.topics.values() {
-            let configs = TopicConfigs::new(&topic.configs, &ctx.config);
+            let configs = EffectiveConfigs::new(&topic.configs, &ctx.config);
             if !configs.cleanup_policy_has("compact") {
                 continue;
             }

@@ -13,7 +13,7 @@ use sluice_storage::{PartitionLog, Store};
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
 use crate::replication::ReplicaManager;
-use crate::topic_config::TopicConfigs;
+use crate::topic_config::EffectiveConfigs;
 
 /// One pass over the partitions this node leads; returns how many moved their log start.
 pub fn enforce(
@@ -25,7 +25,7 @@ pub fn enforce(
     let now = crate::clock::now_ms();
     let mut advanced = Vec::new();
     for topic in image.topics.values() {
-        let configs = TopicConfigs::new(&topic.configs, config);
+        let configs = EffectiveConfigs::new(&topic.configs, config);
         if !configs.cleanup_policy_has("delete") {
             continue;
         }

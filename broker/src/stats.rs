@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::Ctx;
 use crate::metrics::*;
-use crate::topic_config::TopicConfigs;
+use crate::topic_config::EffectiveConfigs;
 
 /// How often the gauges are refreshed.
 const INTERVAL: Duration = Duration::from_secs(5);
@@ -33,7 +33,7 @@ fn sample(ctx: &Ctx, last_term: Option<u64>) -> Option<u64> {
     let image = ctx.controller.image();
     let (mut led, mut under_replicated, mut offline, mut under_min_isr) = (0u64, 0u64, 0u64, 0u64);
     for topic in image.topics.values() {
-        let min_isr = TopicConfigs::new(&topic.configs, &ctx.config).min_insync_replicas();
+        let min_isr = EffectiveConfigs::new(&topic.configs, &ctx.config).min_insync_replicas();
         for (i, p) in topic.partitions.iter().enumerate() {
             if p.leader < 0 {
                 offline += 1;

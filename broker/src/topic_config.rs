@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use crate::config::{check_type, BrokerConfig, ConfigSource, ConfigType};
 
-/// One topic config: name, Kafka default, type, and the broker config that sets its default.
-pub struct TopicConfigDef {
+/// One topic (or group) config: name, Kafka default, type, and the broker config that sets
+/// its default.
+pub struct ConfigDef {
     /// Kafka name.
     pub name: &'static str,
     /// Kafka's default when no broker synonym is set.
@@ -21,8 +22,8 @@ const fn def(
     default: &'static str,
     ty: ConfigType,
     broker_synonym: Option<&'static str>,
-) -> TopicConfigDef {
-    TopicConfigDef {
+) -> ConfigDef {
+    ConfigDef {
         name,
         default,
         ty,
@@ -33,7 +34,7 @@ const fn def(
 const MAX_LONG: &str = "9223372036854775807";
 
 /// Every topic config Kafka 4.x accepts.
-pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
+pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     def(
         "cleanup.policy",
         "delete",
@@ -140,7 +141,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
 ];
 
 /// Looks up a topic config definition.
-pub fn topic_config(name: &str) -> Option<&'static TopicConfigDef> {
+pub fn topic_config(name: &str) -> Option<&'static ConfigDef> {
     TOPIC_CONFIGS.iter().find(|d| d.name == name)
 }
 
@@ -176,23 +177,39 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A topic's effective configs: overrides, broker defaults and Kafka defaults merged.
+/// A topic's (or group's) effective configs: its overrides, the broker's configs and Kafka's
+/// defaults merged.
 #[derive(Debug, Clone)]
-pub struct TopicConfigs<'a> {
+pub struct EffectiveConfigs<'a> {
     overrides: &'a BTreeMap<String, String>,
+    /// What the overrides belong to: a topic, or a group.
+    overrides_source: ConfigSource,
     broker: &'a BrokerConfig,
 }
 
-impl<'a> TopicConfigs<'a> {
+impl<'a> EffectiveConfigs<'a> {
     /// Views a topic's overrides over the broker's configs.
     pub fn new(overrides: &'a BTreeMap<String, String>, broker: &'a BrokerConfig) -> Self {
-        Self { overrides, broker }
+        Self {
+            overrides,
+            overrides_source: ConfigSource::Topic,
+            broker,
+        }
+    }
+
+    /// Views a group's overrides over the broker's configs.
+    pub fn of_group(overrides: &'a BTreeMap<String, String>, broker: &'a BrokerConfig) -> Self {
+        Self {
+            overrides,
+            overrides_source: ConfigSource::Group,
+            broker,
+        }
     }
 
     /// Effective value and its source.
-    pub fn resolve(&self, def: &TopicConfigDef) -> (String, ConfigSource) {
+    pub fn resolve(&self, def: &ConfigDef) -> (String, ConfigSource) {
         if let Some(v) = self.overrides.get(def.name) {
-            return (v.clone(), ConfigSource::Topic);
+            return (v.clone(), self.overrides_source);
         }
         if let Some(syn) = def.broker_synonym.filter(|s| self.broker.is_overridden(s)) {
             if let Some(v) = self.broker.get(syn) {
@@ -202,34 +219,35 @@ impl<'a> TopicConfigs<'a> {
         (def.default.to_string(), ConfigSource::Default)
     }
 
-    /// Where a topic config's value may come from, highest precedence first, with the value
-    /// each place gives (DescribeConfigs' synonyms, as Kafka lists them): the topic's
-    /// override, then its broker synonym (set statically, then its default); the first is the
-    /// effective value.
-    pub fn synonyms(&self, def: &TopicConfigDef) -> Vec<(String, String, ConfigSource)> {
-        let topic = self
+    /// Where a config's value may come from, highest precedence first, with the value each
+    /// place gives (DescribeConfigs' synonyms, as Kafka lists them): the override, then its
+    /// broker synonym, set statically and by default. A config with no broker synonym lists
+    /// only its override, as Kafka lists none for a synonym without a value.
+    pub fn synonyms(&self, def: &ConfigDef) -> Vec<(String, String, ConfigSource)> {
+        let own = self
             .overrides
             .get(def.name)
-            .map(|v| (def.name.to_string(), v.clone(), ConfigSource::Topic));
-        let name = def.broker_synonym.unwrap_or(def.name);
-        let static_broker = def
-            .broker_synonym
-            .filter(|syn| self.broker.is_overridden(syn))
-            .and_then(|syn| self.broker.get(syn))
-            .map(|v| (name.to_string(), v.to_string(), ConfigSource::StaticBroker));
+            .map(|v| (def.name.to_string(), v.clone(), self.overrides_source));
+        let Some(syn) = def.broker_synonym else {
+            return own.into_iter().collect();
+        };
+        let static_broker = self
+            .broker
+            .get(syn)
+            .filter(|_| self.broker.is_overridden(syn))
+            .map(|v| (syn.to_string(), v.to_string(), ConfigSource::StaticBroker));
         let default = (
-            name.to_string(),
+            syn.to_string(),
             def.default.to_string(),
             ConfigSource::Default,
         );
-        topic
-            .into_iter()
+        own.into_iter()
             .chain(static_broker)
             .chain([default])
             .collect()
     }
 
-    /// Effective value of a config by name.
+    /// Effective value of a topic config by name.
     pub fn get(&self, name: &str) -> Option<String> {
         topic_config(name).map(|d| self.resolve(d).0)
     }
@@ -306,7 +324,7 @@ mod tests {
     fn effective_values_follow_topic_then_broker_then_default() {
         let broker = BrokerConfig::parse(&["log.retention.ms=5".into()]).unwrap();
         let mut overrides = BTreeMap::new();
-        let c = TopicConfigs::new(&overrides, &broker);
+        let c = EffectiveConfigs::new(&overrides, &broker);
         let def = topic_config("retention.ms").unwrap();
         assert_eq!(
             c.resolve(def),
@@ -317,15 +335,15 @@ mod tests {
             ConfigSource::Default
         );
         overrides.insert("retention.ms".to_string(), "7".to_string());
-        let c = TopicConfigs::new(&overrides, &broker);
+        let c = EffectiveConfigs::new(&overrides, &broker);
         assert_eq!(c.resolve(def), ("7".to_string(), ConfigSource::Topic));
     }
 
     #[test]
-    fn synonyms_list_every_source_and_the_first_is_the_effective_value() {
+    fn synonyms_list_every_source_highest_precedence_first() {
         let broker = BrokerConfig::parse(&["log.retention.ms=5".into()]).unwrap();
         let overrides = BTreeMap::from([("retention.ms".to_string(), "7".to_string())]);
-        let c = TopicConfigs::new(&overrides, &broker);
+        let c = EffectiveConfigs::new(&overrides, &broker);
         let synonyms = c.synonyms(topic_config("retention.ms").unwrap());
         let listed: Vec<(&str, &str, ConfigSource)> = synonyms
             .iter()
@@ -339,19 +357,13 @@ mod tests {
                 ("log.retention.ms", "604800000", ConfigSource::Default),
             ]
         );
-        for def in TOPIC_CONFIGS {
+        for def in TOPIC_CONFIGS.iter().filter(|d| d.broker_synonym.is_some()) {
             let first = c.synonyms(def).into_iter().next().map(|(_, v, s)| (v, s));
             assert_eq!(first, Some(c.resolve(def)), "{}", def.name);
         }
-        // No broker synonym: Kafka's default under the topic config's own name.
-        let synonyms = c.synonyms(topic_config("segment.jitter.ms").unwrap());
-        assert_eq!(
-            synonyms,
-            [(
-                "segment.jitter.ms".to_string(),
-                "0".to_string(),
-                ConfigSource::Default
-            )]
-        );
+        // No broker synonym, no override: nothing to list.
+        assert!(c
+            .synonyms(topic_config("segment.jitter.ms").unwrap())
+            .is_empty());
     }
 }

@@ -141,6 +141,64 @@ fn java_consumer_protocol_group_shares_partitions_and_survives_member_and_broker
     );
 }
 
+/// A group's own `consumer.session.timeout.ms`, set with `kafka-configs`, is the one its
+/// coordinator drops silent members by: a SIGKILLed KIP-848 member's partition moves to the
+/// other member within seconds, where the broker's default would take 45 s.
+#[test]
+fn a_groups_session_timeout_config_decides_when_a_dead_member_is_dropped() {
+    let node = Node::start_with(&[
+        "--config",
+        "num.partitions=2",
+        "--config",
+        "group.consumer.min.session.timeout.ms=1000",
+        "--config",
+        "group.consumer.min.heartbeat.interval.ms=500",
+    ]);
+    let topic = topic("group-session-config");
+    let group = "g-session-config";
+    run_ok(
+        Command::new(launcher("kafka-configs"))
+            .args(["--bootstrap-server", &node.kafka, "--alter"])
+            .args(["--entity-type", "groups", "--entity-name", group])
+            .args([
+                "--add-config",
+                "consumer.session.timeout.ms=3000,consumer.heartbeat.interval.ms=500",
+            ]),
+        Duration::from_secs(90),
+        None,
+    );
+    produce(&node, &topic, 0..100);
+    let dying = Member::start(&node, &topic, group, "consumer");
+    let survivor = Member::start(&node, &topic, group, "consumer");
+    let assigned = |m: &Member| -> std::collections::BTreeSet<String> {
+        m.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| l.strip_prefix("ASSIGNED "))
+            .flat_map(|ps| ps.split(',').filter(|p| !p.is_empty()).map(String::from))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while assigned(&dying).is_empty() || assigned(&survivor).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the two members never shared the partitions"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(dying);
+    let killed = Instant::now();
+    while assigned(&survivor).len() < 2 {
+        assert!(
+            killed.elapsed() < Duration::from_secs(20),
+            "the dead member's partition did not move within 20 s (group session 3 s)"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("partition moved {:?} after the SIGKILL", killed.elapsed());
+}
+
 /// Three members of one group (classic or KIP-848 protocol) on a 6-partition topic.
 fn java_group(protocol: &str, node_args: &[&str]) {
     let mut node = Node::start_with(node_args);

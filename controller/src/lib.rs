@@ -31,8 +31,8 @@ mod rpc;
 pub use client::{system_tables, ControllerClient, ControllerConfig, RaftStatus};
 pub use error::ControllerError;
 pub use metadata::{
-    BrokerInfo, Command, CommandResult, ConfigChange, MetadataError, MetadataImage, NewTopic,
-    PartitionInfo, Reassignment, TopicInfo,
+    BrokerInfo, Command, CommandResult, ConfigChange, GroupConfigChange, MetadataError,
+    MetadataImage, NewTopic, PartitionInfo, Reassignment, TopicInfo,
 };
 
 use std::io::Cursor;

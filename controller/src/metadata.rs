@@ -74,6 +74,10 @@ pub struct MetadataImage {
     pub topics: BTreeMap<String, TopicInfo>,
     /// Next producer id to hand out.
     pub next_producer_id: i64,
+    /// Config overrides of consumer groups, by group id (absent from images stored before
+    /// group configs existed).
+    #[serde(default)]
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// A topic to create.
@@ -101,6 +105,17 @@ pub struct ConfigChange {
     /// Keys to set.
     pub set: BTreeMap<String, String>,
     /// Keys to remove (back to default).
+    pub delete: Vec<String>,
+}
+
+/// A config change of one group: set these, remove those.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupConfigChange {
+    /// Group id.
+    pub group: String,
+    /// Keys to set.
+    pub set: BTreeMap<String, String>,
+    /// Keys to remove (back to the broker's value).
     pub delete: Vec<String>,
 }
 
@@ -141,6 +156,8 @@ pub enum Command {
     },
     /// Changes topic configs.
     AlterConfigs(Vec<ConfigChange>),
+    /// Changes a group's configs (a group needs no other record to have them).
+    AlterGroupConfigs(GroupConfigChange),
     /// A partition leader changes the ISR (shrink or expand; AlterPartition), accepted only
     /// from the current leader at the current leader and partition epochs.
     AlterPartition {
@@ -353,6 +370,17 @@ impl MetadataImage {
                     })
                     .collect(),
             ),
+            Command::AlterGroupConfigs(change) => {
+                let configs = self.group_configs.entry(change.group.clone()).or_default();
+                for k in &change.delete {
+                    configs.remove(k);
+                }
+                configs.extend(change.set.iter().map(|(k, v)| (k.clone(), v.clone())));
+                if configs.is_empty() {
+                    self.group_configs.remove(&change.group);
+                }
+                CommandResult::Done
+            }
             Command::AlterPartition {
                 topic,
                 partition,
@@ -978,6 +1006,29 @@ pub(crate) mod tests {
             delete: vec!["retention.ms".into()],
         }]));
         assert!(img.topics["t"].configs.is_empty());
+        let group_change = |set: &[(&str, &str)], delete: &[&str]| {
+            Command::AlterGroupConfigs(GroupConfigChange {
+                group: "g".into(),
+                set: set
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                delete: delete.iter().map(|k| k.to_string()).collect(),
+            })
+        };
+        img.apply(&group_change(
+            &[("consumer.session.timeout.ms", "50000")],
+            &[],
+        ));
+        assert_eq!(
+            img.group_configs["g"]["consumer.session.timeout.ms"],
+            "50000"
+        );
+        img.apply(&group_change(&[], &["consumer.session.timeout.ms"]));
+        assert!(
+            img.group_configs.is_empty(),
+            "a group with no overrides left"
+        );
         assert_eq!(
             img.apply(&Command::AllocateProducerIds { count: 1000 }),
             CommandResult::ProducerIds { first: 0 }

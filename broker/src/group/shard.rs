@@ -17,6 +17,7 @@ use super::state::{Group, GroupState, JoinParams, JoinResult, Reply, Step, SyncR
 use super::GroupView;
 use crate::coordinator::{CoordinatorRecord, CoordinatorShard};
 use crate::error::GroupError;
+use crate::group_config;
 
 /// Group timings from the broker configs.
 #[derive(Debug, Clone, Copy)]
@@ -96,8 +97,10 @@ impl CoordinatorShard for GroupShard {
 
     /// Expires sessions and finishes timed-out join phases.
     fn tick(&mut self, now: Instant, image: &MetadataImage) {
-        for g in self.consumer.values_mut() {
-            if !g.expire(self.settings.consumer_session, image, now) {
+        for (id, g) in self.consumer.iter_mut() {
+            let overrides = image.group_configs.get(id);
+            let session = group_config::session_timeout(overrides, self.settings.consumer_session);
+            if !g.expire(session, image, now) {
                 g.refresh(image);
             }
         }

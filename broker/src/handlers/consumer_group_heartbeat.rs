@@ -10,6 +10,7 @@ use super::{client_identity, str_bytes};
 use crate::context::Ctx;
 use crate::error::group_code;
 use crate::group::consumer::Heartbeat;
+use crate::group_config;
 use crate::request_scope::RequestScope;
 
 /// Applies the heartbeat and answers with the member's epoch and assignment.
@@ -59,6 +60,9 @@ pub async fn handle(
         .with_error_message(r.message.map(str_bytes))
         .with_member_id(Some(str_bytes(r.member_id)))
         .with_member_epoch(r.member_epoch)
-        .with_heartbeat_interval_ms(ctx.config.consumer_heartbeat_interval_ms())
+        .with_heartbeat_interval_ms(group_config::heartbeat_interval_ms(
+            image.group_configs.get(req.group_id.as_str()),
+            ctx.config.consumer_heartbeat_interval_ms(),
+        ))
         .with_assignment(assignment)
 }

@@ -14,7 +14,7 @@ use super::{str_bytes, topic_name};
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::request_scope::RequestScope;
-use crate::topic_config::{self, TopicConfigs, TOPIC_CONFIGS};
+use crate::topic_config::{self, EffectiveConfigs, TOPIC_CONFIGS};
 
 /// Creates the requested topics (or only checks them, with `validate_only`).
 pub async fn handle(
@@ -175,7 +175,7 @@ fn per_item(result: CommandResult, n: usize) -> Vec<Result<(), BrokerError>> {
 fn result_of(ctx: &Ctx, name: &str, r: Result<NewTopic, BrokerError>) -> CreatableTopicResult {
     match r {
         Ok(t) => {
-            let effective = TopicConfigs::new(&t.configs, &ctx.config);
+            let effective = EffectiveConfigs::new(&t.configs, &ctx.config);
             let configs = TOPIC_CONFIGS
                 .iter()
                 .map(|d| {

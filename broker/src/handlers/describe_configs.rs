@@ -1,5 +1,7 @@
-//! DescribeConfigs: every topic or broker config with its value, source and type, and on
+//! DescribeConfigs: every topic, group or broker config with its value, source and type, and on
 //! request its synonyms (every place that could set it, highest precedence first).
+
+use std::collections::BTreeMap;
 
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -10,13 +12,16 @@ use super::str_bytes;
 use crate::config::{ConfigSource, ConfigType, BROKER_CONFIGS};
 use crate::context::Ctx;
 use crate::error::BrokerError;
+use crate::group_config::GROUP_CONFIGS;
 use crate::request_scope::RequestScope;
-use crate::topic_config::{TopicConfigs, TOPIC_CONFIGS};
+use crate::topic_config::{EffectiveConfigs, TOPIC_CONFIGS};
 
 /// Resource type of a topic.
 pub const RESOURCE_TOPIC: i8 = 2;
 /// Resource type of a broker.
 pub const RESOURCE_BROKER: i8 = 4;
+/// Resource type of a group (Kafka 4's group configs).
+pub const RESOURCE_GROUP: i8 = 32;
 
 /// Describes each resource; unknown ones get their error inside the result.
 pub async fn handle(
@@ -27,8 +32,9 @@ pub async fn handle(
 ) -> DescribeConfigsResponse {
     let image = ctx.controller.image();
     let with_synonyms = req.include_synonyms;
-    let entry =
-        |name: &str, synonyms, ty, read_only| entry(name, synonyms, ty, read_only, with_synonyms);
+    let entry = |name: &str, effective, synonyms, ty, read_only| {
+        entry(name, effective, synonyms, ty, read_only, with_synonyms)
+    };
     let results = req
         .resources
         .iter()
@@ -38,40 +44,73 @@ pub async fn handle(
                     .as_ref()
                     .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
             };
-            let configs: Result<Vec<DescribeConfigsResourceResult>, BrokerError> =
-                match r.resource_type {
-                    RESOURCE_TOPIC => image
-                        .topics
+            let configs: Result<Vec<DescribeConfigsResourceResult>, BrokerError> = match r
+                .resource_type
+            {
+                RESOURCE_TOPIC => image
+                    .topics
+                    .get(r.resource_name.as_str())
+                    .ok_or(BrokerError::UnknownTopicOrPartition)
+                    .map(|t| {
+                        let effective = EffectiveConfigs::new(&t.configs, &ctx.config);
+                        TOPIC_CONFIGS
+                            .iter()
+                            .filter(|d| wanted(d.name))
+                            .map(|d| {
+                                entry(
+                                    d.name,
+                                    effective.resolve(d),
+                                    effective.synonyms(d),
+                                    d.ty,
+                                    false,
+                                )
+                            })
+                            .collect()
+                    }),
+                // A group has configs whether or not it has members yet.
+                RESOURCE_GROUP => {
+                    let none = BTreeMap::new();
+                    let overrides = image
+                        .group_configs
                         .get(r.resource_name.as_str())
-                        .ok_or(BrokerError::UnknownTopicOrPartition)
-                        .map(|t| {
-                            let effective = TopicConfigs::new(&t.configs, &ctx.config);
-                            TOPIC_CONFIGS
-                                .iter()
-                                .filter(|d| wanted(d.name))
-                                .map(|d| entry(d.name, effective.synonyms(d), d.ty, false))
-                                .collect()
-                        }),
-                    RESOURCE_BROKER => {
-                        let own = r.resource_name.is_empty()
-                            || r.resource_name.as_str() == ctx.node_id.to_string();
-                        if own {
-                            Ok(BROKER_CONFIGS
-                                .iter()
-                                .filter(|(n, _, _)| wanted(n))
-                                .map(|(n, _, ty)| entry(n, ctx.config.synonyms(n), *ty, true))
-                                .collect())
-                        } else {
-                            Err(BrokerError::InvalidRequest(format!(
-                                "Unexpected broker id {}",
-                                r.resource_name.as_str()
-                            )))
-                        }
+                        .unwrap_or(&none);
+                    let effective = EffectiveConfigs::of_group(overrides, &ctx.config);
+                    Ok(GROUP_CONFIGS
+                        .iter()
+                        .filter(|d| wanted(d.name))
+                        .map(|d| {
+                            entry(
+                                d.name,
+                                effective.resolve(d),
+                                effective.synonyms(d),
+                                d.ty,
+                                false,
+                            )
+                        })
+                        .collect())
+                }
+                RESOURCE_BROKER => {
+                    let own = r.resource_name.is_empty()
+                        || r.resource_name.as_str() == ctx.node_id.to_string();
+                    if own {
+                        Ok(BROKER_CONFIGS
+                            .iter()
+                            .filter(|(n, _, _)| wanted(n))
+                            .map(|(n, _, ty)| {
+                                entry(n, ctx.config.resolve(n), ctx.config.synonyms(n), *ty, true)
+                            })
+                            .collect())
+                    } else {
+                        Err(BrokerError::InvalidRequest(format!(
+                            "Unexpected broker id {}",
+                            r.resource_name.as_str()
+                        )))
                     }
-                    other => Err(BrokerError::InvalidRequest(format!(
-                        "Unsupported resource type {other}"
-                    ))),
-                };
+                }
+                other => Err(BrokerError::InvalidRequest(format!(
+                    "Unsupported resource type {other}"
+                ))),
+            };
             let result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
@@ -86,20 +125,15 @@ pub async fn handle(
     DescribeConfigsResponse::default().with_results(results)
 }
 
-/// One config: its effective value and source are those of its first synonym (the place of
-/// highest precedence that sets it).
+/// One config: its effective value and where that comes from, and its synonyms if asked.
 fn entry(
     name: &str,
+    (value, source): (String, ConfigSource),
     synonyms: Vec<(String, String, ConfigSource)>,
     ty: ConfigType,
     read_only: bool,
     with_synonyms: bool,
 ) -> DescribeConfigsResourceResult {
-    let (value, source) = synonyms
-        .first()
-        .map_or((String::new(), ConfigSource::Default), |(_, v, s)| {
-            (v.clone(), *s)
-        });
     DescribeConfigsResourceResult::default()
         .with_name(str_bytes(name))
         .with_value(Some(str_bytes(value)))

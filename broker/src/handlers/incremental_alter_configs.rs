@@ -1,4 +1,4 @@
-//! IncrementalAlterConfigs: set, delete, append to or subtract from topic configs.
+//! IncrementalAlterConfigs: set, delete, append to or subtract from topic and group configs.
 
 use std::collections::BTreeMap;
 
@@ -7,14 +7,15 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, RequestHeader,
 };
-use sluice_controller::{Command, CommandResult, ConfigChange, TopicInfo};
+use sluice_controller::{Command, CommandResult, ConfigChange, GroupConfigChange};
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use crate::config::ConfigType;
 use crate::context::Ctx;
 use crate::error::BrokerError;
+use crate::group_config;
 use crate::request_scope::RequestScope;
-use crate::topic_config::{self, TopicConfigs};
+use crate::topic_config::{self, ConfigDef, EffectiveConfigs};
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -32,6 +33,7 @@ pub async fn handle(
     for r in &req.resources {
         let result = match r.resource_type {
             RESOURCE_TOPIC => alter_topic(ctx, r, req.validate_only).await,
+            RESOURCE_GROUP => alter_group(ctx, r, req.validate_only).await,
             // Nothing is ever set dynamically on a broker, so removing is a no-op (Kafka's
             // tools clear replication throttles this way after a reassignment).
             RESOURCE_BROKER if r.configs.iter().all(|c| c.config_operation == OP_DELETE) => Ok(()),
@@ -63,8 +65,64 @@ async fn alter_topic(
         .topics
         .get(r.resource_name.as_str())
         .ok_or(BrokerError::UnknownTopicOrPartition)?;
-    let change = plan(ctx, topic, r)?;
+    let effective = EffectiveConfigs::new(&topic.configs, &ctx.config);
+    let (set, delete) = plan(
+        r,
+        "topic",
+        topic_config::topic_config,
+        &effective,
+        topic_config::validate,
+    )?;
+    let change = ConfigChange {
+        topic: topic.name.clone(),
+        set,
+        delete,
+    };
     commit(ctx, change, validate_only).await
+}
+
+/// A group's configs may be set before the group exists, as in Kafka; the group's
+/// overrides as a whole must then respect the broker's bounds.
+async fn alter_group(
+    ctx: &Ctx,
+    r: &AlterConfigsResource,
+    validate_only: bool,
+) -> Result<(), BrokerError> {
+    let group = r.resource_name.to_string();
+    if group.is_empty() {
+        return Err(BrokerError::InvalidRequest(
+            "a group config change needs a group id".into(),
+        ));
+    }
+    let image = ctx.controller.image();
+    let none = BTreeMap::new();
+    let current = image.group_configs.get(&group).unwrap_or(&none);
+    let effective = EffectiveConfigs::of_group(current, &ctx.config);
+    let (set, delete) = plan(
+        r,
+        "group",
+        group_config::group_config,
+        &effective,
+        |_, _| Ok(()),
+    )?;
+    let mut after = current.clone();
+    for name in &delete {
+        after.remove(name);
+    }
+    after.extend(set.clone());
+    group_config::validate(&after, &ctx.config).map_err(BrokerError::InvalidConfig)?;
+    if validate_only {
+        return Ok(());
+    }
+    let change = GroupConfigChange { group, set, delete };
+    match ctx
+        .controller
+        .execute(Command::AlterGroupConfigs(change))
+        .await?
+    {
+        CommandResult::Failed(e) => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// The refusal of a change to a broker's configs: none can change while a node runs yet.
@@ -94,24 +152,26 @@ pub async fn commit(
     }
 }
 
-/// Turns the operations into the final set/delete lists, validating every value.
+/// Turns a resource's operations into the final lists of configs to set and to delete:
+/// `known` defines the resource's configs (a `kind` one), `check` validates each value set.
 fn plan(
-    ctx: &Ctx,
-    topic: &TopicInfo,
     r: &AlterConfigsResource,
-) -> Result<ConfigChange, BrokerError> {
-    let effective = TopicConfigs::new(&topic.configs, &ctx.config);
+    kind: &str,
+    known: fn(&str) -> Option<&'static ConfigDef>,
+    effective: &EffectiveConfigs,
+    check: impl Fn(&str, &str) -> Result<(), String>,
+) -> Result<(BTreeMap<String, String>, Vec<String>), BrokerError> {
     let mut set = BTreeMap::new();
     let mut delete = Vec::new();
     for c in &r.configs {
         let name = c.name.to_string();
-        let def = topic_config::topic_config(&name).ok_or_else(|| {
-            BrokerError::InvalidConfig(format!("Unknown topic config name: {name}"))
+        let def = known(&name).ok_or_else(|| {
+            BrokerError::InvalidConfig(format!("Unknown {kind} config name: {name}"))
         })?;
         let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
         match c.config_operation {
             OP_SET => {
-                topic_config::validate(&name, &value).map_err(BrokerError::InvalidConfig)?;
+                check(&name, &value).map_err(BrokerError::InvalidConfig)?;
                 set.insert(name, value);
             }
             OP_DELETE => delete.push(name),
@@ -119,8 +179,7 @@ fn plan(
                 let current = set
                     .get(&name)
                     .cloned()
-                    .or_else(|| effective.get(&name))
-                    .unwrap_or_default();
+                    .unwrap_or_else(|| effective.resolve(def).0);
                 let mut items: Vec<String> = current
                     .split(',')
                     .map(str::trim)
@@ -137,7 +196,7 @@ fn plan(
                     }
                 }
                 let joined = items.join(",");
-                topic_config::validate(&name, &joined).map_err(BrokerError::InvalidConfig)?;
+                check(&name, &joined).map_err(BrokerError::InvalidConfig)?;
                 set.insert(name, joined);
             }
             OP_APPEND | OP_SUBTRACT => {
@@ -152,9 +211,5 @@ fn plan(
             }
         }
     }
-    Ok(ConfigChange {
-        topic: topic.name.clone(),
-        set,
-        delete,
-    })
+    Ok((set, delete))
 }

@@ -25,7 +25,7 @@ use crate::error::{BrokerError, TxnError};
 use crate::metrics;
 use crate::replication::{Acks, LeaderAppend};
 use crate::request_scope::RequestScope;
-use crate::topic_config::TopicConfigs;
+use crate::topic_config::EffectiveConfigs;
 
 /// One partition's part of the request, once validated.
 struct Accepted {
@@ -62,7 +62,7 @@ pub async fn handle(
             let prepared = info.clone().and_then(|info| {
                 let leader = ctx.replicas.leader(info, p.index)?;
                 ctx.disk.check_writable()?;
-                let configs = TopicConfigs::new(&info.configs, &ctx.config);
+                let configs = EffectiveConfigs::new(&info.configs, &ctx.config);
                 if leader.info.isr.len() < configs.min_insync_replicas() && req.acks == -1 {
                     return Err(BrokerError::NotEnoughReplicas);
                 }

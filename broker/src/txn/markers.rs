@@ -16,7 +16,7 @@ use crate::coordinator::{CoordinatorIo, TxnProducer};
 use crate::error::BrokerError;
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::replication::{Acks, LeaderAppend};
-use crate::topic_config::TopicConfigs;
+use crate::topic_config::EffectiveConfigs;
 use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };
@@ -80,7 +80,7 @@ pub async fn write_local(
             .ok_or(BrokerError::UnknownTopicOrPartition)
             .and_then(|info| {
                 let leader = mio.io.replicas.leader(info, *partition)?;
-                let configs = TopicConfigs::new(&info.configs, mio.config);
+                let configs = EffectiveConfigs::new(&info.configs, mio.config);
                 Ok(LeaderAppend {
                     leader,
                     batches: vec![sluice_storage::control::marker_batch(

@@ -1,0 +1,157 @@
+//! Kafka's `kafka-configs` tool (4.4) on topics and groups: describing a topic shows where
+//! each value comes from (its synonyms: the topic's override, the broker's static config,
+//! Kafka's default), and a group's configs are set, described, bounded by the broker and
+//! removed again.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::process::Command;
+use std::time::Duration;
+
+use sluice_compat_tests::{launcher, run, run_ok, topic, Node};
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+fn kafka_configs(node: &Node, args: &[&str]) -> String {
+    run_ok(
+        Command::new(launcher("kafka-configs"))
+            .args(["--bootstrap-server", &node.kafka])
+            .args(args),
+        LIMIT,
+        None,
+    )
+}
+
+/// The line of `kafka-configs --describe` output about `name` (`  name=value ...`).
+fn line_of<'a>(described: &'a str, name: &str) -> &'a str {
+    described
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in:\n{described}"))
+}
+
+#[test]
+fn a_topics_configs_are_described_with_their_synonyms() {
+    let node = Node::start_with(&["--config", "log.retention.ms=86400000"]);
+    let topic = topic("configs-synonyms");
+    run_ok(
+        Command::new(launcher("kafka-topics"))
+            .args(["--bootstrap-server", &node.kafka, "--create", "--topic"])
+            .arg(&topic)
+            .args(["--config", "retention.ms=1000"]),
+        LIMIT,
+        None,
+    );
+    let described = kafka_configs(
+        &node,
+        &[
+            "--describe",
+            "--all",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            &topic,
+        ],
+    );
+    assert!(
+        line_of(&described, "retention.ms").contains(
+            "synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=1000, \
+             STATIC_BROKER_CONFIG:log.retention.ms=86400000, \
+             DEFAULT_CONFIG:log.retention.ms=604800000}"
+        ),
+        "{described}"
+    );
+    assert!(
+        line_of(&described, "segment.bytes")
+            .contains("synonyms={DEFAULT_CONFIG:log.segment.bytes=1073741824}"),
+        "{described}"
+    );
+}
+
+#[test]
+fn a_groups_configs_are_set_described_bounded_and_deleted() {
+    let node = Node::start_with(&[
+        "--config",
+        "group.consumer.min.session.timeout.ms=1000",
+        "--config",
+        "group.consumer.min.heartbeat.interval.ms=500",
+    ]);
+    let group = [
+        "--entity-type",
+        "groups",
+        "--entity-name",
+        "configured-group",
+    ];
+    let alter = |config: &str| {
+        run(
+            Command::new(launcher("kafka-configs"))
+                .args(["--bootstrap-server", &node.kafka, "--alter"])
+                .args(group)
+                .args(["--add-config", config]),
+            LIMIT,
+            None,
+        )
+    };
+
+    let set = alter("consumer.session.timeout.ms=3000,consumer.heartbeat.interval.ms=1000");
+    assert!(set.status.success(), "{set:?}");
+    let described = kafka_configs(&node, &[&["--describe", "--all"][..], &group].concat());
+    assert!(
+        line_of(&described, "consumer.session.timeout.ms").contains(
+            "consumer.session.timeout.ms=3000 sensitive=false \
+             synonyms={DYNAMIC_GROUP_CONFIG:consumer.session.timeout.ms=3000, \
+             DEFAULT_CONFIG:group.consumer.session.timeout.ms=45000}"
+        ),
+        "{described}"
+    );
+    assert!(
+        line_of(&described, "consumer.heartbeat.interval.ms").contains(
+            "consumer.heartbeat.interval.ms=1000 sensitive=false \
+             synonyms={DYNAMIC_GROUP_CONFIG:consumer.heartbeat.interval.ms=1000, \
+             DEFAULT_CONFIG:group.consumer.heartbeat.interval.ms=5000}"
+        ),
+        "{described}"
+    );
+
+    // Out of the broker's range, a heartbeat no shorter than the session, or not a group
+    // config: refused in Kafka's words, and nothing changes.
+    for (refused, why) in [
+        (
+            "consumer.session.timeout.ms=500",
+            "consumer.session.timeout.ms must be in the range 1000 to 60000 inclusive.",
+        ),
+        (
+            "consumer.heartbeat.interval.ms=3000",
+            "consumer.session.timeout.ms must be greater than consumer.heartbeat.interval.ms",
+        ),
+        ("retention.ms=1", "Unknown group config name: retention.ms"),
+    ] {
+        let out = alter(refused);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{refused} was accepted");
+        assert!(
+            stderr.contains(&format!("InvalidConfigurationException: {why}")),
+            "{stderr}"
+        );
+    }
+    let described = kafka_configs(&node, &[&["--describe"][..], &group].concat());
+    assert!(
+        described.contains("consumer.session.timeout.ms=3000"),
+        "{described}"
+    );
+
+    kafka_configs(
+        &node,
+        &[
+            &["--alter", "--delete-config", "consumer.session.timeout.ms"][..],
+            &group,
+        ]
+        .concat(),
+    );
+    let described = kafka_configs(&node, &[&["--describe", "--all"][..], &group].concat());
+    assert!(
+        line_of(&described, "consumer.session.timeout.ms")
+            .starts_with("consumer.session.timeout.ms=45000"),
+        "{described}"
+    );
+}
