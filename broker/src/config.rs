@@ -84,6 +84,9 @@ pub fn check_type(name: &str, value: &str, ty: ConfigType) -> Result<(), String>
     }
 }
 
+/// The `replica.selector.class` of Kafka's rack-aware replica selector.
+pub const RACK_AWARE_SELECTOR: &str = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
+
 /// Where a config's effective value comes from (DescribeConfigs `config_source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
@@ -197,6 +200,9 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
         "300000",
         ConfigType::Long,
     ),
+    // Unset: consumers read from leaders. Kafka's rack-aware selector: from a replica in
+    // their rack (KIP-392).
+    ("replica.selector.class", "", ConfigType::String),
     ("broker.session.timeout.ms", "9000", ConfigType::Int),
     ("broker.heartbeat.interval.ms", "2000", ConfigType::Int),
     ("max.connections", "2147483647", ConfigType::Int),
@@ -237,6 +243,11 @@ impl BrokerConfig {
                 anyhow::bail!("unknown broker config '{k}'");
             };
             check_type(k, v, *ty).map_err(|e| anyhow::anyhow!(e))?;
+            if k == "replica.selector.class" && !v.is_empty() && v != RACK_AWARE_SELECTOR {
+                anyhow::bail!(
+                    "replica.selector.class: the one selector there is is {RACK_AWARE_SELECTOR}"
+                );
+            }
             overrides.insert(k.to_string(), v.to_string());
         }
         Ok(Self { overrides })
@@ -398,6 +409,11 @@ impl BrokerConfig {
                 .max(10),
         )
     }
+    /// `replica.selector.class` is Kafka's rack-aware selector: a leader sends a consumer
+    /// that names its rack to an in-sync replica in that rack (KIP-392).
+    pub fn rack_aware_reads(&self) -> bool {
+        self.get("replica.selector.class") == Some(RACK_AWARE_SELECTOR)
+    }
     /// `group.consumer.session.timeout.ms` (KIP-848 groups)
     pub fn consumer_session_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(
@@ -448,6 +464,14 @@ mod tests {
         assert!(BrokerConfig::parse(&["nope=1".into()]).is_err());
         assert!(BrokerConfig::parse(&["num.partitions=x".into()]).is_err());
         assert!(BrokerConfig::parse(&["num.partitions".into()]).is_err());
+    }
+
+    #[test]
+    fn only_kafkas_rack_aware_replica_selector_is_accepted() {
+        let selector = format!("replica.selector.class={RACK_AWARE_SELECTOR}");
+        assert!(BrokerConfig::parse(&[selector]).unwrap().rack_aware_reads());
+        assert!(!BrokerConfig::parse(&[]).unwrap().rack_aware_reads());
+        assert!(BrokerConfig::parse(&["replica.selector.class=com.example.Mine".into()]).is_err());
     }
 
     #[test]

@@ -123,9 +123,14 @@ fn run_admin(args: admin::AdminArgs) -> anyhow::Result<()> {
         .block_on(admin::run(args))
 }
 
+/// Info for Sluice; openraft's warnings, except that for each failed try to reach a peer
+/// openraft logs three warnings beside its one error line, which is kept.
+const DEFAULT_LOG_FILTER: &str =
+    "info,openraft=warn,openraft::replication=error,openraft::engine::handler::replication_handler=error";
+
 fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

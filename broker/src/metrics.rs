@@ -15,8 +15,10 @@ pub const CONNECTIONS_ACTIVE: &str = "sluice_connections_active";
 pub const BYTES_IN: &str = "sluice_bytes_in_total";
 /// Records produced, by topic.
 pub const RECORDS_IN: &str = "sluice_records_in_total";
-/// Bytes fetched, by topic.
+/// Bytes consumers fetched from this node (leader or follower), by topic.
 pub const BYTES_OUT: &str = "sluice_bytes_out_total";
+/// Bytes followers fetched from this node's led partitions, by topic.
+pub const REPLICATION_BYTES_OUT: &str = "sluice_replication_bytes_out_total";
 /// Stretches of partitions read ahead for consumers, by outcome: `used` by the partition's
 /// next fetch, or `dropped` (not asked for, or asked from another offset or limit).
 pub const FETCH_READ_AHEAD: &str = "sluice_fetch_read_ahead_total";
@@ -212,6 +214,15 @@ pub fn record_produce(topic: &str, bytes: usize, records: i64) {
 pub fn record_fetch(topic: &str, bytes: usize) {
     if bytes > 0 {
         metrics::counter!(BYTES_OUT, "topic" => topic.to_string()).increment(bytes as u64);
+    }
+}
+
+/// Counts bytes a follower fetched from this leader (apart from consumers', as Kafka's
+/// ReplicationBytesOutPerSec is apart from BytesOutPerSec).
+pub fn record_replication_fetch(topic: &str, bytes: usize) {
+    if bytes > 0 {
+        metrics::counter!(REPLICATION_BYTES_OUT, "topic" => topic.to_string())
+            .increment(bytes as u64);
     }
 }
 

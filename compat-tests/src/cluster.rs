@@ -14,6 +14,17 @@ impl Node {
     /// and `learners` broker-only nodes that join it as learners, all on loopback, each
     /// with `extra` flags. Controller ports are fixed up front so restarts reuse them.
     pub fn start_cluster(voters: usize, learners: usize, extra: &[&str]) -> Vec<Node> {
+        Self::start_cluster_each(voters, learners, extra, |_| Vec::new())
+    }
+
+    /// Like [`Node::start_cluster`], with `each(i)`'s flags added to node `i` (0-based), such
+    /// as a rack per node.
+    pub fn start_cluster_each(
+        voters: usize,
+        learners: usize,
+        extra: &[&str],
+        each: impl Fn(usize) -> Vec<String>,
+    ) -> Vec<Node> {
         let free_port = || format!("127.0.0.1:{}", reserve_port());
         let addrs: Vec<String> = (0..voters + learners).map(|_| free_port()).collect();
         let spec = (0..voters)
@@ -27,6 +38,7 @@ impl Node {
                     flags.extend(["--roles".to_string(), "broker".to_string()]);
                 }
                 flags.extend(extra.iter().map(|s| s.to_string()));
+                flags.extend(each(i));
                 Node {
                     child: None,
                     kafka: "127.0.0.1:0".into(),

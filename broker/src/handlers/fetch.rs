@@ -3,6 +3,11 @@
 //! max_wait_ms; full and incremental (session) fetches. A fetch carrying a replica id is a
 //! follower's: it reads up to the log end, and its fetch offset tells the leader how far the
 //! follower got (which moves the high watermark). From v13 topics are named by id.
+//!
+//! From v11 a consumer may read from any replica (KIP-392): a follower serves it up to the
+//! high watermark the leader last sent, and with `replica.selector.class` set to Kafka's
+//! rack-aware selector the leader sends a consumer that names its rack to an in-sync
+//! replica there (`preferred_read_replica`), as RocketMQ's consumers read from slaves.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +19,7 @@ use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, RequestHeader};
-use sluice_controller::{MetadataImage, TopicInfo};
+use sluice_controller::{MetadataImage, PartitionInfo, TopicInfo};
 use sluice_storage::PartitionLog;
 use tokio::sync::watch;
 
@@ -24,6 +29,7 @@ use crate::error::BrokerError;
 use crate::fetch_session::{FetchTarget, Forgotten, PartitionMarks, SessionMode};
 use crate::metrics;
 use crate::read_ahead::Ready;
+use crate::replication::LeaderPartition;
 use crate::request_scope::RequestScope;
 
 /// What one partition's read produced.
@@ -41,6 +47,8 @@ struct ReadData {
     log_start: i64,
     log: Arc<PartitionLog>,
     leader_epoch: i32,
+    /// The replica the consumer should read this partition from instead (KIP-392).
+    preferred_read_replica: Option<i32>,
 }
 
 /// Serves a fetch, waiting up to max_wait_ms for min_bytes to be available.
@@ -98,8 +106,19 @@ pub async fn handle(
     let replica = [req.replica_id.0, req.replica_state.replica_id.0]
         .into_iter()
         .find(|id| *id >= 0);
+    // read_committed consumers read up to the last stable offset; the read-ahead reads up
+    // to the high watermark, so it serves only read_uncommitted ones.
+    let committed_only = req.isolation_level == 1 && replica.is_none();
+    let any_replica = replica.is_none() && header.request_api_version >= 11;
+    let reader = Reader {
+        replica,
+        committed_only,
+        any_replica,
+        rack: Some(req.rack_id.as_str())
+            .filter(|rack| any_replica && !rack.is_empty() && ctx.config.rack_aware_reads()),
+    };
     // Subscribe before reading so that data arriving in between still wakes us.
-    let mut watchers = watchers(ctx, &image, &targets, replica.is_some());
+    let mut watchers = watchers(ctx, &image, &targets, reader);
     let wanted: Vec<(String, i32, i64)> = match replica {
         Some(_) => Vec::new(),
         None => targets
@@ -107,17 +126,10 @@ pub async fn handle(
             .map(|t| (t.topic.clone(), t.partition, t.fetch_offset))
             .collect(),
     };
-    // read_committed consumers read up to the last stable offset; the read-ahead reads up
-    // to the high watermark, so it serves only read_uncommitted ones.
-    let committed_only = req.isolation_level == 1 && replica.is_none();
     let mut ready = if committed_only {
         HashMap::new()
     } else {
         scope.read_ahead().take(&wanted).await
-    };
-    let reader = Reader {
-        replica,
-        committed_only,
     };
     let reads = loop {
         let reads = read_all(ctx, &image, &targets, max_bytes, reader, &mut ready);
@@ -159,7 +171,7 @@ pub async fn handle(
             }
         }
     }
-    respond(ctx, &image, mode, reads)
+    respond(ctx, &image, mode, reader, reads)
 }
 
 /// Partitions that returned at least this much are read ahead: consumers catching up, not
@@ -170,17 +182,17 @@ fn watchers(
     ctx: &Ctx,
     image: &MetadataImage,
     targets: &[FetchTarget],
-    replica: bool,
+    reader: Reader,
 ) -> Vec<watch::Receiver<i64>> {
     targets
         .iter()
         .filter_map(|t| {
             let info = topic_of(image, t).ok()?;
-            let leader = ctx.replicas.leader(info, t.partition).ok()?;
-            let mut rx = if replica {
-                leader.log.watch_log_end()
+            let source = source(ctx, info, t.partition, reader).ok()?;
+            let mut rx = if reader.replica.is_some() {
+                source.log.watch_log_end()
             } else {
-                leader.log.watch_high_watermark()
+                source.log.watch_high_watermark()
             };
             rx.borrow_and_update();
             Some(rx)
@@ -191,9 +203,46 @@ fn watchers(
 /// Who reads: a follower (up to the log end), or a consumer (up to the high watermark, or
 /// the last stable offset for read_committed).
 #[derive(Clone, Copy)]
-struct Reader {
+struct Reader<'a> {
     replica: Option<i32>,
     committed_only: bool,
+    /// A consumer that may read from followers (v11+).
+    any_replica: bool,
+    /// Its rack, when the rack-aware selector may send it to a replica there.
+    rack: Option<&'a str>,
+}
+
+/// The local copy a read is served from: the leader's, or a follower's for a consumer that
+/// may read from any replica.
+struct Source {
+    log: Arc<PartitionLog>,
+    info: PartitionInfo,
+    /// Set when this node leads the partition.
+    led: Option<LeaderPartition>,
+}
+
+fn source(
+    ctx: &Ctx,
+    topic: &TopicInfo,
+    partition: i32,
+    reader: Reader,
+) -> Result<Source, BrokerError> {
+    match ctx.replicas.leader(topic, partition) {
+        Ok(led) => Ok(Source {
+            log: Arc::clone(&led.log),
+            info: led.info.clone(),
+            led: Some(led),
+        }),
+        Err(BrokerError::NotLeaderOrFollower) if reader.any_replica => {
+            let (log, info) = ctx.replicas.follower(topic, partition)?;
+            Ok(Source {
+                log,
+                info,
+                led: None,
+            })
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn read_all(
@@ -233,26 +282,45 @@ fn read_one(
     ahead: Option<Ready>,
 ) -> Result<ReadData, BrokerError> {
     let info = topic_of(image, t)?;
-    let leader = ctx.replicas.leader(info, t.partition)?;
-    ctx.replicas.check_leader_epoch(&leader, t.leader_epoch)?;
-    let log = &leader.log;
+    let source = source(ctx, info, t.partition, reader)?;
+    ctx.replicas
+        .check_leader_epoch(&source.info, t.leader_epoch)?;
+    let log = &source.log;
     let (log_start, high_watermark) = (log.log_start_offset(), log.high_watermark());
     let last_stable = log.last_stable_offset().min(high_watermark);
     if t.fetch_offset < log_start || t.fetch_offset > log.log_end_offset() {
         return Err(BrokerError::OffsetOutOfRange);
     }
+    let epoch = source.info.leader_epoch;
+    if let (Some(led), Some(rack)) = (&source.led, reader.rack) {
+        let preferred = ctx
+            .replicas
+            .preferred_read_replica(led, image, rack, t.fetch_offset);
+        if preferred.is_some() {
+            return Ok(ReadData {
+                records: Bytes::new(),
+                high_watermark,
+                last_stable,
+                aborted: reader.committed_only.then(Vec::new),
+                log_start,
+                log: Arc::clone(log),
+                leader_epoch: epoch,
+                preferred_read_replica: preferred,
+            });
+        }
+    }
     // Consumers read committed data only; followers copy everything the leader has.
-    let upper = match reader.replica {
-        Some(follower) => {
+    let upper = match (reader.replica, &source.led) {
+        (Some(follower), Some(led)) => {
             ctx.replicas
-                .on_follower_fetch(&leader, follower, t.fetch_offset);
+                .on_follower_fetch(led, follower, t.fetch_offset);
             log.log_end_offset()
         }
-        None if reader.committed_only => last_stable,
-        None => high_watermark,
+        (Some(_), None) => return Err(BrokerError::NotLeaderOrFollower),
+        (None, _) if reader.committed_only => last_stable,
+        (None, _) => high_watermark,
     };
     let limit = budget.min(t.max_bytes.max(0) as usize);
-    let epoch = leader.info.leader_epoch;
     let records = if limit == 0 && !first {
         Bytes::new()
     } else if let Some(r) = ahead.and_then(|a| a.records_for(log, epoch, limit, first)) {
@@ -274,6 +342,7 @@ fn read_one(
         log_start,
         log: Arc::clone(log),
         leader_epoch: epoch,
+        preferred_read_replica: None,
     })
 }
 
@@ -288,6 +357,7 @@ fn respond(
     ctx: &Ctx,
     image: &MetadataImage,
     mode: SessionMode,
+    reader: Reader,
     reads: Vec<PartitionRead>,
 ) -> FetchResponse {
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
@@ -295,7 +365,11 @@ fn respond(
     for r in reads {
         let (data, has_news, marks) = match r.result {
             Ok(d) => {
-                metrics::record_fetch(&r.target.topic, d.records.len());
+                if reader.replica.is_some() {
+                    metrics::record_replication_fetch(&r.target.topic, d.records.len());
+                } else {
+                    metrics::record_fetch(&r.target.topic, d.records.len());
+                }
                 let marks = PartitionMarks {
                     high_watermark: d.high_watermark,
                     log_start: d.log_start,
@@ -315,6 +389,7 @@ fn respond(
                             .collect()
                     }))
                     .with_log_start_offset(d.log_start)
+                    .with_preferred_read_replica(d.preferred_read_replica.unwrap_or(-1).into())
                     .with_records(Some(d.records));
                 (data, news, marks)
             }

@@ -45,7 +45,7 @@ pub async fn handle(
                         .and_then(|info| ctx.replicas.leader(info, p.partition_index))
                         .and_then(|leader| {
                             ctx.replicas
-                                .check_leader_epoch(&leader, p.current_leader_epoch)?;
+                                .check_leader_epoch(&leader.info, p.current_leader_epoch)?;
                             lookup(ctx, &leader, p.timestamp, committed_only)
                         });
                     let out = ListOffsetsPartitionResponse::default()

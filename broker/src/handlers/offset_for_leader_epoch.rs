@@ -33,7 +33,7 @@ pub async fn handle(
                         .and_then(|topic| ctx.replicas.leader(topic, p.partition))
                         .and_then(|leader| {
                             ctx.replicas
-                                .check_leader_epoch(&leader, p.current_leader_epoch)?;
+                                .check_leader_epoch(&leader.info, p.current_leader_epoch)?;
                             Ok(leader
                                 .log
                                 .end_offset_for_epoch(p.leader_epoch)

@@ -323,6 +323,63 @@ impl ReplicaManager {
         })
     }
 
+    /// A partition this node follows, for a consumer that may read from any replica
+    /// (KIP-392): its local log, which such reads see up to the high watermark the leader last
+    /// sent (committed records only).
+    pub fn follower(
+        &self,
+        topic: &TopicInfo,
+        partition: i32,
+    ) -> Result<(Arc<PartitionLog>, PartitionInfo), BrokerError> {
+        let info = usize::try_from(partition)
+            .ok()
+            .and_then(|i| topic.partitions.get(i))
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        if info.leader == self.node_id || !info.replicas.contains(&self.node_id) {
+            return Err(BrokerError::NotLeaderOrFollower);
+        }
+        let key = PartitionKey {
+            topic_id: topic.id,
+            partition,
+        };
+        let log = self
+            .store
+            .partition(&key)
+            .ok_or(BrokerError::NotLeaderOrFollower)?;
+        Ok((log, info.clone()))
+    }
+
+    /// Kafka's rack-aware replica selector (KIP-392): where a consumer in `client_rack`
+    /// reading from `fetch_offset` should read instead of this leader, if anywhere: an in-sync
+    /// follower on a live broker in that rack that already has the offset (the one furthest
+    /// along); none when the leader shares the client's rack.
+    pub fn preferred_read_replica(
+        &self,
+        p: &LeaderPartition,
+        image: &MetadataImage,
+        client_rack: &str,
+        fetch_offset: i64,
+    ) -> Option<i32> {
+        let in_rack = |id: i32| {
+            image
+                .brokers
+                .get(&id)
+                .is_some_and(|b| !b.fenced && b.rack.as_deref() == Some(client_rack))
+        };
+        if client_rack.is_empty() || in_rack(self.node_id) {
+            return None;
+        }
+        let progress = self.progress.lock().ok()?;
+        let led = progress.get(&p.log.key())?;
+        led.isr
+            .iter()
+            .filter(|id| **id != self.node_id && in_rack(**id))
+            .filter_map(|id| led.followers.get(id).map(|f| (f.log_end, *id)))
+            .filter(|(log_end, _)| *log_end >= fetch_offset)
+            .max()
+            .map(|(_, id)| id)
+    }
+
     /// A follower fetched from `fetch_offset` (its log end): remember its progress and move
     /// the high watermark.
     pub fn on_follower_fetch(&self, p: &LeaderPartition, follower: i32, fetch_offset: i64) {
@@ -403,15 +460,16 @@ impl ReplicaManager {
         }
     }
 
-    /// Checks a client's view of the leader epoch (KIP-320); -1 means "not given".
+    /// Checks a client's view of the leader epoch (KIP-320) against the partition's `info`;
+    /// -1 means "not given".
     pub fn check_leader_epoch(
         &self,
-        p: &LeaderPartition,
+        info: &PartitionInfo,
         requested: i32,
     ) -> Result<(), BrokerError> {
-        if requested < 0 || requested == p.info.leader_epoch {
+        if requested < 0 || requested == info.leader_epoch {
             Ok(())
-        } else if requested < p.info.leader_epoch {
+        } else if requested < info.leader_epoch {
             Err(BrokerError::FencedLeaderEpoch)
         } else {
             Err(BrokerError::UnknownLeaderEpoch)
