@@ -8,7 +8,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE="${SLUICE_COMPAT_CACHE:-$HOME/.cache/sluice-compat}"
 
 KAFKA_VERSION=4.4.0
-CONNECT_FILE_VERSION=4.3.1   # the newest FileStream connector sources on Maven Central
+PLUGIN_SOURCES_VERSION=4.3.1   # newest connect-file/connect-mirror sources on Maven Central
 LOG4J_VERSION=2.25.4    # the log4j2 binding for the Kafka tools (Kafka 4.4.0 ships log4j2)
 CONFLUENT_KAFKA_VERSION=2.16.1
 KAFKA_PYTHON_VERSION=3.0.12
@@ -52,8 +52,8 @@ apt_tool prometheus
 
 # --- 2. Apache Kafka jars (clients, tools, broker, Streams, Connect) from Maven Central ---
 KAFKA_DIR="$CACHE/kafka-$KAFKA_VERSION"
-if stamp_ok kafka "$KAFKA_VERSION-$LOG4J_VERSION-streams-connect-file-src-$CONNECT_FILE_VERSION" \
-    && ls "$KAFKA_DIR"/lib/kafka_2.13-"$KAFKA_VERSION".jar "$KAFKA_DIR"/lib/connect-file-*.jar >/dev/null 2>&1; then
+if stamp_ok kafka "$KAFKA_VERSION-$LOG4J_VERSION-streams-connect-plugins-src-$PLUGIN_SOURCES_VERSION" \
+    && ls "$KAFKA_DIR"/lib/kafka_2.13-"$KAFKA_VERSION".jar "$KAFKA_DIR"/lib/connect-{file,mirror}-*.jar >/dev/null 2>&1; then
   step "kafka $KAFKA_VERSION jars" "cached"
 else
   step "kafka $KAFKA_VERSION jars" "resolving with maven"
@@ -68,7 +68,7 @@ else
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version></dependency>
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-streams</artifactId><version>$KAFKA_VERSION</version></dependency>
-    <!-- Kafka Connect (bin/connect-distributed) and its FileStream connectors -->
+    <!-- Kafka Connect (bin/connect-distributed, MirrorMaker 2's runtime) -->
     <dependency><groupId>org.apache.kafka</groupId><artifactId>connect-runtime</artifactId><version>$KAFKA_VERSION</version></dependency>
     <!-- the slf4j binding the Kafka distribution ships (not a transitive dependency) -->
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>$LOG4J_VERSION</version></dependency>
@@ -78,20 +78,24 @@ POM
   quiet mvn -B -f "$KAFKA_DIR/pom.xml" -Dmaven.repo.local="$CACHE/m2" \
       dependency:copy-dependencies -DoutputDirectory="$KAFKA_DIR/lib" -DincludeScope=runtime
   ls "$KAFKA_DIR"/lib/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null || die "kafka_2.13 jar missing"
-  # The FileStream connectors (connect-file) are not on Maven Central for 4.4.0, and the 4.3
-  # jar fails on 4.4 (AppInfoParser moved to common.utils.internals): build them from the
-  # newest published sources with that one import moved, against the 4.4 jars.
-  src="$KAFKA_DIR/connect-file-src"; rm -rf "$src"; mkdir -p "$src/classes"
-  quiet mvn -B -Dmaven.repo.local="$CACHE/m2" dependency:copy \
-      -Dartifact="org.apache.kafka:connect-file:$CONNECT_FILE_VERSION:jar:sources" -DoutputDirectory="$src"
-  (cd "$src/classes" && jar xf "$src/connect-file-$CONNECT_FILE_VERSION-sources.jar")
-  sed -i 's/import org\.apache\.kafka\.common\.utils\.AppInfoParser;/import org.apache.kafka.common.utils.internals.AppInfoParser;/' \
-      "$src"/classes/org/apache/kafka/connect/file/*.java
-  quiet javac -nowarn -cp "$KAFKA_DIR/lib/*" -d "$src/classes" "$src"/classes/org/apache/kafka/connect/file/*.java
-  rm "$src"/classes/org/apache/kafka/connect/file/*.java
-  jar cf "$KAFKA_DIR/lib/connect-file-$CONNECT_FILE_VERSION-on-$KAFKA_VERSION.jar" -C "$src/classes" .
-  rm -rf "$src"
-  stamp_set kafka "$KAFKA_VERSION-$LOG4J_VERSION-streams-connect-file-src-$CONNECT_FILE_VERSION"
+  # The FileStream connectors (connect-file) and MirrorMaker 2 (connect-mirror-client,
+  # connect-mirror) are not on Maven Central for 4.4.0, and their 4.3 jars fail on 4.4, which
+  # moved AppInfoParser and Exit to common.utils.internals: build them from the newest
+  # published sources with those two imports moved, against the 4.4 jars.
+  for artifact in connect-file connect-mirror-client connect-mirror; do
+    src="$KAFKA_DIR/$artifact-src"; rm -rf "$src"; mkdir -p "$src/classes"
+    quiet mvn -B -Dmaven.repo.local="$CACHE/m2" dependency:copy \
+        -Dartifact="org.apache.kafka:$artifact:$PLUGIN_SOURCES_VERSION:jar:sources" -DoutputDirectory="$src"
+    (cd "$src/classes" && jar xf "$src/$artifact-$PLUGIN_SOURCES_VERSION-sources.jar")
+    mapfile -t java_files < <(find "$src/classes" -name '*.java')
+    sed -i -E 's/import org\.apache\.kafka\.common\.utils\.(AppInfoParser|Exit);/import org.apache.kafka.common.utils.internals.\1;/' \
+        "${java_files[@]}"
+    quiet javac -nowarn -cp "$KAFKA_DIR/lib/*" -d "$src/classes" "${java_files[@]}"
+    rm "${java_files[@]}"
+    jar cf "$KAFKA_DIR/lib/$artifact-$PLUGIN_SOURCES_VERSION-on-$KAFKA_VERSION.jar" -C "$src/classes" .
+    rm -rf "$src"
+  done
+  stamp_set kafka "$KAFKA_VERSION-$LOG4J_VERSION-streams-connect-plugins-src-$PLUGIN_SOURCES_VERSION"
 fi
 
 # --- 3. Java client programs ---------------------------------------------------------

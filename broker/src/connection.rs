@@ -21,7 +21,7 @@ use crate::dispatch::dispatch;
 use crate::frame::Frame;
 use crate::metrics;
 use crate::read_ahead::ReadAhead;
-use crate::request_scope::RequestScope;
+use crate::request_scope::{Listener, RequestScope};
 
 /// Resolves once the newest request lets the next one start (or finishes).
 async fn next_request_allowed(gate: &mut Option<oneshot::Receiver<()>>) {
@@ -39,8 +39,9 @@ const WRITE_QUEUE: usize = 64;
 /// Requests of one connection handled at once (clients pipeline up to 5 produces).
 const MAX_IN_FLIGHT: usize = 8;
 
-/// Serves one connection until the client closes it, sends garbage, or shutdown.
-pub async fn serve(ctx: Ctx, stream: TcpStream, shutdown: CancellationToken) {
+/// Serves one connection that came in on `listener` until the client closes it, sends
+/// garbage, or shutdown.
+pub async fn serve(ctx: Ctx, stream: TcpStream, listener: Listener, shutdown: CancellationToken) {
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
     let (reader, mut writer) = stream.into_split();
@@ -85,7 +86,7 @@ pub async fn serve(ctx: Ctx, stream: TcpStream, shutdown: CancellationToken) {
                 Some(Ok(f)) => {
                     let (allow, allowed) = oneshot::channel();
                     gate = Some(allowed);
-                    let scope = RequestScope::new(peer, Arc::clone(&read_ahead), allow);
+                    let scope = RequestScope::new(peer, listener, Arc::clone(&read_ahead), allow);
                     in_flight.push_back(dispatch(&ctx, scope, f.freeze()));
                     most_in_flight = most_in_flight.max(in_flight.len());
                 }

@@ -11,6 +11,7 @@ use crate::frame::{self, Frame};
 use crate::handlers;
 use crate::handlers::api_versions::{api_versions, supported};
 use crate::metrics;
+use crate::request_scope::Listener;
 use crate::request_scope::RequestScope;
 
 /// The smallest Produce version actually decoded (the crate reads v3+).
@@ -41,11 +42,13 @@ pub async fn dispatch(
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     let key = ApiKey::try_from(raw_key)
         .map_err(|_| CloseReason::Malformed(format!("unknown api key {raw_key}")))?;
-    let (min, max) =
-        supported(key).ok_or_else(|| CloseReason::Malformed(format!("unsupported api {key:?}")))?;
+    let (min, max) = supported(scope.listener(), key)
+        .ok_or_else(|| CloseReason::Malformed(format!("unsupported api {key:?}")))?;
     if key == ApiKey::ApiVersions && version > max {
         // KIP-511: answer in v0 so the client can pick a version we speak.
-        return Ok(Some(unsupported_api_versions(correlation_id).into()));
+        return Ok(Some(
+            unsupported_api_versions(scope.listener(), correlation_id).into(),
+        ));
     }
     if version < min || version > max || (key == ApiKey::Produce && version < MIN_DECODED_PRODUCE) {
         return Err(CloseReason::Malformed(format!(
@@ -282,10 +285,10 @@ fn fetched_batches(fetch: &kafka_protocol::messages::FetchResponse) -> Vec<Bytes
         .collect()
 }
 
-fn unsupported_api_versions(correlation_id: i32) -> BytesMut {
+fn unsupported_api_versions(listener: Listener, correlation_id: i32) -> BytesMut {
     let body = ApiVersionsResponse::default()
         .with_error_code(kafka_protocol::error::ResponseError::UnsupportedVersion.code())
-        .with_api_keys(api_versions());
+        .with_api_keys(api_versions(listener));
     let encoded = frame_with(|buf| {
         ResponseHeader::default()
             .with_correlation_id(correlation_id)

@@ -16,6 +16,9 @@ pub enum BrokerError {
     /// NOT_LEADER_OR_FOLLOWER
     #[error("This server is not the leader for that topic-partition.")]
     NotLeaderOrFollower,
+    /// MISMATCHED_ENDPOINT_TYPE: brokers asked on the controller listener, or the reverse.
+    #[error("The request was sent to an endpoint of the wrong type.")]
+    MismatchedEndpointType,
     /// CORRUPT_MESSAGE
     #[error("the record batch failed its CRC check")]
     CorruptMessage,
@@ -273,6 +276,7 @@ impl BrokerError {
         let code = match self {
             Self::UnknownTopicOrPartition => Code::UnknownTopicOrPartition,
             Self::UnknownTopicId => Code::UnknownTopicId,
+            Self::MismatchedEndpointType => Code::MismatchedEndpointType,
             Self::NotLeaderOrFollower => Code::NotLeaderOrFollower,
             Self::CorruptMessage => Code::CorruptMessage,
             Self::InvalidRecord(_) | Self::InvalidRecords { .. } => Code::InvalidRecord,

@@ -1,7 +1,7 @@
 //! What a handler knows of its request beyond the header and body: built by the connection
 //! for each request and passed to dispatch and every handler as an argument, so what a
-//! handler depends on shows in its signature (the authenticated principal and listener join
-//! it once security lands).
+//! handler depends on shows in its signature (the authenticated principal joins it once
+//! security lands).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -10,9 +10,20 @@ use tokio::sync::oneshot;
 
 use crate::read_ahead::ReadAhead;
 
+/// The listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The Kafka listener: every API Sluice serves.
+    Broker,
+    /// The controller listener, which Kafka's tools reach with `--bootstrap-controller`:
+    /// only the APIs a Kafka controller serves them.
+    Controller,
+}
+
 /// One request's scope on its connection.
 pub struct RequestScope {
     peer: Option<SocketAddr>,
+    listener: Listener,
     read_ahead: Arc<ReadAhead>,
     /// Taken by the first of [`RequestScope::start_next_request`] and the end of the request.
     next_request: Mutex<Option<oneshot::Sender<()>>>,
@@ -23,11 +34,13 @@ impl RequestScope {
     /// request (sent early by [`RequestScope::start_next_request`], or when this one ends).
     pub fn new(
         peer: Option<SocketAddr>,
+        listener: Listener,
         read_ahead: Arc<ReadAhead>,
         next_request: oneshot::Sender<()>,
     ) -> Self {
         Self {
             peer,
+            listener,
             read_ahead,
             next_request: Mutex::new(Some(next_request)),
         }
@@ -38,6 +51,11 @@ impl RequestScope {
         self.peer
             .map(|a| format!("/{}", a.ip()))
             .unwrap_or_default()
+    }
+
+    /// The listener the request came in on.
+    pub fn listener(&self) -> Listener {
+        self.listener
     }
 
     /// Batches the connection's previous fetch read ahead for this one (see `read_ahead`).

@@ -23,6 +23,7 @@ use crate::http::{self, HttpState};
 use crate::producer_ids::ProducerIdAllocator;
 use crate::replication::fetcher::FetcherCtx;
 use crate::replication::ReplicaManager;
+use crate::request_scope::Listener;
 use crate::txn::{TxnCoordinator, TxnSettings};
 
 /// Where a started node listens.
@@ -218,6 +219,13 @@ pub async fn serve(
         http_addr,
     });
 
+    if let Some(clients) = ctx.controller.take_kafka_clients() {
+        background.spawn(serve_controller_listener(
+            ctx.clone(),
+            clients,
+            shutdown.clone(),
+        ));
+    }
     accept_loop(ctx.clone(), listener, shutdown.clone()).await;
 
     tracing::info!("shutting down");
@@ -281,7 +289,7 @@ async fn accept_loop(ctx: Ctx, listener: TcpListener, shutdown: CancellationToke
                 let ctx = ctx.clone();
                 let token = shutdown.clone();
                 connections.spawn(async move {
-                    connection::serve(ctx, stream, token).await;
+                    connection::serve(ctx, stream, Listener::Broker, token).await;
                     drop(permit);
                 });
             }
@@ -290,6 +298,35 @@ async fn accept_loop(ctx: Ctx, listener: TcpListener, shutdown: CancellationToke
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+    connections.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), connections.wait()).await;
+}
+
+/// Kafka clients of the controller listener (`--bootstrap-controller`), handed over by the
+/// controller: served the controller's Kafka APIs, a few at a time (they are tools).
+async fn serve_controller_listener(
+    ctx: Ctx,
+    mut clients: tokio::sync::mpsc::Receiver<tokio::net::TcpStream>,
+    shutdown: CancellationToken,
+) {
+    const AT_ONCE: usize = 16;
+    let limit = Arc::new(Semaphore::new(AT_ONCE));
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            s = clients.recv() => match s { Some(s) => s, None => break },
+        };
+        // Past the limit a client is closed rather than queued.
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            continue;
+        };
+        let (ctx, token) = (ctx.clone(), shutdown.clone());
+        connections.spawn(async move {
+            connection::serve(ctx, stream, Listener::Controller, token).await;
+            drop(permit);
+        });
     }
     connections.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), connections.wait()).await;

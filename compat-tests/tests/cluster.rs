@@ -104,15 +104,18 @@ fn create(node: &Node, topic: &str, partitions: &str, rf: &str) -> std::process:
 fn check_metadata_quorum_tool(nodes: &[Node]) {
     let leader = raft_leader(&nodes[0]).expect("a Raft leader");
     let via_leader = &nodes[usize::try_from(leader).unwrap() - 1];
-    for via in [&nodes[3], via_leader] {
+    // A voter that does not lead, reached on its controller listener as Kafka's tools reach
+    // controllers: it names the voters, and the tool asks the leader.
+    let follower_voter = nodes[..3].iter().find(|n| n.node_id != leader).unwrap();
+    for (bootstrap, via) in [
+        ("--bootstrap-server", &nodes[3].kafka),
+        ("--bootstrap-server", &via_leader.kafka),
+        ("--bootstrap-controller", &follower_voter.controller),
+    ] {
         let tool = |what: &str| {
             run_ok(
-                Command::new(launcher("kafka-metadata-quorum")).args([
-                    "--bootstrap-server",
-                    &via.kafka,
-                    "describe",
-                    what,
-                ]),
+                Command::new(launcher("kafka-metadata-quorum"))
+                    .args([bootstrap, via, "describe", what]),
                 Duration::from_secs(60),
                 None,
             )
@@ -161,6 +164,22 @@ fn check_metadata_quorum_tool(nodes: &[Node]) {
             .collect();
         assert_eq!(roles, want, "{replication}");
     }
+    // The controller listener answers ApiVersions with the finalized features too.
+    let features = run_ok(
+        Command::new(launcher("kafka-features")).args([
+            "--bootstrap-controller",
+            &follower_voter.controller,
+            "describe",
+        ]),
+        Duration::from_secs(60),
+        None,
+    );
+    assert!(
+        features
+            .lines()
+            .any(|l| l.contains("Feature: metadata.version") && l.contains("4.3-IV0")),
+        "{features}"
+    );
 }
 
 #[test]

@@ -32,9 +32,10 @@ fn consumer_bytes(node: &Node, topic: &str) -> f64 {
     .unwrap_or(0.0)
 }
 
+/// Keyed records, so they spread over every partition (and so every leader).
 fn produce(node: &Node, topic: &str, range: std::ops::Range<usize>) {
-    let input: String = range.map(|i| format!("value-{i:06}\n")).collect();
-    kcat_produce(node, topic, input.as_bytes(), &[]);
+    let input: String = range.map(|i| format!("k{i}:value-{i:06}\n")).collect();
+    kcat_produce(node, topic, input.as_bytes(), &["-K:"]);
 }
 
 /// What each node served the consumer between two samples, as shares of the whole.

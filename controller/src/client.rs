@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, Config, Raft, ServerState};
 use sluice_storage::Store;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
 
 use crate::error::ControllerError;
 use crate::metadata::{BrokerInfo, Command, CommandResult, MetadataImage};
@@ -93,7 +93,13 @@ pub struct ControllerClient {
     session_timeout: Duration,
     /// The committed index openraft last persisted on this node.
     committed: Arc<std::sync::atomic::AtomicU64>,
+    /// Kafka clients that reached the controller listener (`--bootstrap-controller`), until
+    /// the broker takes them.
+    kafka_clients: Arc<Mutex<Option<mpsc::Receiver<TcpStream>>>>,
 }
+
+/// Kafka clients on the controller listener waiting for the broker; more are turned away.
+const KAFKA_CLIENTS_WAITING: usize = 64;
 
 impl ControllerClient {
     /// Starts the Raft member on `store`: serves peers, forms the quorum on first start (or
@@ -112,6 +118,7 @@ impl ControllerClient {
             store.system_table(STATE_TABLE)?,
         );
         let committed = log.committed_index();
+        let (kafka_tx, kafka_rx) = mpsc::channel(KAFKA_CLIENTS_WAITING);
         let (sm, image) = StateMachine::open(store.system_table(STATE_TABLE)?)
             .map_err(|e| ControllerError::Raft(e.to_string()))?;
         let raft_config = Config {
@@ -135,8 +142,9 @@ impl ControllerClient {
             liveness: Arc::default(),
             session_timeout: config.broker_session_timeout,
             committed,
+            kafka_clients: Arc::new(Mutex::new(Some(kafka_rx))),
         };
-        tokio::spawn(client.clone().accept(listener));
+        tokio::spawn(client.clone().accept(listener, kafka_tx));
 
         let initialized = client
             .raft
@@ -413,13 +421,26 @@ impl ControllerClient {
         }
     }
 
-    async fn accept(self, listener: TcpListener) {
+    /// The Kafka clients that connect to this node's controller listener, as Kafka's tools
+    /// do with `--bootstrap-controller`: the broker serves them the controller's Kafka APIs.
+    /// `None` once taken.
+    pub fn take_kafka_clients(&self) -> Option<mpsc::Receiver<TcpStream>> {
+        self.kafka_clients.lock().ok()?.take()
+    }
+
+    async fn accept(self, listener: TcpListener, kafka_clients: mpsc::Sender<TcpStream>) {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
             let me = self.clone();
+            let kafka_clients = kafka_clients.clone();
             tokio::spawn(async move {
+                if rpc::speaks_kafka(&stream).await {
+                    // Turned away (closed) when nobody serves them or too many wait.
+                    let _ = kafka_clients.try_send(stream);
+                    return;
+                }
                 rpc::serve_connection(stream, |req| {
                     let me = me.clone();
                     async move { me.handle(req).await }

@@ -162,6 +162,25 @@ pub(crate) async fn call_once(
     Channel::new(addr).call(req, timeout).await
 }
 
+/// Whether a new connection is a Kafka client's rather than a peer controller's: both frame
+/// with a 4-byte length, but a peer's frame is JSON (`{`) and a Kafka request starts with
+/// its API key, whose high byte is 0.
+pub(crate) async fn speaks_kafka(stream: &TcpStream) -> bool {
+    let mut head = [0u8; 5];
+    let peeked = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.peek(&mut head).await {
+                Ok(n) if n >= head.len() => return true,
+                Ok(0) | Err(_) => return false,
+                // Part of the head so far: wait for the rest.
+                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await;
+    matches!(peeked, Ok(true)) && head[4] == 0
+}
+
 /// Serves requests on one accepted connection until it closes.
 pub(crate) async fn serve_connection<F, Fut>(stream: TcpStream, handle: F)
 where
@@ -184,5 +203,36 @@ where
         if framed.send(Bytes::from(bytes)).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// What `speaks_kafka` makes of a connection whose client first writes `head`.
+    async fn judged(head: &'static [u8]) -> bool {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(head).await.unwrap();
+            s
+        });
+        let (server, _) = listener.accept().await.unwrap();
+        let verdict = speaks_kafka(&server).await;
+        drop(client.await);
+        verdict
+    }
+
+    #[tokio::test]
+    async fn kafka_clients_are_told_from_peer_controllers_by_their_first_bytes() {
+        // A Kafka ApiVersions request: length, then api key 18.
+        assert!(judged(&[0, 0, 0, 20, 0, 18, 0, 3]).await);
+        // A peer's JSON frame.
+        assert!(!judged(b"\x00\x00\x00\x10{\"Vote\":{}}").await);
     }
 }

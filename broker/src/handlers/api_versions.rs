@@ -8,13 +8,13 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, 
 use kafka_protocol::protocol::StrBytes;
 
 use crate::context::Ctx;
-use crate::request_scope::RequestScope;
+use crate::request_scope::{Listener, RequestScope};
 
 /// Lists every supported API (unsupported request versions are answered in dispatch) and,
 /// from v3, the cluster's features.
 pub async fn handle(
     _ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     _header: &RequestHeader,
     _req: ApiVersionsRequest,
 ) -> ApiVersionsResponse {
@@ -37,7 +37,7 @@ pub async fn handle(
         })
         .collect();
     ApiVersionsResponse::default()
-        .with_api_keys(api_versions())
+        .with_api_keys(api_versions(scope.listener()))
         .with_supported_features(supported)
         .with_finalized_features(finalized)
         .with_finalized_features_epoch(FEATURES_EPOCH)
@@ -135,18 +135,31 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeQuorum, 0, 2),
 ];
 
-/// The versions served of `key` (min, max), if it is served at all.
-pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
+/// What the controller listener serves: what Kafka's tools ask a controller with
+/// `--bootstrap-controller` (`kafka-metadata-quorum`, `kafka-features`, `kafka-cluster`).
+const CONTROLLER_APIS: &[ApiKey] = &[
+    ApiKey::ApiVersions,
+    ApiKey::DescribeCluster,
+    ApiKey::DescribeQuorum,
+];
+
+/// The APIs served on `listener`: (key, min, max).
+fn served_on(listener: Listener) -> impl Iterator<Item = &'static (ApiKey, i16, i16)> {
     SUPPORTED_APIS
         .iter()
+        .filter(move |(k, _, _)| listener == Listener::Broker || CONTROLLER_APIS.contains(k))
+}
+
+/// The versions served of `key` on `listener` (min, max), if it is served there at all.
+pub fn supported(listener: Listener, key: ApiKey) -> Option<(i16, i16)> {
+    served_on(listener)
         .find(|(k, _, _)| *k == key)
         .map(|(_, lo, hi)| (*lo, *hi))
 }
 
-/// The ApiVersions list every response carries.
-pub fn api_versions() -> Vec<ApiVersion> {
-    SUPPORTED_APIS
-        .iter()
+/// The ApiVersions list every response on `listener` carries.
+pub fn api_versions(listener: Listener) -> Vec<ApiVersion> {
+    served_on(listener)
         .map(|(k, lo, hi)| {
             ApiVersion::default()
                 .with_api_key(*k as i16)
