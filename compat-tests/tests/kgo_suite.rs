@@ -40,11 +40,19 @@ fn kgo_suite_allowlist_passes() {
         .lines()
         .filter(|l| l.trim_start().starts_with("--- FAIL"))
         .collect();
+    // What the failing tests said (`t.Errorf` lines carry their file and line), which the
+    // tail of a parallel run rarely shows.
+    let said: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("_test.go:") && !l.contains(": deleting "))
+        .take(60)
+        .collect();
     assert!(
         out.status.success(),
-        "kgo-suite failed ({}); failed tests:\n{}\n--- stdout tail ---\n{}\n--- stderr tail ---\n{}",
+        "kgo-suite failed ({}); failed tests:\n{}\n--- their messages ---\n{}\n--- stdout tail ---\n{}\n--- stderr tail ---\n{}",
         out.status,
         failed.join("\n"),
+        said.join("\n"),
         tail(&stdout, 80),
         tail(&stderr, 40)
     );

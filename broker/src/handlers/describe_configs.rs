@@ -14,7 +14,7 @@ use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::group_config::GROUP_CONFIGS;
 use crate::request_scope::RequestScope;
-use crate::topic_config::{EffectiveConfigs, TOPIC_CONFIGS};
+use crate::topic_config::{ConfigDef, EffectiveConfigs, TOPIC_CONFIGS};
 
 /// Resource type of a topic.
 pub const RESOURCE_TOPIC: i8 = 2;
@@ -44,6 +44,21 @@ pub async fn handle(
                     .as_ref()
                     .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
             };
+            // The wanted ones of a topic's or group's configs.
+            let described = |defs: &[ConfigDef], effective: &EffectiveConfigs| {
+                defs.iter()
+                    .filter(|d| wanted(d.name))
+                    .map(|d| {
+                        entry(
+                            d.name,
+                            effective.resolve(d),
+                            effective.synonyms(d),
+                            d.ty,
+                            false,
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            };
             let configs: Result<Vec<DescribeConfigsResourceResult>, BrokerError> = match r
                 .resource_type
             {
@@ -52,20 +67,10 @@ pub async fn handle(
                     .get(r.resource_name.as_str())
                     .ok_or(BrokerError::UnknownTopicOrPartition)
                     .map(|t| {
-                        let effective = EffectiveConfigs::new(&t.configs, &ctx.config);
-                        TOPIC_CONFIGS
-                            .iter()
-                            .filter(|d| wanted(d.name))
-                            .map(|d| {
-                                entry(
-                                    d.name,
-                                    effective.resolve(d),
-                                    effective.synonyms(d),
-                                    d.ty,
-                                    false,
-                                )
-                            })
-                            .collect()
+                        described(
+                            TOPIC_CONFIGS,
+                            &EffectiveConfigs::new(&t.configs, &ctx.config),
+                        )
                     }),
                 // A group has configs whether or not it has members yet.
                 RESOURCE_GROUP => {
@@ -74,20 +79,10 @@ pub async fn handle(
                         .group_configs
                         .get(r.resource_name.as_str())
                         .unwrap_or(&none);
-                    let effective = EffectiveConfigs::of_group(overrides, &ctx.config);
-                    Ok(GROUP_CONFIGS
-                        .iter()
-                        .filter(|d| wanted(d.name))
-                        .map(|d| {
-                            entry(
-                                d.name,
-                                effective.resolve(d),
-                                effective.synonyms(d),
-                                d.ty,
-                                false,
-                            )
-                        })
-                        .collect())
+                    Ok(described(
+                        GROUP_CONFIGS,
+                        &EffectiveConfigs::of_group(overrides, &ctx.config),
+                    ))
                 }
                 RESOURCE_BROKER => {
                     let own = r.resource_name.is_empty()

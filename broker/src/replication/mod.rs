@@ -302,25 +302,9 @@ impl ReplicaManager {
         topic: &TopicInfo,
         partition: i32,
     ) -> Result<LeaderPartition, BrokerError> {
-        let info = usize::try_from(partition)
-            .ok()
-            .and_then(|i| topic.partitions.get(i))
-            .ok_or(BrokerError::UnknownTopicOrPartition)?;
-        if info.leader != self.node_id {
-            return Err(BrokerError::NotLeaderOrFollower);
-        }
-        let key = PartitionKey {
-            topic_id: topic.id,
-            partition,
-        };
-        let log = self
-            .store
-            .partition(&key)
-            .ok_or(BrokerError::NotLeaderOrFollower)?;
-        Ok(LeaderPartition {
-            log,
-            info: info.clone(),
-        })
+        let (log, info) =
+            self.local_replica(topic, partition, |info| info.leader == self.node_id)?;
+        Ok(LeaderPartition { log, info })
     }
 
     /// A partition this node follows, for a consumer that may read from any replica
@@ -331,11 +315,24 @@ impl ReplicaManager {
         topic: &TopicInfo,
         partition: i32,
     ) -> Result<(Arc<PartitionLog>, PartitionInfo), BrokerError> {
+        self.local_replica(topic, partition, |info| {
+            info.leader != self.node_id && info.replicas.contains(&self.node_id)
+        })
+    }
+
+    /// The local log of `partition` when this node's role in it is `role`
+    /// (NOT_LEADER_OR_FOLLOWER otherwise, or while the log is not open here).
+    fn local_replica(
+        &self,
+        topic: &TopicInfo,
+        partition: i32,
+        role: impl Fn(&PartitionInfo) -> bool,
+    ) -> Result<(Arc<PartitionLog>, PartitionInfo), BrokerError> {
         let info = usize::try_from(partition)
             .ok()
             .and_then(|i| topic.partitions.get(i))
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
-        if info.leader == self.node_id || !info.replicas.contains(&self.node_id) {
+        if !role(info) {
             return Err(BrokerError::NotLeaderOrFollower);
         }
         let key = PartitionKey {
