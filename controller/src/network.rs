@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
-use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
@@ -55,19 +55,7 @@ fn unexpected<E: std::error::Error>() -> RPCError<u64, BasicNode, E> {
     RPCError::Network(NetworkError::new(&e))
 }
 
-/// First and longest pause before openraft retries a peer it could not reach.
-const RETRY_FIRST: Duration = Duration::from_millis(500);
-const RETRY_MAX: Duration = Duration::from_secs(4);
-
 impl RaftNetwork<TypeConfig> for PeerConnection {
-    /// Doubling pauses, 0.5 s to 4 s, while a peer stays unreachable (openraft's default is
-    /// 500 ms forever: a node down for an hour cost 7,200 failed connects and as many log
-    /// lines); the first success resets them.
-    fn backoff(&self) -> Backoff {
-        let pauses = std::iter::successors(Some(RETRY_FIRST), |d| Some((*d * 2).min(RETRY_MAX)));
-        Backoff::new(pauses)
-    }
-
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
@@ -111,23 +99,4 @@ fn remote<E: std::error::Error>(
     e: E,
 ) -> openraft::error::RemoteError<u64, BasicNode, E> {
     openraft::error::RemoteError::new(target, e)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retries_of_an_unreachable_peer_back_off_to_a_ceiling() {
-        let conn = PeerConnection {
-            target: 2,
-            channel: Channel::new("127.0.0.1:1"),
-        };
-        let pauses: Vec<u64> = conn
-            .backoff()
-            .take(6)
-            .map(|d| d.as_millis() as u64)
-            .collect();
-        assert_eq!(pauses, [500, 1000, 2000, 4000, 4000, 4000]);
-    }
 }
