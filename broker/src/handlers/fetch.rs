@@ -190,9 +190,9 @@ fn watchers(
             let info = topic_of(image, t).ok()?;
             let source = source(ctx, info, t.partition, reader).ok()?;
             let mut rx = if reader.replica.is_some() {
-                source.log.watch_log_end()
+                source.log().watch_log_end()
             } else {
-                source.log.watch_high_watermark()
+                source.log().watch_high_watermark()
             };
             rx.borrow_and_update();
             Some(rx)
@@ -214,11 +214,33 @@ struct Reader<'a> {
 
 /// The local copy a read is served from: the leader's, or a follower's for a consumer that
 /// may read from any replica.
-struct Source {
-    log: Arc<PartitionLog>,
-    info: PartitionInfo,
-    /// Set when this node leads the partition.
-    led: Option<LeaderPartition>,
+enum Source {
+    Leader(LeaderPartition),
+    Follower(Arc<PartitionLog>, PartitionInfo),
+}
+
+impl Source {
+    fn log(&self) -> &Arc<PartitionLog> {
+        match self {
+            Source::Leader(led) => &led.log,
+            Source::Follower(log, _) => log,
+        }
+    }
+
+    fn info(&self) -> &PartitionInfo {
+        match self {
+            Source::Leader(led) => &led.info,
+            Source::Follower(_, info) => info,
+        }
+    }
+
+    /// The partition as led here, if this node leads it.
+    fn led(&self) -> Option<&LeaderPartition> {
+        match self {
+            Source::Leader(led) => Some(led),
+            Source::Follower(..) => None,
+        }
+    }
 }
 
 fn source(
@@ -228,18 +250,10 @@ fn source(
     reader: Reader,
 ) -> Result<Source, BrokerError> {
     match ctx.replicas.leader(topic, partition) {
-        Ok(led) => Ok(Source {
-            log: Arc::clone(&led.log),
-            info: led.info.clone(),
-            led: Some(led),
-        }),
+        Ok(led) => Ok(Source::Leader(led)),
         Err(BrokerError::NotLeaderOrFollower) if reader.any_replica => {
             let (log, info) = ctx.replicas.follower(topic, partition)?;
-            Ok(Source {
-                log,
-                info,
-                led: None,
-            })
+            Ok(Source::Follower(log, info))
         }
         Err(e) => Err(e),
     }
@@ -284,15 +298,15 @@ fn read_one(
     let info = topic_of(image, t)?;
     let source = source(ctx, info, t.partition, reader)?;
     ctx.replicas
-        .check_leader_epoch(&source.info, t.leader_epoch)?;
-    let log = &source.log;
+        .check_leader_epoch(source.info(), t.leader_epoch)?;
+    let log = source.log();
     let (log_start, high_watermark) = (log.log_start_offset(), log.high_watermark());
     let last_stable = log.last_stable_offset().min(high_watermark);
     if t.fetch_offset < log_start || t.fetch_offset > log.log_end_offset() {
         return Err(BrokerError::OffsetOutOfRange);
     }
-    let epoch = source.info.leader_epoch;
-    if let (Some(led), Some(rack)) = (&source.led, reader.rack) {
+    let epoch = source.info().leader_epoch;
+    if let (Some(led), Some(rack)) = (source.led(), reader.rack) {
         let preferred = ctx
             .replicas
             .preferred_read_replica(led, image, rack, t.fetch_offset);
@@ -310,7 +324,7 @@ fn read_one(
         }
     }
     // Consumers read committed data only; followers copy everything the leader has.
-    let upper = match (reader.replica, &source.led) {
+    let upper = match (reader.replica, source.led()) {
         (Some(follower), Some(led)) => {
             ctx.replicas
                 .on_follower_fetch(led, follower, t.fetch_offset);
