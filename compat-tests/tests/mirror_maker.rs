@@ -2,6 +2,13 @@
 //! another: a topic's records arrive under the remote topic name (`A.<topic>`), partition
 //! for partition, and a consumer group's committed offsets are translated onto it, so the
 //! group could move to the other cluster without reading everything again.
+//!
+//! The group reads the whole topic before MirrorMaker starts. MirrorMaker translates an
+//! offset through the nearest offset sync at or below it, and whether its checkpoint task
+//! keeps the early syncs depends on a race inside MirrorMaker (when it loads its
+//! checkpoints topic against when the source task writes syncs; with only the newest sync
+//! kept, an offset in the middle of a partition is never translated). A group at the end of
+//! every partition is translatable either way.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::collections::BTreeMap;
@@ -12,7 +19,6 @@ use std::time::Duration;
 use sluice_compat_tests::{kcat_produce, launcher, run, run_ok, topic, wait_until, Node};
 
 const RECORDS: usize = 1_000;
-const CONSUMED: usize = 600;
 const GROUP: &str = "g-mm2";
 
 /// `partition value` lines of a whole topic, sorted and each once (MirrorMaker copies at
@@ -68,28 +74,30 @@ fn mirror_maker_2_copies_records_and_translates_committed_offsets() {
         .map(|i| format!("k{i}:order-{i:05}\n"))
         .collect();
     kcat_produce(&source, &topic, input.as_bytes(), &["-K:"]);
-    // A group reads part of it on the source cluster and commits (on close).
+    // A group reads it on the source cluster and commits (on close).
     let consumed = run_ok(
         Command::new(launcher("kafka-console-consumer"))
             .args(["--bootstrap-server", &source.kafka, "--topic", &topic])
             .args(["--group", GROUP, "--from-beginning"])
-            .args(["--max-messages", &CONSUMED.to_string()]),
+            .args(["--max-messages", &RECORDS.to_string()]),
         Duration::from_secs(90),
         None,
     );
     assert_eq!(
         consumed.lines().filter(|l| l.starts_with("order-")).count(),
-        CONSUMED
+        RECORDS
     );
     let upstream = committed(&source, &topic);
     assert_eq!(
         upstream.values().sum::<i64>(),
-        CONSUMED as i64,
+        RECORDS as i64,
         "{upstream:?}"
     );
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("mm2.properties");
+    // No ACL sync: Sluice has no ACLs yet (DescribeAcls is unsupported), and MirrorMaker
+    // would log that as an error at every refresh.
     std::fs::write(
         &config,
         format!(
@@ -112,7 +120,8 @@ fn mirror_maker_2_copies_records_and_translates_committed_offsets() {
              emit.checkpoints.interval.seconds = 1\n\
              sync.group.offsets.enabled = true\n\
              sync.group.offsets.interval.seconds = 1\n\
-             offset.lag.max = 10\n",
+             offset.lag.max = 10\n\
+             sync.topic.acls.enabled = false\n",
             source.kafka, target.kafka
         ),
     )
