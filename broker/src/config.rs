@@ -206,6 +206,12 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
     ("broker.session.timeout.ms", "9000", ConfigType::Int),
     ("broker.heartbeat.interval.ms", "2000", ConfigType::Int),
     ("max.connections", "2147483647", ConfigType::Int),
+    ("max.connections.per.ip", "2147483647", ConfigType::Int),
+    ("max.connections.per.ip.overrides", "", ConfigType::String),
+    ("connections.max.idle.ms", "600000", ConfigType::Long),
+    // Client quotas are measured over this many windows of this many seconds.
+    ("quota.window.num", "11", ConfigType::Int),
+    ("quota.window.size.seconds", "1", ConfigType::Int),
     ("fetch.max.bytes", "57671680", ConfigType::Int),
     (
         "max.incremental.fetch.session.cache.slots",
@@ -324,6 +330,26 @@ impl BrokerConfig {
     /// `max.connections`
     pub fn max_connections(&self) -> usize {
         self.parsed("max.connections", i32::MAX as usize)
+    }
+    /// `max.connections.per.ip`
+    pub fn max_connections_per_ip(&self) -> usize {
+        self.parsed("max.connections.per.ip", i32::MAX as usize)
+    }
+    /// `max.connections.per.ip.overrides`: `host:count,...`
+    pub fn max_connections_per_ip_overrides(&self) -> &str {
+        self.get("max.connections.per.ip.overrides").unwrap_or("")
+    }
+    /// `connections.max.idle.ms`: a connection with no traffic this long is closed.
+    pub fn connections_max_idle(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.parsed("connections.max.idle.ms", 600_000u64))
+    }
+    /// `quota.window.size.seconds`: one sample window of client quotas.
+    pub fn quota_window(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.parsed("quota.window.size.seconds", 1u64).max(1))
+    }
+    /// `quota.window.num`: sample windows client quotas are measured over.
+    pub fn quota_window_samples(&self) -> usize {
+        self.parsed("quota.window.num", 11usize).max(2)
     }
     /// `max.incremental.fetch.session.cache.slots`
     pub fn fetch_session_slots(&self) -> usize {

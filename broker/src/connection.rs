@@ -13,6 +13,7 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +30,14 @@ async fn next_request_allowed(gate: &mut Option<oneshot::Receiver<()>>) {
         Some(rx) => {
             let _ = rx.await;
         }
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves at `until` (never when unset or past the clock's range).
+async fn sleep_until(until: Option<Instant>) {
+    match until {
+        Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
     }
 }
@@ -77,11 +86,24 @@ pub async fn serve(ctx: Ctx, stream: TcpStream, listener: Listener, shutdown: Ca
     let mut gate: Option<oneshot::Receiver<()>> = None;
     let mut reading = true;
     let mut most_in_flight = 0;
+    // Set while the client is throttled for passing a quota.
+    let mut muted_until: Option<Instant> = None;
+    // connections.max.idle.ms: a connection with nothing in flight and no request for
+    // this long is closed.
+    let max_idle = ctx.config.connections_max_idle();
+    let mut idle_since = Instant::now();
     while reading || !in_flight.is_empty() {
-        let may_read = reading && gate.is_none() && in_flight.len() < MAX_IN_FLIGHT;
+        let may_read =
+            reading && gate.is_none() && muted_until.is_none() && in_flight.len() < MAX_IN_FLIGHT;
+        let idle = reading && in_flight.is_empty() && muted_until.is_none();
         tokio::select! {
             _ = shutdown.cancelled(), if reading => reading = false,
             _ = next_request_allowed(&mut gate), if gate.is_some() => gate = None,
+            _ = sleep_until(muted_until), if muted_until.is_some() => muted_until = None,
+            _ = sleep_until(idle_since.checked_add(max_idle)), if idle => {
+                tracing::debug!(?peer, "closing connection: idle for connections.max.idle.ms");
+                reading = false;
+            }
             frame = frames.next(), if may_read => match frame {
                 Some(Ok(f)) => {
                     let (allow, allowed) = oneshot::channel();
@@ -97,12 +119,18 @@ pub async fn serve(ctx: Ctx, stream: TcpStream, listener: Listener, shutdown: Ca
                 None => reading = false,
             },
             Some(done) = in_flight.next() => match done {
-                Ok(Some(response)) => {
-                    if tx.send(response).await.is_err() {
-                        break;
+                Ok(answer) => {
+                    idle_since = Instant::now();
+                    if let Some(response) = answer.response {
+                        if tx.send(response).await.is_err() {
+                            break;
+                        }
+                    }
+                    if !answer.mute.is_zero() {
+                        let until = Instant::now() + answer.mute;
+                        muted_until = Some(muted_until.map_or(until, |m| m.max(until)));
                     }
                 }
-                Ok(None) => {}
                 Err(e) => {
                     // Answers to earlier requests are out; later ones are dropped.
                     tracing::debug!(?peer, error = %e, "closing connection");

@@ -11,6 +11,7 @@ use crate::disk_guard::DiskGuard;
 use crate::fetch_session::FetchSessions;
 use crate::group::GroupCoordinator;
 use crate::producer_ids::ProducerIdAllocator;
+use crate::quota::ClientQuotas;
 use crate::replication::ReplicaManager;
 use crate::txn::markers::MarkerIo;
 use crate::txn::TxnCoordinator;
@@ -37,6 +38,8 @@ pub struct Broker {
     pub txns: TxnCoordinator,
     /// The data directory's free-space floor.
     pub disk: DiskGuard,
+    /// Client quota sensors.
+    pub quotas: ClientQuotas,
 }
 
 impl Broker {

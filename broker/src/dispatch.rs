@@ -1,5 +1,7 @@
 //! Request decoding, the one `match` on the API, and response encoding.
 
+use std::time::Duration;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
@@ -25,11 +27,29 @@ pub enum CloseReason {
     Malformed(String),
 }
 
-/// Handles one request frame; `Ok(None)` means no response is due (acks=0 produce).
-/// `scope` lives as long as the request: dropping it lets the connection start its next one.
-pub async fn dispatch(
+/// What the connection does with one handled request.
+pub struct Answer {
+    /// The response, if one is due (an acks=0 produce has none).
+    pub response: Option<Frame>,
+    /// How long the connection reads no further request: a client over its quota is muted
+    /// after its response goes out, as Kafka mutes its channel (KIP-219).
+    pub mute: Duration,
+}
+
+/// Handles one request frame. `scope` lives as long as the request: dropping it lets the
+/// connection start its next one.
+pub async fn dispatch(ctx: &Ctx, scope: RequestScope, frame: Bytes) -> Result<Answer, CloseReason> {
+    let response = respond(ctx, &scope, frame).await?;
+    Ok(Answer {
+        response,
+        mute: scope.throttled(),
+    })
+}
+
+/// Decodes, handles and encodes one request; `Ok(None)` means no response is due.
+async fn respond(
     ctx: &Ctx,
-    scope: RequestScope,
+    scope: &RequestScope,
     frame: Bytes,
 ) -> Result<Option<Frame>, CloseReason> {
     if frame.len() < 8 {
@@ -62,172 +82,176 @@ pub async fn dispatch(
     let request = decode_guarded(|| RequestKind::decode(key, &mut body, version))?;
     let started = std::time::Instant::now();
     let response: ResponseKind = match request {
-        RequestKind::Produce(r) => match handlers::produce::handle(ctx, &scope, &header, r).await {
+        RequestKind::Produce(r) => match handlers::produce::handle(ctx, scope, &header, r).await {
             Some(resp) => resp.into(),
             None => return Ok(None),
         },
-        RequestKind::Fetch(r) => handlers::fetch::handle(ctx, &scope, &header, r)
+        RequestKind::Fetch(r) => handlers::fetch::handle(ctx, scope, &header, r).await.into(),
+        RequestKind::ListOffsets(r) => handlers::list_offsets::handle(ctx, scope, &header, r)
             .await
             .into(),
-        RequestKind::ListOffsets(r) => handlers::list_offsets::handle(ctx, &scope, &header, r)
+        RequestKind::Metadata(r) => handlers::metadata::handle(ctx, scope, &header, r)
             .await
             .into(),
-        RequestKind::Metadata(r) => handlers::metadata::handle(ctx, &scope, &header, r)
+        RequestKind::ApiVersions(r) => handlers::api_versions::handle(ctx, scope, &header, r)
             .await
             .into(),
-        RequestKind::ApiVersions(r) => handlers::api_versions::handle(ctx, &scope, &header, r)
+        RequestKind::CreateTopics(r) => handlers::create_topics::handle(ctx, scope, &header, r)
             .await
             .into(),
-        RequestKind::CreateTopics(r) => handlers::create_topics::handle(ctx, &scope, &header, r)
-            .await
-            .into(),
-        RequestKind::DeleteTopics(r) => handlers::delete_topics::handle(ctx, &scope, &header, r)
+        RequestKind::DeleteTopics(r) => handlers::delete_topics::handle(ctx, scope, &header, r)
             .await
             .into(),
         RequestKind::InitProducerId(r) => {
-            handlers::init_producer_id::handle(ctx, &scope, &header, r)
+            handlers::init_producer_id::handle(ctx, scope, &header, r)
                 .await
                 .into()
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
-            handlers::offset_for_leader_epoch::handle(ctx, &scope, &header, r)
+            handlers::offset_for_leader_epoch::handle(ctx, scope, &header, r)
                 .await
                 .into()
         }
         RequestKind::DescribeConfigs(r) => {
-            handlers::describe_configs::handle(ctx, &scope, &header, r)
+            handlers::describe_configs::handle(ctx, scope, &header, r)
                 .await
                 .into()
         }
         RequestKind::CreatePartitions(r) => {
-            handlers::create_partitions::handle(ctx, &scope, &header, r)
+            handlers::create_partitions::handle(ctx, scope, &header, r)
                 .await
                 .into()
         }
-        RequestKind::DeleteRecords(r) => handlers::delete_records::handle(ctx, &scope, &header, r)
+        RequestKind::DeleteRecords(r) => handlers::delete_records::handle(ctx, scope, &header, r)
             .await
             .into(),
-        RequestKind::ElectLeaders(r) => handlers::elect_leaders::handle(ctx, &scope, &header, r)
+        RequestKind::ElectLeaders(r) => handlers::elect_leaders::handle(ctx, scope, &header, r)
             .await
             .into(),
         RequestKind::AlterPartitionReassignments(r) => {
-            handlers::alter_partition_reassignments::handle(ctx, &scope, &header, r)
+            handlers::alter_partition_reassignments::handle(ctx, scope, &header, r)
                 .await
                 .into()
         }
         RequestKind::DescribeLogDirs(r) => {
-            handlers::describe_log_dirs::handle(ctx, &scope, &header, r)
+            handlers::describe_log_dirs::handle(ctx, scope, &header, r)
                 .await
                 .into()
         }
         RequestKind::ListPartitionReassignments(r) => {
-            handlers::list_partition_reassignments::handle(ctx, &scope, &header, r)
+            handlers::list_partition_reassignments::handle(ctx, scope, &header, r)
                 .await
                 .into()
         }
-        RequestKind::AlterConfigs(r) => handlers::alter_configs::handle(ctx, &scope, &header, r)
+        RequestKind::AlterConfigs(r) => handlers::alter_configs::handle(ctx, scope, &header, r)
             .await
             .into(),
         RequestKind::IncrementalAlterConfigs(r) => {
-            handlers::incremental_alter_configs::handle(ctx, &scope, &header, r)
+            handlers::incremental_alter_configs::handle(ctx, scope, &header, r)
+                .await
+                .into()
+        }
+        RequestKind::DescribeClientQuotas(r) => {
+            handlers::describe_client_quotas::handle(ctx, scope, &header, r)
+                .await
+                .into()
+        }
+        RequestKind::AlterClientQuotas(r) => {
+            handlers::alter_client_quotas::handle(ctx, scope, &header, r)
                 .await
                 .into()
         }
         RequestKind::DescribeCluster(r) => {
-            handlers::describe_cluster::handle(ctx, &scope, &header, r)
+            handlers::describe_cluster::handle(ctx, scope, &header, r)
                 .await
                 .into()
         }
         RequestKind::ConsumerGroupHeartbeat(r) => {
-            handlers::consumer_group_heartbeat::handle(ctx, &scope, &header, r)
+            handlers::consumer_group_heartbeat::handle(ctx, scope, &header, r)
                 .await
                 .into()
         }
         RequestKind::ConsumerGroupDescribe(r) => {
-            handlers::consumer_group_describe::handle(ctx, &scope, &header, r)
+            handlers::consumer_group_describe::handle(ctx, scope, &header, r)
                 .await
                 .into()
         }
         RequestKind::FindCoordinator(r) => {
-            handlers::find_coordinator::handle(ctx, &scope, &header, r)
+            handlers::find_coordinator::handle(ctx, scope, &header, r)
                 .await
                 .into()
         }
-        RequestKind::JoinGroup(r) => handlers::join_group::handle(ctx, &scope, &header, r)
+        RequestKind::JoinGroup(r) => handlers::join_group::handle(ctx, scope, &header, r)
             .await
             .into(),
-        RequestKind::SyncGroup(r) => handlers::sync_group::handle(ctx, &scope, &header, r)
+        RequestKind::SyncGroup(r) => handlers::sync_group::handle(ctx, scope, &header, r)
             .await
             .into(),
-        RequestKind::Heartbeat(r) => handlers::heartbeat::handle(ctx, &scope, &header, r)
+        RequestKind::Heartbeat(r) => handlers::heartbeat::handle(ctx, scope, &header, r)
             .await
             .into(),
-        RequestKind::LeaveGroup(r) => handlers::leave_group::handle(ctx, &scope, &header, r)
+        RequestKind::LeaveGroup(r) => handlers::leave_group::handle(ctx, scope, &header, r)
             .await
             .into(),
-        RequestKind::OffsetCommit(r) => handlers::offset_commit::handle(ctx, &scope, &header, r)
+        RequestKind::OffsetCommit(r) => handlers::offset_commit::handle(ctx, scope, &header, r)
             .await
             .into(),
-        RequestKind::OffsetFetch(r) => handlers::offset_fetch::handle(ctx, &scope, &header, r)
+        RequestKind::OffsetFetch(r) => handlers::offset_fetch::handle(ctx, scope, &header, r)
             .await
             .into(),
-        RequestKind::ListGroups(r) => handlers::list_groups::handle(ctx, &scope, &header, r)
+        RequestKind::ListGroups(r) => handlers::list_groups::handle(ctx, scope, &header, r)
             .await
             .into(),
-        RequestKind::DescribeGroups(r) => {
-            handlers::describe_groups::handle(ctx, &scope, &header, r)
-                .await
-                .into()
-        }
-        RequestKind::DeleteGroups(r) => handlers::delete_groups::handle(ctx, &scope, &header, r)
+        RequestKind::DescribeGroups(r) => handlers::describe_groups::handle(ctx, scope, &header, r)
             .await
             .into(),
-        RequestKind::OffsetDelete(r) => handlers::offset_delete::handle(ctx, &scope, &header, r)
+        RequestKind::DeleteGroups(r) => handlers::delete_groups::handle(ctx, scope, &header, r)
+            .await
+            .into(),
+        RequestKind::OffsetDelete(r) => handlers::offset_delete::handle(ctx, scope, &header, r)
             .await
             .into(),
         RequestKind::AddPartitionsToTxn(r) => {
-            handlers::add_partitions_to_txn::handle(ctx, &scope, &header, r)
+            handlers::add_partitions_to_txn::handle(ctx, scope, &header, r)
                 .await
                 .into()
         }
         RequestKind::AddOffsetsToTxn(r) => {
-            handlers::add_offsets_to_txn::handle(ctx, &scope, &header, r)
+            handlers::add_offsets_to_txn::handle(ctx, scope, &header, r)
                 .await
                 .into()
         }
         RequestKind::TxnOffsetCommit(r) => {
-            handlers::txn_offset_commit::handle(ctx, &scope, &header, r)
+            handlers::txn_offset_commit::handle(ctx, scope, &header, r)
                 .await
                 .into()
         }
-        RequestKind::EndTxn(r) => handlers::end_txn::handle(ctx, &scope, &header, r)
+        RequestKind::EndTxn(r) => handlers::end_txn::handle(ctx, scope, &header, r)
             .await
             .into(),
         RequestKind::WriteTxnMarkers(r) => {
-            handlers::write_txn_markers::handle(ctx, &scope, &header, r)
+            handlers::write_txn_markers::handle(ctx, scope, &header, r)
                 .await
                 .into()
         }
         RequestKind::DescribeTransactions(r) => {
-            handlers::describe_transactions::handle(ctx, &scope, &header, r)
+            handlers::describe_transactions::handle(ctx, scope, &header, r)
                 .await
                 .into()
         }
         RequestKind::ListTransactions(r) => {
-            handlers::list_transactions::handle(ctx, &scope, &header, r)
+            handlers::list_transactions::handle(ctx, scope, &header, r)
                 .await
                 .into()
         }
         RequestKind::DescribeProducers(r) => {
-            handlers::describe_producers::handle(ctx, &scope, &header, r)
+            handlers::describe_producers::handle(ctx, scope, &header, r)
                 .await
                 .into()
         }
-        RequestKind::DescribeQuorum(r) => {
-            handlers::describe_quorum::handle(ctx, &scope, &header, r)
-                .await
-                .into()
-        }
+        RequestKind::DescribeQuorum(r) => handlers::describe_quorum::handle(ctx, scope, &header, r)
+            .await
+            .into(),
         other => {
             return Err(CloseReason::Malformed(format!("no handler for {other:?}")));
         }

@@ -169,6 +169,12 @@ impl FetchSessions {
         ))
     }
 
+    /// Drops a session (one whose creating fetch was answered without it).
+    pub fn close(&self, id: i32) {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        guard.0.remove(&id);
+    }
+
     /// Records what is being sent for a partition; false if an incremental response may
     /// leave it out (nothing new since the last response).
     pub fn note_sent(

@@ -12,6 +12,7 @@
 //! context.rs           Broker: the node's services a handler reaches (store, controller,
 //!                      replicas, coordinators, configs)
 //! connection.rs        size-prefixed framing, frame cap, pipelined produces, in-order responses
+//! connection_limits.rs max.connections.per.ip (and its overrides)
 //! request_scope.rs     what a handler knows of its request besides header and body
 //!                      (peer, the connection's read-ahead, leave to start the next request)
 //! dispatch.rs          the only match on the API: decode, route to a handler, encode
@@ -34,6 +35,7 @@
 //! log_cleaner.rs       cleanup.policy=compact: when to compact which partition
 //! flusher.rs           flush.ms: background fsync of the WAL
 //! disk_guard.rs        free-space floor: refuse produce below it
+//! quota.rs             client quotas: byte rates per user / client id, throttle times
 //! topic_config.rs      topic configs by Kafka name: defaults, validation, effective values
 //!                      and their synonyms (also used for group configs)
 //! group_config.rs      group configs (consumer.session.timeout.ms, ...): bounds, lookups
@@ -59,6 +61,7 @@
 mod clock;
 pub mod config;
 mod connection;
+mod connection_limits;
 mod context;
 mod coordinator;
 pub mod decode_guard;
@@ -75,6 +78,7 @@ mod http;
 mod log_cleaner;
 pub mod metrics;
 mod producer_ids;
+mod quota;
 mod read_ahead;
 mod replication;
 mod request_scope;

@@ -89,6 +89,9 @@ pub const TXNS_BEGUN: &str = "sluice_transactions_begun_total";
 pub const TXNS_OPEN: &str = "sluice_transactions_open";
 /// Transactional producers initialised (InitProducerId with a transactional id answered here).
 pub const TXN_PRODUCERS_INITIALISED: &str = "sluice_transactional_producers_initialised_total";
+/// Milliseconds clients were throttled for passing their quota, by quota (produce, fetch)
+/// and the user and client id the quota applies to (empty when it names neither).
+pub const QUOTA_THROTTLE: &str = "sluice_client_quota_throttle_milliseconds_total";
 /// Resident memory of the process.
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
 /// Open file descriptors of the process.
@@ -224,6 +227,17 @@ pub fn record_replication_fetch(topic: &str, bytes: usize) {
         metrics::counter!(REPLICATION_BYTES_OUT, "topic" => topic.to_string())
             .increment(bytes as u64);
     }
+}
+
+/// Adds a throttle answered to a client over its quota.
+pub fn record_throttle(quota: &'static str, user: &str, client_id: &str, throttle: Duration) {
+    metrics::counter!(
+        QUOTA_THROTTLE,
+        "quota" => quota,
+        "user" => user.to_string(),
+        "client_id" => client_id.to_string()
+    )
+    .increment(throttle.as_millis() as u64);
 }
 
 /// Counts one read-ahead stretch that a fetch used (or that was dropped unused).

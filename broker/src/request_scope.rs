@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -27,6 +28,8 @@ pub struct RequestScope {
     read_ahead: Arc<ReadAhead>,
     /// Taken by the first of [`RequestScope::start_next_request`] and the end of the request.
     next_request: Mutex<Option<oneshot::Sender<()>>>,
+    /// How long the connection reads nothing more once this request is answered.
+    throttle: Mutex<Duration>,
 }
 
 impl RequestScope {
@@ -43,7 +46,21 @@ impl RequestScope {
             listener,
             read_ahead,
             next_request: Mutex::new(Some(next_request)),
+            throttle: Mutex::new(Duration::ZERO),
         }
+    }
+
+    /// Throttles the client for passing a quota: once this request is answered (with the
+    /// same `throttle_time_ms`), its connection reads no request for `throttle`.
+    pub fn throttle(&self, throttle: Duration) {
+        if let Ok(mut t) = self.throttle.lock() {
+            *t = (*t).max(throttle);
+        }
+    }
+
+    /// The throttle set by [`RequestScope::throttle`].
+    pub fn throttled(&self) -> Duration {
+        self.throttle.lock().map(|t| *t).unwrap_or_default()
     }
 
     /// The client's host as group descriptions show it ("/ip"), or "" if unknown.

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{parse_voters, BrokerConfig, ServeArgs};
 use crate::connection;
+use crate::connection_limits::ConnectionLimits;
 use crate::context::{Broker, Ctx};
 use crate::disk_guard::DiskGuard;
 use crate::fetch_session::FetchSessions;
@@ -21,6 +22,7 @@ use crate::group::shard::GroupSettings;
 use crate::group::GroupCoordinator;
 use crate::http::{self, HttpState};
 use crate::producer_ids::ProducerIdAllocator;
+use crate::quota::ClientQuotas;
 use crate::replication::fetcher::FetcherCtx;
 use crate::replication::ReplicaManager;
 use crate::request_scope::Listener;
@@ -96,6 +98,7 @@ pub async fn serve(
         ..StoreConfig::default()
     };
     let db_dir = args.data_dir.join("db");
+    let limits = Arc::new(ConnectionLimits::new(&config)?);
     let started = std::time::Instant::now();
     let store =
         Arc::new(tokio::task::spawn_blocking(move || Store::open(&db_dir, &store_config)).await??);
@@ -150,6 +153,7 @@ pub async fn serve(
         store: store.clone(),
         controller: controller.clone(),
         producer_ids: ProducerIdAllocator::default(),
+        quotas: ClientQuotas::new(&config),
         groups: GroupCoordinator::new(
             GroupSettings {
                 initial_delay: config.group_initial_rebalance_delay(),
@@ -226,7 +230,7 @@ pub async fn serve(
             shutdown.clone(),
         ));
     }
-    accept_loop(ctx.clone(), listener, shutdown.clone()).await;
+    accept_loop(ctx.clone(), listener, limits, shutdown.clone()).await;
 
     tracing::info!("shutting down");
     controlled_shutdown(&ctx).await;
@@ -269,7 +273,12 @@ fn advertised(args: &ServeArgs, bound: SocketAddr) -> anyhow::Result<(String, i3
     }
 }
 
-async fn accept_loop(ctx: Ctx, listener: TcpListener, shutdown: CancellationToken) {
+async fn accept_loop(
+    ctx: Ctx,
+    listener: TcpListener,
+    limits: Arc<ConnectionLimits>,
+    shutdown: CancellationToken,
+) {
     let limit = Arc::new(Semaphore::new(
         ctx.config.max_connections().min(Semaphore::MAX_PERMITS),
     ));
@@ -285,12 +294,16 @@ async fn accept_loop(ctx: Ctx, listener: TcpListener, shutdown: CancellationToke
             a = listener.accept() => a,
         };
         match accepted {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
+                let Some(slot) = limits.admit(peer.ip()) else {
+                    tracing::info!(%peer, "closing connection: max.connections.per.ip reached");
+                    continue;
+                };
                 let ctx = ctx.clone();
                 let token = shutdown.clone();
                 connections.spawn(async move {
                     connection::serve(ctx, stream, Listener::Broker, token).await;
-                    drop(permit);
+                    drop((slot, permit));
                 });
             }
             Err(e) => {

@@ -93,11 +93,15 @@ fn metrics_follow_traffic_and_cover_the_dashboard() {
             > 1000.0 * 4.0
     );
 
-    // Followers' replication happens only in clusters: follower_fetching.rs checks it.
-    let cluster_only = ["sluice_replication_bytes_out_total"];
+    // Followers' replication happens only in clusters (follower_fetching.rs checks it),
+    // throttles only past a quota (quotas.rs checks them).
+    let not_on_a_quiet_node = [
+        "sluice_replication_bytes_out_total",
+        "sluice_client_quota_throttle_milliseconds_total",
+    ];
     for name in dashboard_metrics()
         .into_iter()
-        .filter(|n| !cluster_only.contains(&n.as_str()))
+        .filter(|n| !not_on_a_quiet_node.contains(&n.as_str()))
     {
         let exported = text
             .lines()

@@ -78,6 +78,48 @@ pub struct MetadataImage {
     /// group configs existed).
     #[serde(default)]
     pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Client quotas, one entry per entity that has any (absent from images stored before
+    /// quotas existed).
+    #[serde(default)]
+    pub client_quotas: Vec<ClientQuota>,
+}
+
+/// A client quota entity (Kafka's `ClientQuotaEntity`): entity type (`user`, `client-id`
+/// or `ip`) to name, where `None` names the type's default (`<default>` in kafka-configs).
+pub type QuotaEntity = BTreeMap<String, Option<String>>;
+
+/// A quota value. Kafka's quotas are doubles; validation keeps NaN out, so comparing bits
+/// is equality.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct QuotaValue(pub f64);
+
+impl PartialEq for QuotaValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for QuotaValue {}
+
+/// The quotas of one entity, by Kafka key (`producer_byte_rate`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientQuota {
+    /// Whom they apply to.
+    pub entity: QuotaEntity,
+    /// Quota values by key.
+    pub values: BTreeMap<String, QuotaValue>,
+}
+
+/// A quota change of one entity: set these, remove those.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaChange {
+    /// Whom the change applies to.
+    pub entity: QuotaEntity,
+    /// Keys to set.
+    pub set: BTreeMap<String, QuotaValue>,
+    /// Keys to remove.
+    pub remove: Vec<String>,
 }
 
 /// A topic to create.
@@ -158,6 +200,8 @@ pub enum Command {
     AlterConfigs(Vec<ConfigChange>),
     /// Changes a group's configs (a group needs no other record to have them).
     AlterGroupConfigs(GroupConfigChange),
+    /// Changes client quotas (validated by the proposing broker, as group configs are).
+    AlterClientQuotas(Vec<QuotaChange>),
     /// A partition leader changes the ISR (shrink or expand; AlterPartition), accepted only
     /// from the current leader at the current leader and partition epochs.
     AlterPartition {
@@ -381,6 +425,12 @@ impl MetadataImage {
                 }
                 CommandResult::Done
             }
+            Command::AlterClientQuotas(changes) => {
+                for change in changes {
+                    self.alter_client_quota(change);
+                }
+                CommandResult::Done
+            }
             Command::AlterPartition {
                 topic,
                 partition,
@@ -550,6 +600,33 @@ impl MetadataImage {
                     p.partition_epoch += 1;
                 }
             }
+        }
+    }
+
+    fn alter_client_quota(&mut self, change: &QuotaChange) {
+        let at = match self
+            .client_quotas
+            .binary_search_by(|q| q.entity.cmp(&change.entity))
+        {
+            Ok(at) => at,
+            Err(at) => {
+                self.client_quotas.insert(
+                    at,
+                    ClientQuota {
+                        entity: change.entity.clone(),
+                        values: BTreeMap::new(),
+                    },
+                );
+                at
+            }
+        };
+        let values = &mut self.client_quotas[at].values;
+        for k in &change.remove {
+            values.remove(k);
+        }
+        values.extend(change.set.iter().map(|(k, v)| (k.clone(), *v)));
+        if values.is_empty() {
+            self.client_quotas.remove(at);
         }
     }
 
@@ -986,6 +1063,50 @@ pub(crate) mod tests {
             }),
             CommandResult::Failed(MetadataError::UnknownTopic(_))
         ));
+    }
+
+    #[test]
+    fn client_quotas_are_kept_per_entity_and_dropped_when_empty() {
+        let mut img = image_with_brokers(1);
+        let entity = |user: Option<&str>, client: Option<Option<&str>>| {
+            let mut e = QuotaEntity::new();
+            e.insert("user".to_string(), user.map(String::from));
+            if let Some(c) = client {
+                e.insert("client-id".to_string(), c.map(String::from));
+            }
+            e
+        };
+        let change = |entity: QuotaEntity, set: &[(&str, f64)], remove: &[&str]| QuotaChange {
+            entity,
+            set: set
+                .iter()
+                .map(|(k, v)| (k.to_string(), QuotaValue(*v)))
+                .collect(),
+            remove: remove.iter().map(|k| k.to_string()).collect(),
+        };
+        let alice = entity(Some("alice"), None);
+        let default_user_and_client = entity(None, Some(None));
+        img.apply(&Command::AlterClientQuotas(vec![
+            change(alice.clone(), &[("producer_byte_rate", 1024.0)], &[]),
+            change(
+                default_user_and_client.clone(),
+                &[("consumer_byte_rate", 2048.0)],
+                &[],
+            ),
+        ]));
+        assert_eq!(img.client_quotas.len(), 2);
+        let alice_quota = img.client_quotas.iter().find(|q| q.entity == alice);
+        assert_eq!(
+            alice_quota.map(|q| q.values["producer_byte_rate"]),
+            Some(QuotaValue(1024.0))
+        );
+        img.apply(&Command::AlterClientQuotas(vec![change(
+            alice.clone(),
+            &[],
+            &["producer_byte_rate"],
+        )]));
+        assert_eq!(img.client_quotas.len(), 1, "alice has no quota left");
+        assert_eq!(img.client_quotas[0].entity, default_user_and_client);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::select_all;
@@ -28,6 +28,7 @@ use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::fetch_session::{FetchTarget, Forgotten, PartitionMarks, SessionMode};
 use crate::metrics;
+use crate::quota::{throttle_ms, QuotaClient, QuotaKind};
 use crate::read_ahead::Ready;
 use crate::replication::LeaderPartition;
 use crate::request_scope::RequestScope;
@@ -117,6 +118,15 @@ pub async fn handle(
         rack: Some(req.rack_id.as_str())
             .filter(|rack| any_replica && !rack.is_empty() && ctx.config.rack_aware_reads()),
     };
+    // A consumer with a quota gets at most a quota window's worth per response.
+    let quota_client = QuotaClient::of(header);
+    let max_bytes = match replica {
+        Some(_) => max_bytes,
+        None => ctx
+            .quotas
+            .max_bytes_per_response(&image, QuotaKind::Fetch, quota_client)
+            .map_or(max_bytes, |cap| max_bytes.min(cap)),
+    };
     // Subscribe before reading so that data arriving in between still wakes us.
     let mut watchers = watchers(ctx, &image, &targets, reader);
     let wanted: Vec<(String, i32, i64)> = match replica {
@@ -153,6 +163,26 @@ pub async fn handle(
         }
     };
 
+    // A consumer over its quota gets no records this time, only how long to wait, and the
+    // bytes it did not get do not count against it (Kafka's throttled fetch response).
+    if replica.is_none() {
+        let bytes = reads
+            .iter()
+            .filter_map(|r| r.result.as_ref().ok())
+            .map(|d| d.records.len())
+            .sum();
+        let now = Instant::now();
+        let throttle = ctx
+            .quotas
+            .record(&image, QuotaKind::Fetch, quota_client, bytes, now);
+        if !throttle.is_zero() {
+            ctx.quotas
+                .unrecord(&image, QuotaKind::Fetch, quota_client, bytes, now);
+            scope.throttle(throttle);
+            return throttled(ctx, mode, throttle);
+        }
+    }
+
     if replica.is_none() && !committed_only {
         for r in &reads {
             if let Ok(d) = &r.result {
@@ -172,6 +202,23 @@ pub async fn handle(
         }
     }
     respond(ctx, &image, mode, reader, reads)
+}
+
+/// The answer to a throttled fetch: no partitions, and `throttle_time_ms`. A session this
+/// fetch created is closed again, since the client takes an empty full response as no
+/// session and starts over (KIP-219); an existing session stays as it was.
+fn throttled(ctx: &Ctx, mode: SessionMode, throttle: Duration) -> FetchResponse {
+    let session_id = match mode {
+        SessionMode::Session { id, created: true } => {
+            ctx.fetch_sessions.close(id);
+            0
+        }
+        SessionMode::Session { id, created: false } => id,
+        SessionMode::Sessionless => 0,
+    };
+    FetchResponse::default()
+        .with_session_id(session_id)
+        .with_throttle_time_ms(throttle_ms(throttle))
 }
 
 /// Partitions that returned at least this much are read ahead: consumers catching up, not

@@ -5,7 +5,7 @@
 //! topics are named by id.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::join_all;
@@ -23,6 +23,7 @@ use crate::context::Ctx;
 use crate::coordinator::TxnProducer;
 use crate::error::{BrokerError, TxnError};
 use crate::metrics;
+use crate::quota::{throttle_ms, QuotaClient, QuotaKind};
 use crate::replication::{Acks, LeaderAppend};
 use crate::request_scope::RequestScope;
 use crate::topic_config::EffectiveConfigs;
@@ -46,6 +47,23 @@ pub async fn handle(
     req: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let image = ctx.controller.image();
+    // Every byte sent counts against the producer's quota, appended or not, as in Kafka. A
+    // producer over it gets no pipelining: its connection reads nothing more until this
+    // request is answered, and then nothing for the throttle time.
+    let sent = req
+        .topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .map(|p| p.records.as_ref().map_or(0, Bytes::len))
+        .sum();
+    let throttle = ctx.quotas.record(
+        &image,
+        QuotaKind::Produce,
+        QuotaClient::of(header),
+        sent,
+        Instant::now(),
+    );
+    scope.throttle(throttle);
     let by_id = header.request_api_version >= 13;
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
     let mut accepted: Vec<Accepted> = Vec::new();
@@ -143,7 +161,9 @@ pub async fn handle(
         let outcomes = ctx
             .replicas
             .append_as_leader(&ctx.controller, appends, acks, || {
-                scope.start_next_request()
+                if throttle.is_zero() {
+                    scope.start_next_request()
+                }
             })
             .await;
         for (a, outcome) in accepted.iter().zip(outcomes) {
@@ -173,7 +193,8 @@ pub async fn handle(
     Some(
         ProduceResponse::default()
             .with_responses(responses)
-            .with_node_endpoints(leaders),
+            .with_node_endpoints(leaders)
+            .with_throttle_time_ms(throttle_ms(throttle)),
     )
 }
 
