@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 
 use clap::Args;
 
@@ -40,11 +41,42 @@ pub struct ServeArgs {
     pub log_json: bool,
 }
 
-/// Broker-wide settings, by Kafka name, with Kafka's defaults.
+/// Broker-wide settings, by Kafka name, with Kafka's defaults: the static ones given at
+/// start, under the dynamic ones of the metadata log (this broker's, then the cluster
+/// default), which every clone sees as soon as the node applies them.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     overrides: BTreeMap<String, String>,
+    dynamic: Arc<RwLock<DynamicConfigs>>,
 }
+
+/// The dynamic layers of a broker's configs.
+#[derive(Debug, Default)]
+struct DynamicConfigs {
+    /// Set for this broker.
+    broker: BTreeMap<String, String>,
+    /// Set as every broker's default.
+    cluster: BTreeMap<String, String>,
+}
+
+/// The broker configs that may change while a node runs (IncrementalAlterConfigs on a
+/// BROKER resource): those Kafka lets change at run time that Sluice reads where it uses
+/// them, not once at start.
+pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
+    "log.retention.ms",
+    "log.retention.bytes",
+    "log.segment.bytes",
+    "log.cleanup.policy",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "log.message.timestamp.type",
+    "min.insync.replicas",
+    "compression.type",
+    "unclean.leader.election.enable",
+    "message.max.bytes",
+    "max.connections.per.ip",
+    "max.connections.per.ip.overrides",
+];
 
 /// Kafka's config types (DescribeConfigs `config_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +126,10 @@ pub enum ConfigSource {
     Topic = 1,
     /// Set on the group.
     Group = 8,
+    /// Set dynamically for this broker.
+    DynamicBroker = 2,
+    /// Set dynamically as every broker's default.
+    DynamicDefaultBroker = 3,
     /// Set in the broker's static config (`--config`).
     StaticBroker = 4,
     /// Kafka's default.
@@ -256,22 +292,50 @@ impl BrokerConfig {
             }
             overrides.insert(k.to_string(), v.to_string());
         }
-        Ok(Self { overrides })
-    }
-
-    /// The value of a config (override or Kafka's default).
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.overrides.get(name).map(String::as_str).or_else(|| {
-            BROKER_CONFIGS
-                .iter()
-                .find(|(n, _, _)| *n == name)
-                .map(|(_, d, _)| *d)
+        Ok(Self {
+            overrides,
+            dynamic: Arc::default(),
         })
     }
 
-    /// Whether the config was set explicitly.
-    pub fn is_overridden(&self, name: &str) -> bool {
-        self.overrides.contains_key(name)
+    /// Takes this broker's dynamic configs and the cluster's defaults from the metadata.
+    pub fn set_dynamic(
+        &self,
+        broker: Option<&BTreeMap<String, String>>,
+        cluster: Option<&BTreeMap<String, String>>,
+    ) {
+        let mut dynamic = self.dynamic.write().unwrap_or_else(|p| p.into_inner());
+        dynamic.broker = broker.cloned().unwrap_or_default();
+        dynamic.cluster = cluster.cloned().unwrap_or_default();
+    }
+
+    /// The value of a config: set dynamically for this broker, as the cluster default,
+    /// statically, or Kafka's default.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.resolve_set(name)
+            .map(|(v, _)| v)
+            .or_else(|| Self::default_of(name).map(String::from))
+    }
+
+    /// The value of a config set anywhere (not Kafka's default) and where.
+    fn resolve_set(&self, name: &str) -> Option<(String, ConfigSource)> {
+        self.set_values(name).into_iter().next()
+    }
+
+    /// Every value set for a config, highest precedence first.
+    fn set_values(&self, name: &str) -> Vec<(String, ConfigSource)> {
+        let dynamic = self.dynamic.read().unwrap_or_else(|p| p.into_inner());
+        [
+            (dynamic.broker.get(name), ConfigSource::DynamicBroker),
+            (
+                dynamic.cluster.get(name),
+                ConfigSource::DynamicDefaultBroker,
+            ),
+            (self.overrides.get(name), ConfigSource::StaticBroker),
+        ]
+        .into_iter()
+        .filter_map(|(v, source)| Some((v?.clone(), source)))
+        .collect()
     }
 
     /// Kafka's default of a broker config.
@@ -284,25 +348,22 @@ impl BrokerConfig {
 
     /// A broker config's value and where it comes from.
     pub fn resolve(&self, name: &str) -> (String, ConfigSource) {
-        let source = if self.is_overridden(name) {
-            ConfigSource::StaticBroker
-        } else {
-            ConfigSource::Default
-        };
-        (self.get(name).unwrap_or_default().to_string(), source)
+        self.resolve_set(name).unwrap_or_else(|| {
+            let default = Self::default_of(name).unwrap_or_default();
+            (default.to_string(), ConfigSource::Default)
+        })
     }
 
     /// Where a broker config's value may come from, highest precedence first, with the
-    /// value each place gives: the static config when set, then Kafka's default
-    /// (DescribeConfigs' synonyms).
+    /// value each place gives: dynamic for this broker, the dynamic cluster default and the
+    /// static config where set, then Kafka's default (DescribeConfigs' synonyms).
     pub fn synonyms(&self, name: &str) -> Vec<(String, String, ConfigSource)> {
-        let set = self
-            .overrides
-            .get(name)
-            .map(|v| (name.to_string(), v.clone(), ConfigSource::StaticBroker));
-        let default = Self::default_of(name)
-            .map(|d| (name.to_string(), d.to_string(), ConfigSource::Default));
-        set.into_iter().chain(default).collect()
+        let default = Self::default_of(name).map(|d| (d.to_string(), ConfigSource::Default));
+        self.set_values(name)
+            .into_iter()
+            .chain(default)
+            .map(|(v, source)| (name.to_string(), v, source))
+            .collect()
     }
 
     fn parsed<T: std::str::FromStr>(&self, name: &str, fallback: T) -> T {
@@ -336,8 +397,9 @@ impl BrokerConfig {
         self.parsed("max.connections.per.ip", i32::MAX as usize)
     }
     /// `max.connections.per.ip.overrides`: `host:count,...`
-    pub fn max_connections_per_ip_overrides(&self) -> &str {
-        self.get("max.connections.per.ip.overrides").unwrap_or("")
+    pub fn max_connections_per_ip_overrides(&self) -> String {
+        self.get("max.connections.per.ip.overrides")
+            .unwrap_or_default()
     }
     /// `connections.max.idle.ms`: a connection with no traffic this long is closed.
     pub fn connections_max_idle(&self) -> std::time::Duration {
@@ -438,7 +500,7 @@ impl BrokerConfig {
     /// `replica.selector.class` is Kafka's rack-aware selector: a leader sends a consumer
     /// that names its rack to an in-sync replica in that rack (KIP-392).
     pub fn rack_aware_reads(&self) -> bool {
-        self.get("replica.selector.class") == Some(RACK_AWARE_SELECTOR)
+        self.get("replica.selector.class").as_deref() == Some(RACK_AWARE_SELECTOR)
     }
     /// `group.consumer.session.timeout.ms` (KIP-848 groups)
     pub fn consumer_session_timeout(&self) -> std::time::Duration {

@@ -138,10 +138,7 @@ pub async fn serve(
             id: node_id,
             host: adv_host.clone(),
             port: adv_port,
-            rack: config
-                .get("broker.rack")
-                .filter(|r| !r.is_empty())
-                .map(String::from),
+            rack: config.get("broker.rack").filter(|r| !r.is_empty()),
             fenced: false,
         })
         .await?;
@@ -345,15 +342,26 @@ async fn serve_controller_listener(
     let _ = tokio::time::timeout(Duration::from_secs(5), connections.wait()).await;
 }
 
+/// Takes this node's dynamic broker configs (and the cluster's defaults) from the metadata.
+fn apply_dynamic_configs(ctx: &Ctx) {
+    let image = ctx.controller.image();
+    ctx.config.set_dynamic(
+        image.broker_configs.get(&ctx.node_id.to_string()),
+        image.broker_configs.get(""),
+    );
+}
+
 /// Applies every new metadata image to the local replicas.
 async fn follow_metadata(ctx: Ctx, shutdown: CancellationToken) {
     let mut images = ctx.controller.subscribe();
+    apply_dynamic_configs(&ctx);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             changed = images.changed() => if changed.is_err() { return },
         }
         images.borrow_and_update();
+        apply_dynamic_configs(&ctx);
         if let Err(e) = ctx.replicas.reconcile(&ctx.controller).await {
             tracing::error!(error = %e, "applying metadata to local replicas failed");
         }

@@ -211,17 +211,15 @@ impl<'a> EffectiveConfigs<'a> {
         if let Some(v) = self.overrides.get(def.name) {
             return (v.clone(), self.overrides_source);
         }
-        if let Some(syn) = def.broker_synonym.filter(|s| self.broker.is_overridden(s)) {
-            if let Some(v) = self.broker.get(syn) {
-                return (v.to_string(), ConfigSource::StaticBroker);
-            }
+        match def.broker_synonym.map(|syn| self.broker.resolve(syn)) {
+            Some((v, source)) if source != ConfigSource::Default => (v, source),
+            _ => (def.default.to_string(), ConfigSource::Default),
         }
-        (def.default.to_string(), ConfigSource::Default)
     }
 
     /// Where a config's value may come from, highest precedence first, with the value each
     /// place gives (DescribeConfigs' synonyms, as Kafka lists them): the override, then its
-    /// broker synonym, set statically and by default. A config with no broker synonym lists
+    /// broker synonym, set dynamically, statically and by default. A config with no broker synonym lists
     /// only its override, as Kafka lists none for a synonym without a value.
     pub fn synonyms(&self, def: &ConfigDef) -> Vec<(String, String, ConfigSource)> {
         let own = self
@@ -231,20 +229,17 @@ impl<'a> EffectiveConfigs<'a> {
         let Some(syn) = def.broker_synonym else {
             return own.into_iter().collect();
         };
-        let static_broker = self
+        let broker_set = self
             .broker
-            .get(syn)
-            .filter(|_| self.broker.is_overridden(syn))
-            .map(|v| (syn.to_string(), v.to_string(), ConfigSource::StaticBroker));
+            .synonyms(syn)
+            .into_iter()
+            .filter(|(_, _, source)| *source != ConfigSource::Default);
         let default = (
             syn.to_string(),
             def.default.to_string(),
             ConfigSource::Default,
         );
-        own.into_iter()
-            .chain(static_broker)
-            .chain([default])
-            .collect()
+        own.into_iter().chain(broker_set).chain([default]).collect()
     }
 
     /// Effective value of a topic config by name.

@@ -155,3 +155,139 @@ fn a_groups_configs_are_set_described_bounded_and_deleted() {
         "{described}"
     );
 }
+
+/// Dynamic broker configs: set as the cluster default and for one broker, they apply at
+/// once (a record over the new `message.max.bytes` is refused), DescribeConfigs shows where
+/// each value comes from, a config that cannot change at run time is refused, and removing
+/// them restores the static value.
+#[test]
+fn broker_configs_change_at_run_time() {
+    let node = Node::start_with(&["--config", "log.retention.ms=86400000"]);
+    let topic = topic("configs-dynamic");
+    let produce = |size: usize| {
+        run(
+            Command::new("kcat")
+                .args(["-P", "-b", &node.kafka, "-t", &topic])
+                .args(["-X", "message.max.bytes=1000000"]),
+            LIMIT,
+            Some(format!("{}\n", "x".repeat(size)).as_bytes()),
+        )
+    };
+    assert!(produce(5000).status.success(), "before any change");
+
+    let default = ["--entity-type", "brokers", "--entity-default"];
+    let broker = ["--entity-type", "brokers", "--entity-name", "1"];
+    kafka_configs(
+        &node,
+        &[
+            &[
+                "--alter",
+                "--add-config",
+                "message.max.bytes=2000,log.retention.ms=3600000",
+            ][..],
+            &default,
+        ]
+        .concat(),
+    );
+    kafka_configs(
+        &node,
+        &[
+            &["--alter", "--add-config", "log.retention.ms=7200000"][..],
+            &broker,
+        ]
+        .concat(),
+    );
+    let refused = produce(5000);
+    assert!(
+        !refused.status.success()
+            && String::from_utf8_lossy(&refused.stderr).contains("Message size too large"),
+        "a 5000-byte record under message.max.bytes=2000: {refused:?}"
+    );
+
+    let described = kafka_configs(&node, &[&["--describe"][..], &broker].concat());
+    assert!(
+        line_of(&described, "log.retention.ms").contains(
+            "log.retention.ms=7200000 sensitive=false \
+             synonyms={DYNAMIC_BROKER_CONFIG:log.retention.ms=7200000, \
+             DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=3600000, \
+             STATIC_BROKER_CONFIG:log.retention.ms=86400000, \
+             DEFAULT_CONFIG:log.retention.ms=604800000}"
+        ),
+        "{described}"
+    );
+    let described = kafka_configs(&node, &[&["--describe"][..], &default].concat());
+    assert!(
+        line_of(&described, "message.max.bytes").starts_with("message.max.bytes=2000"),
+        "{described}"
+    );
+    // A topic without its own retention takes the broker's dynamic value.
+    let described = kafka_configs(
+        &node,
+        &[
+            "--describe",
+            "--all",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            &topic,
+        ],
+    );
+    assert!(
+        line_of(&described, "retention.ms").starts_with("retention.ms=7200000"),
+        "{described}"
+    );
+
+    let out = run(
+        Command::new(launcher("kafka-configs"))
+            .args(["--bootstrap-server", &node.kafka, "--alter"])
+            .args(broker)
+            .args(["--add-config", "num.partitions=5"]),
+        LIMIT,
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Cannot update these configs dynamically: Set(num.partitions)"),
+        "{stderr}"
+    );
+
+    kafka_configs(
+        &node,
+        &[
+            &[
+                "--alter",
+                "--delete-config",
+                "message.max.bytes,log.retention.ms",
+            ][..],
+            &default,
+        ]
+        .concat(),
+    );
+    kafka_configs(
+        &node,
+        &[
+            &["--alter", "--delete-config", "log.retention.ms"][..],
+            &broker,
+        ]
+        .concat(),
+    );
+    assert!(
+        produce(5000).status.success(),
+        "after the change is removed"
+    );
+    let described = kafka_configs(
+        &node,
+        &[
+            "--describe",
+            "--all",
+            "--entity-type",
+            "brokers",
+            "--entity-name",
+            "1",
+        ],
+    );
+    assert!(
+        line_of(&described, "log.retention.ms").starts_with("log.retention.ms=86400000"),
+        "{described}"
+    );
+}

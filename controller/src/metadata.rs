@@ -82,6 +82,10 @@ pub struct MetadataImage {
     /// quotas existed).
     #[serde(default)]
     pub client_quotas: Vec<ClientQuota>,
+    /// Dynamic broker configs: by broker id, or "" for the cluster-wide default (absent
+    /// from images stored before they existed).
+    #[serde(default)]
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// A client quota entity (Kafka's `ClientQuotaEntity`): entity type (`user`, `client-id`
@@ -161,6 +165,18 @@ pub struct GroupConfigChange {
     pub delete: Vec<String>,
 }
 
+/// A dynamic config change of one broker ("" for the cluster default): set these, remove
+/// those.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerConfigChange {
+    /// Broker id, or "" for every broker.
+    pub broker: String,
+    /// Keys to set.
+    pub set: BTreeMap<String, String>,
+    /// Keys to remove (back to the static config).
+    pub delete: Vec<String>,
+}
+
 /// A metadata command, as stored in the Raft log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
@@ -202,6 +218,8 @@ pub enum Command {
     AlterGroupConfigs(GroupConfigChange),
     /// Changes client quotas (validated by the proposing broker, as group configs are).
     AlterClientQuotas(Vec<QuotaChange>),
+    /// Changes dynamic broker configs (validated by the proposing broker).
+    AlterBrokerConfigs(BrokerConfigChange),
     /// A partition leader changes the ISR (shrink or expand; AlterPartition), accepted only
     /// from the current leader at the current leader and partition epochs.
     AlterPartition {
@@ -307,6 +325,24 @@ pub enum CommandResult {
         /// First id of the block.
         first: i64,
     },
+}
+
+/// Sets and removes configs of one owner in a map of owners' configs; an owner left with
+/// none is dropped.
+fn change_configs(
+    owners: &mut BTreeMap<String, BTreeMap<String, String>>,
+    owner: &str,
+    set: &BTreeMap<String, String>,
+    delete: &[String],
+) {
+    let configs = owners.entry(owner.to_string()).or_default();
+    for k in delete {
+        configs.remove(k);
+    }
+    configs.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if configs.is_empty() {
+        owners.remove(owner);
+    }
 }
 
 /// Checks a topic name the way Kafka does (`Topic.validate`).
@@ -415,14 +451,21 @@ impl MetadataImage {
                     .collect(),
             ),
             Command::AlterGroupConfigs(change) => {
-                let configs = self.group_configs.entry(change.group.clone()).or_default();
-                for k in &change.delete {
-                    configs.remove(k);
-                }
-                configs.extend(change.set.iter().map(|(k, v)| (k.clone(), v.clone())));
-                if configs.is_empty() {
-                    self.group_configs.remove(&change.group);
-                }
+                change_configs(
+                    &mut self.group_configs,
+                    &change.group,
+                    &change.set,
+                    &change.delete,
+                );
+                CommandResult::Done
+            }
+            Command::AlterBrokerConfigs(change) => {
+                change_configs(
+                    &mut self.broker_configs,
+                    &change.broker,
+                    &change.set,
+                    &change.delete,
+                );
                 CommandResult::Done
             }
             Command::AlterClientQuotas(changes) => {

@@ -1,16 +1,16 @@
 //! AlterConfigs, the API IncrementalAlterConfigs replaced (admin clients such as Sarama's
-//! still call it): a topic's overrides become exactly the ones given, the rest return to
-//! their defaults.
+//! still call it): a topic's overrides, or a broker's dynamic configs, become exactly the
+//! ones given; the rest return to their defaults.
 
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, RequestHeader};
-use sluice_controller::ConfigChange;
+use sluice_controller::{BrokerConfigChange, ConfigChange};
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use super::incremental_alter_configs::{commit, no_dynamic_broker_configs};
+use super::incremental_alter_configs::{broker_of, check_dynamic, commit, commit_broker};
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::request_scope::RequestScope;
@@ -30,9 +30,10 @@ pub async fn handle(
                 Ok(change) => commit(ctx, change, req.validate_only).await,
                 Err(e) => Err(e),
             },
-            // No broker config is ever set dynamically: replacing them with none is a no-op.
-            RESOURCE_BROKER if r.configs.is_empty() => Ok(()),
-            RESOURCE_BROKER => Err(no_dynamic_broker_configs()),
+            RESOURCE_BROKER => match broker_replacement(ctx, r) {
+                Ok(change) => commit_broker(ctx, change, req.validate_only).await,
+                Err(e) => Err(e),
+            },
             other => Err(BrokerError::InvalidRequest(format!(
                 "Unsupported resource type {other}"
             ))),
@@ -79,6 +80,35 @@ fn replacement(ctx: &Ctx, r: &AlterConfigsResource) -> Result<ConfigChange, Brok
         .collect();
     Ok(ConfigChange {
         topic: topic.name.clone(),
+        set,
+        delete,
+    })
+}
+
+/// The change that leaves a broker (or the cluster default) with exactly the given dynamic
+/// configs.
+fn broker_replacement(
+    ctx: &Ctx,
+    r: &AlterConfigsResource,
+) -> Result<BrokerConfigChange, BrokerError> {
+    let broker = broker_of(r.resource_name.as_str())?;
+    let mut set = BTreeMap::new();
+    for c in &r.configs {
+        let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+        check_dynamic(c.name.as_str(), &value)?;
+        set.insert(c.name.to_string(), value);
+    }
+    let image = ctx.controller.image();
+    let delete = image
+        .broker_configs
+        .get(&broker)
+        .into_iter()
+        .flat_map(|current| current.keys())
+        .filter(|k| !set.contains_key(*k))
+        .cloned()
+        .collect();
+    Ok(BrokerConfigChange {
+        broker,
         set,
         delete,
     })

@@ -9,7 +9,7 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, RequestHeader};
 
 use super::str_bytes;
-use crate::config::{ConfigSource, ConfigType, BROKER_CONFIGS};
+use crate::config::{ConfigSource, ConfigType, BROKER_CONFIGS, DYNAMIC_BROKER_CONFIGS};
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::group_config::GROUP_CONFIGS;
@@ -59,53 +59,64 @@ pub async fn handle(
                     })
                     .collect::<Vec<_>>()
             };
-            let configs: Result<Vec<DescribeConfigsResourceResult>, BrokerError> = match r
-                .resource_type
-            {
-                RESOURCE_TOPIC => image
-                    .topics
-                    .get(r.resource_name.as_str())
-                    .ok_or(BrokerError::UnknownTopicOrPartition)
-                    .map(|t| {
-                        described(
-                            TOPIC_CONFIGS,
-                            &EffectiveConfigs::new(&t.configs, &ctx.config),
-                        )
-                    }),
-                // A group has configs whether or not it has members yet.
-                RESOURCE_GROUP => {
-                    let none = BTreeMap::new();
-                    let overrides = image
-                        .group_configs
+            let configs: Result<Vec<DescribeConfigsResourceResult>, BrokerError> =
+                match r.resource_type {
+                    RESOURCE_TOPIC => image
+                        .topics
                         .get(r.resource_name.as_str())
-                        .unwrap_or(&none);
-                    Ok(described(
-                        GROUP_CONFIGS,
-                        &EffectiveConfigs::of_group(overrides, &ctx.config),
-                    ))
-                }
-                RESOURCE_BROKER => {
-                    let own = r.resource_name.is_empty()
-                        || r.resource_name.as_str() == ctx.node_id.to_string();
-                    if own {
-                        Ok(BROKER_CONFIGS
-                            .iter()
-                            .filter(|(n, _, _)| wanted(n))
-                            .map(|(n, _, ty)| {
-                                entry(n, ctx.config.resolve(n), ctx.config.synonyms(n), *ty, true)
-                            })
-                            .collect())
-                    } else {
-                        Err(BrokerError::InvalidRequest(format!(
-                            "Unexpected broker id {}",
-                            r.resource_name.as_str()
-                        )))
+                        .ok_or(BrokerError::UnknownTopicOrPartition)
+                        .map(|t| {
+                            described(
+                                TOPIC_CONFIGS,
+                                &EffectiveConfigs::new(&t.configs, &ctx.config),
+                            )
+                        }),
+                    // A group has configs whether or not it has members yet.
+                    RESOURCE_GROUP => {
+                        let none = BTreeMap::new();
+                        let overrides = image
+                            .group_configs
+                            .get(r.resource_name.as_str())
+                            .unwrap_or(&none);
+                        Ok(described(
+                            GROUP_CONFIGS,
+                            &EffectiveConfigs::of_group(overrides, &ctx.config),
+                        ))
                     }
-                }
-                other => Err(BrokerError::InvalidRequest(format!(
-                    "Unsupported resource type {other}"
-                ))),
-            };
+                    // "": the cluster-wide dynamic defaults, as set.
+                    RESOURCE_BROKER if r.resource_name.is_empty() => Ok(BROKER_CONFIGS
+                        .iter()
+                        .filter(|(n, _, _)| wanted(n))
+                        .filter_map(|(n, _, ty)| {
+                            let value = image.broker_configs.get("")?.get(*n)?.clone();
+                            let source = ConfigSource::DynamicDefaultBroker;
+                            let synonyms = vec![(n.to_string(), value.clone(), source)];
+                            Some(entry(n, (value, source), synonyms, *ty, false))
+                        })
+                        .collect()),
+                    RESOURCE_BROKER => {
+                        if r.resource_name.as_str() == ctx.node_id.to_string() {
+                            Ok(BROKER_CONFIGS
+                                .iter()
+                                .filter(|(n, _, _)| wanted(n))
+                                .map(|(n, _, ty)| {
+                                    let read_only = !DYNAMIC_BROKER_CONFIGS.contains(n);
+                                    let (value, synonyms) =
+                                        (ctx.config.resolve(n), ctx.config.synonyms(n));
+                                    entry(n, value, synonyms, *ty, read_only)
+                                })
+                                .collect())
+                        } else {
+                            Err(BrokerError::InvalidRequest(format!(
+                                "Unexpected broker id {}",
+                                r.resource_name.as_str()
+                            )))
+                        }
+                    }
+                    other => Err(BrokerError::InvalidRequest(format!(
+                        "Unsupported resource type {other}"
+                    ))),
+                };
             let result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());

@@ -7,10 +7,13 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, RequestHeader,
 };
-use sluice_controller::{Command, CommandResult, ConfigChange, GroupConfigChange};
+use sluice_controller::{
+    BrokerConfigChange, Command, CommandResult, ConfigChange, GroupConfigChange,
+};
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
-use crate::config::ConfigType;
+use crate::config::{check_type, ConfigType, BROKER_CONFIGS, DYNAMIC_BROKER_CONFIGS};
+use crate::connection_limits::parse_overrides;
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::group_config;
@@ -34,10 +37,7 @@ pub async fn handle(
         let result = match r.resource_type {
             RESOURCE_TOPIC => alter_topic(ctx, r, req.validate_only).await,
             RESOURCE_GROUP => alter_group(ctx, r, req.validate_only).await,
-            // Nothing is ever set dynamically on a broker, so removing is a no-op (Kafka's
-            // tools clear replication throttles this way after a reassignment).
-            RESOURCE_BROKER if r.configs.iter().all(|c| c.config_operation == OP_DELETE) => Ok(()),
-            RESOURCE_BROKER => Err(no_dynamic_broker_configs()),
+            RESOURCE_BROKER => alter_broker(ctx, r, req.validate_only).await,
             other => Err(BrokerError::InvalidRequest(format!(
                 "Unsupported resource type {other}"
             ))),
@@ -125,11 +125,98 @@ async fn alter_group(
     }
 }
 
-/// The refusal of a change to a broker's configs: none can change while a node runs yet.
-pub fn no_dynamic_broker_configs() -> BrokerError {
-    BrokerError::InvalidRequest(
-        "dynamic broker configs are not supported; set them with --config at start".into(),
-    )
+/// A broker's dynamic configs ("" names the cluster default). Removing a config Sluice does
+/// not have is a no-op, as Kafka's tools clear replication throttles after a reassignment.
+async fn alter_broker(
+    ctx: &Ctx,
+    r: &AlterConfigsResource,
+    validate_only: bool,
+) -> Result<(), BrokerError> {
+    let broker = broker_of(r.resource_name.as_str())?;
+    let mut set = BTreeMap::new();
+    let mut delete = Vec::new();
+    for c in &r.configs {
+        let name = c.name.to_string();
+        let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+        match c.config_operation {
+            OP_SET => {
+                check_dynamic(&name, &value)?;
+                set.insert(name, value);
+            }
+            OP_DELETE => {
+                if DYNAMIC_BROKER_CONFIGS.contains(&name.as_str()) {
+                    delete.push(name);
+                }
+            }
+            OP_APPEND | OP_SUBTRACT => {
+                return Err(BrokerError::InvalidConfig(format!(
+                    "Config value append is not allowed for config key: {name}"
+                )))
+            }
+            other => {
+                return Err(BrokerError::InvalidRequest(format!(
+                    "Unknown config operation {other}"
+                )))
+            }
+        }
+    }
+    let change = BrokerConfigChange {
+        broker,
+        set,
+        delete,
+    };
+    commit_broker(ctx, change, validate_only).await
+}
+
+/// Whose dynamic configs a BROKER resource names: a broker id, or "" for every broker.
+pub fn broker_of(resource_name: &str) -> Result<String, BrokerError> {
+    if resource_name.is_empty() || resource_name.parse::<i32>().is_ok() {
+        Ok(resource_name.to_string())
+    } else {
+        Err(BrokerError::InvalidRequest(format!(
+            "Unexpected broker id {resource_name}"
+        )))
+    }
+}
+
+/// Checks a broker config set at run time: one that may change, with a value of its type.
+pub fn check_dynamic(name: &str, value: &str) -> Result<(), BrokerError> {
+    if !DYNAMIC_BROKER_CONFIGS.contains(&name) {
+        return Err(BrokerError::InvalidRequest(format!(
+            "Cannot update these configs dynamically: Set({name})"
+        )));
+    }
+    let ty = BROKER_CONFIGS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map_or(ConfigType::String, |(_, _, ty)| *ty);
+    check_type(name, value, ty).map_err(BrokerError::InvalidConfig)?;
+    if name == "max.connections.per.ip.overrides" {
+        parse_overrides(value).map_err(|e| {
+            BrokerError::InvalidConfig(format!("Invalid value {value} for {name}: {e}"))
+        })?;
+    }
+    Ok(())
+}
+
+/// Stores a validated broker config change in the metadata log (unless only validating);
+/// every node applies it as it follows the log.
+pub async fn commit_broker(
+    ctx: &Ctx,
+    change: BrokerConfigChange,
+    validate_only: bool,
+) -> Result<(), BrokerError> {
+    if validate_only {
+        return Ok(());
+    }
+    match ctx
+        .controller
+        .execute(Command::AlterBrokerConfigs(change))
+        .await?
+    {
+        CommandResult::Failed(e) => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// Stores a validated topic config change in the metadata log (unless only validating).
