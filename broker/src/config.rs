@@ -245,6 +245,10 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
     ("max.connections.per.ip", "2147483647", ConfigType::Int),
     ("max.connections.per.ip.overrides", "", ConfigType::String),
     ("connections.max.idle.ms", "600000", ConfigType::Long),
+    // Bytes of requests read and not yet answered, across connections (-1: no cap). Kafka's
+    // default is -1; Sluice's caps it, so that a flood of clients cannot grow the broker
+    // (500 connections sending 1 MiB produces took it to 3 GiB without a cap: overload.rs).
+    ("queued.max.request.bytes", "268435456", ConfigType::Long),
     // Client quotas are measured over this many windows of this many seconds.
     ("quota.window.num", "11", ConfigType::Int),
     ("quota.window.size.seconds", "1", ConfigType::Int),
@@ -400,6 +404,10 @@ impl BrokerConfig {
     pub fn max_connections_per_ip_overrides(&self) -> String {
         self.get("max.connections.per.ip.overrides")
             .unwrap_or_default()
+    }
+    /// `queued.max.request.bytes` (-1: no cap)
+    pub fn queued_max_request_bytes(&self) -> i64 {
+        self.parsed("queued.max.request.bytes", 256 << 20)
     }
     /// `connections.max.idle.ms`: a connection with no traffic this long is closed.
     pub fn connections_max_idle(&self) -> std::time::Duration {

@@ -1,5 +1,5 @@
-//! One client connection: size-prefixed framing with a frame cap, responses written back in
-//! request order and coalesced.
+//! One client connection: size-prefixed frames (read by `request_reader`, within the
+//! broker's queued-request budget), responses written back in request order and coalesced.
 //!
 //! Requests are handled one after another, as Kafka does, with one exception that keeps
 //! their order: a produce lets the next request start once its append is queued, so a
@@ -14,7 +14,6 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Ctx;
@@ -22,6 +21,7 @@ use crate::dispatch::dispatch;
 use crate::frame::Frame;
 use crate::metrics;
 use crate::read_ahead::ReadAhead;
+use crate::request_reader::read_frames;
 use crate::request_scope::{Listener, RequestScope};
 
 /// Resolves once the newest request lets the next one start (or finishes).
@@ -54,11 +54,14 @@ pub async fn serve(ctx: Ctx, stream: TcpStream, listener: Listener, shutdown: Ca
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
     let (reader, mut writer) = stream.into_split();
-    let codec = LengthDelimitedCodec::builder()
-        .length_field_length(4)
-        .max_frame_length(ctx.config.max_request_bytes())
-        .new_codec();
-    let mut frames = FramedRead::new(reader, codec);
+    // One frame read ahead at most: the rest wait in the socket.
+    let (frames_tx, mut frames) = mpsc::channel(1);
+    let read_task = tokio::spawn(read_frames(
+        reader,
+        ctx.config.max_request_bytes(),
+        Arc::clone(&ctx.request_budget),
+        frames_tx,
+    ));
     let (tx, mut rx) = mpsc::channel::<Frame>(WRITE_QUEUE);
 
     let write_task = tokio::spawn(async move {
@@ -104,12 +107,18 @@ pub async fn serve(ctx: Ctx, stream: TcpStream, listener: Listener, shutdown: Ca
                 tracing::debug!(?peer, "closing connection: idle for connections.max.idle.ms");
                 reading = false;
             }
-            frame = frames.next(), if may_read => match frame {
-                Some(Ok(f)) => {
+            frame = frames.recv(), if may_read => match frame {
+                Some(Ok((f, held))) => {
                     let (allow, allowed) = oneshot::channel();
                     gate = Some(allowed);
                     let scope = RequestScope::new(peer, listener, Arc::clone(&read_ahead), allow);
-                    in_flight.push_back(dispatch(&ctx, scope, f.freeze()));
+                    let ctx = &ctx;
+                    in_flight.push_back(async move {
+                        let answer = dispatch(ctx, scope, f).await;
+                        // The request's bytes leave the broker's budget once answered.
+                        drop(held);
+                        answer
+                    });
                     most_in_flight = most_in_flight.max(in_flight.len());
                 }
                 Some(Err(e)) => {
@@ -139,6 +148,7 @@ pub async fn serve(ctx: Ctx, stream: TcpStream, listener: Listener, shutdown: Ca
             },
         }
     }
+    read_task.abort();
     drop(tx);
     let _ = write_task.await;
     tracing::debug!(?peer, most_in_flight, "connection closed");

@@ -13,6 +13,7 @@ use crate::group::GroupCoordinator;
 use crate::producer_ids::ProducerIdAllocator;
 use crate::quota::ClientQuotas;
 use crate::replication::ReplicaManager;
+use crate::request_reader::RequestBudget;
 use crate::txn::markers::MarkerIo;
 use crate::txn::TxnCoordinator;
 
@@ -40,6 +41,8 @@ pub struct Broker {
     pub disk: DiskGuard,
     /// Client quota sensors.
     pub quotas: ClientQuotas,
+    /// Bytes of requests read and not yet answered (`queued.max.request.bytes`).
+    pub request_budget: Arc<RequestBudget>,
 }
 
 impl Broker {

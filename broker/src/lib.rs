@@ -13,6 +13,7 @@
 //!                      replicas, coordinators, configs)
 //! connection.rs        size-prefixed framing, frame cap, pipelined produces, in-order responses
 //! connection_limits.rs max.connections.per.ip (and its overrides)
+//! request_reader.rs    request frames off the socket, within queued.max.request.bytes
 //! request_scope.rs     what a handler knows of its request besides header and body
 //!                      (peer, the connection's read-ahead, leave to start the next request)
 //! dispatch.rs          the only match on the API: decode, route to a handler, encode
@@ -81,6 +82,7 @@ mod producer_ids;
 mod quota;
 mod read_ahead;
 mod replication;
+mod request_reader;
 mod request_scope;
 mod retention;
 pub mod server;

@@ -25,6 +25,7 @@ use crate::producer_ids::ProducerIdAllocator;
 use crate::quota::ClientQuotas;
 use crate::replication::fetcher::FetcherCtx;
 use crate::replication::ReplicaManager;
+use crate::request_reader::RequestBudget;
 use crate::request_scope::Listener;
 use crate::txn::{TxnCoordinator, TxnSettings};
 
@@ -151,6 +152,7 @@ pub async fn serve(
         controller: controller.clone(),
         producer_ids: ProducerIdAllocator::default(),
         quotas: ClientQuotas::new(&config),
+        request_budget: Arc::new(RequestBudget::new(config.queued_max_request_bytes())),
         groups: GroupCoordinator::new(
             GroupSettings {
                 initial_delay: config.group_initial_rebalance_delay(),

@@ -259,3 +259,14 @@ pub fn kafka_tool_table(text: &str) -> Vec<std::collections::BTreeMap<String, St
         })
         .collect()
 }
+
+/// Runs Kafka's `kafka-configs` against `node` and returns its output (it must succeed).
+pub fn kafka_configs(node: &Node, args: &[&str]) -> String {
+    run_ok(
+        Command::new(launcher("kafka-configs"))
+            .args(["--bootstrap-server", &node.kafka])
+            .args(args),
+        Duration::from_secs(120),
+        None,
+    )
+}

@@ -7,19 +7,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use sluice_compat_tests::{launcher, run, run_ok, topic, Node};
+use sluice_compat_tests::{kafka_configs, launcher, run, run_ok, topic, Node};
 
 const LIMIT: Duration = Duration::from_secs(90);
-
-fn kafka_configs(node: &Node, args: &[&str]) -> String {
-    run_ok(
-        Command::new(launcher("kafka-configs"))
-            .args(["--bootstrap-server", &node.kafka])
-            .args(args),
-        LIMIT,
-        None,
-    )
-}
 
 /// The line of `kafka-configs --describe` output about `name` (`  name=value ...`).
 fn line_of<'a>(described: &'a str, name: &str) -> &'a str {

@@ -9,22 +9,14 @@ use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sluice_compat_tests::{launcher, metric_sample, run, run_ok, scrape_metrics, topic, Node};
+use sluice_compat_tests::{
+    kafka_configs, launcher, metric_sample, run, run_ok, scrape_metrics, topic, Node,
+};
 
 const LIMIT: Duration = Duration::from_secs(120);
 const MIB: f64 = 1024.0 * 1024.0;
 /// The quota of the throttled clients.
 const QUOTA: u64 = 1 << 20;
-
-fn kafka_configs(node: &Node, args: &[&str]) -> String {
-    run_ok(
-        Command::new(launcher("kafka-configs"))
-            .args(["--bootstrap-server", &node.kafka])
-            .args(args),
-        LIMIT,
-        None,
-    )
-}
 
 fn set_quota(node: &Node, entity: &[&str], config: &str) {
     kafka_configs(

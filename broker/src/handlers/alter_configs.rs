@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use kafka_protocol::messages::alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, RequestHeader};
-use sluice_controller::{BrokerConfigChange, ConfigChange};
+use sluice_controller::{BrokerConfigChange, Command, ConfigChange};
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use super::incremental_alter_configs::{broker_of, check_dynamic, commit, commit_broker};
+use super::incremental_alter_configs::{broker_of, check_dynamic, commit};
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::request_scope::RequestScope;
@@ -27,11 +27,15 @@ pub async fn handle(
     for r in &req.resources {
         let result = match r.resource_type {
             RESOURCE_TOPIC => match replacement(ctx, r) {
-                Ok(change) => commit(ctx, change, req.validate_only).await,
+                Ok(change) => {
+                    commit(ctx, Command::AlterConfigs(vec![change]), req.validate_only).await
+                }
                 Err(e) => Err(e),
             },
             RESOURCE_BROKER => match broker_replacement(ctx, r) {
-                Ok(change) => commit_broker(ctx, change, req.validate_only).await,
+                Ok(change) => {
+                    commit(ctx, Command::AlterBrokerConfigs(change), req.validate_only).await
+                }
                 Err(e) => Err(e),
             },
             other => Err(BrokerError::InvalidRequest(format!(

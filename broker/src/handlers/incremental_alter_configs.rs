@@ -78,7 +78,7 @@ async fn alter_topic(
         set,
         delete,
     };
-    commit(ctx, change, validate_only).await
+    commit(ctx, Command::AlterConfigs(vec![change]), validate_only).await
 }
 
 /// A group's configs may be set before the group exists, as in Kafka; the group's
@@ -111,18 +111,8 @@ async fn alter_group(
     }
     after.extend(set.clone());
     group_config::validate(&after, &ctx.config).map_err(BrokerError::InvalidConfig)?;
-    if validate_only {
-        return Ok(());
-    }
     let change = GroupConfigChange { group, set, delete };
-    match ctx
-        .controller
-        .execute(Command::AlterGroupConfigs(change))
-        .await?
-    {
-        CommandResult::Failed(e) => Err(e.into()),
-        _ => Ok(()),
-    }
+    commit(ctx, Command::AlterGroupConfigs(change), validate_only).await
 }
 
 /// A broker's dynamic configs ("" names the cluster default). Removing a config Sluice does
@@ -165,7 +155,7 @@ async fn alter_broker(
         set,
         delete,
     };
-    commit_broker(ctx, change, validate_only).await
+    commit(ctx, Command::AlterBrokerConfigs(change), validate_only).await
 }
 
 /// Whose dynamic configs a BROKER resource names: a broker id, or "" for every broker.
@@ -199,40 +189,13 @@ pub fn check_dynamic(name: &str, value: &str) -> Result<(), BrokerError> {
     Ok(())
 }
 
-/// Stores a validated broker config change in the metadata log (unless only validating);
-/// every node applies it as it follows the log.
-pub async fn commit_broker(
-    ctx: &Ctx,
-    change: BrokerConfigChange,
-    validate_only: bool,
-) -> Result<(), BrokerError> {
+/// Stores a validated config change (of one resource) in the metadata log, unless only
+/// validating; every node applies it as it follows the log.
+pub async fn commit(ctx: &Ctx, change: Command, validate_only: bool) -> Result<(), BrokerError> {
     if validate_only {
         return Ok(());
     }
-    match ctx
-        .controller
-        .execute(Command::AlterBrokerConfigs(change))
-        .await?
-    {
-        CommandResult::Failed(e) => Err(e.into()),
-        _ => Ok(()),
-    }
-}
-
-/// Stores a validated topic config change in the metadata log (unless only validating).
-pub async fn commit(
-    ctx: &Ctx,
-    change: ConfigChange,
-    validate_only: bool,
-) -> Result<(), BrokerError> {
-    if validate_only {
-        return Ok(());
-    }
-    match ctx
-        .controller
-        .execute(Command::AlterConfigs(vec![change]))
-        .await?
-    {
+    match ctx.controller.execute(change).await? {
         CommandResult::PerItem(mut items) => items.pop().unwrap_or(Ok(())).map_err(Into::into),
         CommandResult::Failed(e) => Err(e.into()),
         _ => Ok(()),
