@@ -115,6 +115,11 @@ impl ClientQuotas {
             let Ok(mut sensors) = self.sensors.lock() else {
                 return Duration::ZERO;
             };
+            if !sensors.contains_key(&quota.sensor) {
+                // A new client: first drop the sensors of clients gone quiet, so many
+                // short-lived client ids do not grow the map for ever.
+                sensors.retain(|_, rate| !rate.is_idle(now));
+            }
             let rate = sensors
                 .entry(quota.sensor.clone())
                 .or_insert_with(|| SampledRate::new(self.window, self.samples));
@@ -260,6 +265,12 @@ impl SampledRate {
         }
     }
 
+    /// Whether every window has expired: the client has sent nothing for the whole span.
+    fn is_idle(&mut self, now: Instant) -> bool {
+        self.span(now);
+        self.windows.is_empty()
+    }
+
     /// Drops windows older than the whole span and answers the time the rest cover.
     fn span(&mut self, now: Instant) -> Duration {
         let expiry = self.window * self.samples as u32;
@@ -373,6 +384,8 @@ mod tests {
         assert_eq!(rate.throttle(2.0, start), Duration::ZERO);
         // Once the samples have all expired nothing is left.
         let later = start + Duration::from_secs(12);
+        assert!(!rate.is_idle(start));
         assert_eq!(rate.rate(later), 0.0);
+        assert!(rate.is_idle(later));
     }
 }
