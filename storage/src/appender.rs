@@ -369,16 +369,11 @@ fn apply_entry(
                 );
             }
         } else if idempotent {
-            let ended = header.is_transactional()
-                && entry
-                    .txn_guard
-                    .filter(|g| g.producer_id == header.producer_id)
-                    .is_some_and(|g| !w.producers.guard_holds(&g));
-            if ended {
-                return Err(AppendError::TransactionEnded);
-            }
-            match w.producers.check(&header) {
-                SequenceCheck::Append => {}
+            // A retry of an appended batch gets its offsets, and a fenced producer its stale
+            // epoch (a recoverable error for clients), before a write that a marker
+            // overtook is refused as outside any transaction.
+            let check = w.producers.check(&header);
+            match check {
                 SequenceCheck::Duplicate(dup) => {
                     merge(
                         &mut outcome,
@@ -389,8 +384,19 @@ fn apply_entry(
                     );
                     continue;
                 }
-                SequenceCheck::OutOfOrder => return Err(AppendError::OutOfOrderSequence),
                 SequenceCheck::StaleEpoch => return Err(AppendError::InvalidProducerEpoch),
+                SequenceCheck::Append | SequenceCheck::OutOfOrder => {}
+            }
+            let ended = header.is_transactional()
+                && entry
+                    .txn_guard
+                    .filter(|g| g.producer_id == header.producer_id)
+                    .is_some_and(|g| !w.producers.guard_holds(&g));
+            if ended {
+                return Err(AppendError::TransactionEnded);
+            }
+            if matches!(check, SequenceCheck::OutOfOrder) {
+                return Err(AppendError::OutOfOrderSequence);
             }
         }
         let base = if entry.replicated {

@@ -679,6 +679,46 @@ fn open_transactions_hold_the_stable_offset_and_aborts_are_indexed_across_restar
     assert_eq!(log.last_stable_offset(), 2);
 }
 
+/// Writes a marker overtook after their guard was taken: a retry of what was appended gets
+/// its offsets, a new write is refused as outside any transaction, and one of a producer the
+/// marker fenced (a newer epoch) gets the stale-epoch error it can recover from.
+#[test]
+fn writes_overtaken_by_a_marker_are_answered_duplicate_ended_or_fenced() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
+    let log = &store.create_partitions(&[key(0)]).unwrap()[0];
+    let append = |b: Vec<u8>, guard| {
+        let entry = AppendEntry {
+            txn_guard: guard,
+            ..entry(log, b)
+        };
+        rt.block_on(store.append(vec![entry])).unwrap()[0]
+            .clone()
+            .map(|o| o.base_offset)
+    };
+    let first = txn_batch(2, 7, 0, 0);
+    assert_eq!(append(first.clone(), Some(log.txn_guard(7, 0))), Ok(0));
+    let guard = Some(log.txn_guard(7, 0));
+    assert_eq!(append(marker(7, 0, false), None), Ok(2));
+    assert_eq!(append(first, guard), Ok(0), "a retry");
+    assert_eq!(
+        append(txn_batch(1, 7, 0, 2), guard),
+        Err(AppendError::TransactionEnded)
+    );
+    assert_eq!(
+        append(txn_batch(1, 7, 0, 2), Some(log.txn_guard(7, 0))),
+        Ok(3)
+    );
+    let guard = Some(log.txn_guard(7, 0));
+    // The coordinator fences epoch 0 (InitProducerId) and aborts with epoch 1.
+    assert_eq!(append(marker(7, 1, false), None), Ok(4));
+    assert_eq!(
+        append(txn_batch(1, 7, 0, 3), guard),
+        Err(AppendError::InvalidProducerEpoch)
+    );
+}
+
 /// A keyed batch written in a transaction by producer `pid`.
 fn keyed_txn_batch(records: &[(&str, Option<&str>)], pid: i64) -> Vec<u8> {
     let none = kafka_protocol::records::Compression::None;
