@@ -463,7 +463,7 @@ async fn tick_groups(ctx: Ctx, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = interval.tick() => ctx.groups.tick(&ctx.controller.image()),
+            _ = interval.tick() => ctx.groups.tick(ctx.coordinator_io()).await,
         }
     }
 }

@@ -265,11 +265,28 @@ impl Node {
     }
 }
 
+/// With `SLUICE_KEEP_LOGS=<dir>`, copies a log there (as `<name>-<pid>-<n>.log`) for a
+/// whole-run look: the temporary directories holding them are removed after a test.
+pub fn keep_log(path: &Path, name: &str) {
+    static KEPT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let Some(dir) = std::env::var_os("SLUICE_KEEP_LOGS") else {
+        return;
+    };
+    let n = KEPT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let to = PathBuf::from(dir).join(format!("{name}-{}-{n}.log", std::process::id()));
+    let _ = std::fs::create_dir_all(to.parent().unwrap_or(&to));
+    match std::fs::copy(path, &to) {
+        Ok(_) => eprintln!("kept {}", to.display()),
+        Err(e) => eprintln!("could not keep {}: {e}", path.display()),
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("--- sluice log tail ---\n{}", self.log_tail());
         }
+        keep_log(&self.log_path(), &format!("node{}", self.node_id));
         self.kill9();
     }
 }

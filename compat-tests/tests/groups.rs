@@ -199,6 +199,137 @@ fn a_groups_session_timeout_config_decides_when_a_dead_member_is_dropped() {
     println!("partition moved {:?} after the SIGKILL", killed.elapsed());
 }
 
+/// `kafka-consumer-groups --describe` of `group` through `node`, with `what` (`--state`,
+/// `--members`): the rows of its table as column maps.
+fn describe_group(node: &Node, group: &str, what: &str) -> Vec<HashMap<String, String>> {
+    let out = run_ok(
+        Command::new(launcher("kafka-consumer-groups"))
+            .args(["--bootstrap-server", &node.kafka, "--describe", what])
+            .args(["--group", group]),
+        Duration::from_secs(90),
+        None,
+    );
+    let mut lines = out.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines
+        .by_ref()
+        .find(|l| l.starts_with("GROUP"))
+        .map(|h| h.split_whitespace().collect())
+        .unwrap_or_default();
+    // "COORDINATOR (ID)" is two words in the header and "host:port (id)" two in a row.
+    lines
+        .map(|l| {
+            header
+                .iter()
+                .copied()
+                .filter(|c| *c != "(ID)")
+                .zip(l.split_whitespace().filter(|w| !w.starts_with('(')))
+                .map(|(c, v)| (c.to_string(), v.to_string()))
+                .chain(
+                    l.split_whitespace()
+                        .find(|w| w.starts_with('('))
+                        .map(|id| ("COORDINATOR-ID".into(), id.trim_matches(['(', ')']).into())),
+                )
+                .collect()
+        })
+        .collect()
+}
+
+/// The coordinator of a classic group takes it over from its last membership record: when
+/// the node coordinating a two-member Java group is SIGKILLed, the members go on with the
+/// next coordinator in the same generation (same member ids, no new assignment) and keep
+/// consuming; before memberships were stored, every coordinator failover rebalanced the group
+/// (and failed commits of the old generation in flight).
+#[test]
+fn a_classic_group_keeps_its_members_when_its_coordinator_dies() {
+    let mut nodes = Node::start_cluster(3, 0, sluice_compat_tests::FAST_FAILOVER);
+    let topic = topic("group-failover");
+    let group = "g-coordinator-failover";
+    run_ok(
+        Command::new(launcher("kafka-topics"))
+            .args([
+                "--bootstrap-server",
+                &nodes[0].kafka,
+                "--create",
+                "--topic",
+                &topic,
+            ])
+            .args(["--partitions", "2", "--replication-factor", "3"]),
+        Duration::from_secs(90),
+        None,
+    );
+    produce(&nodes[0], &topic, 0..200);
+    let members = [
+        Member::start(&nodes[0], &topic, group, "classic"),
+        Member::start(&nodes[1], &topic, group, "classic"),
+    ];
+    let all: Vec<&Member> = members.iter().collect();
+    wait_all(&all, 0..200, Duration::from_secs(90), "before the failover");
+    let assignments = |m: &Member| {
+        m.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with("ASSIGNED "))
+            .count()
+    };
+    // Both members hold a partition, in one settled generation.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ids_before = loop {
+        let rows = describe_group(&nodes[2], group, "--members");
+        let holding = rows.iter().filter(|r| r["#PARTITIONS"] == "1").count();
+        if holding == 2 {
+            break rows
+                .iter()
+                .map(|r| r["CONSUMER-ID"].clone())
+                .collect::<std::collections::BTreeSet<_>>();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the members never shared: {rows:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let assigned_before: Vec<usize> = members.iter().map(assignments).collect();
+    let state = describe_group(&nodes[2], group, "--state");
+    let coordinator: usize = state[0]["COORDINATOR-ID"].parse().expect("coordinator id");
+    eprintln!("group coordinator: node {coordinator}; members {ids_before:?}");
+
+    nodes[coordinator - 1].kill9();
+    let survivor = &nodes[coordinator % 3];
+    produce(survivor, &topic, 200..400);
+    wait_all(
+        &all,
+        200..400,
+        Duration::from_secs(60),
+        "after the failover",
+    );
+    // Heartbeats (every second) have reached the new coordinator by now.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = describe_group(survivor, group, "--state");
+        let moved = state
+            .first()
+            .is_some_and(|r| r["COORDINATOR-ID"] != coordinator.to_string());
+        if moved && state[0]["STATE"] == "Stable" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no new coordinator: {state:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let ids_after: std::collections::BTreeSet<String> =
+        describe_group(survivor, group, "--members")
+            .iter()
+            .map(|r| r["CONSUMER-ID"].clone())
+            .collect();
+    let assigned_after: Vec<usize> = members.iter().map(assignments).collect();
+    assert_eq!(ids_after, ids_before, "the same members after the failover");
+    assert_eq!(
+        assigned_after, assigned_before,
+        "no rebalance after the failover (ASSIGNED lines per member)"
+    );
+}
+
 /// Three members of one group (classic or KIP-848 protocol) on a 6-partition topic.
 fn java_group(protocol: &str, node_args: &[&str]) {
     let mut node = Node::start_with(node_args);

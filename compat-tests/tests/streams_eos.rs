@@ -2,7 +2,7 @@
 //! cluster: a word count (`clients/java/EosWordCount.java`: repartition topic, RocksDB store
 //! with a changelog, RF 3 and min.insync.replicas=2 everywhere) over 20,000 lines of a known
 //! multiset of words, once undisturbed and once while the node coordinating most of its
-//! transactions is SIGKILLed mid-run and restarted. A read_committed consumer of the output
+//! transactions and its group is SIGKILLed mid-run and restarted. A read_committed consumer of the output
 //! must see, for every word, the counts 1, 2, .., n in order, each once, n the word's exact
 //! number of occurrences: no increment lost, none applied twice, nothing of an aborted
 //! transaction.
@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sluice_compat_tests::{
-    http_get, java_client, kcat_produce, launcher, read_topic, run_ok, topic, wait_until, Node,
-    FAST_FAILOVER,
+    http_get, java_client, kcat_produce, keep_log, launcher, read_topic, run_ok, topic, wait_until,
+    Node, FAST_FAILOVER,
 };
 
 /// Each client command is killed after this; the programs' own timeouts are shorter.
@@ -275,6 +275,10 @@ impl WordCount {
             .map(|(_, l)| l.as_str())
             .collect();
         let stderr = self.stderr.lock().unwrap();
+        if let Ok(file) = tempfile::NamedTempFile::new() {
+            let _ = std::fs::write(file.path(), stderr.join("\n"));
+            keep_log(file.path(), "streams");
+        }
         format!(
             "exit {status} at {} words counted\n--- events ---\n{}\n--- Streams log (last 80 \
              lines) ---\n{}",
@@ -455,19 +459,25 @@ fn word_count(kill: bool) {
             t(),
             first.as_millis()
         );
-        // The node coordinating most of the app's transactions (the app prints them).
+        // The node coordinating most of the app's transactions and its group (the app
+        // prints them; a transaction weighs 2, the group 3, so the group's coordinator wins
+        // ties): its loss moves transactions and the group's membership mid-commit.
         wait_until(
-            "EosWordCount to name its transaction coordinators",
+            "EosWordCount to name its coordinators",
             Duration::from_secs(30),
             || {
                 app.assert_running();
-                !app.events("txn").is_empty()
+                !app.events("txn").is_empty() && !app.events("group-coordinator").is_empty()
             },
         );
         let mut coordinated = BTreeMap::new();
         for line in app.events("txn") {
             let node: usize = line.split(' ').nth(1).unwrap().parse().expect("node id");
-            *coordinated.entry(node).or_insert(0) += 1;
+            *coordinated.entry(node).or_insert(0) += 2;
+        }
+        for line in app.events("group-coordinator") {
+            let node: usize = line.parse().expect("node id");
+            *coordinated.entry(node).or_insert(0) += 3;
         }
         let victim = *coordinated.iter().max_by_key(|(_, n)| **n).unwrap().0;
         let at_kill = app.progress();
@@ -546,8 +556,9 @@ fn streams_exactly_once_v2_word_count_is_exact() {
     word_count(false);
 }
 
-/// The same while the node coordinating most of the app's transactions is SIGKILLed once a
-/// fifth of the words are counted and restarted once a further fifth are counted with it down.
+/// The same while the node coordinating most of the app's transactions and its group is
+/// SIGKILLed once a fifth of the words are counted, and restarted once a further fifth are
+/// counted with it down.
 #[test]
 fn streams_exactly_once_v2_word_count_is_exact_with_a_node_killed() {
     word_count(true);

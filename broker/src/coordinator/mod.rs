@@ -71,8 +71,8 @@ pub type CoordinatorRecord = (Bytes, Option<Bytes>);
 
 /// The state a coordinator keeps for one partition of its internal topic.
 ///
-/// Its state changes only by `replay` (records read back at load, or just committed by a
-/// write) and by `tick` (timers of state that is not persisted, such as member sessions).
+/// Its state changes by `replay` (records read back at load, or just committed by a write),
+/// by `tick` (timers, such as member sessions), and by what it keeps only in memory.
 pub trait CoordinatorShard: Send + 'static {
     /// Applies one record of the partition's log, in log order. `producer_id` is -1, or the
     /// transactional producer that wrote it: such a record takes effect only if a commit
@@ -82,6 +82,9 @@ pub trait CoordinatorShard: Send + 'static {
     /// Applies a transaction marker: the producer's pending records take effect (commit) or
     /// are dropped (abort). Tenants without transactional records ignore it.
     fn replay_marker(&mut self, _producer_id: i64, _commit: bool) {}
+
+    /// Called once its log is replayed, before it serves requests.
+    fn loaded(&mut self, _now: Instant) {}
 
     /// Runs the shard's timers (about every 100 ms).
     fn tick(&mut self, now: Instant, image: &MetadataImage);

@@ -155,6 +155,7 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
                 replayed += 1;
                 replay(&mut state, entry);
             })?;
+            state.loaded(Instant::now());
             let mut shards = self.lock();
             shards.insert(
                 partition,

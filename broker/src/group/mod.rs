@@ -9,6 +9,7 @@
 //! deliver the replies the state machine completes.
 
 pub mod consumer;
+pub mod membership;
 pub mod offsets;
 pub mod shard;
 pub mod state;
@@ -94,7 +95,8 @@ impl GroupCoordinator {
         self.runtime.coordinator_of(io, group_id).await
     }
 
-    /// Runs `f` on the group's shard once it is loaded here.
+    /// Runs `f` on the group's shard once it is loaded here, then writes the membership
+    /// records it made due.
     async fn on_shard<T>(
         &self,
         io: CoordinatorIo<'_>,
@@ -105,7 +107,34 @@ impl GroupCoordinator {
             .partition_of(io, group_id)
             .await
             .map_err(|_| GroupError::Coordinator(CoordinatorError::NotAvailable))?;
-        Ok(self.runtime.read(io, partition, f).await?)
+        let out = self.runtime.read(io, partition, f).await?;
+        self.persist(io, partition).await;
+        Ok(out)
+    }
+
+    /// Writes the membership records due in `partition`'s shard, each as its group is when
+    /// the write's turn comes (so the last record of a group is its newest state). A failed
+    /// write leaves them due for the next tick; a coordinator that lost the partition has
+    /// unloaded the shard and has nothing left to write.
+    async fn persist(&self, io: CoordinatorIo<'_>, partition: i32) {
+        let due = self
+            .runtime
+            .peek(partition, GroupShard::take_persist_due)
+            .unwrap_or_default();
+        if due.is_empty() {
+            return;
+        }
+        let written = self
+            .runtime
+            .write(io, partition, |s| {
+                let records = s.membership_records(&due, crate::clock::now_ms());
+                Ok::<_, CoordinatorError>((records, ()))
+            })
+            .await;
+        if let Err(e) = written {
+            tracing::warn!(partition, groups = ?due, error = %e, "group membership not stored; retrying");
+            self.runtime.peek(partition, |s| s.mark_persist_due(&due));
+        }
     }
 
     /// ConsumerGroupHeartbeat (KIP-848).
@@ -209,9 +238,19 @@ impl GroupCoordinator {
         .await?
     }
 
-    /// Expires sessions and finishes timed-out join phases; run every 100 ms.
-    pub fn tick(&self, image: &MetadataImage) {
-        self.runtime.tick(Instant::now(), image);
+    /// Expires sessions and finishes timed-out join phases, then stores the memberships
+    /// that changed; run every 100 ms.
+    pub async fn tick(&self, io: CoordinatorIo<'_>) {
+        self.runtime.tick(Instant::now(), &io.controller.image());
+        let mut due = Vec::new();
+        self.runtime.for_each_partition(|p, s| {
+            if s.persist_due() {
+                due.push(p);
+            }
+        });
+        for partition in due {
+            self.persist(io, partition).await;
+        }
     }
 
     /// OffsetCommit: writes the offsets to `__consumer_offsets`, then makes them visible.
@@ -226,7 +265,7 @@ impl GroupCoordinator {
         let partition = self.partition_of(io, group_id).await?;
         self.runtime
             .write(io, partition, |s| {
-                s.check_commit(group_id, member, generation)
+                s.check_commit(group_id, member, generation, false)
                     .map_err(BrokerError::Group)?;
                 Ok((GroupShard::commit_records(group_id, &offsets), ()))
             })
@@ -249,7 +288,7 @@ impl GroupCoordinator {
         self.runtime
             .write_as(io, partition, Some(producer), |s| {
                 if generation >= 0 || !member.is_empty() {
-                    s.check_commit(group_id, member, generation)
+                    s.check_commit(group_id, member, generation, true)
                         .map_err(BrokerError::Group)?;
                 }
                 Ok((GroupShard::commit_records(group_id, &offsets), ()))
@@ -323,7 +362,7 @@ impl GroupCoordinator {
         self.runtime
             .write(io, partition, |s| {
                 s.check_delete(group_id).map_err(BrokerError::Group)?;
-                Ok::<_, BrokerError>((s.delete_records(group_id, None), ()))
+                Ok::<_, BrokerError>((s.group_tombstones(group_id), ()))
             })
             .await?;
         self.runtime.peek(partition, |s| s.forget(group_id));

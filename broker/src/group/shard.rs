@@ -1,8 +1,10 @@
 //! The groups of one `__consumer_offsets` partition: classic groups, KIP-848 consumer groups
 //! and committed offsets, as the coordinator runtime hosts them on the partition's leader.
 //!
-//! Memberships live only in memory (a new coordinator starts them empty and members rejoin,
-//! as after a Kafka coordinator failover); committed offsets are replayed from the log.
+//! Committed offsets are replayed from the log, and so are classic groups' memberships as of
+//! their last generation and assignment (written when those change): a new coordinator takes
+//! a group over where it was, as Kafka's does. Sessions, join and sync waits live only in
+//! memory; KIP-848 groups do too, so their members rejoin after a failover.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -12,6 +14,7 @@ use sluice_controller::MetadataImage;
 use tokio::sync::oneshot;
 
 use super::consumer::{self, ConsumerGroup, ConsumerGroupView, Heartbeat, HeartbeatReply};
+use super::membership;
 use super::offsets::{Committed, OffsetStore, TopicPartition};
 use super::state::{Group, GroupState, JoinParams, JoinResult, Reply, Step, SyncResult};
 use super::GroupView;
@@ -80,14 +83,27 @@ pub struct GroupShard {
     classic: HashMap<String, Slot>,
     consumer: HashMap<String, ConsumerGroup>,
     offsets: OffsetStore,
+    /// Loaded: the memberships in memory are ahead of their records, which replay skips.
+    loaded: bool,
 }
 
 impl CoordinatorShard for GroupShard {
     fn replay(&mut self, producer_id: i64, key: Bytes, value: Option<Bytes>) {
         if producer_id >= 0 {
             self.offsets.apply_pending(producer_id, key, value);
+        } else if let Some(group_id) = membership::decode_key(key.clone()) {
+            if !self.loaded {
+                self.restore(group_id, value);
+            }
         } else {
             self.offsets.apply_record(key, value);
+        }
+    }
+
+    fn loaded(&mut self, now: Instant) {
+        self.loaded = true;
+        for slot in self.classic.values_mut() {
+            slot.group.restart_sessions(now);
         }
     }
 
@@ -120,7 +136,68 @@ impl GroupShard {
             classic: HashMap::new(),
             consumer: HashMap::new(),
             offsets: OffsetStore::default(),
+            loaded: false,
         }
+    }
+
+    /// Replaces a classic group by its membership record while loading (a tombstone or a
+    /// record that does not decode: the group is gone).
+    fn restore(&mut self, group_id: String, value: Option<Bytes>) {
+        match value.and_then(membership::decode_value) {
+            Some(stored) => {
+                let group = Group::restore(
+                    &group_id,
+                    self.settings.initial_delay,
+                    stored,
+                    Instant::now(),
+                );
+                self.classic.insert(
+                    group_id,
+                    Slot {
+                        group,
+                        joins: HashMap::new(),
+                        syncs: HashMap::new(),
+                    },
+                );
+            }
+            None => {
+                self.classic.remove(&group_id);
+            }
+        }
+    }
+
+    /// The classic groups whose membership record is due, no longer due once taken.
+    pub fn take_persist_due(&mut self) -> Vec<String> {
+        self.classic
+            .iter_mut()
+            .filter_map(|(id, slot)| slot.group.take_persist_due().then(|| id.clone()))
+            .collect()
+    }
+
+    /// Whether some classic group's membership record is due.
+    pub fn persist_due(&self) -> bool {
+        self.classic.values().any(|slot| slot.group.persist_due())
+    }
+
+    /// Asks again for the membership records of `groups` (their write failed).
+    pub fn mark_persist_due(&mut self, groups: &[String]) {
+        for id in groups {
+            if let Some(slot) = self.classic.get_mut(id) {
+                slot.group.mark_persist_due();
+            }
+        }
+    }
+
+    /// The membership records of `groups` as they are now (deleted ones have none).
+    pub fn membership_records(&self, groups: &[String], now_ms: i64) -> Vec<CoordinatorRecord> {
+        groups
+            .iter()
+            .filter_map(|id| {
+                let slot = self.classic.get(id)?;
+                let value = membership::encode_value(&slot.group.stored(now_ms));
+                Some((membership::encode_key(id), Some(value)))
+            })
+            .collect()
     }
 
     fn with_slot<T>(&mut self, group_id: &str, f: impl FnOnce(&mut Slot) -> T) -> T {
@@ -229,6 +306,7 @@ impl GroupShard {
         group_id: &str,
         member: &str,
         generation: i32,
+        transactional: bool,
     ) -> Result<(), GroupError> {
         if let Some(g) = self.consumer.get(group_id) {
             // KIP-848 members commit with their member epoch.
@@ -259,7 +337,11 @@ impl GroupShard {
         if generation != g.generation {
             return Err(GroupError::IllegalGeneration);
         }
-        if g.state == GroupState::CompletingRebalance {
+        // A member that has its generation's join answer may not commit before its
+        // assignment, except inside a transaction: Kafka lets a transactional producer
+        // commit then (a member ending its transaction as it rejoins would otherwise be
+        // refused until the rebalance it is part of completes).
+        if g.state == GroupState::CompletingRebalance && !transactional {
             return Err(GroupError::RebalanceInProgress);
         }
         Ok(())
@@ -294,6 +376,13 @@ impl GroupShard {
             .filter(|tp| only.is_none_or(|o| o.contains(tp)))
             .map(|(t, p)| (super::offsets::encode_key(group_id, t, *p), None))
             .collect()
+    }
+
+    /// Tombstones for a deleted group: its committed offsets and its membership.
+    pub fn group_tombstones(&self, group_id: &str) -> Vec<CoordinatorRecord> {
+        let mut records = self.delete_records(group_id, None);
+        records.push((membership::encode_key(group_id), None));
+        records
     }
 
     /// Why an empty group cannot be deleted, if it cannot.

@@ -7,7 +7,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::membership::{StoredGroup, StoredMember};
 use crate::error::GroupError;
+
+fn millis(d: Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
+}
+
+fn duration(ms: i32) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
 
 /// Session timeouts Kafka accepts by default (group.min/max.session.timeout.ms).
 pub const MIN_SESSION_TIMEOUT: Duration = Duration::from_millis(6_000);
@@ -210,6 +219,9 @@ pub struct Group {
     awaiting_join: Vec<String>,
     awaiting_sync: Vec<String>,
     replies: Vec<Reply>,
+    /// Its generation, leader, members or assignments changed since its membership record
+    /// was last written.
+    persist_due: bool,
 }
 
 impl Group {
@@ -231,7 +243,97 @@ impl Group {
             awaiting_join: Vec::new(),
             awaiting_sync: Vec::new(),
             replies: Vec::new(),
+            persist_due: false,
         }
+    }
+
+    /// The group as its membership record stores it, written at `now_ms`.
+    pub fn stored(&self, now_ms: i64) -> StoredGroup {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        StoredGroup {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation,
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone(),
+            state_ms: now_ms,
+            members: self
+                .members
+                .values()
+                .map(|m| StoredMember {
+                    id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: millis(m.rebalance_timeout),
+                    session_timeout_ms: millis(m.session_timeout),
+                    subscription: m.metadata(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The group a new coordinator takes over from its last membership record: Stable in
+    /// that generation with those members and assignments (their sessions start now), or
+    /// Empty. A record written when a join phase ended holds no assignments yet; the
+    /// members' SyncGroups went to the old coordinator, so they are asked to rejoin.
+    pub fn restore(id: &str, initial_delay: Duration, stored: StoredGroup, now: Instant) -> Self {
+        let mut g = Self::new(id, initial_delay);
+        g.generation = stored.generation;
+        g.protocol_type = Some(stored.protocol_type).filter(|t| !t.is_empty());
+        g.leader = stored.leader;
+        let protocol = stored.protocol.clone().unwrap_or_default();
+        g.protocol = stored.protocol;
+        for (seq, m) in stored.members.into_iter().enumerate() {
+            g.members.insert(
+                seq as u64,
+                Member {
+                    id: m.id,
+                    instance_id: m.instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout: duration(m.session_timeout_ms),
+                    rebalance_timeout: duration(m.rebalance_timeout_ms),
+                    protocols: vec![(protocol.clone(), m.subscription)],
+                    assignment: m.assignment,
+                    last_heartbeat: now,
+                    joined: false,
+                },
+            );
+        }
+        g.next_seq = g.members.len() as u64;
+        if g.members.is_empty() {
+            g.protocol = None;
+            g.leader = None;
+        } else if g.members.values().all(|m| m.assignment.is_empty()) {
+            g.prepare_rebalance(now);
+        } else {
+            g.state = GroupState::Stable;
+        }
+        g
+    }
+
+    /// Starts every member's session afresh: a coordinator that has just taken the group
+    /// over has heard from none of them yet.
+    pub fn restart_sessions(&mut self, now: Instant) {
+        for m in self.members.values_mut() {
+            m.last_heartbeat = now;
+        }
+    }
+
+    /// Whether its membership record is due (and no longer, once asked).
+    pub fn take_persist_due(&mut self) -> bool {
+        std::mem::take(&mut self.persist_due)
+    }
+
+    /// Whether its membership record is due.
+    pub fn persist_due(&self) -> bool {
+        self.persist_due
+    }
+
+    /// Asks for its membership record again (the last write failed).
+    pub fn mark_persist_due(&mut self) {
+        self.persist_due = true;
     }
 
     /// Members in join order.
@@ -311,6 +413,7 @@ impl Group {
                         if self.leader.as_deref() == Some(old_id.as_str()) {
                             self.leader = Some(new_id);
                         }
+                        self.persist_due = true;
                         Some(seq)
                     }
                     None => None,
@@ -448,6 +551,7 @@ impl Group {
                         m.assignment = by_id.remove(&m.id).unwrap_or_default();
                     }
                     self.state = GroupState::Stable;
+                    self.persist_due = true;
                     for waiting in std::mem::take(&mut self.awaiting_sync) {
                         let r = self.sync_result(&waiting);
                         self.replies.push(Reply::Sync(waiting, r));
@@ -604,6 +708,7 @@ impl Group {
         self.awaiting_join
             .retain(|id| self.members.values().any(|m| m.id == *id));
         self.generation += 1;
+        self.persist_due = true;
         self.join_deadline = None;
         self.initial_delay_until = None;
         if self.members.is_empty() {
@@ -952,5 +1057,64 @@ mod tests {
         assert!(
             matches!(g.join(other, t0), Step::Done(r) if r.error == Some(GroupError::InconsistentGroupProtocol))
         );
+    }
+
+    #[test]
+    fn a_group_taken_over_from_its_record_keeps_its_generation_and_assignments() {
+        let t = Instant::now();
+        let mut g = Group::new("g", Duration::from_secs(1));
+        let a = join_new(&mut g, t);
+        let b = join_new(&mut g, t);
+        let t0 = t + Duration::from_secs(2);
+        g.tick(t0);
+        assert_eq!(joins(&g.take_replies()).len(), 2);
+        assert!(g.take_persist_due(), "a new generation is due for storing");
+        let completing = g.stored(1);
+        let assignments = vec![
+            (a.clone(), Bytes::from_static(b"A")),
+            (b.clone(), Bytes::from_static(b"B")),
+        ];
+        assert_eq!(g.sync(&a, 1, assignments, t0), Step::Wait(a.clone()));
+        assert!(g.take_persist_due(), "the assignment is due for storing");
+        let stable = g.stored(2);
+
+        // Stable: same generation, members and assignments; heartbeats go on.
+        let later = t0 + Duration::from_secs(60);
+        let mut taken = Group::restore("g", Duration::from_secs(1), stable, later);
+        assert_eq!(taken.state, GroupState::Stable);
+        assert_eq!(taken.generation, 1);
+        assert_eq!(taken.leader.as_deref(), Some(a.as_str()));
+        assert_eq!(taken.heartbeat(&b, 1, later), Ok(()));
+        assert_eq!(
+            taken.sync(&b, 1, vec![], later),
+            Step::Done(SyncResult {
+                error: None,
+                protocol_type: Some("consumer".into()),
+                protocol: Some("range".into()),
+                assignment: Bytes::from_static(b"B"),
+            })
+        );
+        // Sessions run from the takeover.
+        taken.tick(later + Duration::from_secs(9));
+        assert_eq!(taken.state, GroupState::Stable);
+        taken.tick(later + Duration::from_secs(11));
+        assert_eq!(taken.members().count(), 0, "silent members expire");
+        assert!(
+            taken.take_persist_due(),
+            "the emptied group is due for storing"
+        );
+
+        // Stored before the leader's sync: the members are asked to rejoin, and do so under
+        // their ids into the next generation.
+        let mut taken = Group::restore("g", Duration::from_secs(1), completing, later);
+        assert_eq!(taken.state, GroupState::PreparingRebalance);
+        assert_eq!(
+            taken.heartbeat(&a, 1, later),
+            Err(GroupError::RebalanceInProgress)
+        );
+        assert_eq!(taken.join(params(&a), later), Step::Wait(a.clone()));
+        assert_eq!(taken.join(params(&b), later), Step::Wait(b.clone()));
+        let replies = taken.take_replies();
+        assert!(joins(&replies).iter().all(|r| r.generation == 2));
     }
 }
