@@ -252,6 +252,9 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
     // Client quotas are measured over this many windows of this many seconds.
     ("quota.window.num", "11", ConfigType::Int),
     ("quota.window.size.seconds", "1", ConfigType::Int),
+    // The controller_mutation_rate bucket holds rate x num x size seconds of mutations.
+    ("controller.quota.window.num", "11", ConfigType::Int),
+    ("controller.quota.window.size.seconds", "1", ConfigType::Int),
     ("fetch.max.bytes", "57671680", ConfigType::Int),
     (
         "max.incremental.fetch.session.cache.slots",
@@ -420,6 +423,15 @@ impl BrokerConfig {
     /// `quota.window.num`: sample windows client quotas are measured over.
     pub fn quota_window_samples(&self) -> usize {
         self.parsed("quota.window.num", 11usize).max(2)
+    }
+    /// `controller.quota.window.num` × `controller.quota.window.size.seconds`: how many
+    /// seconds of `controller_mutation_rate` a client may use in one burst.
+    pub fn controller_quota_span(&self) -> std::time::Duration {
+        let size = self
+            .parsed("controller.quota.window.size.seconds", 1u64)
+            .max(1);
+        let num = self.parsed("controller.quota.window.num", 11u64).max(1);
+        std::time::Duration::from_secs(size * num)
     }
     /// `max.incremental.fetch.session.cache.slots`
     pub fn fetch_session_slots(&self) -> usize {

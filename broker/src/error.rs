@@ -108,6 +108,9 @@ pub enum BrokerError {
     /// LEADER_NOT_AVAILABLE
     #[error("leader not available")]
     LeaderNotAvailable,
+    /// THROTTLING_QUOTA_EXCEEDED: the client's `controller_mutation_rate` is used up (KIP-599).
+    #[error("The throttling quota has been exceeded.")]
+    ThrottlingQuotaExceeded,
     /// NOT_CONTROLLER / REQUEST_TIMED_OUT: the controller could not commit the change.
     #[error("controller: {0}")]
     Controller(String),
@@ -303,6 +306,7 @@ impl BrokerError {
             Self::InvalidRequest(_) => Code::InvalidRequest,
             Self::UnsupportedVersion(_) => Code::UnsupportedVersion,
             Self::LeaderNotAvailable => Code::LeaderNotAvailable,
+            Self::ThrottlingQuotaExceeded => Code::ThrottlingQuotaExceeded,
             Self::Controller(_) => Code::RequestTimedOut,
             Self::FetchSessionIdNotFound => Code::FetchSessionIdNotFound,
             Self::InvalidFetchSessionEpoch => Code::InvalidFetchSessionEpoch,

@@ -31,6 +31,8 @@ pub enum QuotaKind {
     Produce,
     /// Bytes fetched by consumers per second (`consumer_byte_rate`).
     Fetch,
+    /// Partitions created or deleted per second (`controller_mutation_rate`, KIP-599).
+    ControllerMutation,
 }
 
 impl QuotaKind {
@@ -39,6 +41,7 @@ impl QuotaKind {
         match self {
             QuotaKind::Produce => "producer_byte_rate",
             QuotaKind::Fetch => "consumer_byte_rate",
+            QuotaKind::ControllerMutation => "controller_mutation_rate",
         }
     }
 
@@ -46,6 +49,7 @@ impl QuotaKind {
         match self {
             QuotaKind::Produce => "produce",
             QuotaKind::Fetch => "fetch",
+            QuotaKind::ControllerMutation => "controller_mutation",
         }
     }
 }
@@ -75,11 +79,15 @@ impl<'a> QuotaClient<'a> {
 /// quota metrics.
 type SensorKey = (QuotaKind, String, String);
 
-/// The byte-rate sensors of this broker.
+/// The quota sensors of this broker.
 pub struct ClientQuotas {
     window: Duration,
     samples: usize,
     sensors: Mutex<HashMap<SensorKey, SampledRate>>,
+    /// Seconds of `controller_mutation_rate` one burst may use.
+    mutation_span: Duration,
+    /// Controller mutations are measured by token buckets instead (KIP-599).
+    buckets: Mutex<HashMap<SensorKey, TokenBucket>>,
 }
 
 /// The quota that applies to a client and the sensor it is measured on.
@@ -95,7 +103,51 @@ impl ClientQuotas {
             window: config.quota_window(),
             samples: config.quota_window_samples(),
             sensors: Mutex::new(HashMap::new()),
+            mutation_span: config.controller_quota_span(),
+            buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Takes `mutations` (partitions created or deleted) from `client`'s
+    /// `controller_mutation_rate` bucket, as Kafka's ControllerMutationQuotaManager does.
+    /// `strict` (the API versions that know THROTTLING_QUOTA_EXCEEDED) refuses them while
+    /// the bucket is in debt; otherwise they always pass. A mutation taken may overdraw the
+    /// bucket. Returns whether they were taken, and how long the client must now be throttled
+    /// (until the debt is paid back).
+    pub fn take_mutations(
+        &self,
+        image: &MetadataImage,
+        client: QuotaClient,
+        mutations: u32,
+        strict: bool,
+        now: Instant,
+    ) -> (bool, Duration) {
+        let Some(quota) = applicable(image, QuotaKind::ControllerMutation, client) else {
+            return (true, Duration::ZERO);
+        };
+        let burst = quota.bound * self.mutation_span.as_secs_f64();
+        let (taken, throttle) = {
+            let Ok(mut buckets) = self.buckets.lock() else {
+                return (true, Duration::ZERO);
+            };
+            if !buckets.contains_key(&quota.sensor) {
+                buckets.retain(|_, b| !b.is_full(now));
+            }
+            let bucket = buckets
+                .entry(quota.sensor.clone())
+                .or_insert_with(|| TokenBucket::full(burst, now));
+            bucket.refill(quota.bound, burst, now);
+            let taken = !(strict && bucket.in_debt());
+            if taken {
+                bucket.take(f64::from(mutations));
+            }
+            (taken, bucket.debt_time(quota.bound))
+        };
+        if !throttle.is_zero() {
+            let (kind, user, client_id) = &quota.sensor;
+            metrics::record_throttle(kind.label(), user, client_id, throttle);
+        }
+        (taken, throttle)
     }
 
     /// Records `bytes` of `kind` for `client` and answers how long it must be throttled
@@ -230,6 +282,61 @@ fn entity_of(user: Component, client_id: Component) -> QuotaEntity {
         entity.insert(CLIENT_ID.to_string(), c.map(String::from));
     }
     entity
+}
+
+/// Kafka's `TokenBucket` (KIP-599): a burst of `rate × span` tokens, refilled at
+/// `rate` per second; a client may overdraw it, and is throttled until it is back at zero.
+struct TokenBucket {
+    tokens: f64,
+    burst: f64,
+    rate: f64,
+    at: Instant,
+}
+
+impl TokenBucket {
+    fn full(burst: f64, now: Instant) -> Self {
+        Self {
+            tokens: burst,
+            burst,
+            rate: 0.0,
+            at: now,
+        }
+    }
+
+    fn refill(&mut self, rate: f64, burst: f64, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.rate = rate;
+        self.burst = burst;
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        self.at = now;
+    }
+
+    /// Whether it would be full by now: forgetting it changes nothing.
+    fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens + elapsed * self.rate >= self.burst
+    }
+
+    fn in_debt(&self) -> bool {
+        self.tokens < 0.0
+    }
+
+    fn take(&mut self, tokens: f64) {
+        self.tokens -= tokens;
+    }
+
+    /// How long until the debt is paid back at `rate`.
+    fn debt_time(&self, rate: f64) -> Duration {
+        if !self.in_debt() {
+            return Duration::ZERO;
+        }
+        let seconds = if rate > 0.0 {
+            -self.tokens / rate
+        } else {
+            i32::MAX as f64 / 1000.0
+        };
+        Duration::from_secs_f64(seconds.clamp(0.0, i32::MAX as f64 / 1000.0))
+    }
 }
 
 /// Kafka's `Rate` over a `SampledStat`: the sum of the last `samples` windows divided by the
@@ -387,5 +494,58 @@ mod tests {
         assert!(!rate.is_idle(start));
         assert_eq!(rate.rate(later), 0.0);
         assert!(rate.is_idle(later));
+    }
+
+    #[test]
+    fn a_mutation_bucket_lets_a_burst_through_then_refuses_until_the_debt_is_paid() {
+        let mut img = image(&[]);
+        let mut values = BTreeMap::new();
+        values.insert("controller_mutation_rate".to_string(), QuotaValue(2.0));
+        img.client_quotas.push(ClientQuota {
+            entity: entity_of(None, Some(Some("admin"))),
+            values,
+        });
+        let quotas = ClientQuotas {
+            window: Duration::from_secs(1),
+            samples: 5,
+            sensors: Mutex::new(HashMap::new()),
+            mutation_span: Duration::from_secs(5),
+            buckets: Mutex::new(HashMap::new()),
+        };
+        let admin = QuotaClient {
+            user: ANONYMOUS,
+            client_id: "admin",
+        };
+        let t0 = Instant::now();
+        // A burst of 2/s x 5 s = 10: 8 pass, then 8 more overdraw it by 6 (3 s at 2/s).
+        assert_eq!(
+            quotas.take_mutations(&img, admin, 8, true, t0),
+            (true, Duration::ZERO)
+        );
+        assert_eq!(
+            quotas.take_mutations(&img, admin, 8, true, t0),
+            (true, Duration::from_secs(3))
+        );
+        // In debt: strict versions are refused, older ones pass and are throttled longer.
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(
+            quotas.take_mutations(&img, admin, 1, true, t1),
+            (false, Duration::from_secs(2))
+        );
+        assert_eq!(
+            quotas.take_mutations(&img, admin, 2, false, t1),
+            (true, Duration::from_secs(3))
+        );
+        // Paid back: allowed again. Other clients have no quota.
+        let t2 = t1 + Duration::from_secs(3);
+        assert!(quotas.take_mutations(&img, admin, 1, true, t2).0);
+        let other = QuotaClient {
+            user: ANONYMOUS,
+            client_id: "other",
+        };
+        assert_eq!(
+            quotas.take_mutations(&img, other, 1_000, true, t0),
+            (true, Duration::ZERO)
+        );
     }
 }

@@ -322,3 +322,62 @@ fn assert_rate(rate: f64) {
         "{rate:.2} MiB/s against a quota of {quota} MiB/s"
     );
 }
+
+/// `controller_mutation_rate` (KIP-599) with `kafka-topics`: a client with 1 partition
+/// mutation per second may use Kafka's default burst of 11 s at once (one topic of 20
+/// partitions overdraws it by 9), is then refused with THROTTLING_QUOTA_EXCEEDED (the tool
+/// does not retry it), and may create topics again once the debt is paid.
+#[test]
+fn kafka_topics_is_held_to_its_controller_mutation_rate() {
+    let node = Node::start();
+    set_quota(
+        &node,
+        &["--entity-type", "clients", "--entity-name", "topic-admin"],
+        "controller_mutation_rate=1",
+    );
+    let config = tempfile::NamedTempFile::new().unwrap();
+    writeln!(config.as_file(), "client.id=topic-admin").unwrap();
+    let create = |name: &str, partitions: &str| {
+        run(
+            Command::new(launcher("kafka-topics"))
+                .args([
+                    "--bootstrap-server",
+                    &node.kafka,
+                    "--create",
+                    "--topic",
+                    name,
+                ])
+                .args(["--partitions", partitions, "--command-config"])
+                .arg(config.path()),
+            LIMIT,
+            None,
+        )
+    };
+    let first = create(&topic("mutations-burst"), "20");
+    assert!(first.status.success(), "{first:?}");
+    let refused_at = Instant::now();
+    let refused = create(&topic("mutations-refused"), "1");
+    let text = String::from_utf8_lossy(&refused.stdout).to_string()
+        + &String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        text.contains("The throttling quota has been exceeded"),
+        "a second topic within the debt: {refused:?}"
+    );
+    // The debt of 9 mutations is paid 9 s after the first create.
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(refused_at.elapsed()));
+    let later = create(&topic("mutations-later"), "1");
+    assert!(later.status.success(), "{later:?}");
+    // A client without the quota is not held back meanwhile.
+    let other = run_ok(
+        Command::new(launcher("kafka-topics"))
+            .args(["--bootstrap-server", &node.kafka, "--create"])
+            .args(["--topic", &topic("mutations-free"), "--partitions", "50"]),
+        LIMIT,
+        None,
+    );
+    assert!(other.contains("Created topic"), "{other}");
+    let scraped = scrape_metrics(&node);
+    let prefix = "sluice_client_quota_throttle_milliseconds_total{quota=\"controller_mutation\",user=\"\",client_id=\"topic-admin\"}";
+    let throttled = metric_sample(&scraped, prefix).unwrap_or(0.0);
+    assert!(throttled > 0.0, "{prefix} = {throttled}");
+}

@@ -4,17 +4,21 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, RequestHeader};
 use sluice_controller::{Command, CommandResult};
 
+use super::take_mutation_quota;
 use crate::context::Ctx;
 use crate::error::BrokerError;
+use crate::quota::throttle_ms;
 use crate::request_scope::RequestScope;
 
 /// Grows each topic to its requested partition count.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
-    _header: &RequestHeader,
+    scope: &RequestScope,
+    header: &RequestHeader,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
+    // v3+ clients know THROTTLING_QUOTA_EXCEEDED; older ones are only throttled.
+    let strict = header.request_api_version >= 3;
     let mut results = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let command = Command::CreatePartitions {
@@ -26,16 +30,25 @@ pub async fn handle(
                     .collect()
             }),
         };
+        let added = ctx
+            .controller
+            .image()
+            .topics
+            .get(t.name.0.as_str())
+            .map_or(0, |topic| t.count - topic.partitions.len() as i32);
         let outcome = if req.validate_only {
             let mut image = (*ctx.controller.image()).clone();
             Ok(image.apply(&command))
         } else {
-            ctx.controller.execute(command).await
+            match take_mutation_quota(ctx, scope, header, added, strict) {
+                Ok(()) => ctx.controller.execute(command).await.map_err(Into::into),
+                Err(e) => Err(e),
+            }
         };
         let r = match outcome {
             Ok(CommandResult::Failed(e)) => Err(BrokerError::from(e)),
             Ok(_) => Ok(()),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         };
         let mut out = CreatePartitionsTopicResult::default().with_name(t.name.clone());
         if let Err(e) = r {
@@ -56,5 +69,7 @@ pub async fn handle(
             }
         }
     }
-    CreatePartitionsResponse::default().with_results(results)
+    CreatePartitionsResponse::default()
+        .with_throttle_time_ms(throttle_ms(scope.throttled()))
+        .with_results(results)
 }

@@ -10,19 +10,22 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, Reques
 use sluice_controller::{Command, CommandResult, NewTopic};
 use uuid::Uuid;
 
-use super::{str_bytes, topic_name};
+use super::{str_bytes, take_mutation_quota, topic_name};
 use crate::context::Ctx;
 use crate::error::BrokerError;
+use crate::quota::throttle_ms;
 use crate::request_scope::RequestScope;
 use crate::topic_config::{self, EffectiveConfigs, TOPIC_CONFIGS};
 
 /// Creates the requested topics (or only checks them, with `validate_only`).
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
-    _header: &RequestHeader,
+    scope: &RequestScope,
+    header: &RequestHeader,
     req: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
+    // v6+ clients know THROTTLING_QUOTA_EXCEEDED; older ones are only throttled.
+    let strict = header.request_api_version >= 6;
     let mut results: Vec<(String, Result<NewTopic, BrokerError>)> = Vec::new();
     for t in &req.topics {
         let name = t.name.0.to_string();
@@ -33,6 +36,16 @@ pub async fn handle(
             )))
         } else {
             new_topic(ctx, t)
+        };
+        let result = match result {
+            Ok(topic) if !req.validate_only => {
+                let partitions = topic
+                    .assignment
+                    .as_ref()
+                    .map_or(topic.num_partitions, |a| a.len() as i32);
+                take_mutation_quota(ctx, scope, header, partitions, strict).map(|_| topic)
+            }
+            other => other,
         };
         results.push((name, result));
     }
@@ -60,7 +73,9 @@ pub async fn handle(
             result_of(ctx, &name, r)
         })
         .collect();
-    CreateTopicsResponse::default().with_topics(topics)
+    CreateTopicsResponse::default()
+        .with_throttle_time_ms(throttle_ms(scope.throttled()))
+        .with_topics(topics)
 }
 
 /// Creates topics with the broker's default partitions and replication (auto-creation).

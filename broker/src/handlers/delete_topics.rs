@@ -4,18 +4,21 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, RequestHeader};
 use sluice_controller::{Command, CommandResult};
 
-use super::topic_name;
+use super::{take_mutation_quota, topic_name};
 use crate::context::Ctx;
 use crate::error::BrokerError;
+use crate::quota::throttle_ms;
 use crate::request_scope::RequestScope;
 
 /// Deletes the named topics; their partitions are dropped from every replica.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
-    _header: &RequestHeader,
+    scope: &RequestScope,
+    header: &RequestHeader,
     req: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
+    // v5+ clients know THROTTLING_QUOTA_EXCEEDED; older ones are only throttled.
+    let strict = header.request_api_version >= 5;
     let image = ctx.controller.image();
     // v0-5 name topics in `topic_names`; v6+ in `topics`, by name or by id.
     let mut targets: Vec<(Option<String>, uuid::Uuid)> = req
@@ -38,8 +41,12 @@ pub async fn handle(
         };
         match found {
             Some(t) => {
-                to_delete.push(t.name.clone());
-                results.push((Some(t.name.clone()), t.id, Ok(())));
+                let quota =
+                    take_mutation_quota(ctx, scope, header, t.partitions.len() as i32, strict);
+                if quota.is_ok() {
+                    to_delete.push(t.name.clone());
+                }
+                results.push((Some(t.name.clone()), t.id, quota));
             }
             None => {
                 let err = if name.is_some() {
@@ -87,5 +94,7 @@ pub async fn handle(
             out
         })
         .collect();
-    DeleteTopicsResponse::default().with_responses(responses)
+    DeleteTopicsResponse::default()
+        .with_throttle_time_ms(throttle_ms(scope.throttled()))
+        .with_responses(responses)
 }

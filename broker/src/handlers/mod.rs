@@ -123,5 +123,30 @@ pub fn client_identity(
     (id, scope.client_host())
 }
 
+/// Takes `partitions` created or deleted from the client's `controller_mutation_rate` quota
+/// (KIP-599): refused with THROTTLING_QUOTA_EXCEEDED while it is used up on the API versions
+/// that know that error (`strict`); older versions always pass and are only throttled.
+pub fn take_mutation_quota(
+    ctx: &crate::context::Ctx,
+    scope: &crate::request_scope::RequestScope,
+    header: &kafka_protocol::messages::RequestHeader,
+    partitions: i32,
+    strict: bool,
+) -> Result<(), crate::error::BrokerError> {
+    let (taken, throttle) = ctx.quotas.take_mutations(
+        &ctx.controller.image(),
+        crate::quota::QuotaClient::of(header),
+        u32::try_from(partitions).unwrap_or(0),
+        strict,
+        std::time::Instant::now(),
+    );
+    scope.throttle(throttle);
+    if taken {
+        Ok(())
+    } else {
+        Err(crate::error::BrokerError::ThrottlingQuotaExceeded)
+    }
+}
+
 /// Kafka's "authorized operations not requested" marker.
 pub const AUTHORIZED_OPS_OMITTED: i32 = i32::MIN;
