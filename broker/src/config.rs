@@ -76,6 +76,7 @@ pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "message.max.bytes",
     "max.connections.per.ip",
     "max.connections.per.ip.overrides",
+    "max.connection.creation.rate",
 ];
 
 /// Kafka's config types (DescribeConfigs `config_type`).
@@ -134,6 +135,8 @@ pub enum ConfigSource {
     StaticBroker = 4,
     /// Kafka's default.
     Default = 5,
+    /// A logger's level (the BROKER_LOGGER resource).
+    DynamicBrokerLogger = 6,
 }
 
 /// Broker configs Sluice knows: (name, default, type).
@@ -244,6 +247,11 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
     ("max.connections", "2147483647", ConfigType::Int),
     ("max.connections.per.ip", "2147483647", ConfigType::Int),
     ("max.connections.per.ip.overrides", "", ConfigType::String),
+    (
+        "max.connection.creation.rate",
+        "2147483647",
+        ConfigType::Int,
+    ),
     ("connections.max.idle.ms", "600000", ConfigType::Long),
     // Bytes of requests read and not yet answered, across connections (-1: no cap). Kafka's
     // default is -1; Sluice's caps it, so that a flood of clients cannot grow the broker
@@ -398,6 +406,10 @@ impl BrokerConfig {
     /// `max.connections`
     pub fn max_connections(&self) -> usize {
         self.parsed("max.connections", i32::MAX as usize)
+    }
+    /// `max.connection.creation.rate`: new connections per second the broker accepts.
+    pub fn max_connection_creation_rate(&self) -> f64 {
+        self.parsed("max.connection.creation.rate", f64::from(i32::MAX))
     }
     /// `max.connections.per.ip`
     pub fn max_connections_per_ip(&self) -> usize {

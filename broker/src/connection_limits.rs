@@ -2,12 +2,21 @@
 //! `max.connections.per.ip.overrides`, both dynamic): past its limit an address's new
 //! connection is closed at once, as Kafka closes it. The broker-wide `max.connections` is
 //! the accept loop's: past it the broker stops accepting until a connection closes.
+//!
+//! Connection creation rates (KIP-612), measured over the client quotas' sampled windows:
+//! past the broker-wide `max.connection.creation.rate` the accept loop pauses; an address
+//! past its `connection_creation_rate` quota (IP entities of the client quotas) has its new
+//! connection closed after the throttle time, so its client does not reconnect at once.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sluice_controller::MetadataImage;
 
 use crate::config::BrokerConfig;
+use crate::quota::{ip_connection_rate, SampledRate};
 
 /// Open connections per address, against their limits.
 pub struct ConnectionLimits {
@@ -15,11 +24,14 @@ pub struct ConnectionLimits {
     state: Mutex<State>,
 }
 
-#[derive(Default)]
 struct State {
     open: HashMap<IpAddr, usize>,
     /// The overrides as last read: their spec and what it says.
     overrides: (String, HashMap<IpAddr, usize>),
+    /// New connections per second, broker-wide.
+    created: SampledRate,
+    /// New connections per second of each address with a `connection_creation_rate` quota.
+    created_by_ip: HashMap<IpAddr, SampledRate>,
 }
 
 /// One admitted connection; dropping it frees its address's slot.
@@ -63,8 +75,53 @@ impl ConnectionLimits {
             state: Mutex::new(State {
                 open: HashMap::new(),
                 overrides: (spec, overrides),
+                created: SampledRate::new(config.quota_window(), config.quota_window_samples()),
+                created_by_ip: HashMap::new(),
             }),
         })
+    }
+
+    /// Counts a new connection against `max.connection.creation.rate` and answers how long
+    /// the accept loop must pause (at most one quota window, as Kafka bounds it).
+    pub fn record_created(&self, now: Instant) -> Duration {
+        let bound = self.config.max_connection_creation_rate();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.created.record(1.0, now);
+        if bound >= f64::from(i32::MAX) {
+            return Duration::ZERO;
+        }
+        state
+            .created
+            .throttle(bound, now)
+            .min(self.config.quota_window())
+    }
+
+    /// Counts a new connection from `ip` against its `connection_creation_rate` quota and
+    /// answers how long to hold it before closing it, or zero to serve it. A refused
+    /// connection is not counted, as in Kafka.
+    pub fn record_created_by(&self, image: &MetadataImage, ip: IpAddr, now: Instant) -> Duration {
+        let Some(bound) = ip_connection_rate(image, ip) else {
+            return Duration::ZERO;
+        };
+        let (window, samples) = (
+            self.config.quota_window(),
+            self.config.quota_window_samples(),
+        );
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !state.created_by_ip.contains_key(&ip) {
+            // Forget the addresses gone quiet, so many clients do not grow the map for ever.
+            state.created_by_ip.retain(|_, rate| !rate.is_idle(now));
+        }
+        let rate = state
+            .created_by_ip
+            .entry(ip)
+            .or_insert_with(|| SampledRate::new(window, samples));
+        rate.record(1.0, now);
+        let throttle = rate.throttle(bound, now).min(window);
+        if !throttle.is_zero() {
+            rate.record(-1.0, now);
+        }
+        throttle
     }
 
     /// A slot for a new connection from `ip`, or None when the address has its limit's
@@ -125,5 +182,44 @@ mod tests {
         let _only = limits.admit(other).unwrap();
         assert!(limits.admit(other).is_none(), "the override's limit of 1");
         assert!(parse_overrides("10.0.0.1").is_err());
+    }
+
+    #[test]
+    fn connections_past_a_creation_rate_are_paused_or_held() {
+        let config = BrokerConfig::parse(&[
+            "max.connection.creation.rate=5".to_string(),
+            "quota.window.num=2".to_string(),
+        ])
+        .unwrap();
+        let limits = ConnectionLimits::new(&config).unwrap();
+        let t0 = Instant::now();
+        // 5 a second over at least one whole window: the sixth is over.
+        for _ in 0..5 {
+            assert_eq!(limits.record_created(t0), Duration::ZERO);
+        }
+        assert!(limits.record_created(t0) > Duration::ZERO);
+
+        let mut image = MetadataImage::default();
+        let ip: IpAddr = "10.0.0.2".parse().unwrap();
+        image.client_quotas.push(sluice_controller::ClientQuota {
+            entity: [(crate::quota::IP.to_string(), Some(ip.to_string()))].into(),
+            values: [(
+                crate::quota::CONNECTION_CREATION_RATE.to_string(),
+                sluice_controller::QuotaValue(2.0),
+            )]
+            .into(),
+        });
+        assert_eq!(limits.record_created_by(&image, ip, t0), Duration::ZERO);
+        assert_eq!(limits.record_created_by(&image, ip, t0), Duration::ZERO);
+        let held = limits.record_created_by(&image, ip, t0);
+        assert!(
+            held > Duration::ZERO && held <= Duration::from_secs(1),
+            "{held:?}"
+        );
+        // A held connection is not counted: one window on, the rate is back under.
+        let later = t0 + Duration::from_millis(1500);
+        assert_eq!(limits.record_created_by(&image, ip, later), Duration::ZERO);
+        let other: IpAddr = "10.0.0.3".parse().unwrap();
+        assert_eq!(limits.record_created_by(&image, other, t0), Duration::ZERO);
     }
 }

@@ -1,6 +1,6 @@
-//! Request decoding, the one `match` on the API, and response encoding.
+//! Request decoding, the one `match` on the API, the request quota, and response encoding.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -13,6 +13,7 @@ use crate::frame::{self, Frame};
 use crate::handlers;
 use crate::handlers::api_versions::{api_versions, supported};
 use crate::metrics;
+use crate::quota::{throttle_ms, QuotaClient};
 use crate::request_scope::Listener;
 use crate::request_scope::RequestScope;
 
@@ -80,184 +81,286 @@ async fn respond(
     let header =
         decode_guarded(|| RequestHeader::decode(&mut body, key.request_header_version(version)))?;
     let request = decode_guarded(|| RequestKind::decode(key, &mut body, version))?;
-    let started = std::time::Instant::now();
+    // Kafka's request quota counts only time spent serving clients, not other brokers.
+    let exempt = matches!(&request, RequestKind::WriteTxnMarkers(_))
+        || matches!(&request, RequestKind::Fetch(f) if f.replica_id.0 >= 0 || f.replica_state.replica_id.0 >= 0);
+    let started = Instant::now();
+    let (handled, busy) = timed(handle(ctx, scope, &header, request)).await;
+    let response = handled?;
+    metrics::record_request(key, started.elapsed());
+    if !exempt {
+        let throttle = ctx.quotas.record_busy_time(
+            &ctx.controller.image(),
+            QuotaClient::of(&header),
+            busy,
+            Instant::now(),
+        );
+        scope.throttle(throttle);
+    }
+    let Some(mut response) = response else {
+        return Ok(None);
+    };
+    raise_throttle_time(&mut response, throttle_ms(scope.throttled()));
+    encode_response(key, version, correlation_id, &response).map(Some)
+}
+
+/// Runs `work`, also answering how long it spent being polled: the time this request kept a
+/// runtime thread busy (what Kafka's `request_percentage` quota measures), not the time it
+/// waited for replicas, the log or the controller.
+async fn timed<F: std::future::Future>(work: F) -> (F::Output, Duration) {
+    let mut work = std::pin::pin!(work);
+    let mut busy = Duration::ZERO;
+    let output = std::future::poll_fn(|cx| {
+        let polled = Instant::now();
+        let poll = work.as_mut().poll(cx);
+        busy += polled.elapsed();
+        poll
+    })
+    .await;
+    (output, busy)
+}
+
+/// The one `match` on the API: each request to its handler. `Ok(None)`: no response is due
+/// (an acks=0 produce).
+async fn handle(
+    ctx: &Ctx,
+    scope: &RequestScope,
+    header: &RequestHeader,
+    request: RequestKind,
+) -> Result<Option<ResponseKind>, CloseReason> {
     let response: ResponseKind = match request {
-        RequestKind::Produce(r) => match handlers::produce::handle(ctx, scope, &header, r).await {
+        RequestKind::Produce(r) => match handlers::produce::handle(ctx, scope, header, r).await {
             Some(resp) => resp.into(),
             None => return Ok(None),
         },
-        RequestKind::Fetch(r) => handlers::fetch::handle(ctx, scope, &header, r).await.into(),
-        RequestKind::ListOffsets(r) => handlers::list_offsets::handle(ctx, scope, &header, r)
+        RequestKind::Fetch(r) => handlers::fetch::handle(ctx, scope, header, r).await.into(),
+        RequestKind::ListOffsets(r) => handlers::list_offsets::handle(ctx, scope, header, r)
             .await
             .into(),
-        RequestKind::Metadata(r) => handlers::metadata::handle(ctx, scope, &header, r)
+        RequestKind::Metadata(r) => handlers::metadata::handle(ctx, scope, header, r)
             .await
             .into(),
-        RequestKind::ApiVersions(r) => handlers::api_versions::handle(ctx, scope, &header, r)
+        RequestKind::ApiVersions(r) => handlers::api_versions::handle(ctx, scope, header, r)
             .await
             .into(),
-        RequestKind::CreateTopics(r) => handlers::create_topics::handle(ctx, scope, &header, r)
+        RequestKind::CreateTopics(r) => handlers::create_topics::handle(ctx, scope, header, r)
             .await
             .into(),
-        RequestKind::DeleteTopics(r) => handlers::delete_topics::handle(ctx, scope, &header, r)
+        RequestKind::DeleteTopics(r) => handlers::delete_topics::handle(ctx, scope, header, r)
             .await
             .into(),
-        RequestKind::InitProducerId(r) => {
-            handlers::init_producer_id::handle(ctx, scope, &header, r)
-                .await
-                .into()
-        }
+        RequestKind::InitProducerId(r) => handlers::init_producer_id::handle(ctx, scope, header, r)
+            .await
+            .into(),
         RequestKind::OffsetForLeaderEpoch(r) => {
-            handlers::offset_for_leader_epoch::handle(ctx, scope, &header, r)
+            handlers::offset_for_leader_epoch::handle(ctx, scope, header, r)
                 .await
                 .into()
         }
         RequestKind::DescribeConfigs(r) => {
-            handlers::describe_configs::handle(ctx, scope, &header, r)
+            handlers::describe_configs::handle(ctx, scope, header, r)
                 .await
                 .into()
         }
         RequestKind::CreatePartitions(r) => {
-            handlers::create_partitions::handle(ctx, scope, &header, r)
+            handlers::create_partitions::handle(ctx, scope, header, r)
                 .await
                 .into()
         }
-        RequestKind::DeleteRecords(r) => handlers::delete_records::handle(ctx, scope, &header, r)
+        RequestKind::DeleteRecords(r) => handlers::delete_records::handle(ctx, scope, header, r)
             .await
             .into(),
-        RequestKind::ElectLeaders(r) => handlers::elect_leaders::handle(ctx, scope, &header, r)
+        RequestKind::ElectLeaders(r) => handlers::elect_leaders::handle(ctx, scope, header, r)
             .await
             .into(),
         RequestKind::AlterPartitionReassignments(r) => {
-            handlers::alter_partition_reassignments::handle(ctx, scope, &header, r)
+            handlers::alter_partition_reassignments::handle(ctx, scope, header, r)
                 .await
                 .into()
         }
         RequestKind::DescribeLogDirs(r) => {
-            handlers::describe_log_dirs::handle(ctx, scope, &header, r)
+            handlers::describe_log_dirs::handle(ctx, scope, header, r)
                 .await
                 .into()
         }
         RequestKind::ListPartitionReassignments(r) => {
-            handlers::list_partition_reassignments::handle(ctx, scope, &header, r)
+            handlers::list_partition_reassignments::handle(ctx, scope, header, r)
                 .await
                 .into()
         }
-        RequestKind::AlterConfigs(r) => handlers::alter_configs::handle(ctx, scope, &header, r)
+        RequestKind::AlterConfigs(r) => handlers::alter_configs::handle(ctx, scope, header, r)
             .await
             .into(),
         RequestKind::IncrementalAlterConfigs(r) => {
-            handlers::incremental_alter_configs::handle(ctx, scope, &header, r)
+            handlers::incremental_alter_configs::handle(ctx, scope, header, r)
                 .await
                 .into()
         }
         RequestKind::DescribeClientQuotas(r) => {
-            handlers::describe_client_quotas::handle(ctx, scope, &header, r)
+            handlers::describe_client_quotas::handle(ctx, scope, header, r)
                 .await
                 .into()
         }
         RequestKind::AlterClientQuotas(r) => {
-            handlers::alter_client_quotas::handle(ctx, scope, &header, r)
+            handlers::alter_client_quotas::handle(ctx, scope, header, r)
                 .await
                 .into()
         }
         RequestKind::DescribeCluster(r) => {
-            handlers::describe_cluster::handle(ctx, scope, &header, r)
+            handlers::describe_cluster::handle(ctx, scope, header, r)
                 .await
                 .into()
         }
         RequestKind::ConsumerGroupHeartbeat(r) => {
-            handlers::consumer_group_heartbeat::handle(ctx, scope, &header, r)
+            handlers::consumer_group_heartbeat::handle(ctx, scope, header, r)
                 .await
                 .into()
         }
         RequestKind::ConsumerGroupDescribe(r) => {
-            handlers::consumer_group_describe::handle(ctx, scope, &header, r)
+            handlers::consumer_group_describe::handle(ctx, scope, header, r)
                 .await
                 .into()
         }
         RequestKind::FindCoordinator(r) => {
-            handlers::find_coordinator::handle(ctx, scope, &header, r)
+            handlers::find_coordinator::handle(ctx, scope, header, r)
                 .await
                 .into()
         }
-        RequestKind::JoinGroup(r) => handlers::join_group::handle(ctx, scope, &header, r)
+        RequestKind::JoinGroup(r) => handlers::join_group::handle(ctx, scope, header, r)
             .await
             .into(),
-        RequestKind::SyncGroup(r) => handlers::sync_group::handle(ctx, scope, &header, r)
+        RequestKind::SyncGroup(r) => handlers::sync_group::handle(ctx, scope, header, r)
             .await
             .into(),
-        RequestKind::Heartbeat(r) => handlers::heartbeat::handle(ctx, scope, &header, r)
+        RequestKind::Heartbeat(r) => handlers::heartbeat::handle(ctx, scope, header, r)
             .await
             .into(),
-        RequestKind::LeaveGroup(r) => handlers::leave_group::handle(ctx, scope, &header, r)
+        RequestKind::LeaveGroup(r) => handlers::leave_group::handle(ctx, scope, header, r)
             .await
             .into(),
-        RequestKind::OffsetCommit(r) => handlers::offset_commit::handle(ctx, scope, &header, r)
+        RequestKind::OffsetCommit(r) => handlers::offset_commit::handle(ctx, scope, header, r)
             .await
             .into(),
-        RequestKind::OffsetFetch(r) => handlers::offset_fetch::handle(ctx, scope, &header, r)
+        RequestKind::OffsetFetch(r) => handlers::offset_fetch::handle(ctx, scope, header, r)
             .await
             .into(),
-        RequestKind::ListGroups(r) => handlers::list_groups::handle(ctx, scope, &header, r)
+        RequestKind::ListGroups(r) => handlers::list_groups::handle(ctx, scope, header, r)
             .await
             .into(),
-        RequestKind::DescribeGroups(r) => handlers::describe_groups::handle(ctx, scope, &header, r)
+        RequestKind::DescribeGroups(r) => handlers::describe_groups::handle(ctx, scope, header, r)
             .await
             .into(),
-        RequestKind::DeleteGroups(r) => handlers::delete_groups::handle(ctx, scope, &header, r)
+        RequestKind::DeleteGroups(r) => handlers::delete_groups::handle(ctx, scope, header, r)
             .await
             .into(),
-        RequestKind::OffsetDelete(r) => handlers::offset_delete::handle(ctx, scope, &header, r)
+        RequestKind::OffsetDelete(r) => handlers::offset_delete::handle(ctx, scope, header, r)
             .await
             .into(),
         RequestKind::AddPartitionsToTxn(r) => {
-            handlers::add_partitions_to_txn::handle(ctx, scope, &header, r)
+            handlers::add_partitions_to_txn::handle(ctx, scope, header, r)
                 .await
                 .into()
         }
         RequestKind::AddOffsetsToTxn(r) => {
-            handlers::add_offsets_to_txn::handle(ctx, scope, &header, r)
+            handlers::add_offsets_to_txn::handle(ctx, scope, header, r)
                 .await
                 .into()
         }
         RequestKind::TxnOffsetCommit(r) => {
-            handlers::txn_offset_commit::handle(ctx, scope, &header, r)
+            handlers::txn_offset_commit::handle(ctx, scope, header, r)
                 .await
                 .into()
         }
-        RequestKind::EndTxn(r) => handlers::end_txn::handle(ctx, scope, &header, r)
+        RequestKind::EndTxn(r) => handlers::end_txn::handle(ctx, scope, header, r)
             .await
             .into(),
         RequestKind::WriteTxnMarkers(r) => {
-            handlers::write_txn_markers::handle(ctx, scope, &header, r)
+            handlers::write_txn_markers::handle(ctx, scope, header, r)
                 .await
                 .into()
         }
         RequestKind::DescribeTransactions(r) => {
-            handlers::describe_transactions::handle(ctx, scope, &header, r)
+            handlers::describe_transactions::handle(ctx, scope, header, r)
                 .await
                 .into()
         }
         RequestKind::ListTransactions(r) => {
-            handlers::list_transactions::handle(ctx, scope, &header, r)
+            handlers::list_transactions::handle(ctx, scope, header, r)
                 .await
                 .into()
         }
         RequestKind::DescribeProducers(r) => {
-            handlers::describe_producers::handle(ctx, scope, &header, r)
+            handlers::describe_producers::handle(ctx, scope, header, r)
                 .await
                 .into()
         }
-        RequestKind::DescribeQuorum(r) => handlers::describe_quorum::handle(ctx, scope, &header, r)
+        RequestKind::DescribeQuorum(r) => handlers::describe_quorum::handle(ctx, scope, header, r)
             .await
             .into(),
         other => {
             return Err(CloseReason::Malformed(format!("no handler for {other:?}")));
         }
     };
-    metrics::record_request(key, started.elapsed());
-    encode_response(key, version, correlation_id, &response).map(Some)
+    Ok(Some(response))
+}
+
+/// Raises a response's `throttle_time_ms` to `ms`: a request quota throttles every answer,
+/// and a byte-rate quota's throttle may be longer than the handler's own.
+fn raise_throttle_time(response: &mut ResponseKind, ms: i32) {
+    if ms == 0 {
+        return;
+    }
+    macro_rules! raise {
+        ($($api:ident),* $(,)?) => {
+            match response {
+                $(ResponseKind::$api(r) => r.throttle_time_ms = r.throttle_time_ms.max(ms),)*
+                _ => {}
+            }
+        };
+    }
+    raise!(
+        Produce,
+        Fetch,
+        ListOffsets,
+        Metadata,
+        ApiVersions,
+        CreateTopics,
+        DeleteTopics,
+        InitProducerId,
+        OffsetForLeaderEpoch,
+        DescribeConfigs,
+        CreatePartitions,
+        DeleteRecords,
+        ElectLeaders,
+        AlterPartitionReassignments,
+        DescribeLogDirs,
+        ListPartitionReassignments,
+        AlterConfigs,
+        IncrementalAlterConfigs,
+        DescribeClientQuotas,
+        AlterClientQuotas,
+        DescribeCluster,
+        ConsumerGroupHeartbeat,
+        ConsumerGroupDescribe,
+        FindCoordinator,
+        JoinGroup,
+        SyncGroup,
+        Heartbeat,
+        LeaveGroup,
+        OffsetCommit,
+        OffsetFetch,
+        ListGroups,
+        DescribeGroups,
+        DeleteGroups,
+        OffsetDelete,
+        AddPartitionsToTxn,
+        AddOffsetsToTxn,
+        TxnOffsetCommit,
+        EndTxn,
+        DescribeTransactions,
+        ListTransactions,
+        DescribeProducers,
+    );
 }
 
 /// Runs a decoder with the allocation guard on (see `decode_guard`).

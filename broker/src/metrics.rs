@@ -11,6 +11,8 @@ pub const REQUESTS_TOTAL: &str = "sluice_requests_total";
 pub const REQUEST_DURATION: &str = "sluice_request_duration_seconds";
 /// Open client connections.
 pub const CONNECTIONS_ACTIVE: &str = "sluice_connections_active";
+/// New connections held back by a connection creation rate, by limit.
+pub const CONNECTIONS_THROTTLED: &str = "sluice_connections_throttled_total";
 /// Bytes produced, by topic.
 pub const BYTES_IN: &str = "sluice_bytes_in_total";
 /// Records produced, by topic.
@@ -132,6 +134,12 @@ pub fn register(apis: impl Iterator<Item = ApiKey>) {
     for outcome in ["used", "dropped"] {
         metrics::counter!(FETCH_READ_AHEAD, "outcome" => outcome).absolute(0);
     }
+    for limit in [
+        "max_connection_creation_rate",
+        "ip_connection_creation_rate",
+    ] {
+        metrics::counter!(CONNECTIONS_THROTTLED, "limit" => limit).absolute(0);
+    }
     for g in [
         CONNECTIONS_ACTIVE,
         PARTITIONS_LEADER,
@@ -238,6 +246,13 @@ pub fn record_throttle(quota: &'static str, user: &str, client_id: &str, throttl
         "client_id" => client_id.to_string()
     )
     .increment(throttle.as_millis() as u64);
+}
+
+/// Counts a new connection held back by a connection creation rate: the broker-wide
+/// `max_connection_creation_rate` (the accept loop paused) or an address's
+/// `ip_connection_creation_rate` quota (the connection closed after the throttle time).
+pub fn record_connection_throttled(limit: &'static str) {
+    metrics::counter!(CONNECTIONS_THROTTLED, "limit" => limit).increment(1);
 }
 
 /// Counts one read-ahead stretch that a fetch used (or that was dropped unused).

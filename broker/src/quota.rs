@@ -33,6 +33,8 @@ pub enum QuotaKind {
     Fetch,
     /// Partitions created or deleted per second (`controller_mutation_rate`, KIP-599).
     ControllerMutation,
+    /// Percent of one thread's time spent serving the client (`request_percentage`).
+    Request,
 }
 
 impl QuotaKind {
@@ -42,6 +44,7 @@ impl QuotaKind {
             QuotaKind::Produce => "producer_byte_rate",
             QuotaKind::Fetch => "consumer_byte_rate",
             QuotaKind::ControllerMutation => "controller_mutation_rate",
+            QuotaKind::Request => "request_percentage",
         }
     }
 
@@ -50,6 +53,7 @@ impl QuotaKind {
             QuotaKind::Produce => "produce",
             QuotaKind::Fetch => "fetch",
             QuotaKind::ControllerMutation => "controller_mutation",
+            QuotaKind::Request => "request",
         }
     }
 }
@@ -150,6 +154,22 @@ impl ClientQuotas {
         (taken, throttle)
     }
 
+    /// Records `busy` time spent serving one request of `client` against its
+    /// `request_percentage` quota (one second busy is 100 %) and answers how long it must be
+    /// throttled: at most one quota window, as Kafka bounds it, since one slow request can
+    /// otherwise read as minutes of excess.
+    pub fn record_busy_time(
+        &self,
+        image: &MetadataImage,
+        client: QuotaClient,
+        busy: Duration,
+        now: Instant,
+    ) -> Duration {
+        let percent_seconds = busy.as_secs_f64() * 100.0;
+        let kind = QuotaKind::Request;
+        self.record_amount(image, kind, client, percent_seconds, self.window, now)
+    }
+
     /// Records `bytes` of `kind` for `client` and answers how long it must be throttled
     /// (zero when it has no quota or is within it).
     pub fn record(
@@ -158,6 +178,18 @@ impl ClientQuotas {
         kind: QuotaKind,
         client: QuotaClient,
         bytes: usize,
+        now: Instant,
+    ) -> Duration {
+        self.record_amount(image, kind, client, bytes as f64, Duration::MAX, now)
+    }
+
+    fn record_amount(
+        &self,
+        image: &MetadataImage,
+        kind: QuotaKind,
+        client: QuotaClient,
+        amount: f64,
+        max_throttle: Duration,
         now: Instant,
     ) -> Duration {
         let Some(quota) = applicable(image, kind, client) else {
@@ -175,8 +207,8 @@ impl ClientQuotas {
             let rate = sensors
                 .entry(quota.sensor.clone())
                 .or_insert_with(|| SampledRate::new(self.window, self.samples));
-            rate.record(bytes as f64, now);
-            rate.throttle(quota.bound, now)
+            rate.record(amount, now);
+            rate.throttle(quota.bound, now).min(max_throttle)
         };
         if !throttle.is_zero() {
             let (kind, user, client_id) = &quota.sensor;
@@ -269,6 +301,30 @@ fn applicable(image: &MetadataImage, kind: QuotaKind, client: QuotaClient) -> Op
     })
 }
 
+/// The `connection_creation_rate` quota of connections from `ip`: its own, else the default
+/// of IP entities.
+pub fn ip_connection_rate(image: &MetadataImage, ip: std::net::IpAddr) -> Option<f64> {
+    if image.client_quotas.is_empty() {
+        return None;
+    }
+    [Some(ip.to_string()), None].into_iter().find_map(|name| {
+        let entity = QuotaEntity::from([(IP.to_string(), name)]);
+        let at = image
+            .client_quotas
+            .binary_search_by(|q| q.entity.cmp(&entity))
+            .ok()?;
+        Some(
+            image.client_quotas[at]
+                .values
+                .get(CONNECTION_CREATION_RATE)?
+                .0,
+        )
+    })
+}
+
+/// The quota key of connections per second from one address.
+pub const CONNECTION_CREATION_RATE: &str = "connection_creation_rate";
+
 /// One entity type's part of an entity: left out (None), its default (`Some(None)`), or a
 /// name.
 type Component<'a> = Option<Option<&'a str>>;
@@ -342,7 +398,7 @@ impl TokenBucket {
 /// Kafka's `Rate` over a `SampledStat`: the sum of the last `samples` windows divided by the
 /// time they cover, counted as at least `samples - 1` whole windows so one burst at start
 /// does not read as an enormous rate.
-struct SampledRate {
+pub(crate) struct SampledRate {
     window: Duration,
     samples: usize,
     /// (start, sum) of each window, oldest first.
@@ -350,7 +406,7 @@ struct SampledRate {
 }
 
 impl SampledRate {
-    fn new(window: Duration, samples: usize) -> Self {
+    pub(crate) fn new(window: Duration, samples: usize) -> Self {
         Self {
             window,
             samples: samples.max(2),
@@ -358,7 +414,7 @@ impl SampledRate {
         }
     }
 
-    fn record(&mut self, value: f64, now: Instant) {
+    pub(crate) fn record(&mut self, value: f64, now: Instant) {
         match self.windows.back_mut() {
             Some((start, sum)) if now.saturating_duration_since(*start) < self.window => {
                 *sum += value
@@ -373,7 +429,7 @@ impl SampledRate {
     }
 
     /// Whether every window has expired: the client has sent nothing for the whole span.
-    fn is_idle(&mut self, now: Instant) -> bool {
+    pub(crate) fn is_idle(&mut self, now: Instant) -> bool {
         self.span(now);
         self.windows.is_empty()
     }
@@ -406,7 +462,7 @@ impl SampledRate {
     }
 
     /// How long until the rate is back at `bound`: Kafka's `(rate - bound) / bound * span`.
-    fn throttle(&mut self, bound: f64, now: Instant) -> Duration {
+    pub(crate) fn throttle(&mut self, bound: f64, now: Instant) -> Duration {
         let rate = self.rate(now);
         if rate <= bound {
             return Duration::ZERO;

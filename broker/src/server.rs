@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use sluice_controller::{BrokerInfo, ControllerClient, ControllerConfig};
@@ -21,6 +21,7 @@ use crate::fetch_session::FetchSessions;
 use crate::group::shard::GroupSettings;
 use crate::group::GroupCoordinator;
 use crate::http::{self, HttpState};
+use crate::log_levels::LogLevels;
 use crate::producer_ids::ProducerIdAllocator;
 use crate::quota::ClientQuotas;
 use crate::replication::fetcher::FetcherCtx;
@@ -39,10 +40,14 @@ pub struct Serving {
 }
 
 /// Starts a node and runs it until SIGTERM/SIGINT.
-pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::Result<()> {
+pub async fn run(
+    args: ServeArgs,
+    metrics: Option<PrometheusHandle>,
+    log_levels: Arc<LogLevels>,
+) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
-    serve(args, metrics, shutdown, |_| {}).await
+    serve(args, metrics, log_levels, shutdown, |_| {}).await
 }
 
 /// Starts a node and runs it until `shutdown` is cancelled, then stops it cleanly;
@@ -51,6 +56,7 @@ pub async fn run(args: ServeArgs, metrics: Option<PrometheusHandle>) -> anyhow::
 pub async fn serve(
     args: ServeArgs,
     metrics: Option<PrometheusHandle>,
+    log_levels: Arc<LogLevels>,
     shutdown: CancellationToken,
     on_ready: impl FnOnce(Serving),
 ) -> anyhow::Result<()> {
@@ -100,7 +106,7 @@ pub async fn serve(
     };
     let db_dir = args.data_dir.join("db");
     let limits = Arc::new(ConnectionLimits::new(&config)?);
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let store =
         Arc::new(tokio::task::spawn_blocking(move || Store::open(&db_dir, &store_config)).await??);
     tracing::info!(
@@ -153,6 +159,7 @@ pub async fn serve(
         producer_ids: ProducerIdAllocator::default(),
         quotas: ClientQuotas::new(&config),
         request_budget: Arc::new(RequestBudget::new(config.queued_max_request_bytes())),
+        log_levels,
         groups: GroupCoordinator::new(
             GroupSettings {
                 initial_delay: config.group_initial_rebalance_delay(),
@@ -294,16 +301,35 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                let now = Instant::now();
+                let pause = limits.record_created(now);
                 let Some(slot) = limits.admit(peer.ip()) else {
                     tracing::info!(%peer, "closing connection: max.connections.per.ip reached");
                     continue;
                 };
-                let ctx = ctx.clone();
-                let token = shutdown.clone();
-                connections.spawn(async move {
-                    connection::serve(ctx, stream, Listener::Broker, token).await;
-                    drop((slot, permit));
-                });
+                let hold = limits.record_created_by(&ctx.controller.image(), peer.ip(), now);
+                if hold.is_zero() {
+                    let ctx = ctx.clone();
+                    let token = shutdown.clone();
+                    connections.spawn(async move {
+                        connection::serve(ctx, stream, Listener::Broker, token).await;
+                        drop((slot, permit));
+                    });
+                } else {
+                    tracing::debug!(%peer, ?hold, "closing connection: connection_creation_rate reached");
+                    crate::metrics::record_connection_throttled("ip_connection_creation_rate");
+                    connections.spawn(async move {
+                        tokio::time::sleep(hold).await;
+                        drop((stream, slot, permit));
+                    });
+                }
+                if !pause.is_zero() {
+                    crate::metrics::record_connection_throttled("max_connection_creation_rate");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");

@@ -1,7 +1,10 @@
 //! Connection limits with Kafka's names: `max.connections.per.ip` closes an address's
 //! connection past its limit and takes the next one once a slot is free; `max.connections`
 //! stops accepting past it and serves the waiting client when a connection closes;
-//! `connections.max.idle.ms` closes a connection that stays quiet.
+//! `connections.max.idle.ms` closes a connection that stays quiet; past the broker-wide
+//! `max.connection.creation.rate` new connections wait, and past an address's
+//! `connection_creation_rate` quota (set with `kafka-configs --entity-type ips`) they are
+//! closed unanswered until its rate is back under.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::io::{ErrorKind, Read, Write};
@@ -9,7 +12,7 @@ use std::net::TcpStream;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use sluice_compat_tests::Node;
+use sluice_compat_tests::{kafka_configs, metric_sample, scrape_metrics, Node};
 
 /// An ApiVersions v0 request frame (no body).
 fn api_versions_frame(correlation: i32) -> Vec<u8> {
@@ -115,4 +118,63 @@ fn a_quiet_connection_is_closed_after_connections_max_idle_ms() {
         sleep(Duration::from_millis(300));
     }
     assert_eq!(ask(&mut quiet, Duration::from_secs(10)), Outcome::Closed);
+}
+
+/// Quotas measured over 2 windows of 1 s, so a rate shows after one second, not ten.
+const SHORT_QUOTA_WINDOWS: [&str; 2] = ["--config", "quota.window.num=2"];
+
+#[test]
+fn an_address_past_its_connection_creation_rate_is_closed_until_its_rate_falls() {
+    let node = Node::start_with(&SHORT_QUOTA_WINDOWS);
+    kafka_configs(
+        &node,
+        &[
+            "--alter",
+            "--entity-type",
+            "ips",
+            "--entity-name",
+            "127.0.0.1",
+            "--add-config",
+            "connection_creation_rate=5",
+        ],
+    );
+    sleep(Duration::from_secs(2)); // kafka-configs' own connections out of the windows
+    let outcomes: Vec<Outcome> = (0..10)
+        .map(|_| ask(&mut connect(&node), Duration::from_secs(10)))
+        .collect();
+    let answered = outcomes.iter().filter(|o| **o == Outcome::Answered).count();
+    assert!(
+        (1..10).contains(&answered),
+        "5 connections a second, 10 at once: {outcomes:?}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Answered | Outcome::Closed)),
+        "{outcomes:?}"
+    );
+    // Refused connections are not counted: two seconds on, the address is under again.
+    sleep(Duration::from_secs(2));
+    assert_eq!(
+        ask(&mut connect(&node), Duration::from_secs(10)),
+        Outcome::Answered
+    );
+    let scraped = scrape_metrics(&node);
+    let name = "sluice_connections_throttled_total{limit=\"ip_connection_creation_rate\"}";
+    assert!(metric_sample(&scraped, name).unwrap_or(0.0) > 0.0, "{name}");
+}
+
+#[test]
+fn past_max_connection_creation_rate_new_connections_wait_their_turn() {
+    let mut args = SHORT_QUOTA_WINDOWS.to_vec();
+    args.extend(["--config", "max.connection.creation.rate=5"]);
+    let node = Node::start_with(&args);
+    // All are served, the accept loop pausing between them once past 5 a second.
+    let mut open: Vec<TcpStream> = (0..15).map(|_| connect(&node)).collect();
+    for s in &mut open {
+        assert_eq!(ask(s, Duration::from_secs(10)), Outcome::Answered);
+    }
+    let scraped = scrape_metrics(&node);
+    let name = "sluice_connections_throttled_total{limit=\"max_connection_creation_rate\"}";
+    assert!(metric_sample(&scraped, name).unwrap_or(0.0) > 0.0, "{name}");
 }

@@ -381,3 +381,50 @@ fn kafka_topics_is_held_to_its_controller_mutation_rate() {
     let throttled = metric_sample(&scraped, prefix).unwrap_or(0.0);
     assert!(throttled > 0.0, "{prefix} = {throttled}");
 }
+
+/// `request_percentage`: a producer allowed 0.001 % of a thread (10 µs of broker time a
+/// second) is answered with throttle times on its produce responses once its first few
+/// requests have used that up (each throttle at most one window, 1 s, as in Kafka, so 20
+/// one-record requests take about 20 s), while the same producer under another client id is
+/// not throttled at all.
+#[test]
+fn a_request_percentage_quota_throttles_a_busy_client() {
+    let node = Node::start();
+    let name = topic("quota-request");
+    set_quota(
+        &node,
+        &["--entity-type", "clients", "--entity-name", "busy"],
+        "request_percentage=0.001",
+    );
+    let produce = |client_id: &str| {
+        let out = run_ok(
+            Command::new(launcher("kafka-producer-perf-test"))
+                .args([
+                    "--topic",
+                    &name,
+                    "--record-size",
+                    "100",
+                    "--throughput",
+                    "-1",
+                ])
+                .args(["--num-records", "20", "--print-metrics"])
+                .arg("--command-property")
+                .arg(format!("bootstrap.servers={}", node.kafka))
+                // One record per request: many small requests.
+                .args([&format!("client.id={client_id}"), "acks=1", "batch.size=1"])
+                .args(["max.in.flight.requests.per.connection=1"]),
+            LIMIT,
+            None,
+        );
+        printed_metrics(&out)["produce-throttle-time-max"]
+    };
+    let free = produce("free");
+    let busy = produce("busy");
+    println!("produce-throttle-time-max: busy {busy} ms, free {free} ms");
+    assert_eq!(free, 0.0, "a client without a quota was throttled");
+    assert!(busy > 0.0, "the busy client saw no throttle");
+    let scraped = scrape_metrics(&node);
+    let prefix = "sluice_client_quota_throttle_milliseconds_total{quota=\"request\",user=\"\",client_id=\"busy\"}";
+    let throttled = metric_sample(&scraped, prefix).unwrap_or(0.0);
+    assert!(throttled > 0.0, "{prefix} = {throttled}");
+}
