@@ -10,6 +10,7 @@ use crate::coordinator::CoordinatorIo;
 use crate::disk_guard::DiskGuard;
 use crate::fetch_session::FetchSessions;
 use crate::group::GroupCoordinator;
+use crate::log_levels::LogLevels;
 use crate::producer_ids::ProducerIdAllocator;
 use crate::quota::ClientQuotas;
 use crate::replication::ReplicaManager;
@@ -43,6 +44,8 @@ pub struct Broker {
     pub quotas: ClientQuotas,
     /// Bytes of requests read and not yet answered (`queued.max.request.bytes`).
     pub request_budget: Arc<RequestBudget>,
+    /// This node's log levels (the BROKER_LOGGER resource).
+    pub log_levels: Arc<LogLevels>,
 }
 
 impl Broker {

@@ -12,7 +12,7 @@
 //! context.rs           Broker: the node's services a handler reaches (store, controller,
 //!                      replicas, coordinators, configs)
 //! connection.rs        size-prefixed framing, frame cap, pipelined produces, in-order responses
-//! connection_limits.rs max.connections.per.ip (and its overrides)
+//! connection_limits.rs max.connections.per.ip (and its overrides), connection creation rates
 //! request_reader.rs    request frames off the socket, within queued.max.request.bytes
 //! request_scope.rs     what a handler knows of its request besides header and body
 //!                      (peer, the connection's read-ahead, leave to start the next request)
@@ -36,7 +36,9 @@
 //! log_cleaner.rs       cleanup.policy=compact: when to compact which partition
 //! flusher.rs           flush.ms: background fsync of the WAL
 //! disk_guard.rs        free-space floor: refuse produce below it
-//! quota.rs             client quotas: byte rates per user / client id, throttle times
+//! quota.rs             client quotas: byte rates, request time and controller mutations per
+//!                      user / client id, throttle times
+//! log_levels.rs        log levels changed at run time (the BROKER_LOGGER resource)
 //! topic_config.rs      topic configs by Kafka name: defaults, validation, effective values
 //!                      and their synonyms (also used for group configs)
 //! group_config.rs      group configs (consumer.session.timeout.ms, ...): bounds, lookups
@@ -77,6 +79,7 @@ mod group_config;
 mod handlers;
 mod http;
 mod log_cleaner;
+pub mod log_levels;
 pub mod metrics;
 mod producer_ids;
 mod quota;

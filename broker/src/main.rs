@@ -3,6 +3,7 @@
 //! `sluice_admin::run`. The layout of the broker is described in `lib.rs`.
 
 use clap::{Parser, Subcommand};
+use sluice::log_levels::{ApplyFilter, LogLevels};
 use sluice::{config, decode_guard, metrics, server};
 use sluice_admin as admin;
 
@@ -37,7 +38,7 @@ fn main() -> anyhow::Result<()> {
         },
     };
     keep_freed_buffers();
-    init_tracing(args.log_json);
+    let log_levels = std::sync::Arc::new(init_tracing(args.log_json));
     raise_open_files_limit();
     let metrics = match metrics::install() {
         Ok(h) => Some(h),
@@ -49,7 +50,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(server::run(args, metrics));
+    let result = runtime.block_on(server::run(args, metrics, log_levels));
     if let Err(e) = &result {
         tracing::error!(error = %e, "sluice failed");
     }
@@ -128,15 +129,35 @@ fn run_admin(args: admin::AdminArgs) -> anyhow::Result<()> {
 const DEFAULT_LOG_FILTER: &str =
     "info,openraft=warn,openraft::replication=error,openraft::engine::handler::replication_handler=error";
 
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+/// Installs the subscriber (`RUST_LOG`, else the default filter) and answers the node's log
+/// levels, which change its filter in place.
+fn init_tracing(json: bool) -> LogLevels {
+    use tracing_subscriber::EnvFilter;
+    let directives = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|d| EnvFilter::try_new(d).is_ok())
+        .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_string());
+    let filter = EnvFilter::new(&directives);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+    // The reload handle's type names the formatter, so each branch takes its own.
+    macro_rules! install {
+        ($builder:expr) => {{
+            let builder = $builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            builder.init();
+            let apply: ApplyFilter = Box::new(move |d: &str| {
+                let filter = EnvFilter::try_new(d).map_err(|e| e.to_string())?;
+                handle.reload(filter).map_err(|e| e.to_string())
+            });
+            apply
+        }};
     }
+    let apply = if json {
+        install!(builder.json())
+    } else {
+        install!(builder)
+    };
+    LogLevels::new(&directives, Some(apply))
 }

@@ -60,10 +60,18 @@ impl InProcessNode {
             log_json: false,
         };
         let shutdown = CancellationToken::new();
+        // The test process' subscriber is not the node's to change.
+        let log_levels = std::sync::Arc::new(sluice::log_levels::LogLevels::new("info", None));
         let (ready_tx, ready_rx) = oneshot::channel();
-        let task = tokio::spawn(server::serve(args, None, shutdown.clone(), move |s| {
-            let _ = ready_tx.send(s);
-        }));
+        let task = tokio::spawn(server::serve(
+            args,
+            None,
+            log_levels,
+            shutdown.clone(),
+            move |s| {
+                let _ = ready_tx.send(s);
+            },
+        ));
         let serving = match ready_rx.await {
             Ok(serving) => serving,
             // The node's own error says why it stopped.

@@ -1,7 +1,7 @@
 //! Kafka's `kafka-configs` tool (4.4) on topics and groups: describing a topic shows where
 //! each value comes from (its synonyms: the topic's override, the broker's static config,
 //! Kafka's default), and a group's configs are set, described, bounded by the broker and
-//! removed again.
+//! removed again; a node's log levels are changed at run time through its broker-loggers.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::process::Command;
@@ -279,5 +279,70 @@ fn broker_configs_change_at_run_time() {
     assert!(
         line_of(&described, "log.retention.ms").starts_with("log.retention.ms=86400000"),
         "{described}"
+    );
+}
+
+/// `kafka-configs --entity-type broker-loggers`: a node's loggers are described with their
+/// levels, a logger set to DEBUG logs at debug at once, and deleting it gives it the root
+/// level again.
+#[test]
+fn log_levels_change_through_the_broker_loggers() {
+    let node = Node::start();
+    let loggers = ["--entity-type", "broker-loggers", "--entity-name", "1"];
+    let described = kafka_configs(&node, &[&["--describe"][..], &loggers].concat());
+    assert!(
+        line_of(&described, "root").starts_with("root=INFO"),
+        "{described}"
+    );
+    let debug_lines = || {
+        std::fs::read_to_string(node.log_path())
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("DEBUG"))
+            .count()
+    };
+    assert_eq!(debug_lines(), 0, "debug lines at the default level");
+
+    kafka_configs(
+        &node,
+        &[&["--alter", "--add-config", "sluice=DEBUG"][..], &loggers].concat(),
+    );
+    // kafka-configs' own requests are now logged at debug level.
+    let described = kafka_configs(&node, &[&["--describe"][..], &loggers].concat());
+    assert!(
+        line_of(&described, "sluice").starts_with("sluice=DEBUG"),
+        "{described}"
+    );
+    assert!(debug_lines() > 0, "no debug line after sluice=DEBUG");
+
+    let refused = run(
+        Command::new(launcher("kafka-configs"))
+            .args(["--bootstrap-server", &node.kafka, "--alter"])
+            .args(loggers)
+            .args(["--add-config", "sluice=LOUD"]),
+        LIMIT,
+        None,
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("not a supported log level"),
+        "{refused:?}"
+    );
+
+    kafka_configs(
+        &node,
+        &[&["--alter", "--delete-config", "sluice"][..], &loggers].concat(),
+    );
+    std::thread::sleep(Duration::from_secs(1)); // lines of connections closed before it
+    let debugged = debug_lines();
+    let described = kafka_configs(&node, &[&["--describe"][..], &loggers].concat());
+    assert!(
+        line_of(&described, "sluice").starts_with("sluice=INFO"),
+        "{described}"
+    );
+    kafka_configs(&node, &[&["--describe"][..], &loggers].concat());
+    assert_eq!(
+        debug_lines(),
+        debugged,
+        "debug lines after the logger was deleted"
     );
 }

@@ -20,6 +20,8 @@ use crate::topic_config::{ConfigDef, EffectiveConfigs, TOPIC_CONFIGS};
 pub const RESOURCE_TOPIC: i8 = 2;
 /// Resource type of a broker.
 pub const RESOURCE_BROKER: i8 = 4;
+/// Resource type of a broker's loggers.
+pub const RESOURCE_BROKER_LOGGER: i8 = 8;
 /// Resource type of a group (Kafka 4's group configs).
 pub const RESOURCE_GROUP: i8 = 32;
 
@@ -59,64 +61,68 @@ pub async fn handle(
                     })
                     .collect::<Vec<_>>()
             };
-            let configs: Result<Vec<DescribeConfigsResourceResult>, BrokerError> =
-                match r.resource_type {
-                    RESOURCE_TOPIC => image
-                        .topics
+            let configs: Result<Vec<DescribeConfigsResourceResult>, BrokerError> = match r
+                .resource_type
+            {
+                RESOURCE_TOPIC => image
+                    .topics
+                    .get(r.resource_name.as_str())
+                    .ok_or(BrokerError::UnknownTopicOrPartition)
+                    .map(|t| {
+                        described(
+                            TOPIC_CONFIGS,
+                            &EffectiveConfigs::new(&t.configs, &ctx.config),
+                        )
+                    }),
+                // A group has configs whether or not it has members yet.
+                RESOURCE_GROUP => {
+                    let none = BTreeMap::new();
+                    let overrides = image
+                        .group_configs
                         .get(r.resource_name.as_str())
-                        .ok_or(BrokerError::UnknownTopicOrPartition)
-                        .map(|t| {
-                            described(
-                                TOPIC_CONFIGS,
-                                &EffectiveConfigs::new(&t.configs, &ctx.config),
-                            )
-                        }),
-                    // A group has configs whether or not it has members yet.
-                    RESOURCE_GROUP => {
-                        let none = BTreeMap::new();
-                        let overrides = image
-                            .group_configs
-                            .get(r.resource_name.as_str())
-                            .unwrap_or(&none);
-                        Ok(described(
-                            GROUP_CONFIGS,
-                            &EffectiveConfigs::of_group(overrides, &ctx.config),
-                        ))
-                    }
-                    // "": the cluster-wide dynamic defaults, as set.
-                    RESOURCE_BROKER if r.resource_name.is_empty() => Ok(BROKER_CONFIGS
+                        .unwrap_or(&none);
+                    Ok(described(
+                        GROUP_CONFIGS,
+                        &EffectiveConfigs::of_group(overrides, &ctx.config),
+                    ))
+                }
+                // "": the cluster-wide dynamic defaults, as set.
+                RESOURCE_BROKER if r.resource_name.is_empty() => Ok(BROKER_CONFIGS
+                    .iter()
+                    .filter(|(n, _, _)| wanted(n))
+                    .filter_map(|(n, _, ty)| {
+                        let value = image.broker_configs.get("")?.get(*n)?.clone();
+                        let source = ConfigSource::DynamicDefaultBroker;
+                        let synonyms = vec![(n.to_string(), value.clone(), source)];
+                        Some(entry(n, (value, source), synonyms, *ty, false))
+                    })
+                    .collect()),
+                RESOURCE_BROKER => this_broker(ctx, r.resource_name.as_str()).map(|_| {
+                    BROKER_CONFIGS
                         .iter()
                         .filter(|(n, _, _)| wanted(n))
-                        .filter_map(|(n, _, ty)| {
-                            let value = image.broker_configs.get("")?.get(*n)?.clone();
-                            let source = ConfigSource::DynamicDefaultBroker;
-                            let synonyms = vec![(n.to_string(), value.clone(), source)];
-                            Some(entry(n, (value, source), synonyms, *ty, false))
+                        .map(|(n, _, ty)| {
+                            let read_only = !DYNAMIC_BROKER_CONFIGS.contains(n);
+                            let (value, synonyms) = (ctx.config.resolve(n), ctx.config.synonyms(n));
+                            entry(n, value, synonyms, *ty, read_only)
                         })
-                        .collect()),
-                    RESOURCE_BROKER => {
-                        if r.resource_name.as_str() == ctx.node_id.to_string() {
-                            Ok(BROKER_CONFIGS
-                                .iter()
-                                .filter(|(n, _, _)| wanted(n))
-                                .map(|(n, _, ty)| {
-                                    let read_only = !DYNAMIC_BROKER_CONFIGS.contains(n);
-                                    let (value, synonyms) =
-                                        (ctx.config.resolve(n), ctx.config.synonyms(n));
-                                    entry(n, value, synonyms, *ty, read_only)
-                                })
-                                .collect())
-                        } else {
-                            Err(BrokerError::InvalidRequest(format!(
-                                "Unexpected broker id {}",
-                                r.resource_name.as_str()
-                            )))
-                        }
-                    }
-                    other => Err(BrokerError::InvalidRequest(format!(
-                        "Unsupported resource type {other}"
-                    ))),
-                };
+                        .collect()
+                }),
+                RESOURCE_BROKER_LOGGER => this_broker(ctx, r.resource_name.as_str()).map(|_| {
+                    ctx.log_levels
+                        .describe()
+                        .into_iter()
+                        .filter(|(logger, _)| wanted(logger))
+                        .map(|(logger, level)| {
+                            let source = ConfigSource::DynamicBrokerLogger;
+                            entry(&logger, (level, source), vec![], ConfigType::String, false)
+                        })
+                        .collect()
+                }),
+                other => Err(BrokerError::InvalidRequest(format!(
+                    "Unsupported resource type {other}"
+                ))),
+            };
             let result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
@@ -132,6 +138,17 @@ pub async fn handle(
 }
 
 /// One config: its effective value and where that comes from, and its synonyms if asked.
+/// A broker resource must name the broker it was sent to.
+pub fn this_broker(ctx: &Ctx, resource_name: &str) -> Result<(), BrokerError> {
+    if resource_name == ctx.node_id.to_string() {
+        Ok(())
+    } else {
+        Err(BrokerError::InvalidRequest(format!(
+            "Unexpected broker id {resource_name}"
+        )))
+    }
+}
+
 fn entry(
     name: &str,
     (value, source): (String, ConfigSource),

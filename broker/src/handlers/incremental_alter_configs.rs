@@ -11,7 +11,9 @@ use sluice_controller::{
     BrokerConfigChange, Command, CommandResult, ConfigChange, GroupConfigChange,
 };
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
+use super::describe_configs::{
+    this_broker, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_GROUP, RESOURCE_TOPIC,
+};
 use crate::config::{check_type, ConfigType, BROKER_CONFIGS, DYNAMIC_BROKER_CONFIGS};
 use crate::connection_limits::parse_overrides;
 use crate::context::Ctx;
@@ -38,6 +40,7 @@ pub async fn handle(
             RESOURCE_TOPIC => alter_topic(ctx, r, req.validate_only).await,
             RESOURCE_GROUP => alter_group(ctx, r, req.validate_only).await,
             RESOURCE_BROKER => alter_broker(ctx, r, req.validate_only).await,
+            RESOURCE_BROKER_LOGGER => alter_loggers(ctx, r, req.validate_only),
             other => Err(BrokerError::InvalidRequest(format!(
                 "Unsupported resource type {other}"
             ))),
@@ -117,6 +120,35 @@ async fn alter_group(
 
 /// A broker's dynamic configs ("" names the cluster default). Removing a config Sluice does
 /// not have is a no-op, as Kafka's tools clear replication throttles after a reassignment.
+/// Sets or resets this node's log levels; checked all before any is changed.
+fn alter_loggers(
+    ctx: &Ctx,
+    r: &AlterConfigsResource,
+    validate_only: bool,
+) -> Result<(), BrokerError> {
+    this_broker(ctx, r.resource_name.as_str())?;
+    for only_check in [true, false] {
+        if only_check || !validate_only {
+            for c in &r.configs {
+                let logger = c.name.as_str();
+                match c.config_operation {
+                    OP_SET => {
+                        let level = c.value.as_ref().map_or("", |v| v.as_str());
+                        ctx.log_levels.set(logger, level, only_check)?
+                    }
+                    OP_DELETE => ctx.log_levels.reset(logger, only_check)?,
+                    _ => {
+                        return Err(BrokerError::InvalidRequest(
+                            "APPEND and SUBTRACT are not supported for BROKER_LOGGER".into(),
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn alter_broker(
     ctx: &Ctx,
     r: &AlterConfigsResource,
