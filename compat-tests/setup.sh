@@ -13,6 +13,10 @@ LOG4J_VERSION=2.25.4    # the log4j2 binding for the Kafka tools (Kafka 4.4.0 sh
 CONFLUENT_KAFKA_VERSION=2.16.1
 KAFKA_PYTHON_VERSION=3.0.12
 KAFKAJS_VERSION=2.2.4   # pinned in clients/node/package.json + package-lock.json
+# librdkafka's rdkafka_performance (the benchmark's light load generator), built from the
+# librdkafka source that crates.io ships inside the rdkafka-sys crate.
+RDKAFKA_SYS_VERSION=4.9.0+2.10.0
+RDKAFKA_SYS_SHA256=5230dca48bc354d718269f3e4353280e188b610f7af7e2fcf54b7a79d5802872
 
 mkdir -p "$CACHE"
 step() { printf '[setup] %-28s %s\n' "$1" "$2"; }
@@ -162,6 +166,29 @@ else
   mkdir -p "$CACHE/bin"
   quiet go -C "$SARAMA_DIR" build -trimpath -o "$CACHE/bin/sarama-client" .
   stamp_set sarama "$SARAMA_KEY"
+fi
+
+# --- 5d. librdkafka's rdkafka_performance (bin/rdkafka_performance) ------------------
+# Without TLS, SASL, zstd or zlib: the benchmark needs none, and the build needs nothing but
+# a C compiler and make (about 40 s on 2 cores).
+if stamp_ok rdkafka-perf "$RDKAFKA_SYS_VERSION" && [[ -x "$CACHE/bin/rdkafka_performance" ]]; then
+  step "rdkafka_performance" "cached"
+else
+  step "rdkafka_performance" "building librdkafka ${RDKAFKA_SYS_VERSION#*+}"
+  src="$CACHE/rdkafka-sys-src"; rm -rf "$src"; mkdir -p "$src" "$CACHE/bin"
+  quiet curl -fsSL -o "$src/rdkafka-sys.crate" \
+      "https://static.crates.io/crates/rdkafka-sys/rdkafka-sys-$RDKAFKA_SYS_VERSION.crate"
+  echo "$RDKAFKA_SYS_SHA256  $src/rdkafka-sys.crate" | sha256sum -c --quiet - || die "rdkafka-sys checksum"
+  tar xzf "$src/rdkafka-sys.crate" -C "$src" --strip-components=1
+  lib="$src/librdkafka"
+  chmod +x "$lib/configure" "$lib/lds-gen.py" 2>/dev/null || true
+  (cd "$lib" && quiet ./configure --disable-ssl --disable-gssapi --disable-sasl --disable-curl \
+      --disable-zstd --disable-zlib --enable-static)
+  quiet make -C "$lib/src" -j"$(nproc)" librdkafka.a
+  quiet cc -O2 -I"$lib/src" -o "$CACHE/bin/rdkafka_performance" "$lib/examples/rdkafka_performance.c" \
+      "$lib/src/librdkafka.a" -lpthread -lm -lrt -ldl
+  rm -rf "$src"
+  stamp_set rdkafka-perf "$RDKAFKA_SYS_VERSION"
 fi
 
 # --- 6. Node kafkajs client ---------------------------------------------------------

@@ -77,6 +77,9 @@ pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "max.connections.per.ip",
     "max.connections.per.ip.overrides",
     "max.connection.creation.rate",
+    "log.cleaner.delete.retention.ms",
+    "log.cleaner.min.cleanable.ratio",
+    "log.cleaner.min.compaction.lag.ms",
 ];
 
 /// Kafka's config types (DescribeConfigs `config_type`).
@@ -234,6 +237,10 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
         ConfigType::Long,
     ),
     ("log.cleaner.backoff.ms", "15000", ConfigType::Long),
+    // The cleaner's defaults for compacted topics without their own.
+    ("log.cleaner.delete.retention.ms", "86400000", ConfigType::Long),
+    ("log.cleaner.min.cleanable.ratio", "0.5", ConfigType::Double),
+    ("log.cleaner.min.compaction.lag.ms", "0", ConfigType::Long),
     (
         "log.retention.check.interval.ms",
         "300000",

@@ -47,7 +47,12 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         ConfigType::String,
         Some("compression.type"),
     ),
-    def("delete.retention.ms", "86400000", ConfigType::Long, None),
+    def(
+        "delete.retention.ms",
+        "86400000",
+        ConfigType::Long,
+        Some("log.cleaner.delete.retention.ms"),
+    ),
     def("file.delete.delay.ms", "60000", ConfigType::Long, None),
     def(
         "flush.messages",
@@ -101,8 +106,18 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         ConfigType::String,
         Some("log.message.timestamp.type"),
     ),
-    def("min.cleanable.dirty.ratio", "0.5", ConfigType::Double, None),
-    def("min.compaction.lag.ms", "0", ConfigType::Long, None),
+    def(
+        "min.cleanable.dirty.ratio",
+        "0.5",
+        ConfigType::Double,
+        Some("log.cleaner.min.cleanable.ratio"),
+    ),
+    def(
+        "min.compaction.lag.ms",
+        "0",
+        ConfigType::Long,
+        Some("log.cleaner.min.compaction.lag.ms"),
+    ),
     def(
         "min.insync.replicas",
         "1",

@@ -173,7 +173,8 @@ fn broker_configs_change_at_run_time() {
             &[
                 "--alter",
                 "--add-config",
-                "message.max.bytes=2000,log.retention.ms=3600000",
+                "message.max.bytes=2000,log.retention.ms=3600000,\
+                 log.cleaner.delete.retention.ms=1000",
             ][..],
             &default,
         ]
@@ -226,6 +227,11 @@ fn broker_configs_change_at_run_time() {
         line_of(&described, "retention.ms").starts_with("retention.ms=7200000"),
         "{described}"
     );
+    // And the cleaner's default for tombstones.
+    assert!(
+        line_of(&described, "delete.retention.ms").starts_with("delete.retention.ms=1000"),
+        "{described}"
+    );
 
     let out = run(
         Command::new(launcher("kafka-configs"))
@@ -247,7 +253,7 @@ fn broker_configs_change_at_run_time() {
             &[
                 "--alter",
                 "--delete-config",
-                "message.max.bytes,log.retention.ms",
+                "message.max.bytes,log.retention.ms,log.cleaner.delete.retention.ms",
             ][..],
             &default,
         ]
