@@ -3,11 +3,6 @@
 
 use super::*;
 
-/// Read-ahead of a fetch scan over SST files, at most.
-const READ_AHEAD: usize = 2 << 20;
-/// Read-ahead beyond a fetch's byte limit: the batch that crosses the limit.
-const READ_AHEAD_SLACK: usize = 64 << 10;
-
 impl Store {
     /// Reads whole batches starting with the one containing `from`, stopping before
     /// `upper` (exclusive) or once `max_bytes` is reached. With `min_one` the first batch is
@@ -109,12 +104,13 @@ impl Store {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(offset_key(upper).to_vec());
         // Consumers read a log once, front to back: blocks read from SST files would only
-        // push hot ones (the log's tail, indexes) out of the block cache, and large
-        // read-ahead turns many small preads into a few.
+        // push hot ones (the log's tail, indexes) out of the block cache. No read-ahead
+        // buffer either (see `open.rs`): each block is read straight into its own buffer.
         ro.fill_cache(false);
-        // No more than this read needs: the next fetch opens a new iterator and would read
-        // the surplus again.
-        ro.set_readahead_size(max_bytes.saturating_add(READ_AHEAD_SLACK).min(READ_AHEAD));
+        // Every batch carries its own CRC32C, which consumers check (and followers on
+        // append), as Kafka relies on it: hashing each block again on every read took a
+        // fifth of the fetch path's CPU.
+        ro.set_verify_checksums(false);
         let mut it = self.db.raw_iterator_cf_opt(&cf, ro);
         it.seek_for_prev(offset_key(from));
         if !it.valid() {
