@@ -157,27 +157,8 @@ fn the_most_specific_quota_applies() {
         "producer_byte_rate=1073741824",
     );
     let throttled = |client_id: &str| {
-        let out = run_ok(
-            Command::new(launcher("kafka-producer-perf-test"))
-                .args([
-                    "--topic",
-                    &name,
-                    "--num-records",
-                    "500",
-                    "--record-size",
-                    "1024",
-                ])
-                .args(["--throughput", "-1", "--print-metrics"])
-                .arg("--command-property")
-                .arg(format!("bootstrap.servers={}", node.kafka))
-                .arg(format!("client.id={client_id}")),
-            LIMIT,
-            None,
-        );
-        printed_metrics(&out)
-            .get("produce-throttle-time-max")
-            .copied()
-            .unwrap_or_else(|| panic!("no produce-throttle-time-max in:\n{out}"))
+        let client_id = format!("client.id={client_id}");
+        burst_throttle(&node, &name, 500, 1024, &[&client_id])
     };
     let (big, other) = (throttled("big"), throttled("other"));
     assert_eq!(big, 0.0, "the pair's 1 GiB/s quota applies to 'big'");
@@ -185,6 +166,25 @@ fn the_most_specific_quota_applies() {
         other > 100.0,
         "the default 100 KiB/s quota: throttled {other} ms"
     );
+}
+
+/// The longest throttle Kafka's producer perf tool saw sending `records` of `size` bytes
+/// as fast as it can, with producer properties `props`.
+fn burst_throttle(node: &Node, topic: &str, records: usize, size: usize, props: &[&str]) -> f64 {
+    let out = run_ok(
+        Command::new(launcher("kafka-producer-perf-test"))
+            .args(["--topic", topic, "--throughput", "-1", "--print-metrics"])
+            .args(["--num-records", &records.to_string()])
+            .args(["--record-size", &size.to_string(), "--command-property"])
+            .arg(format!("bootstrap.servers={}", node.kafka))
+            .args(props),
+        LIMIT,
+        None,
+    );
+    printed_metrics(&out)
+        .get("produce-throttle-time-max")
+        .copied()
+        .unwrap_or_else(|| panic!("no produce-throttle-time-max in:\n{out}"))
 }
 
 /// A broker measuring quotas over 2 windows of 1 s: a client's first bytes pass at once up
@@ -396,27 +396,18 @@ fn a_request_percentage_quota_throttles_a_busy_client() {
         &["--entity-type", "clients", "--entity-name", "busy"],
         "request_percentage=0.001",
     );
+    // One record per request: many small requests.
     let produce = |client_id: &str| {
-        let out = run_ok(
-            Command::new(launcher("kafka-producer-perf-test"))
-                .args([
-                    "--topic",
-                    &name,
-                    "--record-size",
-                    "100",
-                    "--throughput",
-                    "-1",
-                ])
-                .args(["--num-records", "20", "--print-metrics"])
-                .arg("--command-property")
-                .arg(format!("bootstrap.servers={}", node.kafka))
-                // One record per request: many small requests.
-                .args([&format!("client.id={client_id}"), "acks=1", "batch.size=1"])
-                .args(["max.in.flight.requests.per.connection=1"]),
-            LIMIT,
-            None,
-        );
-        printed_metrics(&out)["produce-throttle-time-max"]
+        let client_id = format!("client.id={client_id}");
+        let props = [client_id.as_str(), "acks=1", "batch.size=1"];
+        let one_at_a_time = "max.in.flight.requests.per.connection=1";
+        burst_throttle(
+            &node,
+            &name,
+            20,
+            100,
+            &[&props[..], &[one_at_a_time]].concat(),
+        )
     };
     let free = produce("free");
     let busy = produce("busy");
