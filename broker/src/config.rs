@@ -238,7 +238,11 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
     ),
     ("log.cleaner.backoff.ms", "15000", ConfigType::Long),
     // The cleaner's defaults for compacted topics without their own.
-    ("log.cleaner.delete.retention.ms", "86400000", ConfigType::Long),
+    (
+        "log.cleaner.delete.retention.ms",
+        "86400000",
+        ConfigType::Long,
+    ),
     ("log.cleaner.min.cleanable.ratio", "0.5", ConfigType::Double),
     ("log.cleaner.min.compaction.lag.ms", "0", ConfigType::Long),
     (
