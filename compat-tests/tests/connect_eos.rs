@@ -5,9 +5,10 @@
 //! `exactly.once.support=required` and `transaction.boundary=poll`: every poll's lines go
 //! out in one transaction together with the file position they end at (written to the
 //! offsets topic in the same transaction). The worker is SIGKILLed mid-file, more lines are
-//! appended, and a restarted worker finishes from the committed position. A read_committed
-//! consumer must then see every line exactly once, in file order: at-least-once Connect would
-//! repeat the lines between its last offset flush and the kill.
+//! appended, and a restarted worker finishes from the committed position; then the connector
+//! is paused (lines appended meanwhile stay unread) and resumed (they are copied). A
+//! read_committed consumer must then see every line exactly once, in file order:
+//! at-least-once Connect would repeat the lines between its last offset flush and the kill.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::collections::HashMap;
@@ -26,6 +27,10 @@ const LIMIT: Duration = Duration::from_secs(120);
 const FIRST: usize = 60_000;
 /// Lines appended while the worker is down.
 const MORE: usize = 2_000;
+/// Lines appended while the connector is paused.
+const PAUSED: usize = 500;
+/// Every line of the file in the end.
+const TOTAL: usize = FIRST + MORE + PAUSED;
 /// Lines per poll of the task, so per transaction (`transaction.boundary=poll`).
 const BATCH: usize = 20;
 /// Committed lines after which the worker is SIGKILLed.
@@ -335,6 +340,39 @@ fn wait_running(worker: &mut Worker, name: &str, limit: Duration, why: &str) -> 
     }
 }
 
+/// `PUT /connectors/{name}/{action}` (pause, resume), then until the connector and its task
+/// are in `state`.
+fn put_state(worker: &mut Worker, name: &str, action: &str, state: &str) {
+    let (code, body) = worker
+        .request("PUT", &format!("/connectors/{name}/{action}"), None)
+        .unwrap_or_else(|e| panic!("PUT /connectors/{name}/{action}: {e}"));
+    assert_eq!(
+        code, 202,
+        "PUT /connectors/{name}/{action} answered {code}: {body}"
+    );
+    let limit = Duration::from_secs(30);
+    let asked = Instant::now();
+    loop {
+        worker.assert_running();
+        let status = worker.get(&format!("/connectors/{name}/status"));
+        let in_state = status.as_ref().is_some_and(|s| {
+            s["connector"]["state"] == state
+                && s["tasks"]
+                    .as_array()
+                    .is_some_and(|t| !t.is_empty() && t.iter().all(|t| t["state"] == state))
+        });
+        if in_state {
+            return;
+        }
+        assert!(
+            asked.elapsed() < limit,
+            "connector not {state} within {limit:?} of {action}: {status:?}\n{}",
+            worker.evidence()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// Waits until at least `target` lines are committed in `topic`, checking the worker stays up
 /// and its task does not fail. Returns the committed lines.
 fn wait_committed(
@@ -514,7 +552,7 @@ fn connect_exactly_once_file_source_survives_sigkill_of_its_worker() {
          must come mid-file (fewer lines per poll, or more of them)",
         committed.len()
     );
-    let expected: Vec<String> = (0..FIRST + MORE).map(line).collect();
+    let expected: Vec<String> = (0..TOTAL).map(line).collect();
     if let Some(diff) = differences(&committed, &expected[..committed.len()]) {
         panic!("before the kill, read_committed is not a prefix of the file: {diff}");
     }
@@ -543,6 +581,37 @@ fn connect_exactly_once_file_source_survives_sigkill_of_its_worker() {
         "after the restart",
     );
     eprintln!("{} connector and task RUNNING: {status}", t());
+
+    // Paused, it copies nothing of what is appended; resumed, it goes on from there.
+    put_state(&mut worker, name, "pause", "PAUSED");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap()
+        .write_all(lines(FIRST + MORE..TOTAL).as_bytes())
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let while_paused = kcat_values(&bootstrap, &data, "read_committed", None).len();
+    assert_eq!(
+        while_paused,
+        FIRST + MORE,
+        "a paused connector copied lines appended meanwhile"
+    );
+    put_state(&mut worker, name, "resume", "RUNNING");
+    let resumed = wait_committed(
+        &mut worker,
+        name,
+        &bootstrap,
+        &data,
+        TOTAL,
+        Duration::from_secs(60),
+        "after the resume",
+    );
+    eprintln!(
+        "{} paused (still {while_paused} lines), resumed: {} lines committed",
+        t(),
+        resumed.len()
+    );
 
     // Stop the connector (KIP-875) and read its committed source offset: the file's length.
     let (code, body) = worker
@@ -592,7 +661,7 @@ fn connect_exactly_once_file_source_survives_sigkill_of_its_worker() {
         java_client("TxnConsumer")
             .args(["--bootstrap", &bootstrap, "--topic", &data])
             .args(["--isolation", "read_committed"])
-            .args(["--expect", &(FIRST + MORE).to_string(), "--timeout", "60"]),
+            .args(["--expect", &TOTAL.to_string(), "--timeout", "60"]),
         LIMIT,
         None,
     );
