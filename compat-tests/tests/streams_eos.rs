@@ -5,7 +5,8 @@
 //! transactions and its group is SIGKILLed mid-run and restarted. A read_committed consumer of the output
 //! must see, for every word, the counts 1, 2, .., n in order, each once, n the word's exact
 //! number of occurrences: no increment lost, none applied twice, nothing of an aborted
-//! transaction.
+//! transaction. Undisturbed, a second instance with an empty state directory then restores
+//! the counts from the changelog and goes on counting one more line of every word.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::collections::BTreeMap;
@@ -535,6 +536,9 @@ fn word_count(kill: bool) {
         "word count"
     };
     check_counts(what, &read, &expected);
+    if !kill {
+        restore_and_count_on(&nodes, &bootstrap, (&input, &output), &app_id, &expected);
+    }
     if kill {
         // For the record: what the fault left in the log beyond the committed output (records
         // of transactions aborted or fenced when the node died).
@@ -547,6 +551,40 @@ fn word_count(kill: bool) {
         );
     }
     eprintln!("{} done", t());
+}
+
+/// A new instance of the app, with an empty state directory, counts one more of each word:
+/// its store must be restored from the changelog for the counts to go on from n to n + 1
+/// (counting from scratch would write 1 again).
+fn restore_and_count_on(
+    nodes: &[Node],
+    bootstrap: &str,
+    (input, output): (&str, &str),
+    app_id: &str,
+    counted: &BTreeMap<String, u64>,
+) {
+    let more: Vec<String> = VOCABULARY.chunks(5).map(|c| c.join(" ")).collect();
+    kcat_produce(
+        &nodes[0],
+        input,
+        (more.join("\n") + "\n").as_bytes(),
+        &["-X", "enable.idempotence=true"],
+    );
+    let mut expected = counted.clone();
+    for word in VOCABULARY {
+        *expected.entry(word.to_string()).or_insert(0) += 1;
+    }
+    let total: u64 = expected.values().sum();
+    let started = Instant::now();
+    let app = WordCount::start(bootstrap, input, output, app_id, total);
+    app.finish(started + LIMIT);
+    eprintln!(
+        "a new instance restored the store and counted {} more words in {} ms",
+        VOCABULARY.len(),
+        started.elapsed().as_millis()
+    );
+    let read = read_output(bootstrap, output, "read_committed", total);
+    check_counts("word count restored from its changelog", &read, &expected);
 }
 
 /// Exactly-once word count with no fault: plain EOS v2 (transactions spanning the output,
