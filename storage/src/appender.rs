@@ -169,9 +169,16 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Room in a group's WriteBatch beyond its record batches: keys, length prefixes, producer
+/// state and index entries.
+const WRITE_BATCH_SLACK: usize = 16 << 10;
+
 fn commit_group(db: &DB, jobs: Vec<AppendJob>) {
     let now = now_ms();
-    let mut wb = WriteBatch::default();
+    // Sized for the group's batches up front: grown as it goes, the batch's buffer was
+    // reallocated and copied again and again (7% of a produce's CPU).
+    let batch_bytes: usize = jobs.iter().map(AppendJob::size).sum();
+    let mut wb = WriteBatch::with_capacity_bytes(batch_bytes + WRITE_BATCH_SLACK);
     let mut undo = Vec::new();
     // Each partition written, with the records it got and whether they force an fsync.
     let mut touched: Vec<(Arc<PartitionLog>, u64)> = Vec::new();
