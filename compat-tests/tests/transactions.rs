@@ -703,19 +703,41 @@ fn wait_progress(
         .iter()
         .map(|&i| (from[i] + more).min(copiers[i].records))
         .collect();
-    wait_until(
-        &format!("copiers {which:?} to commit {more} more records each ({why})"),
-        Duration::from_secs(60),
-        || {
-            let now = progress(copiers);
-            which.iter().zip(&target).all(|(&i, &t)| now[i] >= t)
-        },
-    )
+    let limit = Duration::from_secs(60);
+    let start = Instant::now();
+    loop {
+        let now = progress(copiers);
+        if which.iter().zip(&target).all(|(&i, &t)| now[i] >= t) {
+            return start.elapsed();
+        }
+        if start.elapsed() >= limit {
+            // What the clients were told while stuck says where to look.
+            let tails: Vec<String> = which
+                .iter()
+                .map(|&i| {
+                    let c = &copiers[i];
+                    let stderr = c.stderr.lock().unwrap();
+                    format!(
+                        "--- copier {} ({}), stderr (last 30 lines) ---\n{}",
+                        c.partition,
+                        c.transactional_id,
+                        stderr[stderr.len().saturating_sub(30)..].join("\n")
+                    )
+                })
+                .collect();
+            panic!(
+                "timed out after {limit:?} waiting: copiers {which:?} to commit {more} more \
+                 records each ({why}), at {now:?}\n{}",
+                tails.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Kafka's system test `transactions_test.py` with hard bounces, on 3 nodes (RF=3,
 /// min.insync.replicas=2 for the input and output topics and for `__transaction_state`):
-/// while one TransactionalMessageCopier per input partition copies 30,000 records (random
+/// while one TransactionalMessageCopier per input partition copies 60,000 records (random
 /// aborts on), SIGKILL the node coordinating the copiers' transactions (the leader of their
 /// `__transaction_state` partition, as FindCoordinator names it), restart it once the copiers
 /// it coordinated have committed more with it down, and wait until it has rejoined every ISR;
@@ -725,7 +747,9 @@ fn wait_progress(
 /// partition, and no record of an aborted transaction.
 #[test]
 fn copier_survives_the_transaction_coordinator_and_partition_leaders_being_killed() {
-    const SEED: usize = 30_000;
+    // Enough that the copiers are mid-stream at the second kill (with 30,000 a fast run had
+    // copied everything by then).
+    const SEED: usize = 60_000;
     const TRANSACTION_SIZE: usize = 100;
     let start = Instant::now();
     let t = || format!("[{:6.1} s]", start.elapsed().as_secs_f64());
