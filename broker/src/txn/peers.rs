@@ -1,16 +1,22 @@
 //! Connections from this broker to the others, for the transaction protocol's
 //! broker-to-broker requests (WriteTxnMarkers, and AddPartitionsToTxn from a partition leader
 //! to a transaction coordinator). One connection per node, opened on first use and dropped
-//! when it breaks; requests to one node take turns on it.
+//! when it breaks; requests to one node take turns on it, so each is bounded by
+//! `PEER_REQUEST_TIMEOUT` (one hung answer would otherwise hold back every later one).
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::protocol::Request;
 use sluice_client::KafkaClient;
 use tokio::sync::Mutex;
 
 use crate::error::BrokerError;
+
+/// How long a peer has to answer: a little over the 30 s (`request.timeout.ms`) a marker
+/// write waits there for its ISR, so a healthy peer always answers within it.
+const PEER_REQUEST_TIMEOUT: Duration = Duration::from_secs(35);
 
 /// One connection slot per node.
 #[derive(Default)]
@@ -36,18 +42,20 @@ impl PeerClients {
         let slot = self.slot(node);
         let mut client = slot.lock().await;
         if client.is_none() {
-            let connected = KafkaClient::connect(addr)
+            let connected = tokio::time::timeout(PEER_REQUEST_TIMEOUT, KafkaClient::connect(addr))
                 .await
+                .map_err(|_| BrokerError::LeaderNotAvailable)?
                 .map_err(|_| BrokerError::LeaderNotAvailable)?;
             *client = Some(connected);
         }
         let Some(c) = client.as_mut() else {
             return Err(BrokerError::LeaderNotAvailable);
         };
-        match c.send(request, version).await {
-            Ok(response) => Ok(response),
-            Err(_) => {
-                // A broken connection is dropped; the next call reconnects.
+        match tokio::time::timeout(PEER_REQUEST_TIMEOUT, c.send(request, version)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(_)) | Err(_) => {
+                // A broken or unanswering connection is dropped (a late answer on it would
+                // be mistaken for the next request's); the next call reconnects.
                 *client = None;
                 Err(BrokerError::LeaderNotAvailable)
             }
