@@ -50,9 +50,11 @@ apt_tool() {
   command -v "$1" >/dev/null || die "$1 not installed"
 }
 
-# --- 1. Debian tools: kcat (links librdkafka 2.0.2), Prometheus (scrapes sluice in tests)
+# --- 1. Debian tools: kcat (links librdkafka 2.0.2), Prometheus (scrapes sluice in tests),
+# openssl (makes the throwaway certificates of the TLS tests, src/tls.rs)
 apt_tool kcat
 apt_tool prometheus
+apt_tool openssl
 
 # --- 2. Apache Kafka jars (clients, tools, broker, Streams, Connect) from Maven Central ---
 KAFKA_DIR="$CACHE/kafka-$KAFKA_VERSION"

@@ -296,17 +296,87 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
         "67108864",
         ConfigType::Long,
     ),
+    // Listeners and security (see security/). Unset `listeners`: one PLAINTEXT listener at
+    // --kafka-addr.
+    ("listeners", "", ConfigType::List),
+    ("advertised.listeners", "", ConfigType::List),
+    (
+        "listener.security.protocol.map",
+        "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+        ConfigType::List,
+    ),
+    ("inter.broker.listener.name", "", ConfigType::String),
+    // Kafka's default is GSSAPI, which Sluice does not serve.
+    (
+        "sasl.enabled.mechanisms",
+        "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        ConfigType::List,
+    ),
+    ("sasl.server.max.receive.size", "524288", ConfigType::Int),
+    (
+        "connection.failed.authentication.delay.ms",
+        "100",
+        ConfigType::Int,
+    ),
+    ("connections.max.reauth.ms", "0", ConfigType::Long),
+    ("ssl.keystore.type", "PEM", ConfigType::String),
+    ("ssl.keystore.location", "", ConfigType::String),
+    ("ssl.keystore.certificate.chain", "", ConfigType::String),
+    ("ssl.keystore.key", "", ConfigType::String),
+    ("ssl.truststore.type", "PEM", ConfigType::String),
+    ("ssl.truststore.location", "", ConfigType::String),
+    ("ssl.truststore.certificates", "", ConfigType::String),
+    ("ssl.client.auth", "none", ConfigType::String),
+    ("ssl.principal.mapping.rules", "DEFAULT", ConfigType::List),
 ];
+
+/// The per-listener configs Kafka takes as `listener.name.<listener>.<config>` (the
+/// listener lowercased): TLS settings, and `<mechanism>.sasl.jaas.config`.
+fn is_listener_config(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("listener.name.") else {
+        return false;
+    };
+    let Some((_listener, config)) = rest.split_once('.') else {
+        return false;
+    };
+    config.starts_with("ssl.") || config.ends_with(".sasl.jaas.config")
+}
+
+/// Pairs `KEY=VALUE` from `--config`, whose values the flag's comma delimiter split apart
+/// again: a piece that does not start with a known config's name continues the previous
+/// value (`listeners=PLAINTEXT://a:1,SSL://a:2` arrives as two pieces).
+fn join_list_values(pieces: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for piece in pieces.iter().filter(|p| !p.trim().is_empty()) {
+        let named = piece.split_once('=').filter(|(k, _)| {
+            let k = k.trim();
+            is_listener_config(k) || BROKER_CONFIGS.iter().any(|(n, _, _)| *n == k)
+        });
+        match (named, pairs.last_mut()) {
+            (Some((k, v)), _) => pairs.push((k.trim().to_string(), v.trim().to_string())),
+            (None, Some((_, value))) if !piece.contains('=') || piece.contains("://") => {
+                value.push(',');
+                value.push_str(piece.trim());
+            }
+            (None, _) => match piece.split_once('=') {
+                Some((k, _)) => anyhow::bail!("unknown broker config '{}'", k.trim()),
+                None => anyhow::bail!("--config expects KEY=VALUE, got '{piece}'"),
+            },
+        }
+    }
+    Ok(pairs)
+}
 
 impl BrokerConfig {
     /// Parses `KEY=VALUE` pairs; unknown keys and ill-typed values are errors.
     pub fn parse(pairs: &[String]) -> anyhow::Result<Self> {
         let mut overrides = BTreeMap::new();
-        for pair in pairs.iter().filter(|p| !p.trim().is_empty()) {
-            let (k, v) = pair
-                .split_once('=')
-                .ok_or_else(|| anyhow::anyhow!("--config expects KEY=VALUE, got '{pair}'"))?;
-            let (k, v) = (k.trim(), v.trim());
+        for (k, v) in join_list_values(pairs)? {
+            let (k, v) = (k.as_str(), v.as_str());
+            if is_listener_config(k) {
+                overrides.insert(k.to_string(), v.to_string());
+                continue;
+            }
             let Some((_, _, ty)) = BROKER_CONFIGS.iter().find(|(n, _, _)| *n == k) else {
                 anyhow::bail!("unknown broker config '{k}'");
             };
@@ -438,6 +508,35 @@ impl BrokerConfig {
     /// `connections.max.idle.ms`: a connection with no traffic this long is closed.
     pub fn connections_max_idle(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.parsed("connections.max.idle.ms", 600_000u64))
+    }
+    /// `sasl.enabled.mechanisms`
+    pub fn sasl_enabled_mechanisms(&self) -> Vec<String> {
+        self.get("sasl.enabled.mechanisms")
+            .unwrap_or_default()
+            .split(',')
+            .map(|m| m.trim().to_ascii_uppercase())
+            .filter(|m| !m.is_empty())
+            .collect()
+    }
+    /// `sasl.server.max.receive.size`: the largest frame read before authentication.
+    pub fn sasl_max_receive_size(&self) -> usize {
+        self.parsed("sasl.server.max.receive.size", 524_288usize)
+    }
+    /// `connection.failed.authentication.delay.ms`
+    pub fn failed_authentication_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.parsed("connection.failed.authentication.delay.ms", 100u64),
+        )
+    }
+    /// A per-listener config: `listener.name.<listener>.<name>` if set, else `name` if set
+    /// and not empty.
+    pub fn listener_config(&self, listener: &str, name: &str) -> Option<String> {
+        let prefixed = format!("listener.name.{}.{name}", listener.to_ascii_lowercase());
+        self.overrides
+            .get(&prefixed)
+            .cloned()
+            .or_else(|| self.get(name))
+            .filter(|v| !v.is_empty())
     }
     /// `quota.window.size.seconds`: one sample window of client quotas.
     pub fn quota_window(&self) -> std::time::Duration {

@@ -1,6 +1,9 @@
 //! One client connection: size-prefixed frames (read by `request_reader`, within the
 //! broker's queued-request budget), responses written back in request order and coalesced.
 //!
+//! On TLS listeners the connection starts with a TLS handshake, on SASL ones with the SASL
+//! exchange (`authenticator`); what they prove is the principal of every request's scope.
+//!
 //! Requests are handled one after another, as Kafka does, with one exception that keeps
 //! their order: a produce lets the next request start once its append is queued, so a
 //! client's pipelined produces (up to `max.in.flight.requests.per.connection`) share group
@@ -10,7 +13,7 @@ use std::sync::Arc;
 
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -22,7 +25,24 @@ use crate::frame::Frame;
 use crate::metrics;
 use crate::read_ahead::ReadAhead;
 use crate::request_reader::read_frames;
-use crate::request_scope::{Listener, RequestScope};
+use crate::request_scope::{Listener, RequestScope, Session};
+use crate::security::tls::TlsListener;
+use crate::security::{Principal, SecurityProtocol};
+
+/// A listener connections are accepted on.
+pub struct BoundListener {
+    /// Its name, as `listeners` gives it.
+    pub name: String,
+    /// The Kafka listener or the controller's.
+    pub kind: Listener,
+    /// Its security protocol.
+    pub protocol: SecurityProtocol,
+    /// Its TLS settings, on SSL and SASL_SSL listeners.
+    pub tls: Option<TlsListener>,
+}
+
+/// How long a client has for its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Resolves once the newest request lets the next one start (or finishes).
 async fn next_request_allowed(gate: &mut Option<oneshot::Receiver<()>>) {
@@ -49,11 +69,84 @@ const WRITE_QUEUE: usize = 64;
 const MAX_IN_FLIGHT: usize = 8;
 
 /// Serves one connection that came in on `listener` until the client closes it, sends
-/// garbage, or shutdown.
-pub async fn serve(ctx: Ctx, stream: TcpStream, listener: Listener, shutdown: CancellationToken) {
+/// garbage, fails to authenticate, or shutdown.
+pub async fn serve(
+    ctx: Ctx,
+    stream: TcpStream,
+    listener: Arc<BoundListener>,
+    shutdown: CancellationToken,
+) {
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
-    let (reader, mut writer) = stream.into_split();
+    let Some(tls) = &listener.tls else {
+        let (reader, writer) = stream.into_split();
+        let principal = Principal::anonymous();
+        return serve_stream(ctx, reader, writer, peer, &listener, principal, shutdown).await;
+    };
+    let accepted = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)).await;
+    let stream = match accepted {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!(?peer, error = %e, "closing connection: TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(?peer, "closing connection: no TLS handshake in time");
+            return;
+        }
+    };
+    let principal = tls.principal(stream.get_ref().1.peer_certificates());
+    let (reader, writer) = tokio::io::split(stream);
+    serve_stream(ctx, reader, writer, peer, &listener, principal, shutdown).await
+}
+
+/// Serves a connection once its transport is set up: the SASL exchange first on a SASL
+/// listener, then requests.
+async fn serve_stream<R, W>(
+    ctx: Ctx,
+    mut reader: R,
+    mut writer: W,
+    peer: Option<std::net::SocketAddr>,
+    listener: &BoundListener,
+    principal: Principal,
+    shutdown: CancellationToken,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let principal = if listener.protocol.uses_sasl() {
+        let exchange = crate::authenticator::authenticate(
+            &ctx,
+            &mut reader,
+            &mut writer,
+            &listener.name,
+            peer,
+        );
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            // An exchange takes no longer than a connection may stay idle.
+            o = tokio::time::timeout(ctx.config.connections_max_idle(), exchange) => o,
+        };
+        match outcome {
+            Ok(Ok(principal)) => principal,
+            Ok(Err(why)) => {
+                tracing::debug!(?peer, listener = %listener.name, %why, "closing connection: not authenticated");
+                let _ = writer.shutdown().await;
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(?peer, "closing connection: SASL exchange took too long");
+                return;
+            }
+        }
+    } else {
+        principal
+    };
+    let session = Arc::new(Session {
+        listener_name: listener.name.clone(),
+        principal,
+    });
+    let listener = listener.kind;
     // One frame read ahead at most: the rest wait in the socket.
     let (frames_tx, mut frames) = mpsc::channel(1);
     let read_task = tokio::spawn(read_frames(
@@ -111,7 +204,13 @@ pub async fn serve(ctx: Ctx, stream: TcpStream, listener: Listener, shutdown: Ca
                 Some(Ok((f, held))) => {
                     let (allow, allowed) = oneshot::channel();
                     gate = Some(allowed);
-                    let scope = RequestScope::new(peer, listener, Arc::clone(&read_ahead), allow);
+                    let scope = RequestScope::new(
+                        peer,
+                        listener,
+                        Arc::clone(&session),
+                        Arc::clone(&read_ahead),
+                        allow,
+                    );
                     let ctx = &ctx;
                     in_flight.push_back(async move {
                         let answer = dispatch(ctx, scope, f).await;

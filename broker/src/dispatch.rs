@@ -53,34 +53,22 @@ async fn respond(
     scope: &RequestScope,
     frame: Bytes,
 ) -> Result<Option<Frame>, CloseReason> {
-    if frame.len() < 8 {
-        return Err(CloseReason::Malformed(
-            "frame shorter than a request header".into(),
-        ));
+    let (raw_key, version, correlation_id) = peek_header(&frame)?;
+    if raw_key == ApiKey::ApiVersions as i16 {
+        let max = supported(scope.listener(), ApiKey::ApiVersions).map_or(0, |(_, max)| max);
+        if version > max {
+            // KIP-511: answer in v0 so the client can pick a version we speak.
+            return Ok(Some(
+                unsupported_api_versions(scope.listener(), correlation_id).into(),
+            ));
+        }
     }
-    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
-    let version = i16::from_be_bytes([frame[2], frame[3]]);
-    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    let key = ApiKey::try_from(raw_key)
-        .map_err(|_| CloseReason::Malformed(format!("unknown api key {raw_key}")))?;
-    let (min, max) = supported(scope.listener(), key)
-        .ok_or_else(|| CloseReason::Malformed(format!("unsupported api {key:?}")))?;
-    if key == ApiKey::ApiVersions && version > max {
-        // KIP-511: answer in v0 so the client can pick a version we speak.
-        return Ok(Some(
-            unsupported_api_versions(scope.listener(), correlation_id).into(),
-        ));
-    }
-    if version < min || version > max || (key == ApiKey::Produce && version < MIN_DECODED_PRODUCE) {
-        return Err(CloseReason::Malformed(format!(
-            "{key:?} v{version} is not supported"
-        )));
-    }
-
-    let mut body = frame;
-    let header =
-        decode_guarded(|| RequestHeader::decode(&mut body, key.request_header_version(version)))?;
-    let request = decode_guarded(|| RequestKind::decode(key, &mut body, version))?;
+    let Decoded {
+        key,
+        version,
+        header,
+        request,
+    } = decode(scope.listener(), frame)?;
     // Kafka's request quota counts only time spent serving clients, not other brokers.
     let exempt = matches!(&request, RequestKind::WriteTxnMarkers(_))
         || matches!(&request, RequestKind::Fetch(f) if f.replica_id.0 >= 0 || f.replica_state.replica_id.0 >= 0);
@@ -91,7 +79,7 @@ async fn respond(
     if !exempt {
         let throttle = ctx.quotas.record_busy_time(
             &ctx.controller.image(),
-            QuotaClient::of(&header),
+            QuotaClient::of(scope, &header),
             busy,
             Instant::now(),
         );
@@ -102,6 +90,56 @@ async fn respond(
     };
     raise_throttle_time(&mut response, throttle_ms(scope.throttled()));
     encode_response(key, version, correlation_id, &response).map(Some)
+}
+
+/// A request frame's API key, version and correlation id, read without decoding it.
+pub fn peek_header(frame: &[u8]) -> Result<(i16, i16, i32), CloseReason> {
+    if frame.len() < 8 {
+        return Err(CloseReason::Malformed(
+            "frame shorter than a request header".into(),
+        ));
+    }
+    Ok((
+        i16::from_be_bytes([frame[0], frame[1]]),
+        i16::from_be_bytes([frame[2], frame[3]]),
+        i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]),
+    ))
+}
+
+/// A decoded request.
+pub struct Decoded {
+    /// Its API.
+    pub key: ApiKey,
+    /// The version it was sent at.
+    pub version: i16,
+    /// Its header.
+    pub header: RequestHeader,
+    /// Its body.
+    pub request: RequestKind,
+}
+
+/// Decodes a request frame of an API and version served on `listener`.
+pub fn decode(listener: Listener, frame: Bytes) -> Result<Decoded, CloseReason> {
+    let (raw_key, version, _) = peek_header(&frame)?;
+    let key = ApiKey::try_from(raw_key)
+        .map_err(|_| CloseReason::Malformed(format!("unknown api key {raw_key}")))?;
+    let (min, max) = supported(listener, key)
+        .ok_or_else(|| CloseReason::Malformed(format!("unsupported api {key:?}")))?;
+    if version < min || version > max || (key == ApiKey::Produce && version < MIN_DECODED_PRODUCE) {
+        return Err(CloseReason::Malformed(format!(
+            "{key:?} v{version} is not supported"
+        )));
+    }
+    let mut body = frame;
+    let header =
+        decode_guarded(|| RequestHeader::decode(&mut body, key.request_header_version(version)))?;
+    let request = decode_guarded(|| RequestKind::decode(key, &mut body, version))?;
+    Ok(Decoded {
+        key,
+        version,
+        header,
+        request,
+    })
 }
 
 /// Runs `work`, also answering how long it spent being polled: the time this request kept a
@@ -297,6 +335,19 @@ async fn handle(
         RequestKind::DescribeQuorum(r) => handlers::describe_quorum::handle(ctx, scope, header, r)
             .await
             .into(),
+        // The SASL exchange is over once requests get here (see authenticator.rs).
+        RequestKind::SaslHandshake(_) => handlers::sasl_handshake::out_of_turn().into(),
+        RequestKind::SaslAuthenticate(_) => handlers::sasl_authenticate::out_of_turn().into(),
+        RequestKind::DescribeUserScramCredentials(r) => {
+            handlers::describe_user_scram_credentials::handle(ctx, scope, header, r)
+                .await
+                .into()
+        }
+        RequestKind::AlterUserScramCredentials(r) => {
+            handlers::alter_user_scram_credentials::handle(ctx, scope, header, r)
+                .await
+                .into()
+        }
         other => {
             return Err(CloseReason::Malformed(format!("no handler for {other:?}")));
         }
@@ -379,7 +430,7 @@ fn frame_with<F: FnOnce(&mut BytesMut) -> anyhow::Result<()>>(
     Ok(buf)
 }
 
-fn encode_response(
+pub fn encode_response(
     key: ApiKey,
     version: i16,
     correlation_id: i32,

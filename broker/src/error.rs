@@ -84,6 +84,24 @@ pub enum BrokerError {
     /// INVALID_TOPIC_EXCEPTION
     #[error("{0}")]
     InvalidTopic(String),
+    /// SASL_AUTHENTICATION_FAILED
+    #[error("{0}")]
+    SaslAuthenticationFailed(String),
+    /// UNSUPPORTED_SASL_MECHANISM
+    #[error("{0}")]
+    UnsupportedSaslMechanism(String),
+    /// ILLEGAL_SASL_STATE: a SASL request out of turn.
+    #[error("{0}")]
+    IllegalSaslState(String),
+    /// UNACCEPTABLE_CREDENTIAL: a SCRAM credential Kafka would not store.
+    #[error("{0}")]
+    UnacceptableCredential(String),
+    /// DUPLICATE_RESOURCE: one request names a resource twice.
+    #[error("{0}")]
+    DuplicateResource(String),
+    /// RESOURCE_NOT_FOUND
+    #[error("{0}")]
+    ResourceNotFound(String),
     /// TOPIC_ALREADY_EXISTS
     #[error("{0}")]
     TopicAlreadyExists(String),
@@ -298,6 +316,12 @@ impl BrokerError {
             Self::FencedLeaderEpoch => Code::FencedLeaderEpoch,
             Self::UnknownLeaderEpoch => Code::UnknownLeaderEpoch,
             Self::InvalidTopic(_) => Code::InvalidTopicException,
+            Self::SaslAuthenticationFailed(_) => Code::SaslAuthenticationFailed,
+            Self::UnsupportedSaslMechanism(_) => Code::UnsupportedSaslMechanism,
+            Self::IllegalSaslState(_) => Code::IllegalSaslState,
+            Self::UnacceptableCredential(_) => Code::UnacceptableCredential,
+            Self::DuplicateResource(_) => Code::DuplicateResource,
+            Self::ResourceNotFound(_) => Code::ResourceNotFound,
             Self::TopicAlreadyExists(_) => Code::TopicAlreadyExists,
             Self::InvalidPartitions(_) => Code::InvalidPartitions,
             Self::InvalidReplicationFactor(_) => Code::InvalidReplicationFactor,

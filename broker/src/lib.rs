@@ -11,11 +11,16 @@
 //!                      accept loop, controlled shutdown
 //! context.rs           Broker: the node's services a handler reaches (store, controller,
 //!                      replicas, coordinators, configs)
-//! connection.rs        size-prefixed framing, frame cap, pipelined produces, in-order responses
+//! connection.rs        TLS handshake, size-prefixed framing, frame cap, pipelined produces,
+//!                      in-order responses
+//! authenticator.rs     the SASL exchange before a SASL connection's first request
+//! security/            listeners and security protocols, TLS (rustls), SASL PLAIN and SCRAM,
+//!                      principals
 //! connection_limits.rs max.connections.per.ip (and its overrides), connection creation rates
 //! request_reader.rs    request frames off the socket, within queued.max.request.bytes
 //! request_scope.rs     what a handler knows of its request besides header and body
-//!                      (peer, the connection's read-ahead, leave to start the next request)
+//!                      (peer, listener, principal, the connection's read-ahead, leave to
+//!                      start the next request)
 //! dispatch.rs          the only match on the API: decode, route to a handler, encode
 //! frame.rs             response frames in parts: fetched batches are sent, not copied
 //! decode_guard.rs      keeps hostile array counts from aborting the process
@@ -61,6 +66,7 @@
 //! this crate; `sluice-client` (a minimal Kafka client and the HTTP admin API's typed
 //! replies) is shared by this crate and `sluice-admin` (the `sluice admin` commands).
 
+mod authenticator;
 mod clock;
 pub mod config;
 mod connection;
@@ -88,6 +94,7 @@ mod replication;
 mod request_reader;
 mod request_scope;
 mod retention;
+mod security;
 pub mod server;
 mod stats;
 mod topic_config;

@@ -13,6 +13,8 @@ pub const REQUEST_DURATION: &str = "sluice_request_duration_seconds";
 pub const CONNECTIONS_ACTIVE: &str = "sluice_connections_active";
 /// New connections held back by a connection creation rate, by limit.
 pub const CONNECTIONS_THROTTLED: &str = "sluice_connections_throttled_total";
+/// SASL authentications by listener, mechanism and outcome (success, failure).
+pub const AUTHENTICATIONS: &str = "sluice_authentications_total";
 /// Bytes produced, by topic.
 pub const BYTES_IN: &str = "sluice_bytes_in_total";
 /// Records produced, by topic.
@@ -253,6 +255,18 @@ pub fn record_throttle(quota: &'static str, user: &str, client_id: &str, throttl
 /// `ip_connection_creation_rate` quota (the connection closed after the throttle time).
 pub fn record_connection_throttled(limit: &'static str) {
     metrics::counter!(CONNECTIONS_THROTTLED, "limit" => limit).increment(1);
+}
+
+/// Counts one SASL exchange that ended, on `listener` with `mechanism`.
+pub fn record_authentication(listener: &str, mechanism: &str, success: bool) {
+    let outcome = if success { "success" } else { "failure" };
+    metrics::counter!(
+        AUTHENTICATIONS,
+        "listener" => listener.to_string(),
+        "mechanism" => mechanism.to_string(),
+        "outcome" => outcome
+    )
+    .increment(1);
 }
 
 /// Counts one read-ahead stretch that a fetch used (or that was dropped unused).

@@ -12,10 +12,7 @@ use sluice_controller::{MetadataImage, QuotaEntity};
 
 use crate::config::BrokerConfig;
 use crate::metrics;
-
-/// The user of every connection until authentication lands: Kafka's unauthenticated
-/// principal, so `--entity-type users --entity-default` quotas apply to it as in Kafka.
-pub const ANONYMOUS: &str = "ANONYMOUS";
+use crate::request_scope::RequestScope;
 
 /// Entity types of client quotas.
 pub const USER: &str = "user";
@@ -68,11 +65,11 @@ pub struct QuotaClient<'a> {
 }
 
 impl<'a> QuotaClient<'a> {
-    /// The sender of a request: its client id, as ANONYMOUS until authentication gives
-    /// connections a principal.
-    pub fn of(header: &'a RequestHeader) -> Self {
+    /// The sender of a request: its connection's principal (ANONYMOUS unauthenticated) and
+    /// its client id.
+    pub fn of(scope: &'a RequestScope, header: &'a RequestHeader) -> Self {
         Self {
-            user: ANONYMOUS,
+            user: &scope.principal().name,
             client_id: header.client_id.as_ref().map_or("", |c| c.as_str()),
         }
     }
@@ -485,6 +482,9 @@ mod tests {
     use sluice_controller::{ClientQuota, QuotaValue};
 
     use super::*;
+
+    /// An unauthenticated connection's user.
+    const ANONYMOUS: &str = "ANONYMOUS";
 
     fn image(quotas: &[(Component, Component, f64)]) -> MetadataImage {
         let mut image = MetadataImage::default();

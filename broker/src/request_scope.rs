@@ -1,7 +1,7 @@
 //! What a handler knows of its request beyond the header and body: built by the connection
 //! for each request and passed to dispatch and every handler as an argument, so what a
-//! handler depends on shows in its signature (the authenticated principal joins it once
-//! security lands).
+//! handler depends on shows in its signature: the connection's authenticated principal and
+//! listener among it.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::read_ahead::ReadAhead;
+use crate::security::Principal;
 
 /// The listener a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,10 +22,22 @@ pub enum Listener {
     Controller,
 }
 
+/// Who a connection is, settled before its first request: one per connection, shared by
+/// its requests' scopes.
+#[derive(Debug)]
+pub struct Session {
+    /// The listener's name (`PLAINTEXT`, `SASL_SSL`, ...): Metadata answers with each
+    /// broker's endpoint on it.
+    pub listener_name: String,
+    /// The authenticated principal (`User:ANONYMOUS` without authentication).
+    pub principal: Principal,
+}
+
 /// One request's scope on its connection.
 pub struct RequestScope {
     peer: Option<SocketAddr>,
     listener: Listener,
+    session: Arc<Session>,
     read_ahead: Arc<ReadAhead>,
     /// Taken by the first of [`RequestScope::start_next_request`] and the end of the request.
     next_request: Mutex<Option<oneshot::Sender<()>>>,
@@ -38,12 +51,14 @@ impl RequestScope {
     pub fn new(
         peer: Option<SocketAddr>,
         listener: Listener,
+        session: Arc<Session>,
         read_ahead: Arc<ReadAhead>,
         next_request: oneshot::Sender<()>,
     ) -> Self {
         Self {
             peer,
             listener,
+            session,
             read_ahead,
             next_request: Mutex::new(Some(next_request)),
             throttle: Mutex::new(Duration::ZERO),
@@ -73,6 +88,16 @@ impl RequestScope {
     /// The listener the request came in on.
     pub fn listener(&self) -> Listener {
         self.listener
+    }
+
+    /// The name of the listener the request came in on.
+    pub fn listener_name(&self) -> &str {
+        &self.session.listener_name
+    }
+
+    /// The connection's authenticated principal.
+    pub fn principal(&self) -> &Principal {
+        &self.session.principal
     }
 
     /// Batches the connection's previous fetch read ahead for this one (see `read_ahead`).

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use sluice_controller::{BrokerInfo, ControllerClient, ControllerConfig};
+use sluice_controller::{BrokerEndpoint, BrokerInfo, ControllerClient, ControllerConfig};
 use sluice_storage::{Store, StoreConfig};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{parse_voters, BrokerConfig, ServeArgs};
-use crate::connection;
+use crate::connection::{self, BoundListener};
 use crate::connection_limits::ConnectionLimits;
 use crate::context::{Broker, Ctx};
 use crate::disk_guard::DiskGuard;
@@ -28,6 +28,8 @@ use crate::replication::fetcher::FetcherCtx;
 use crate::replication::ReplicaManager;
 use crate::request_reader::RequestBudget;
 use crate::request_scope::Listener;
+use crate::security::listeners::{self, ListenerSpec};
+use crate::security::tls::TlsListener;
 use crate::txn::{TxnCoordinator, TxnSettings};
 
 /// Where a started node listens.
@@ -80,21 +82,20 @@ pub async fn serve(
         shutdown.clone(),
     ));
 
-    // Reserve the Kafka port now (so its number can be advertised) but listen only once
-    // ready: until then connections are refused rather than left hanging.
-    let kafka_addr: SocketAddr = tokio::net::lookup_host(&args.kafka_addr)
-        .await?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("cannot resolve {}", args.kafka_addr))?;
-    let socket = if kafka_addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(kafka_addr)?;
-    let kafka_addr = socket.local_addr()?;
-    let (adv_host, adv_port) = advertised(&args, kafka_addr)?;
+    // Reserve the listeners' ports now (so their numbers can be advertised) but listen only
+    // once ready: until then connections are refused rather than left hanging.
+    let plan = listeners::plan(&config, &args.kafka_addr, args.advertised_addr.as_deref())?;
+    let mut reserved = Vec::with_capacity(plan.listeners.len());
+    for spec in &plan.listeners {
+        reserved.push(reserve(&config, spec).await?);
+    }
+    let endpoints: Vec<BrokerEndpoint> = reserved.iter().map(|r| r.endpoint.clone()).collect();
+    let inter_broker = &reserved[plan.inter_broker];
+    let kafka_addr = inter_broker.bound;
+    let (adv_host, adv_port) = (
+        inter_broker.endpoint.host.clone(),
+        inter_broker.endpoint.port,
+    );
 
     std::fs::create_dir_all(&args.data_dir)?;
     let store_config = StoreConfig {
@@ -147,6 +148,7 @@ pub async fn serve(
             port: adv_port,
             rack: config.get("broker.rack").filter(|r| !r.is_empty()),
             fenced: false,
+            endpoints: endpoints.clone(),
         })
         .await?;
 
@@ -215,12 +217,24 @@ pub async fn serve(
     );
     background.spawn(crate::stats::run(ctx.clone(), shutdown.clone()));
 
-    let listener = socket.listen(1024)?;
+    let mut accepting = Vec::with_capacity(reserved.len());
+    for r in reserved {
+        accepting.push((r.socket.listen(1024)?, r.listener));
+    }
     let _ = broker_cell.set(ctx.clone());
     ready.store(true, Ordering::Release);
+    let bound: Vec<String> = endpoints
+        .iter()
+        .zip(&accepting)
+        .map(|(e, (l, _))| {
+            let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            format!("{}://{addr}", e.listener)
+        })
+        .collect();
     println!(
-        "sluice ready: node_id={node_id} kafka={kafka_addr} advertised={adv_host}:{adv_port} \
-         http={http_addr} data_dir={}",
+        "sluice ready: node_id={node_id} kafka={kafka_addr} listeners={} \
+         advertised={adv_host}:{adv_port} http={http_addr} data_dir={}",
+        bound.join(","),
         args.data_dir.display()
     );
     tracing::info!(%kafka_addr, %http_addr, "serving");
@@ -236,7 +250,23 @@ pub async fn serve(
             shutdown.clone(),
         ));
     }
-    accept_loop(ctx.clone(), listener, limits, shutdown.clone()).await;
+    // max.connections counts the connections of every listener together.
+    let connection_slots = Arc::new(Semaphore::new(
+        ctx.config.max_connections().min(Semaphore::MAX_PERMITS),
+    ));
+    let accept_loops = tokio_util::task::TaskTracker::new();
+    for (socket, listener) in accepting {
+        accept_loops.spawn(accept_loop(
+            ctx.clone(),
+            socket,
+            Arc::new(listener),
+            limits.clone(),
+            connection_slots.clone(),
+            shutdown.clone(),
+        ));
+    }
+    accept_loops.close();
+    accept_loops.wait().await;
 
     tracing::info!("shutting down");
     controlled_shutdown(&ctx).await;
@@ -267,27 +297,65 @@ pub async fn serve(
     Ok(())
 }
 
-fn advertised(args: &ServeArgs, bound: SocketAddr) -> anyhow::Result<(String, i32)> {
-    match &args.advertised_addr {
-        Some(a) => {
-            let (host, port) = a
-                .rsplit_once(':')
-                .ok_or_else(|| anyhow::anyhow!("--advertised-addr must be host:port"))?;
-            Ok((host.to_string(), port.parse()?))
-        }
-        None => Ok((bound.ip().to_string(), i32::from(bound.port()))),
-    }
+/// A listener's port, bound but not yet listening.
+struct Reserved {
+    socket: TcpSocket,
+    bound: SocketAddr,
+    endpoint: BrokerEndpoint,
+    listener: BoundListener,
+}
+
+/// Binds `spec`'s address and sets up its TLS.
+async fn reserve(config: &BrokerConfig, spec: &ListenerSpec) -> anyhow::Result<Reserved> {
+    let addr: SocketAddr = tokio::net::lookup_host(&spec.bind)
+        .await?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("cannot resolve {}", spec.bind))?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket
+        .bind(addr)
+        .map_err(|e| anyhow::anyhow!("listener {} at {addr}: {e}", spec.name))?;
+    let bound = socket.local_addr()?;
+    let (host, port) = spec
+        .advertised
+        .clone()
+        .unwrap_or_else(|| (bound.ip().to_string(), i32::from(bound.port())));
+    let tls = if spec.protocol.uses_tls() {
+        Some(TlsListener::from_config(config, &spec.name)?)
+    } else {
+        None
+    };
+    Ok(Reserved {
+        socket,
+        bound,
+        endpoint: BrokerEndpoint {
+            listener: spec.name.clone(),
+            host,
+            port,
+            security_protocol: spec.protocol as i16,
+        },
+        listener: BoundListener {
+            name: spec.name.clone(),
+            kind: Listener::Broker,
+            protocol: spec.protocol,
+            tls,
+        },
+    })
 }
 
 async fn accept_loop(
     ctx: Ctx,
-    listener: TcpListener,
+    socket: TcpListener,
+    listener: Arc<BoundListener>,
     limits: Arc<ConnectionLimits>,
+    limit: Arc<Semaphore>,
     shutdown: CancellationToken,
 ) {
-    let limit = Arc::new(Semaphore::new(
-        ctx.config.max_connections().min(Semaphore::MAX_PERMITS),
-    ));
     let connections = tokio_util::task::TaskTracker::new();
     loop {
         let permit = tokio::select! {
@@ -297,7 +365,7 @@ async fn accept_loop(
         let Ok(permit) = permit else { break };
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
-            a = listener.accept() => a,
+            a = socket.accept() => a,
         };
         match accepted {
             Ok((stream, peer)) => {
@@ -309,10 +377,10 @@ async fn accept_loop(
                 };
                 let hold = limits.record_created_by(&ctx.controller.image(), peer.ip(), now);
                 if hold.is_zero() {
-                    let ctx = ctx.clone();
+                    let (ctx, listener) = (ctx.clone(), listener.clone());
                     let token = shutdown.clone();
                     connections.spawn(async move {
-                        connection::serve(ctx, stream, Listener::Broker, token).await;
+                        connection::serve(ctx, stream, listener, token).await;
                         drop((slot, permit));
                     });
                 } else {
@@ -350,6 +418,12 @@ async fn serve_controller_listener(
 ) {
     const AT_ONCE: usize = 16;
     let limit = Arc::new(Semaphore::new(AT_ONCE));
+    let listener = Arc::new(BoundListener {
+        name: "CONTROLLER".into(),
+        kind: Listener::Controller,
+        protocol: crate::security::SecurityProtocol::Plaintext,
+        tls: None,
+    });
     let connections = tokio_util::task::TaskTracker::new();
     loop {
         let stream = tokio::select! {
@@ -360,9 +434,9 @@ async fn serve_controller_listener(
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             continue;
         };
-        let (ctx, token) = (ctx.clone(), shutdown.clone());
+        let (ctx, token, listener) = (ctx.clone(), shutdown.clone(), listener.clone());
         connections.spawn(async move {
-            connection::serve(ctx, stream, Listener::Controller, token).await;
+            connection::serve(ctx, stream, listener, token).await;
             drop(permit);
         });
     }

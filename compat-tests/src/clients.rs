@@ -108,18 +108,25 @@ pub fn topic(prefix: &str) -> String {
 
 /// Runs a `roundtrip-<client>` launcher (create, produce acks=all, consume, compare).
 pub fn roundtrip(node: &Node, client: &str, messages: usize) {
+    roundtrip_at(&node.kafka, client, messages, &[]);
+}
+
+/// [`roundtrip`] through `bootstrap` (`host:port`), with the launcher's `extra` arguments
+/// (e.g. `roundtrip-kafka-python`'s `--security-protocol SASL_SSL ...`).
+pub fn roundtrip_at(bootstrap: &str, client: &str, messages: usize, extra: &[&str]) {
     let topic = topic(client);
     let out = run_ok(
         Command::new(launcher(&format!("roundtrip-{client}")))
             .args([
                 "--bootstrap",
-                &node.kafka,
+                bootstrap,
                 "--topic",
                 &topic,
                 "--partitions",
                 "3",
             ])
-            .args(["--messages", &messages.to_string(), "--timeout", "90"]),
+            .args(["--messages", &messages.to_string(), "--timeout", "90"])
+            .args(extra),
         Duration::from_secs(120),
         None,
     );

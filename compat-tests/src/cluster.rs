@@ -42,6 +42,7 @@ impl Node {
                 Node {
                     child: None,
                     kafka: "127.0.0.1:0".into(),
+                    listeners: Default::default(),
                     http: "127.0.0.1:0".into(),
                     dir: tempfile::tempdir().expect("tempdir"),
                     extra: flags,
@@ -100,6 +101,7 @@ impl Node {
                 Node {
                     child: None,
                     kafka: kafka[i].clone(),
+                    listeners: Default::default(),
                     http: "127.0.0.1:0".into(),
                     dir: tempfile::tempdir().expect("tempdir"),
                     extra: flags,

@@ -9,6 +9,7 @@
 //! src/proxy.rs      TCP proxy with cut/heal, for network-partition tests
 //! src/clients.rs    client launchers, commands with time limits, kcat, polling
 //! src/wire.rs       raw Kafka produce frames and the node's HTTP listener
+//! src/tls.rs        throwaway CA, server and client certificates (openssl CLI)
 //! tests/*.rs        one file per client family or fault: kcat, Java + Kafka CLI, Python,
 //!                   Go, raw-protocol bad input, crash recovery
 //! setup.sh          installs every client (apt, Maven, PyPI, Go, npm) into a cache
@@ -24,6 +25,7 @@ mod clients;
 mod cluster;
 mod node;
 pub mod proxy;
+pub mod tls;
 mod wire;
 
 pub use clients::*;

@@ -1,6 +1,7 @@
 //! One `sluice serve` process: started on ephemeral ports in a temp dir, awaited until
 //! ready, killed, terminated and restarted.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -71,8 +72,12 @@ pub fn sluice_bin() -> PathBuf {
 /// One running `sluice serve` process with its own data dir.
 pub struct Node {
     pub(crate) child: Option<Child>,
-    /// `host:port` of the Kafka listener.
+    /// `host:port` of the Kafka listener (with `--config listeners=...`, the inter-broker
+    /// one).
     pub kafka: String,
+    /// Every Kafka listener by name (`PLAINTEXT`, `SASL_SSL`, ...) -> `host:port`, from the
+    /// ready line's `listeners=` (without one: just `PLAINTEXT` -> [`Node::kafka`]).
+    pub listeners: BTreeMap<String, String>,
     /// `host:port` of the HTTP listener.
     pub http: String,
     pub(crate) dir: tempfile::TempDir,
@@ -102,6 +107,7 @@ impl Node {
         let mut node = Node {
             child: None,
             kafka: "127.0.0.1:0".into(),
+            listeners: BTreeMap::new(),
             http: "127.0.0.1:0".into(),
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
@@ -190,6 +196,19 @@ impl Node {
         };
         self.kafka = field("kafka");
         self.http = field("http");
+        self.listeners = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("listeners="))
+            .map(parse_listeners)
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| BTreeMap::from([("PLAINTEXT".to_string(), self.kafka.clone())]));
+    }
+
+    /// `host:port` of the listener called `name` (e.g. `SASL_SSL`).
+    pub fn listener(&self, name: &str) -> &str {
+        self.listeners
+            .get(name)
+            .unwrap_or_else(|| panic!("no listener {name}: {:?}", self.listeners))
     }
 
     /// The process id of the running node.
@@ -265,6 +284,14 @@ impl Node {
     }
 }
 
+/// `NAME://host:port,...` (a ready line's `listeners=`) -> name -> `host:port`.
+fn parse_listeners(text: &str) -> BTreeMap<String, String> {
+    text.split(',')
+        .filter_map(|l| l.split_once("://"))
+        .map(|(name, addr)| (name.to_string(), addr.to_string()))
+        .collect()
+}
+
 /// With `SLUICE_KEEP_LOGS=<dir>`, copies a log there (as `<name>-<pid>-<n>.log`) for a
 /// whole-run look: the temporary directories holding them are removed after a test.
 pub fn keep_log(path: &Path, name: &str) {
@@ -293,7 +320,16 @@ impl Drop for Node {
 
 #[cfg(test)]
 mod tests {
-    use super::reserve_port;
+    use super::{parse_listeners, reserve_port};
+
+    #[test]
+    fn listeners_of_a_ready_line_are_parsed_by_name() {
+        let l = parse_listeners("PLAINTEXT://127.0.0.1:41234,SASL_SSL://127.0.0.1:41235");
+        assert_eq!(l.len(), 2);
+        assert_eq!(l["PLAINTEXT"], "127.0.0.1:41234");
+        assert_eq!(l["SASL_SSL"], "127.0.0.1:41235");
+        assert!(parse_listeners("").is_empty());
+    }
 
     #[test]
     fn reserved_ports_lie_below_the_ephemeral_range_and_are_handed_out_once() {

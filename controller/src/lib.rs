@@ -31,9 +31,9 @@ mod rpc;
 pub use client::{system_tables, ControllerClient, ControllerConfig, RaftStatus};
 pub use error::ControllerError;
 pub use metadata::{
-    BrokerConfigChange, BrokerInfo, ClientQuota, Command, CommandResult, ConfigChange,
-    GroupConfigChange, MetadataError, MetadataImage, NewTopic, PartitionInfo, QuotaChange,
-    QuotaEntity, QuotaValue, Reassignment, TopicInfo,
+    BrokerConfigChange, BrokerEndpoint, BrokerInfo, ClientQuota, Command, CommandResult,
+    ConfigChange, GroupConfigChange, MetadataError, MetadataImage, NewTopic, PartitionInfo,
+    QuotaChange, QuotaEntity, QuotaValue, Reassignment, ScramChange, ScramCredential, TopicInfo,
 };
 
 use std::io::Cursor;

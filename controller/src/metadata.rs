@@ -26,6 +26,62 @@ pub struct BrokerInfo {
     pub rack: Option<String>,
     /// Fenced brokers lead nothing and are left out of Metadata responses.
     pub fenced: bool,
+    /// Every listener clients may reach it on (absent from registrations made before
+    /// named listeners existed: then `host`/`port` serve every listener).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<BrokerEndpoint>,
+}
+
+/// One named listener of a broker, as advertised to clients that came in on that listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    /// Listener name (`PLAINTEXT`, `SASL_SSL`, `EXTERNAL`, ...).
+    pub listener: String,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: i32,
+    /// Kafka's security protocol id (0 PLAINTEXT, 1 SSL, 2 SASL_PLAINTEXT, 3 SASL_SSL).
+    pub security_protocol: i16,
+}
+
+impl BrokerInfo {
+    /// Where clients of `listener` reach this broker; None if it does not serve that
+    /// listener (Kafka leaves such brokers out of the answer).
+    pub fn endpoint(&self, listener: &str) -> Option<(&str, i32)> {
+        if self.endpoints.is_empty() {
+            return Some((&self.host, self.port));
+        }
+        self.endpoints
+            .iter()
+            .find(|e| e.listener == listener)
+            .map(|e| (e.host.as_str(), e.port))
+    }
+}
+
+/// A user's salted SCRAM credential for one mechanism (RFC 5802), as Kafka keeps it: never
+/// the password, only what verifies a proof of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramCredential {
+    /// The salt.
+    pub salt: Vec<u8>,
+    /// H(ClientKey): checks the client's proof.
+    pub stored_key: Vec<u8>,
+    /// HMAC(SaltedPassword, "Server Key"): signs the server's answer.
+    pub server_key: Vec<u8>,
+    /// PBKDF2 iterations.
+    pub iterations: i32,
+}
+
+/// Sets or deletes one user's credential for one mechanism.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramChange {
+    /// User name.
+    pub user: String,
+    /// `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub mechanism: String,
+    /// The new credential; None deletes it.
+    pub credential: Option<ScramCredential>,
 }
 
 /// One partition's replica set and leadership.
@@ -86,6 +142,10 @@ pub struct MetadataImage {
     /// from images stored before they existed).
     #[serde(default)]
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// SCRAM credentials: user -> mechanism -> credential (absent from images stored
+    /// before SASL existed).
+    #[serde(default)]
+    pub scram_credentials: BTreeMap<String, BTreeMap<String, ScramCredential>>,
 }
 
 /// A client quota entity (Kafka's `ClientQuotaEntity`): entity type (`user`, `client-id`
@@ -248,6 +308,8 @@ pub enum Command {
     /// Moves partitions to new replica sets (AlterPartitionReassignments): `Some(target)`
     /// starts (or replaces) a reassignment, `None` cancels the ongoing one.
     ReassignPartitions(Vec<Reassignment>),
+    /// Sets and deletes SCRAM credentials (validated by the proposing broker).
+    AlterScramCredentials(Vec<ScramChange>),
     /// Hands out a block of producer ids.
     AllocateProducerIds {
         /// How many ids.
@@ -471,6 +533,28 @@ impl MetadataImage {
             Command::AlterClientQuotas(changes) => {
                 for change in changes {
                     self.alter_client_quota(change);
+                }
+                CommandResult::Done
+            }
+            Command::AlterScramCredentials(changes) => {
+                for change in changes {
+                    let users = &mut self.scram_credentials;
+                    match &change.credential {
+                        Some(c) => {
+                            users
+                                .entry(change.user.clone())
+                                .or_default()
+                                .insert(change.mechanism.clone(), c.clone());
+                        }
+                        None => {
+                            if let Some(mechanisms) = users.get_mut(&change.user) {
+                                mechanisms.remove(&change.mechanism);
+                                if mechanisms.is_empty() {
+                                    users.remove(&change.user);
+                                }
+                            }
+                        }
+                    }
                 }
                 CommandResult::Done
             }
@@ -921,6 +1005,7 @@ pub(crate) mod tests {
                 port: 9000 + id,
                 rack: Some(rack.into()),
                 fenced: false,
+                endpoints: Vec::new(),
             }));
         }
         img.apply(&Command::CreateTopics(vec![new_topic("t", 12, 3)]));
@@ -1012,6 +1097,7 @@ pub(crate) mod tests {
                 port: 9000 + id,
                 rack: None,
                 fenced: true,
+                endpoints: Vec::new(),
             }));
         }
         img

@@ -482,6 +482,7 @@ mod tests {
             port: 1,
             rack: None,
             fenced: false,
+            endpoints: Vec::new(),
         }));
         create(&mut img, "t", 7, 4);
         img

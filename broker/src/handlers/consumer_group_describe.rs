@@ -117,6 +117,7 @@ mod tests {
             port: 1,
             rack: None,
             fenced: false,
+            endpoints: Vec::new(),
         }));
         img.apply(&Command::CreateTopics(vec![NewTopic {
             name: "orders".into(),

@@ -54,11 +54,12 @@ pub async fn handle(
     let brokers = image
         .brokers
         .values()
-        .map(|b| {
+        .filter_map(|b| Some((b, b.endpoint(scope.listener_name())?)))
+        .map(|(b, (host, port))| {
             DescribeClusterBroker::default()
                 .with_broker_id(b.id.into())
-                .with_host(str_bytes(&b.host))
-                .with_port(b.port)
+                .with_host(str_bytes(host))
+                .with_port(port)
                 .with_rack(b.rack.clone().map(str_bytes))
                 .with_is_fenced(with_fenced && b.fenced)
         })

@@ -119,7 +119,7 @@ pub async fn handle(
             .filter(|rack| any_replica && !rack.is_empty() && ctx.config.rack_aware_reads()),
     };
     // A consumer with a quota gets at most a quota window's worth per response.
-    let quota_client = QuotaClient::of(header);
+    let quota_client = QuotaClient::of(scope, header);
     let max_bytes = match replica {
         Some(_) => max_bytes,
         None => ctx
@@ -201,7 +201,7 @@ pub async fn handle(
             }
         }
     }
-    respond(ctx, &image, mode, reader, reads)
+    respond(ctx, &image, scope.listener_name(), mode, reader, reads)
 }
 
 /// The answer to a throttled fetch: no partitions, and `throttle_time_ms`. A session this
@@ -417,6 +417,7 @@ fn topic_of<'a>(image: &'a MetadataImage, t: &FetchTarget) -> Result<&'a TopicIn
 fn respond(
     ctx: &Ctx,
     image: &MetadataImage,
+    listener: &str,
     mode: SessionMode,
     reader: Reader,
     reads: Vec<PartitionRead>,
@@ -503,17 +504,17 @@ fn respond(
     FetchResponse::default()
         .with_session_id(session_id)
         .with_responses(topics)
-        .with_node_endpoints(node_endpoints(image, leaders_named))
+        .with_node_endpoints(node_endpoints(image, leaders_named, listener))
 }
 
 /// The endpoints of the leaders an answer names.
-fn node_endpoints(image: &MetadataImage, leaders: Vec<i32>) -> Vec<NodeEndpoint> {
-    brokers_among(image, leaders)
-        .map(|b| {
+fn node_endpoints(image: &MetadataImage, leaders: Vec<i32>, listener: &str) -> Vec<NodeEndpoint> {
+    brokers_among(image, leaders, listener)
+        .map(|(b, host, port)| {
             NodeEndpoint::default()
                 .with_node_id(b.id.into())
-                .with_host(str_bytes(&b.host))
-                .with_port(b.port)
+                .with_host(str_bytes(host))
+                .with_port(port)
                 .with_rack(b.rack.clone().map(str_bytes))
         })
         .collect()

@@ -17,7 +17,7 @@ const KEY_TYPE_SHARE: i8 = 2;
 /// Answers one key (v0-3) or a batch of keys (v4+).
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     header: &RequestHeader,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
@@ -25,21 +25,23 @@ pub async fn handle(
         let mut coordinators = Vec::with_capacity(req.coordinator_keys.len());
         for key in &req.coordinator_keys {
             let c = Coordinator::default().with_key(key.clone());
-            coordinators.push(match locate(ctx, req.key_type, key).await {
-                Ok((id, host, port)) => c
-                    .with_node_id(id.into())
-                    .with_host(str_bytes(host))
-                    .with_port(port),
-                Err(e) => c
-                    .with_error_code(e.code())
-                    .with_error_message(Some(e.message()))
-                    .with_node_id((-1).into())
-                    .with_port(-1),
-            });
+            coordinators.push(
+                match locate(ctx, scope.listener_name(), req.key_type, key).await {
+                    Ok((id, host, port)) => c
+                        .with_node_id(id.into())
+                        .with_host(str_bytes(host))
+                        .with_port(port),
+                    Err(e) => c
+                        .with_error_code(e.code())
+                        .with_error_message(Some(e.message()))
+                        .with_node_id((-1).into())
+                        .with_port(-1),
+                },
+            );
         }
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    match locate(ctx, req.key_type, &req.key).await {
+    match locate(ctx, scope.listener_name(), req.key_type, &req.key).await {
         Ok((id, host, port)) => FindCoordinatorResponse::default()
             .with_node_id(id.into())
             .with_host(str_bytes(host))
@@ -54,6 +56,7 @@ pub async fn handle(
 
 async fn locate(
     ctx: &Ctx,
+    listener: &str,
     key_type: i8,
     key: &StrBytes,
 ) -> Result<(i32, String, i32), BrokerError> {
@@ -86,5 +89,8 @@ async fn locate(
         .brokers
         .get(&node)
         .ok_or(BrokerError::Coordinator(CoordinatorError::NotAvailable))?;
-    Ok((broker.id, broker.host.clone(), broker.port))
+    let (host, port) = broker
+        .endpoint(listener)
+        .ok_or(BrokerError::Coordinator(CoordinatorError::NotAvailable))?;
+    Ok((broker.id, host.to_string(), port))
 }

@@ -17,7 +17,7 @@ use crate::request_scope::RequestScope;
 /// Describes the requested topics (all of them when the list is null).
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     header: &RequestHeader,
     req: MetadataRequest,
 ) -> MetadataResponse {
@@ -61,11 +61,12 @@ pub async fn handle(
         .brokers
         .values()
         .filter(|b| !b.fenced)
-        .map(|b| {
+        .filter_map(|b| Some((b, b.endpoint(scope.listener_name())?)))
+        .map(|(b, (host, port))| {
             MetadataResponseBroker::default()
                 .with_node_id(b.id.into())
-                .with_host(str_bytes(&b.host))
-                .with_port(b.port)
+                .with_host(str_bytes(host))
+                .with_port(port)
                 .with_rack(b.rack.clone().map(str_bytes))
         })
         .collect();

@@ -7,6 +7,7 @@ pub mod add_partitions_to_txn;
 pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -23,6 +24,7 @@ pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_quorum;
 pub mod describe_transactions;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod end_txn;
 pub mod fetch;
@@ -42,6 +44,8 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod write_txn_markers;
@@ -95,14 +99,20 @@ pub fn leader_hint(
     (p.leader >= 0).then_some((p.leader, p.leader_epoch))
 }
 
-/// The known brokers among `ids`, each once: the node endpoints of an answer's leader hints.
-pub fn brokers_among(
-    image: &MetadataImage,
+/// The known brokers among `ids`, each once, with their host and port on `listener`: the
+/// node endpoints of an answer's leader hints.
+pub fn brokers_among<'a>(
+    image: &'a MetadataImage,
     mut ids: Vec<i32>,
-) -> impl Iterator<Item = &BrokerInfo> {
+    listener: &'a str,
+) -> impl Iterator<Item = (&'a BrokerInfo, &'a str, i32)> {
     ids.sort_unstable();
     ids.dedup();
-    ids.into_iter().filter_map(|id| image.brokers.get(&id))
+    ids.into_iter().filter_map(move |id| {
+        let b = image.brokers.get(&id)?;
+        let (host, port) = b.endpoint(listener)?;
+        Some((b, host, port))
+    })
 }
 
 /// A string for a response.
@@ -135,7 +145,7 @@ pub fn take_mutation_quota(
 ) -> Result<(), crate::error::BrokerError> {
     let (taken, throttle) = ctx.quotas.take_mutations(
         &ctx.controller.image(),
-        crate::quota::QuotaClient::of(header),
+        crate::quota::QuotaClient::of(scope, header),
         u32::try_from(partitions).unwrap_or(0),
         strict,
         std::time::Instant::now(),

@@ -59,7 +59,7 @@ pub async fn handle(
     let throttle = ctx.quotas.record(
         &image,
         QuotaKind::Produce,
-        QuotaClient::of(header),
+        QuotaClient::of(scope, header),
         sent,
         Instant::now(),
     );
@@ -189,7 +189,12 @@ pub async fn handle(
         return None;
     }
     // Leadership may have moved while the batches were appended: name today's leaders.
-    let leaders = name_leaders(&ctx.controller.image(), &names, &mut responses);
+    let leaders = name_leaders(
+        &ctx.controller.image(),
+        &names,
+        &mut responses,
+        scope.listener_name(),
+    );
     Some(
         ProduceResponse::default()
             .with_responses(responses)
@@ -204,6 +209,7 @@ fn name_leaders(
     image: &MetadataImage,
     names: &[String],
     responses: &mut [TopicProduceResponse],
+    listener: &str,
 ) -> Vec<NodeEndpoint> {
     let mut leaders = Vec::new();
     for (name, topic) in names.iter().zip(responses.iter_mut()) {
@@ -218,12 +224,12 @@ fn name_leaders(
             }
         }
     }
-    brokers_among(image, leaders)
-        .map(|b| {
+    brokers_among(image, leaders, listener)
+        .map(|(b, host, port)| {
             NodeEndpoint::default()
                 .with_node_id(b.id.into())
-                .with_host(str_bytes(&b.host))
-                .with_port(b.port)
+                .with_host(str_bytes(host))
+                .with_port(port)
                 .with_rack(b.rack.clone().map(str_bytes))
         })
         .collect()

@@ -10,13 +10,16 @@ import traceback
 PRINTABLE = string.ascii_letters + string.digits + string.punctuation
 
 
-def parse_args():
+def parse_args(add_args=None):
+    """The roundtrip arguments; add_args(parser) adds a client's own."""
     p = argparse.ArgumentParser()
     p.add_argument("--bootstrap", required=True)
     p.add_argument("--topic", required=True)
     p.add_argument("--partitions", type=int, required=True)
     p.add_argument("--messages", type=int, required=True)
     p.add_argument("--timeout", type=float, default=90.0, help="seconds for the whole run")
+    if add_args:
+        add_args(p)
     args = p.parse_args()
     # Hard bound on the run time, even if a client call blocks.
     watchdog = threading.Timer(args.timeout + 5, lambda: (print("FAIL timeout (watchdog)", flush=True), os._exit(1)))

@@ -3,6 +3,10 @@ acks=all, consume them back by explicit assignment, check every record came back
 once, unchanged, at its acked offset.
 
     roundtrip_confluent.py --bootstrap HOST:PORT --topic NAME --partitions N --messages M [--timeout S]
+        [-X KEY=VALUE ...]
+
+-X sets a librdkafka property on every client, as kcat's -X does (e.g. -X security.protocol=SASL_SSL
+-X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=U -X sasl.password=P -X ssl.ca.location=CA.pem).
 """
 import time
 
@@ -12,8 +16,14 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from roundtrip_common import Checker, fail, make_value, parse_args, run
 
 
+def add_property_args(p):
+    p.add_argument("-X", dest="props", action="append", default=[], metavar="KEY=VALUE",
+                   help="librdkafka property for every client (repeatable)")
+
+
 def main():
-    args = parse_args()
+    args = parse_args(add_property_args)
+    props = dict(kv.split("=", 1) for kv in args.props)
     deadline = time.monotonic() + args.timeout
 
     def left():
@@ -23,7 +33,7 @@ def main():
         return remaining
 
     # (a) create the topic
-    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    admin = AdminClient({"bootstrap.servers": args.bootstrap, **props})
     futures = admin.create_topics([NewTopic(args.topic, args.partitions, 1)], request_timeout=left())
     futures[args.topic].result(timeout=left())
 
@@ -37,7 +47,7 @@ def main():
         else:
             sent[i] = (msg.key(), msg.value(), msg.partition(), msg.offset())
 
-    producer = Producer({"bootstrap.servers": args.bootstrap, "acks": "all"})
+    producer = Producer({"bootstrap.servers": args.bootstrap, "acks": "all", **props})
     for i in range(args.messages):
         while True:
             try:
@@ -54,7 +64,7 @@ def main():
 
     # (c) consume every partition from the beginning, no group
     consumer = Consumer({"bootstrap.servers": args.bootstrap, "group.id": "unused-roundtrip",
-                         "enable.auto.commit": False, "enable.auto.offset.store": False})
+                         "enable.auto.commit": False, "enable.auto.offset.store": False, **props})
     consumer.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in range(args.partitions)])
     checker = Checker(sent)
     while checker.received < args.messages:

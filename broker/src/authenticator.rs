@@ -1,0 +1,265 @@
+//! The SASL exchange on a SASL_PLAINTEXT or SASL_SSL connection, before its first request
+//! (Kafka's SaslServerAuthenticator): ApiVersions, then SaslHandshake naming a mechanism,
+//! then SaslAuthenticate messages (after a v0 handshake: bare token frames) until the client
+//! has proved who it is. Nothing else is
+//! served meanwhile, frames are capped at `sasl.server.max.receive.size` and read without
+//! trusting their length prefix, and a failed login is answered only after
+//! `connection.failed.authentication.delay.ms`, then the connection closes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{
+    ApiKey, RequestKind, ResponseKind, SaslAuthenticateRequest, SaslAuthenticateResponse,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+use crate::context::Ctx;
+use crate::dispatch::{decode, dispatch, encode_response, peek_header, Decoded};
+use crate::error::BrokerError;
+use crate::frame::Frame;
+use crate::handlers::{sasl_authenticate, sasl_handshake};
+use crate::read_ahead::ReadAhead;
+use crate::request_scope::{Listener, RequestScope, Session};
+use crate::security::plain::PlainUsers;
+use crate::security::scram::{ScramServer, ScramStep};
+use crate::security::{Mechanism, Principal};
+
+/// Where the exchange is.
+enum Exchange {
+    /// No mechanism chosen yet.
+    Start,
+    /// PLAIN: one message, the password.
+    Plain,
+    /// SCRAM: two messages.
+    Scram(Mechanism, Box<ScramServer>),
+}
+
+/// Runs the exchange on a new connection of `listener_name`; the principal it proved, or
+/// why the connection must close.
+pub async fn authenticate(
+    ctx: &Ctx,
+    reader: &mut (impl AsyncRead + Unpin),
+    writer: &mut (impl AsyncWrite + Unpin),
+    listener_name: &str,
+    peer: Option<SocketAddr>,
+) -> Result<Principal, String> {
+    let enabled: Vec<Mechanism> = ctx
+        .config
+        .sasl_enabled_mechanisms()
+        .iter()
+        .filter_map(|m| Mechanism::from_name(m))
+        .collect();
+    let max_frame = ctx.config.sasl_max_receive_size();
+    let mut exchange = Exchange::Start;
+    // Set by a v0 handshake: tokens come and go as bare frames, not Kafka requests.
+    let mut bare_tokens = false;
+    loop {
+        let frame = read_small_frame(reader, max_frame).await?;
+        if bare_tokens {
+            let token = SaslAuthenticateRequest::default().with_auth_bytes(frame);
+            let (response, done) = sasl_step(ctx, listener_name, &mut exchange, token).await;
+            // A failure has no bare form: the connection just closes.
+            let principal = done?;
+            let mut reply = (response.auth_bytes.len() as u32).to_be_bytes().to_vec();
+            reply.extend_from_slice(&response.auth_bytes);
+            write_frame(writer, Frame::from(bytes::BytesMut::from(&reply[..]))).await?;
+            match principal {
+                Some(principal) => return Ok(principal),
+                None => continue,
+            }
+        }
+        let (raw_key, _, correlation_id) = peek_header(&frame).map_err(|e| e.to_string())?;
+        if raw_key == ApiKey::ApiVersions as i16 {
+            let answer = api_versions(ctx, peer, listener_name, frame).await?;
+            write_frame(writer, answer).await?;
+            continue;
+        }
+        let Decoded {
+            key,
+            version,
+            request,
+            ..
+        } = decode(Listener::Broker, frame).map_err(|e| e.to_string())?;
+        let (response, done): (ResponseKind, Result<Option<Principal>, String>) =
+            match (request, &mut exchange) {
+                (RequestKind::SaslHandshake(req), Exchange::Start) => {
+                    let (response, chosen) = sasl_handshake::handle(&enabled, &req);
+                    let next = match chosen {
+                        Some(Mechanism::Plain) => Ok(Exchange::Plain),
+                        Some(m) => match m.scram() {
+                            Some(hash) => Ok(Exchange::Scram(m, Box::new(ScramServer::new(hash)))),
+                            None => Err(format!("mechanism {} has no exchange", m.name())),
+                        },
+                        None => Err(format!("unsupported SASL mechanism {}", req.mechanism)),
+                    };
+                    match next {
+                        Ok(next) => {
+                            exchange = next;
+                            bare_tokens = version == 0;
+                            (response.into(), Ok(None))
+                        }
+                        Err(why) => (response.into(), Err(why)),
+                    }
+                }
+                (RequestKind::SaslAuthenticate(req), Exchange::Plain | Exchange::Scram(..)) => {
+                    let (response, done) = sasl_step(ctx, listener_name, &mut exchange, req).await;
+                    (response.into(), done)
+                }
+                (RequestKind::SaslHandshake(_), _) => (
+                    sasl_handshake::out_of_turn().into(),
+                    Err("a second SaslHandshake".into()),
+                ),
+                (RequestKind::SaslAuthenticate(_), _) => (
+                    sasl_authenticate::out_of_turn().into(),
+                    Err("SaslAuthenticate before SaslHandshake".into()),
+                ),
+                (_, _) => return Err(format!("unexpected {key:?} request before authentication")),
+            };
+        let frame =
+            encode_response(key, version, correlation_id, &response).map_err(|e| e.to_string())?;
+        write_frame(writer, frame).await?;
+        if let Some(principal) = done? {
+            return Ok(principal);
+        }
+    }
+}
+
+/// Takes one SASL message of the exchange under way; the answer, and the principal once
+/// proved (or why the exchange failed, after the failed-login delay).
+async fn sasl_step(
+    ctx: &Ctx,
+    listener_name: &str,
+    exchange: &mut Exchange,
+    req: SaslAuthenticateRequest,
+) -> (SaslAuthenticateResponse, Result<Option<Principal>, String>) {
+    match exchange {
+        Exchange::Plain => {
+            let users = PlainUsers::from_jaas(
+                &ctx.config
+                    .listener_config(listener_name, "plain.sasl.jaas.config")
+                    .unwrap_or_default(),
+            );
+            match users.authenticate(&req.auth_bytes) {
+                Ok(user) => {
+                    record(listener_name, Mechanism::Plain, true);
+                    let response = sasl_authenticate::answer(Ok(Vec::new()));
+                    (response, Ok(Some(Principal::user(user))))
+                }
+                Err(why) => {
+                    failed(ctx, listener_name, Mechanism::Plain).await;
+                    let error = BrokerError::SaslAuthenticationFailed(why.clone());
+                    (sasl_authenticate::answer(Err(error)), Err(why))
+                }
+            }
+        }
+        Exchange::Scram(mechanism, server) => {
+            let mechanism = *mechanism;
+            let image = ctx.controller.image();
+            let step = server.step(&req.auth_bytes, |user| {
+                image
+                    .scram_credentials
+                    .get(user)
+                    .and_then(|m| m.get(mechanism.name()))
+                    .cloned()
+            });
+            match step {
+                Ok(ScramStep::Continue(message)) => {
+                    (sasl_authenticate::answer(Ok(message)), Ok(None))
+                }
+                Ok(ScramStep::Authenticated { user, response }) => {
+                    record(listener_name, mechanism, true);
+                    let response = sasl_authenticate::answer(Ok(response));
+                    (response, Ok(Some(Principal::user(user))))
+                }
+                Err(why) => {
+                    failed(ctx, listener_name, mechanism).await;
+                    let error = BrokerError::SaslAuthenticationFailed(why.clone());
+                    (sasl_authenticate::answer(Err(error)), Err(why))
+                }
+            }
+        }
+        Exchange::Start => (
+            sasl_authenticate::out_of_turn(),
+            Err("SaslAuthenticate before SaslHandshake".into()),
+        ),
+    }
+}
+
+/// Counts an exchange's end.
+fn record(listener: &str, mechanism: Mechanism, success: bool) {
+    crate::metrics::record_authentication(listener, mechanism.name(), success);
+}
+
+/// Counts a failed login and waits `connection.failed.authentication.delay.ms` before it is
+/// answered, which slows down password guessing.
+async fn failed(ctx: &Ctx, listener: &str, mechanism: Mechanism) {
+    record(listener, mechanism, false);
+    tokio::time::sleep(ctx.config.failed_authentication_delay()).await;
+}
+
+/// ApiVersions, answered as on any broker connection.
+async fn api_versions(
+    ctx: &Ctx,
+    peer: Option<SocketAddr>,
+    listener_name: &str,
+    frame: Bytes,
+) -> Result<Frame, String> {
+    let session = Arc::new(Session {
+        listener_name: listener_name.to_string(),
+        principal: Principal::anonymous(),
+    });
+    let (next, _) = oneshot::channel();
+    let scope = RequestScope::new(
+        peer,
+        Listener::Broker,
+        session,
+        Arc::new(ReadAhead::default()),
+        next,
+    );
+    let answer = dispatch(ctx, scope, frame)
+        .await
+        .map_err(|e| e.to_string())?;
+    answer
+        .response
+        .ok_or_else(|| "ApiVersions had no answer".to_string())
+}
+
+/// Reads one frame of at most `max` bytes; its buffer grows as bytes arrive, never to the
+/// length the (not yet authenticated) client claims.
+async fn read_small_frame(
+    reader: &mut (impl AsyncRead + Unpin),
+    max: usize,
+) -> Result<Bytes, String> {
+    let mut prefix = [0u8; 4];
+    reader
+        .read_exact(&mut prefix)
+        .await
+        .map_err(|e| format!("closed before authenticating: {e}"))?;
+    let claimed = i32::from_be_bytes(prefix);
+    let len = usize::try_from(claimed)
+        .ok()
+        .filter(|l| *l <= max)
+        .ok_or_else(|| {
+            format!("frame of {claimed} bytes before authentication (sasl.server.max.receive.size {max})")
+        })?;
+    let mut body = Vec::with_capacity(len.min(4096));
+    let read = (&mut *reader)
+        .take(len as u64)
+        .read_to_end(&mut body)
+        .await
+        .map_err(|e| e.to_string())?;
+    if read < len {
+        return Err("closed in the middle of a frame".into());
+    }
+    Ok(Bytes::from(body))
+}
+
+async fn write_frame(writer: &mut (impl AsyncWrite + Unpin), frame: Frame) -> Result<(), String> {
+    for part in frame.parts() {
+        writer.write_all(part).await.map_err(|e| e.to_string())?;
+    }
+    writer.flush().await.map_err(|e| e.to_string())
+}

@@ -1,0 +1,910 @@
+//! TLS and SASL with real clients, on Kafka's four kinds of listener (PLAINTEXT,
+//! SASL_PLAINTEXT, SSL, SASL_SSL) configured with Kafka's names: kcat and confluent-kafka
+//! (librdkafka), Kafka's console tools (Java), kafka-python and franz-go's own SCRAM tests log
+//! in with PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or a client certificate and move records;
+//! `kafka-configs` manages SCRAM users; wrong passwords, unknown users, plaintext on a TLS
+//! port, requests before authentication and oversized frames are refused, closed and
+//! counted. Certificates are made per test (`sluice_compat_tests::tls`).
+//!
+//! kcat is used for PLAIN and TLS only: its librdkafka (2.0.2) repeats the client nonce in
+//! its SCRAM client-final-message, which Kafka 4 refuses as RFC 5802 says (librdkafka fixed
+//! it in 2.6.1). SCRAM through librdkafka goes through confluent-kafka's bundled 2.x.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::{
+    ApiVersionsRequest, MetadataRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use sluice_compat_tests::tls::Certs;
+use sluice_compat_tests::{
+    compat_dir, launcher, roundtrip_at, run, run_ok, scrape_metrics, topic, wait_until, Node,
+};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// Every listener kind, each on an ephemeral port.
+const LISTENERS: &str = "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,\
+                         SSL://127.0.0.1:0,SASL_SSL://127.0.0.1:0";
+const MECHANISMS: &str = "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512";
+/// The PLAIN users of a listener, in Kafka's JAAS syntax.
+const PLAIN_USERS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                           user_alice=\"alice-secret\" user_bob=\"bob-secret\";";
+/// Error code SASL_AUTHENTICATION_FAILED.
+const SASL_AUTHENTICATION_FAILED: i16 = 58;
+/// Error code UNSUPPORTED_SASL_MECHANISM.
+const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+
+/// A node with every listener kind, PLAIN users alice and bob on both SASL listeners, the
+/// SCRAM mechanisms enabled (users come from `kafka-configs`), `certs`' server certificate,
+/// `ssl.client.auth=<client_auth>`, plus `extra` flags.
+fn secure_node(certs: &Certs, client_auth: &str, extra: &[&str]) -> Node {
+    let mut flags: Vec<String> = ["--config", LISTENERS, "--config", MECHANISMS]
+        .map(String::from)
+        .into();
+    for listener in ["sasl_plaintext", "sasl_ssl"] {
+        flags.push("--config".into());
+        flags.push(format!(
+            "listener.name.{listener}.plain.sasl.jaas.config={PLAIN_USERS}"
+        ));
+    }
+    flags.extend(certs.broker_flags(client_auth));
+    flags.extend(extra.iter().map(|s| s.to_string()));
+    let node = Node::start_with(&flags.iter().map(String::as_str).collect::<Vec<_>>());
+    for l in ["PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL"] {
+        node.listener(l); // panics with the listeners it has if one is missing
+    }
+    node
+}
+
+/// Creates (or updates) SCRAM user `user` with both mechanisms through the PLAINTEXT
+/// listener: SCRAM-SHA-256 with 8192 iterations, SCRAM-SHA-512 with Kafka's default 4096.
+/// One `kafka-configs` call per mechanism: Kafka refuses two changes to one user in one
+/// AlterUserScramCredentials request (DUPLICATE_RESOURCE).
+fn add_scram_user(node: &Node, user: &str, password: &str) {
+    for credential in [
+        format!("SCRAM-SHA-256=[iterations=8192,password={password}]"),
+        format!("SCRAM-SHA-512=[password={password}]"),
+    ] {
+        kafka_configs(node, &["--alter", "--add-config", &credential], user);
+    }
+}
+
+/// `kafka-configs --bootstrap-server <PLAINTEXT listener> ARGS --entity-type users
+/// --entity-name <user>`; must succeed.
+fn kafka_configs(node: &Node, args: &[&str], user: &str) -> String {
+    run_ok(
+        Command::new(launcher("kafka-configs"))
+            .args(["--bootstrap-server", node.listener("PLAINTEXT")])
+            .args(args)
+            .args(["--entity-type", "users", "--entity-name", user]),
+        LIMIT,
+        None,
+    )
+}
+
+/// How a client connects: the listener (named after its security protocol), and for SASL
+/// the mechanism, user name and password.
+#[derive(Clone, Copy, Debug)]
+struct Login<'a> {
+    listener: &'a str,
+    sasl: Option<(&'a str, &'a str, &'a str)>,
+}
+
+impl<'a> Login<'a> {
+    fn ssl() -> Self {
+        Login {
+            listener: "SSL",
+            sasl: None,
+        }
+    }
+
+    fn sasl(listener: &'a str, mechanism: &'a str, user: &'a str, password: &'a str) -> Self {
+        Login {
+            listener,
+            sasl: Some((mechanism, user, password)),
+        }
+    }
+
+    fn tls(&self) -> bool {
+        self.listener.ends_with("SSL")
+    }
+
+    /// librdkafka properties, as `-X KEY=VALUE` flags (kcat, `roundtrip-confluent`,
+    /// `metadata-confluent`).
+    fn librdkafka(&self, certs: &Certs) -> Vec<String> {
+        let mut props = vec![format!("security.protocol={}", self.listener)];
+        if let Some((mechanism, user, password)) = self.sasl {
+            props.push(format!("sasl.mechanisms={mechanism}"));
+            props.push(format!("sasl.username={user}"));
+            props.push(format!("sasl.password={password}"));
+        }
+        if self.tls() {
+            props.push(format!("ssl.ca.location={}", certs.ca().display()));
+        }
+        props.into_iter().flat_map(|p| ["-X".into(), p]).collect()
+    }
+
+    /// A Java client's properties (`--command-config` of Kafka's tools).
+    fn java_properties(&self, certs: &Certs) -> String {
+        let mut props = format!("security.protocol={}\n", self.listener);
+        if let Some((mechanism, user, password)) = self.sasl {
+            let module = if mechanism == "PLAIN" {
+                "org.apache.kafka.common.security.plain.PlainLoginModule"
+            } else {
+                "org.apache.kafka.common.security.scram.ScramLoginModule"
+            };
+            props += &format!(
+                "sasl.mechanism={mechanism}\n\
+                 sasl.jaas.config={module} required username=\"{user}\" password=\"{password}\";\n"
+            );
+        }
+        if self.tls() {
+            props += &format!(
+                "ssl.truststore.type=PEM\nssl.truststore.location={}\n",
+                certs.ca().display()
+            );
+        }
+        // Fail within the tools' time limits rather than retry for minutes.
+        props + "request.timeout.ms=15000\ndefault.api.timeout.ms=30000\n"
+    }
+
+    /// `roundtrip-kafka-python`'s arguments.
+    fn kafka_python(&self, certs: &Certs) -> Vec<String> {
+        let mut args = vec!["--security-protocol".to_string(), self.listener.into()];
+        if let Some((mechanism, user, password)) = self.sasl {
+            args.extend(
+                [
+                    "--sasl-mechanism",
+                    mechanism,
+                    "--username",
+                    user,
+                    "--password",
+                    password,
+                ]
+                .map(String::from),
+            );
+        }
+        if self.tls() {
+            args.extend(["--ca-file".to_string(), certs.ca().display().to_string()]);
+        }
+        args
+    }
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Asks for metadata through `login`'s listener with confluent-kafka (`metadata-confluent`,
+/// like `kcat -L`); `extra` are more `-X` flags. Fails fast on an authentication error.
+fn metadata(node: &Node, certs: &Certs, login: Login, extra: &[&str]) -> Output {
+    run(
+        Command::new(launcher("metadata-confluent"))
+            .args(["-b", node.listener(login.listener), "--timeout", "10"])
+            .args(login.librdkafka(certs))
+            .args(extra),
+        LIMIT,
+        None,
+    )
+}
+
+/// Waits until `login` succeeds (SCRAM credentials reach the broker through the metadata log
+/// a moment after `kafka-configs` returns).
+fn await_login(node: &Node, certs: &Certs, login: Login) {
+    wait_until(
+        &format!("{login:?} logs in"),
+        Duration::from_secs(30),
+        || metadata(node, certs, login, &[]).status.success(),
+    );
+}
+
+/// Asserts that `login` fails with an authentication error, and fast.
+fn assert_refused(node: &Node, certs: &Certs, login: Login) {
+    let started = Instant::now();
+    let out = metadata(node, certs, login, &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && text.contains("_AUTHENTICATION"),
+        "{login:?} must fail to authenticate ({}):\n{text}",
+        out.status
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "{login:?}");
+}
+
+/// Produces `n` lines with kcat (acks=all) through `login` and reads them back with it;
+/// `extra` are more `-X` flags.
+fn kcat_roundtrip(node: &Node, certs: &Certs, login: Login, n: usize, extra: &[String]) {
+    let topic = topic(&format!("kcat-{}", login.listener.to_lowercase()));
+    let lines: Vec<String> = (0..n).map(|i| format!("{topic}-{i}")).collect();
+    let addr = node.listener(login.listener);
+    run_ok(
+        Command::new("kcat")
+            .args(["-P", "-b", addr, "-t", &topic, "-X", "acks=all"])
+            .args(login.librdkafka(certs))
+            .args(extra),
+        LIMIT,
+        Some((lines.join("\n") + "\n").as_bytes()),
+    );
+    let out = run_ok(
+        Command::new("kcat")
+            .args([
+                "-C",
+                "-b",
+                addr,
+                "-t",
+                &topic,
+                "-e",
+                "-q",
+                "-o",
+                "beginning",
+            ])
+            .args(["-f", "%s\n"])
+            .args(login.librdkafka(certs))
+            .args(extra),
+        LIMIT,
+        None,
+    );
+    assert_same_lines(&lines, &out, &format!("kcat {login:?}"));
+}
+
+fn assert_same_lines(sent: &[String], out: &str, what: &str) {
+    let mut got: Vec<&str> = out.lines().collect();
+    let mut want: Vec<&str> = sent.iter().map(String::as_str).collect();
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got, want, "{what}: every record comes back once");
+}
+
+/// Writes `login`'s Java client properties (plus `extra` lines) into `dir`; returns the
+/// file's path.
+fn java_config(dir: &Path, certs: &Certs, login: Login, extra: &str) -> String {
+    let path = dir.join(format!(
+        "{}-{}.properties",
+        login.listener,
+        login.sasl.map_or("tls", |s| s.0)
+    ));
+    std::fs::write(&path, login.java_properties(certs) + extra).unwrap();
+    path.display().to_string()
+}
+
+/// Kafka's `kafka-topics --create`, console producer and console consumer through `login`:
+/// `n` records in, the same `n` out.
+fn java_console_roundtrip(node: &Node, certs: &Certs, login: Login, n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = java_config(dir.path(), certs, login, "");
+    let addr = node.listener(login.listener);
+    let topic = topic(&format!("console-{}", login.listener.to_lowercase()));
+    let common = ["--bootstrap-server", addr, "--command-config", &config];
+    run_ok(
+        Command::new(launcher("kafka-topics"))
+            .args(common)
+            .args(["--create", "--topic", &topic, "--partitions", "2"])
+            .args(["--replication-factor", "1"]),
+        LIMIT,
+        None,
+    );
+    let lines: Vec<String> = (0..n).map(|i| format!("{topic}-{i}")).collect();
+    run_ok(
+        Command::new(launcher("kafka-console-producer"))
+            .args(common)
+            .args(["--topic", &topic, "--command-property", "acks=all"]),
+        LIMIT,
+        Some((lines.join("\n") + "\n").as_bytes()),
+    );
+    let out = run_ok(
+        Command::new(launcher("kafka-console-consumer"))
+            .args(common)
+            .args(["--topic", &topic, "--from-beginning"])
+            .args(["--max-messages", &n.to_string(), "--timeout-ms", "60000"]),
+        LIMIT,
+        None,
+    );
+    assert_same_lines(&lines, &out, &format!("console tools {login:?}"));
+}
+
+/// Sum of the `sluice_authentications_total` samples with `outcome="<outcome>"`, over every
+/// listener and mechanism.
+fn authentications(node: &Node, outcome: &str) -> f64 {
+    let label = format!("outcome=\"{outcome}\"");
+    scrape_metrics(node)
+        .lines()
+        .filter(|l| l.starts_with("sluice_authentications_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn librdkafka_round_trips_over_sasl_ssl_with_every_mechanism_over_ssl_and_sasl_plaintext() {
+    let certs = Certs::generate();
+    let node = secure_node(&certs, "none", &[]);
+    let successes = authentications(&node, "success");
+    // kcat: PLAIN and TLS.
+    for login in [
+        Login::sasl("SASL_SSL", "PLAIN", "alice", "alice-secret"),
+        Login::ssl(),
+        Login::sasl("SASL_PLAINTEXT", "PLAIN", "bob", "bob-secret"),
+    ] {
+        kcat_roundtrip(&node, &certs, login, 1000, &[]);
+    }
+    // confluent-kafka: SCRAM.
+    add_scram_user(&node, "carol", "carol-secret");
+    let first = Login::sasl("SASL_SSL", "SCRAM-SHA-512", "carol", "carol-secret");
+    await_login(&node, &certs, first);
+    for login in [
+        first,
+        Login::sasl("SASL_SSL", "SCRAM-SHA-256", "carol", "carol-secret"),
+        Login::sasl("SASL_PLAINTEXT", "SCRAM-SHA-256", "carol", "carol-secret"),
+        Login::sasl("SASL_SSL", "PLAIN", "alice", "alice-secret"),
+    ] {
+        let flags = login.librdkafka(&certs);
+        roundtrip_at(
+            node.listener(login.listener),
+            "confluent",
+            1000,
+            &strs(&flags),
+        );
+    }
+    assert!(
+        authentications(&node, "success") >= successes + 6.0,
+        "SASL logins are counted:\n{}",
+        scrape_metrics(&node)
+    );
+}
+
+#[test]
+fn kafka_console_tools_round_trip_over_sasl_ssl_ssl_and_sasl_plaintext() {
+    let certs = Certs::generate();
+    let node = secure_node(&certs, "none", &[]);
+    add_scram_user(&node, "carol", "carol-secret");
+    let scram = Login::sasl("SASL_SSL", "SCRAM-SHA-512", "carol", "carol-secret");
+    await_login(&node, &certs, scram);
+    for login in [
+        scram,
+        Login::sasl("SASL_SSL", "PLAIN", "alice", "alice-secret"),
+        Login::ssl(),
+        Login::sasl("SASL_PLAINTEXT", "SCRAM-SHA-256", "carol", "carol-secret"),
+    ] {
+        java_console_roundtrip(&node, &certs, login, 200);
+    }
+}
+
+#[test]
+fn kafka_python_round_trips_over_sasl_ssl_ssl_and_sasl_plaintext() {
+    let certs = Certs::generate();
+    let node = secure_node(&certs, "none", &[]);
+    add_scram_user(&node, "carol", "carol-secret");
+    let scram = Login::sasl("SASL_SSL", "SCRAM-SHA-256", "carol", "carol-secret");
+    await_login(&node, &certs, scram);
+    for login in [
+        scram,
+        Login::sasl("SASL_SSL", "SCRAM-SHA-512", "carol", "carol-secret"),
+        Login::ssl(),
+        Login::sasl("SASL_PLAINTEXT", "PLAIN", "alice", "alice-secret"),
+    ] {
+        let args = login.kafka_python(&certs);
+        roundtrip_at(
+            node.listener(login.listener),
+            "kafka-python",
+            500,
+            &strs(&args),
+        );
+    }
+}
+
+#[test]
+fn kafka_configs_creates_describes_and_deletes_scram_credentials() {
+    let certs = Certs::generate();
+    let node = secure_node(&certs, "none", &[]);
+    // As in Kafka (ScramControlManager keys a request's changes by user name), two
+    // mechanisms of one user in one request are refused and neither is applied.
+    let out = run(
+        Command::new(launcher("kafka-configs"))
+            .args(["--bootstrap-server", node.listener("PLAINTEXT"), "--alter"])
+            .args([
+                "--add-config",
+                "SCRAM-SHA-256=[password=x],SCRAM-SHA-512=[password=x]",
+            ])
+            .args(["--entity-type", "users", "--entity-name", "dave"]),
+        LIMIT,
+        None,
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && text.contains("A user credential cannot be altered twice in the same request"),
+        "{text}"
+    );
+
+    add_scram_user(&node, "dave", "dave-secret");
+    let described = kafka_configs(&node, &["--describe"], "dave");
+    assert!(
+        described.contains(
+            "SCRAM credential configs for user-principal 'dave' are \
+             SCRAM-SHA-256=iterations=8192, SCRAM-SHA-512=iterations=4096"
+        ),
+        "{described}"
+    );
+    let all = run_ok(
+        Command::new(launcher("kafka-configs"))
+            .args(["--bootstrap-server", node.listener("PLAINTEXT")])
+            .args(["--describe", "--entity-type", "users"]),
+        LIMIT,
+        None,
+    );
+    assert!(all.contains("user-principal 'dave'"), "{all}");
+
+    let sha512 = Login::sasl("SASL_SSL", "SCRAM-SHA-512", "dave", "dave-secret");
+    let sha256 = Login::sasl("SASL_PLAINTEXT", "SCRAM-SHA-256", "dave", "dave-secret");
+    await_login(&node, &certs, sha512);
+    await_login(&node, &certs, sha256);
+
+    kafka_configs(
+        &node,
+        &["--alter", "--delete-config", "SCRAM-SHA-512"],
+        "dave",
+    );
+    let described = kafka_configs(&node, &["--describe"], "dave");
+    assert!(
+        described.contains("SCRAM-SHA-256=iterations=8192") && !described.contains("SCRAM-SHA-512"),
+        "{described}"
+    );
+    wait_until(
+        "the deleted SCRAM-SHA-512 credential stops working",
+        Duration::from_secs(30),
+        || !metadata(&node, &certs, sha512, &[]).status.success(),
+    );
+    assert_refused(&node, &certs, sha512);
+    await_login(&node, &certs, sha256);
+
+    // A new password replaces the old one.
+    add_scram_user(&node, "dave", "dave-new-secret");
+    await_login(
+        &node,
+        &certs,
+        Login::sasl("SASL_SSL", "SCRAM-SHA-512", "dave", "dave-new-secret"),
+    );
+    assert_refused(&node, &certs, sha256);
+
+    // Without credentials the user is gone from the listing.
+    kafka_configs(
+        &node,
+        &["--alter", "--delete-config", "SCRAM-SHA-512"],
+        "dave",
+    );
+    kafka_configs(
+        &node,
+        &["--alter", "--delete-config", "SCRAM-SHA-256"],
+        "dave",
+    );
+    let described = kafka_configs(&node, &["--describe"], "dave");
+    assert!(!described.contains("SCRAM-SHA"), "{described}");
+}
+
+#[test]
+fn wrong_passwords_and_unknown_users_are_refused_and_counted() {
+    let certs = Certs::generate();
+    let node = secure_node(&certs, "none", &[]);
+    add_scram_user(&node, "carol", "carol-secret");
+    await_login(
+        &node,
+        &certs,
+        Login::sasl("SASL_SSL", "SCRAM-SHA-512", "carol", "carol-secret"),
+    );
+    let failures = authentications(&node, "failure");
+    for login in [
+        Login::sasl("SASL_SSL", "SCRAM-SHA-512", "carol", "wrong"),
+        Login::sasl("SASL_SSL", "SCRAM-SHA-256", "mallory", "carol-secret"),
+        Login::sasl("SASL_SSL", "PLAIN", "alice", "bob-secret"),
+        Login::sasl("SASL_PLAINTEXT", "PLAIN", "mallory", "x"),
+        // PLAIN users are not SCRAM users, nor the other way round.
+        Login::sasl("SASL_PLAINTEXT", "SCRAM-SHA-256", "alice", "alice-secret"),
+        Login::sasl("SASL_PLAINTEXT", "PLAIN", "carol", "carol-secret"),
+    ] {
+        assert_refused(&node, &certs, login);
+    }
+
+    // kcat reports the broker's reason.
+    let wrong = Login::sasl("SASL_SSL", "PLAIN", "alice", "wrong");
+    let out = run(
+        Command::new("kcat")
+            .args(["-L", "-b", node.listener("SASL_SSL"), "-m", "5"])
+            .args(wrong.librdkafka(&certs)),
+        LIMIT,
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("SASL authentication error"),
+        "kcat with a wrong password ({}): {stderr}",
+        out.status
+    );
+
+    // Java: the admin client gives up at once with SaslAuthenticationException.
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = Login::sasl("SASL_SSL", "SCRAM-SHA-512", "carol", "carol-wrong");
+    let out = run(
+        Command::new(launcher("kafka-topics"))
+            .args(["--bootstrap-server", node.listener("SASL_SSL"), "--list"])
+            .args([
+                "--command-config",
+                &java_config(dir.path(), &certs, wrong, ""),
+            ]),
+        LIMIT,
+        None,
+    );
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && text.contains("SaslAuthenticationException"),
+        "kafka-topics with a wrong password must fail ({}): {text}",
+        out.status
+    );
+
+    let counted = authentications(&node, "failure") - failures;
+    assert!(
+        counted >= 8.0,
+        "8 failed logins (at least), {counted} counted:\n{}",
+        scrape_metrics(&node)
+    );
+}
+
+#[test]
+fn mutual_tls_requires_a_client_certificate_signed_by_the_trusted_ca() {
+    let certs = Certs::generate();
+    let other = Certs::generate();
+    let node = secure_node(&certs, "required", &[]);
+    let cert_flags = |c: &Certs| {
+        vec![
+            "-X".to_string(),
+            format!("ssl.certificate.location={}", c.client_cert().display()),
+            "-X".to_string(),
+            format!("ssl.key.location={}", c.client_key().display()),
+        ]
+    };
+    let kcat = |extra: &[String]| {
+        run(
+            Command::new("kcat")
+                .args(["-L", "-b", node.listener("SSL"), "-m", "5"])
+                .args(Login::ssl().librdkafka(&certs))
+                .args(extra),
+            LIMIT,
+            None,
+        )
+    };
+    let out = kcat(&cert_flags(&certs));
+    assert!(
+        out.status.success(),
+        "kcat with a client certificate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    kcat_roundtrip(&node, &certs, Login::ssl(), 100, &cert_flags(&certs));
+    let out = kcat(&[]);
+    assert!(
+        !out.status.success(),
+        "kcat without a client certificate must fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = kcat(&cert_flags(&other));
+    assert!(
+        !out.status.success(),
+        "kcat with a certificate from another CA must fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // kafka-python and a Java client (PEM key store) with the client certificate.
+    let (ca, cert, key) = (
+        certs.ca().display().to_string(),
+        certs.client_cert().display().to_string(),
+        certs.client_key().display().to_string(),
+    );
+    roundtrip_at(
+        node.listener("SSL"),
+        "kafka-python",
+        100,
+        &[
+            "--security-protocol",
+            "SSL",
+            "--ca-file",
+            &ca,
+            "--cert-file",
+            &cert,
+            "--key-file",
+            &key,
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let keystore = format!(
+        "ssl.keystore.type=PEM\nssl.keystore.location={}\n",
+        certs.client_keystore().display()
+    );
+    run_ok(
+        Command::new(launcher("kafka-topics"))
+            .args(["--bootstrap-server", node.listener("SSL"), "--list"])
+            .args([
+                "--command-config",
+                &java_config(dir.path(), &certs, Login::ssl(), &keystore),
+            ]),
+        LIMIT,
+        None,
+    );
+}
+
+// --- Below the clients: raw frames on the SASL and TLS ports --------------------------
+
+fn connect(addr: &str) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// One request frame: length, header (the version `R` needs at `version`), body.
+fn frame<R: Request>(request: &R, version: i16, correlation: i32) -> Vec<u8> {
+    use kafka_protocol::messages::RequestHeader;
+    let mut payload = bytes::BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation)
+        .with_client_id(Some(StrBytes::from_static_str("sluice-security-test")))
+        .encode(&mut payload, R::header_version(version))
+        .unwrap();
+    request.encode(&mut payload, version).unwrap();
+    let mut f = (payload.len() as i32).to_be_bytes().to_vec();
+    f.extend_from_slice(&payload);
+    f
+}
+
+/// Sends `request` at `version` and reads its response; `None` if the connection closed
+/// (or stayed silent for the read timeout) instead.
+fn ask<R: Request>(s: &mut TcpStream, request: &R, version: i16) -> Option<R::Response> {
+    use kafka_protocol::messages::ResponseHeader;
+    s.write_all(&frame(request, version, 7)).ok()?;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).ok()?;
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).ok()?;
+    let mut body = bytes::Bytes::from(body);
+    let header = ResponseHeader::decode(&mut body, R::Response::header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, 7);
+    Some(R::Response::decode(&mut body, version).unwrap())
+}
+
+/// True once the peer has closed the connection (EOF or reset) within the read timeout;
+/// bytes before that (a TLS alert) are skipped.
+fn is_closed(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) => return !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        }
+    }
+}
+
+fn api_versions() -> ApiVersionsRequest {
+    ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("sluice-security-test"))
+        .with_client_software_version(StrBytes::from_static_str("1.0"))
+}
+
+fn handshake(s: &mut TcpStream, mechanism: &'static str) -> i16 {
+    let request =
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
+    let response = ask(s, &request, 1).expect("SaslHandshake answered");
+    if response.error_code == 0 {
+        let offered: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();
+        assert!(offered.contains(&mechanism), "{offered:?}");
+    }
+    response.error_code
+}
+
+/// SaslAuthenticate v2 with a PLAIN token for `user`/`password`: (error code, time taken).
+fn plain_login(s: &mut TcpStream, user: &str, password: &str) -> (i16, Duration) {
+    let token = format!("\0{user}\0{password}");
+    let request =
+        SaslAuthenticateRequest::default().with_auth_bytes(bytes::Bytes::from(token.into_bytes()));
+    let started = Instant::now();
+    let response = ask(s, &request, 2).expect("SaslAuthenticate answered");
+    (response.error_code, started.elapsed())
+}
+
+#[test]
+fn a_failed_plain_login_gets_sasl_authentication_failed_after_the_delay_then_a_close() {
+    let certs = Certs::generate();
+    let delay = Duration::from_millis(700);
+    let node = secure_node(
+        &certs,
+        "none",
+        &[
+            "--config",
+            &format!(
+                "connection.failed.authentication.delay.ms={}",
+                delay.as_millis()
+            ),
+        ],
+    );
+    let addr = node.listener("SASL_PLAINTEXT");
+    let failures = authentications(&node, "failure");
+
+    // ApiVersions is answered before authentication and offers the SASL APIs.
+    let mut s = connect(addr);
+    let versions = ask(&mut s, &api_versions(), 3).expect("ApiVersions answered");
+    assert_eq!(versions.error_code, 0);
+    let keys: Vec<i16> = versions.api_keys.iter().map(|k| k.api_key).collect();
+    assert!(keys.contains(&17) && keys.contains(&36), "{keys:?}");
+    assert_eq!(handshake(&mut s, "PLAIN"), 0);
+    let (error, took) = plain_login(&mut s, "alice", "wrong");
+    assert_eq!(error, SASL_AUTHENTICATION_FAILED);
+    assert!(
+        took >= delay - Duration::from_millis(50),
+        "answered after {took:?}"
+    );
+    assert!(is_closed(&mut s), "closed after a failed login");
+
+    // An unknown mechanism is refused with the list of the enabled ones.
+    let mut s = connect(addr);
+    assert_eq!(handshake(&mut s, "GSSAPI"), UNSUPPORTED_SASL_MECHANISM);
+
+    // The right password: authenticated, then any request is served.
+    let mut s = connect(addr);
+    assert_eq!(handshake(&mut s, "PLAIN"), 0);
+    let (error, _) = plain_login(&mut s, "alice", "alice-secret");
+    assert_eq!(error, 0);
+    let metadata = ask(&mut s, &MetadataRequest::default(), 12).expect("Metadata answered");
+    assert_eq!(metadata.brokers.len(), 1);
+    assert_eq!(
+        format!(
+            "{}:{}",
+            metadata.brokers[0].host.as_str(),
+            metadata.brokers[0].port
+        ),
+        addr,
+        "the broker is advertised at the listener the client came in on"
+    );
+    assert!(
+        authentications(&node, "failure") > failures,
+        "the failed login is counted:\n{}",
+        scrape_metrics(&node)
+    );
+}
+
+#[test]
+fn a_sasl_listener_closes_a_connection_that_sends_other_requests_before_authenticating() {
+    let certs = Certs::generate();
+    let node = secure_node(&certs, "none", &[]);
+    let addr = node.listener("SASL_PLAINTEXT");
+    // Metadata first.
+    let mut s = connect(addr);
+    assert!(
+        ask(&mut s, &MetadataRequest::default(), 4).is_none(),
+        "answered"
+    );
+    assert!(is_closed(&mut s));
+    // Metadata after the handshake, before SaslAuthenticate: closed, after an error
+    // response or none (Kafka answers with ILLEGAL_SASL_STATE, then closes).
+    let mut s = connect(addr);
+    assert_eq!(handshake(&mut s, "PLAIN"), 0);
+    let _ = ask(&mut s, &MetadataRequest::default(), 4);
+    assert!(is_closed(&mut s));
+    // The same request is served on the PLAINTEXT listener.
+    let mut s = connect(node.listener("PLAINTEXT"));
+    assert!(ask(&mut s, &MetadataRequest::default(), 4).is_some());
+}
+
+#[test]
+fn oversized_frames_before_authentication_close_the_connection_without_allocating() {
+    let certs = Certs::generate();
+    let node = secure_node(&certs, "none", &[]);
+    let addr = node.listener("SASL_PLAINTEXT");
+    // Warm up (threads, buffers) before taking the baseline.
+    let mut s = connect(addr);
+    ask(&mut s, &api_versions(), 3).expect("ApiVersions answered");
+    drop(s);
+    std::thread::sleep(Duration::from_millis(300));
+    let rss_before = node.rss_kib();
+
+    // Past sasl.server.max.receive.size (512 KiB): 600 KiB, 2 GiB - 1 and 2 GiB (negative
+    // as a Kafka INT32), each followed by a stream of bytes the broker must not buffer.
+    // Writing stops when the broker closes.
+    for claimed in [600 * 1024, 0x7fff_ffff, 0x8000_0000u32] {
+        let mut s = connect(addr);
+        s.write_all(&claimed.to_be_bytes()).unwrap();
+        let chunk = vec![0x41u8; 64 * 1024];
+        let mut written = 0usize;
+        while written < 32 << 20 {
+            match s.write(&chunk) {
+                Ok(n) => written += n,
+                Err(_) => break, // closed (or not read from for the write timeout)
+            }
+        }
+        assert!(
+            written < 32 << 20,
+            "a frame claiming {claimed} bytes: the broker read 32 MiB of it"
+        );
+        assert!(
+            is_closed(&mut s),
+            "a frame claiming {claimed} bytes is closed"
+        );
+    }
+    let grown = node.rss_kib().saturating_sub(rss_before);
+    assert!(grown < 8 * 1024, "RSS grew by {grown} KiB");
+    // The broker carries on.
+    let mut s = connect(addr);
+    assert!(ask(&mut s, &api_versions(), 3).is_some());
+}
+
+#[test]
+fn a_plaintext_client_on_the_ssl_port_fails_quickly() {
+    let certs = Certs::generate();
+    let node = secure_node(&certs, "none", &[]);
+    for listener in ["SSL", "SASL_SSL"] {
+        let started = Instant::now();
+        let out = run(
+            Command::new("kcat").args(["-L", "-b", node.listener(listener), "-m", "5"]),
+            LIMIT,
+            None,
+        );
+        assert!(
+            !out.status.success(),
+            "kcat without TLS on {listener}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(started.elapsed() < Duration::from_secs(30), "{listener}");
+        // A raw Kafka request is not a TLS ClientHello: the broker closes the connection.
+        let mut s = connect(node.listener(listener));
+        s.write_all(&frame(&api_versions(), 3, 7)).unwrap();
+        assert!(is_closed(&mut s), "{listener}: closed");
+    }
+}
+
+#[test]
+fn franz_go_kgo_scram_tests_pass_against_a_sasl_plaintext_listener() {
+    // pkg/kgo's TestSCRAMAuth logs in with KGO_TEST_SCRAM (user:password[:256|512]) at
+    // KGO_TEST_SCRAM_SEEDS, without TLS, and sends Metadata; TestSCRAMAuthBadCredentials
+    // logs in there as an unknown user with SCRAM-SHA-256 and must fail.
+    let node = Node::start_with(&[
+        "--config",
+        "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "--config",
+        "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512",
+    ]);
+    add_scram_user(&node, "kgo", "kgo-secret");
+    let no_tls = Certs::generate(); // unused by SASL_PLAINTEXT logins
+    for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
+        let login = Login::sasl("SASL_PLAINTEXT", mechanism, "kgo", "kgo-secret");
+        await_login(&node, &no_tls, login);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let allowlist = dir.path().join("scram.txt");
+    std::fs::write(&allowlist, "TestSCRAMAuth\nTestSCRAMAuthBadCredentials\n").unwrap();
+    for bits in ["256", "512"] {
+        let out = run(
+            Command::new(launcher("kgo-suite"))
+                .args(["--bootstrap", node.listener("PLAINTEXT"), "--allowlist"])
+                .arg(&allowlist)
+                .args(["--timeout", "2m"])
+                .env("KGO_TEST_SCRAM", format!("kgo:kgo-secret:{bits}"))
+                .env("KGO_TEST_SCRAM_SEEDS", node.listener("SASL_PLAINTEXT"))
+                .current_dir(compat_dir()),
+            Duration::from_secs(180),
+            None,
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for test in ["TestSCRAMAuth", "TestSCRAMAuthBadCredentials"] {
+            assert!(
+                stdout.contains(&format!("--- PASS: {test} ")),
+                "SCRAM-SHA-{bits}: {test} did not pass ({}):\n{stdout}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
