@@ -318,7 +318,6 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
         "100",
         ConfigType::Int,
     ),
-    ("connections.max.reauth.ms", "0", ConfigType::Long),
     ("ssl.keystore.type", "PEM", ConfigType::String),
     ("ssl.keystore.location", "", ConfigType::String),
     ("ssl.keystore.certificate.chain", "", ConfigType::String),
@@ -328,6 +327,13 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
     ("ssl.truststore.certificates", "", ConfigType::String),
     ("ssl.client.auth", "none", ConfigType::String),
     ("ssl.principal.mapping.rules", "DEFAULT", ConfigType::List),
+    ("authorizer.class.name", "", ConfigType::String),
+    ("super.users", "", ConfigType::String),
+    (
+        "allow.everyone.if.no.acl.found",
+        "false",
+        ConfigType::Boolean,
+    ),
 ];
 
 /// The per-listener configs Kafka takes as `listener.name.<listener>.<config>` (the

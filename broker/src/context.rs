@@ -15,6 +15,7 @@ use crate::producer_ids::ProducerIdAllocator;
 use crate::quota::ClientQuotas;
 use crate::replication::ReplicaManager;
 use crate::request_reader::RequestBudget;
+use crate::security::authorizer::Authorizer;
 use crate::txn::markers::MarkerIo;
 use crate::txn::TxnCoordinator;
 
@@ -46,6 +47,8 @@ pub struct Broker {
     pub request_budget: Arc<RequestBudget>,
     /// This node's log levels (the BROKER_LOGGER resource).
     pub log_levels: Arc<LogLevels>,
+    /// Checks requests against the ACLs (`authorizer.class.name`).
+    pub authorizer: Authorizer,
 }
 
 impl Broker {

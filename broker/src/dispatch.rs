@@ -343,6 +343,15 @@ async fn handle(
                 .await
                 .into()
         }
+        RequestKind::CreateAcls(r) => handlers::create_acls::handle(ctx, scope, header, r)
+            .await
+            .into(),
+        RequestKind::DescribeAcls(r) => handlers::describe_acls::handle(ctx, scope, header, r)
+            .await
+            .into(),
+        RequestKind::DeleteAcls(r) => handlers::delete_acls::handle(ctx, scope, header, r)
+            .await
+            .into(),
         RequestKind::AlterUserScramCredentials(r) => {
             handlers::alter_user_scram_credentials::handle(ctx, scope, header, r)
                 .await

@@ -84,6 +84,21 @@ pub enum BrokerError {
     /// INVALID_TOPIC_EXCEPTION
     #[error("{0}")]
     InvalidTopic(String),
+    /// TOPIC_AUTHORIZATION_FAILED
+    #[error("Topic authorization failed.")]
+    TopicAuthorizationFailed,
+    /// GROUP_AUTHORIZATION_FAILED
+    #[error("Group authorization failed.")]
+    GroupAuthorizationFailed,
+    /// CLUSTER_AUTHORIZATION_FAILED
+    #[error("Cluster authorization failed.")]
+    ClusterAuthorizationFailed,
+    /// TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    #[error("Transactional Id authorization failed.")]
+    TransactionalIdAuthorizationFailed,
+    /// SECURITY_DISABLED: ACL requests to a broker without an authorizer.
+    #[error("No Authorizer is configured.")]
+    SecurityDisabled,
     /// SASL_AUTHENTICATION_FAILED
     #[error("{0}")]
     SaslAuthenticationFailed(String),
@@ -316,6 +331,11 @@ impl BrokerError {
             Self::FencedLeaderEpoch => Code::FencedLeaderEpoch,
             Self::UnknownLeaderEpoch => Code::UnknownLeaderEpoch,
             Self::InvalidTopic(_) => Code::InvalidTopicException,
+            Self::TopicAuthorizationFailed => Code::TopicAuthorizationFailed,
+            Self::GroupAuthorizationFailed => Code::GroupAuthorizationFailed,
+            Self::ClusterAuthorizationFailed => Code::ClusterAuthorizationFailed,
+            Self::TransactionalIdAuthorizationFailed => Code::TransactionalIdAuthorizationFailed,
+            Self::SecurityDisabled => Code::SecurityDisabled,
             Self::SaslAuthenticationFailed(_) => Code::SaslAuthenticationFailed,
             Self::UnsupportedSaslMechanism(_) => Code::UnsupportedSaslMechanism,
             Self::IllegalSaslState(_) => Code::IllegalSaslState,

@@ -13,6 +13,8 @@ pub const REQUEST_DURATION: &str = "sluice_request_duration_seconds";
 pub const CONNECTIONS_ACTIVE: &str = "sluice_connections_active";
 /// New connections held back by a connection creation rate, by limit.
 pub const CONNECTIONS_THROTTLED: &str = "sluice_connections_throttled_total";
+/// Requests (or parts of them) refused by the authorizer, by resource type and operation.
+pub const AUTHORIZATION_DENIED: &str = "sluice_authorization_denied_total";
 /// SASL authentications by listener, mechanism and outcome (success, failure).
 pub const AUTHENTICATIONS: &str = "sluice_authentications_total";
 /// Bytes produced, by topic.
@@ -255,6 +257,16 @@ pub fn record_throttle(quota: &'static str, user: &str, client_id: &str, throttl
 /// `ip_connection_creation_rate` quota (the connection closed after the throttle time).
 pub fn record_connection_throttled(limit: &'static str) {
     metrics::counter!(CONNECTIONS_THROTTLED, "limit" => limit).increment(1);
+}
+
+/// Counts one refusal of the authorizer.
+pub fn record_authorization_denied(resource_type: &'static str, operation: &'static str) {
+    metrics::counter!(
+        AUTHORIZATION_DENIED,
+        "resource_type" => resource_type,
+        "operation" => operation
+    )
+    .increment(1);
 }
 
 /// Counts one SASL exchange that ended, on `listener` with `mechanism`.

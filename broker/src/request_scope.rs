@@ -85,6 +85,11 @@ impl RequestScope {
             .unwrap_or_default()
     }
 
+    /// The client's address, if known.
+    pub fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        self.peer.map(|a| a.ip())
+    }
+
     /// The listener the request came in on.
     pub fn listener(&self) -> Listener {
         self.listener

@@ -28,6 +28,7 @@ use crate::replication::fetcher::FetcherCtx;
 use crate::replication::ReplicaManager;
 use crate::request_reader::RequestBudget;
 use crate::request_scope::Listener;
+use crate::security::authorizer::Authorizer;
 use crate::security::listeners::{self, ListenerSpec};
 use crate::security::tls::TlsListener;
 use crate::txn::{TxnCoordinator, TxnSettings};
@@ -179,6 +180,7 @@ pub async fn serve(
             id_expiration_ms: config.txn_id_expiration_ms(),
         }),
         disk: DiskGuard::new(args.data_dir.clone(), config.min_free_bytes()),
+        authorizer: Authorizer::from_config(&config)?,
         config,
     });
     ctx.replicas.reconcile(&ctx.controller).await?;

@@ -20,6 +20,7 @@
 //! the local image has it. The leader also fences brokers whose heartbeats stop. openraft
 //! types stay inside this crate.
 
+pub mod acl;
 mod client;
 mod error;
 pub mod metadata;
@@ -28,6 +29,7 @@ mod raft_store;
 mod reassign;
 mod rpc;
 
+pub use acl::{AclBinding, AclFilter};
 pub use client::{system_tables, ControllerClient, ControllerConfig, RaftStatus};
 pub use error::ControllerError;
 pub use metadata::{

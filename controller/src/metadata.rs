@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::acl::{AclBinding, AclFilter};
 use crate::reassign::complete_reassignment;
 
 /// Longest topic name Kafka accepts.
@@ -146,6 +147,9 @@ pub struct MetadataImage {
     /// before SASL existed).
     #[serde(default)]
     pub scram_credentials: BTreeMap<String, BTreeMap<String, ScramCredential>>,
+    /// ACLs, sorted, each once (absent from images stored before ACLs existed).
+    #[serde(default)]
+    pub acls: Vec<AclBinding>,
 }
 
 /// A client quota entity (Kafka's `ClientQuotaEntity`): entity type (`user`, `client-id`
@@ -310,6 +314,10 @@ pub enum Command {
     ReassignPartitions(Vec<Reassignment>),
     /// Sets and deletes SCRAM credentials (validated by the proposing broker).
     AlterScramCredentials(Vec<ScramChange>),
+    /// Adds ACLs (validated by the proposing broker); one already there is kept once.
+    CreateAcls(Vec<AclBinding>),
+    /// Deletes the ACLs each filter matches (CommandResult::DeletedAcls says which).
+    DeleteAcls(Vec<AclFilter>),
     /// Hands out a block of producer ids.
     AllocateProducerIds {
         /// How many ids.
@@ -387,6 +395,8 @@ pub enum CommandResult {
         /// First id of the block.
         first: i64,
     },
+    /// The ACLs each filter of a DeleteAcls deleted, in filter order.
+    DeletedAcls(Vec<Vec<AclBinding>>),
 }
 
 /// Sets and removes configs of one owner in a map of owners' configs; an owner left with
@@ -535,6 +545,27 @@ impl MetadataImage {
                     self.alter_client_quota(change);
                 }
                 CommandResult::Done
+            }
+            Command::CreateAcls(bindings) => {
+                for b in bindings {
+                    if let Err(at) = self.acls.binary_search(b) {
+                        self.acls.insert(at, b.clone());
+                    }
+                }
+                CommandResult::Done
+            }
+            Command::DeleteAcls(filters) => {
+                let deleted = filters
+                    .iter()
+                    .map(|f| {
+                        let (gone, kept) = std::mem::take(&mut self.acls)
+                            .into_iter()
+                            .partition(|b| f.matches(b));
+                        self.acls = kept;
+                        gone
+                    })
+                    .collect();
+                CommandResult::DeletedAcls(deleted)
             }
             Command::AlterScramCredentials(changes) => {
                 for change in changes {

@@ -11,16 +11,19 @@ use kafka_protocol::messages::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, RequestHeader,
 };
 
+use super::{allowed, authorize_cluster};
 use crate::context::Ctx;
 use crate::coordinator::TxnProducer;
 use crate::error::{code_of, BrokerError};
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::{ClusterAction, Write};
+use crate::security::authorizer::Resource::{Topic, TransactionalId};
 use crate::txn::state::{TopicPartition, TV1, TV2};
 
 /// Adds (or verifies) each transaction's partitions.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     header: &RequestHeader,
     req: AddPartitionsToTxnRequest,
 ) -> AddPartitionsToTxnResponse {
@@ -31,6 +34,7 @@ pub async fn handle(
         };
         let topics = add(
             ctx,
+            scope,
             req.v3_and_below_transactional_id.as_str(),
             producer,
             &req.v3_and_below_topics,
@@ -44,6 +48,10 @@ pub async fn handle(
     } else {
         TV1
     };
+    // From v4 the request is a broker's (a partition leader's verification).
+    if let Err(e) = authorize_cluster(ctx, scope, ClusterAction) {
+        return AddPartitionsToTxnResponse::default().with_error_code(e.code());
+    }
     let mut results = Vec::with_capacity(req.transactions.len());
     for t in &req.transactions {
         let producer = TxnProducer {
@@ -52,6 +60,7 @@ pub async fn handle(
         };
         let topics = add(
             ctx,
+            scope,
             t.transactional_id.as_str(),
             producer,
             &t.topics,
@@ -85,6 +94,7 @@ enum Enlist {
 /// OPERATION_NOT_ATTEMPTED for them).
 async fn add(
     ctx: &Ctx,
+    scope: &RequestScope,
     id: &str,
     producer: TxnProducer,
     topics: &[AddPartitionsToTxnTopic],
@@ -104,12 +114,34 @@ async fn add(
     };
     let missing = wanted.iter().any(|tp| !exists(tp));
     let mut codes: Vec<i16> = Vec::with_capacity(wanted.len());
-    if let Enlist::Verify = enlist {
+    let not_attempted = kafka_protocol::error::ResponseError::OperationNotAttempted.code();
+    // A client adding partitions needs WRITE on the transactional id and on each topic.
+    let adding = matches!(enlist, Enlist::Add(_));
+    let txn_refused = adding && !allowed(ctx, scope, &image, Write, TransactionalId, id);
+    let topic_refused: Vec<bool> = wanted
+        .iter()
+        .map(|(topic, _)| {
+            adding && !txn_refused && !allowed(ctx, scope, &image, Write, Topic, topic)
+        })
+        .collect();
+    if txn_refused {
+        codes = vec![BrokerError::TransactionalIdAuthorizationFailed.code(); wanted.len()];
+    } else if topic_refused.iter().any(|r| *r) {
+        codes = topic_refused
+            .iter()
+            .map(|refused| {
+                if *refused {
+                    BrokerError::TopicAuthorizationFailed.code()
+                } else {
+                    not_attempted
+                }
+            })
+            .collect();
+    } else if let Enlist::Verify = enlist {
         for tp in &wanted {
             codes.push(code_of(&ctx.txns.verify(io, id, producer, tp).await));
         }
     } else if missing {
-        let not_attempted = kafka_protocol::error::ResponseError::OperationNotAttempted.code();
         codes = wanted
             .iter()
             .map(|tp| {

@@ -13,10 +13,12 @@ use kafka_protocol::messages::{
 };
 use sluice_controller::{Command, QuotaChange, QuotaEntity, QuotaValue};
 
+use super::authorize_cluster;
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::quota::{CLIENT_ID, IP, USER};
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::AlterConfigs;
 
 /// Whether a quota key takes whole numbers or any number.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -39,16 +41,19 @@ const IP_QUOTA_KEYS: &[(&str, QuotaType)] = &[("connection_creation_rate", Quota
 /// Validates every entity's changes on its own and commits the valid ones together.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     _header: &RequestHeader,
     req: AlterClientQuotasRequest,
 ) -> AlterClientQuotasResponse {
     let mut results: Vec<Result<(), BrokerError>> = Vec::with_capacity(req.entries.len());
     let mut changes = Vec::new();
     let mut seen: Vec<Vec<EntityData>> = Vec::new();
+    let refused = authorize_cluster(ctx, scope, AlterConfigs);
     for e in &req.entries {
         let wire = response_entity(e);
-        let result = if seen.contains(&wire) {
+        let result = if let Err(e) = refused.clone() {
+            Err(e)
+        } else if seen.contains(&wire) {
             Err(BrokerError::InvalidRequest(format!(
                 "Ignoring duplicate entity {}",
                 describe(e)

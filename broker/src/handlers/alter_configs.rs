@@ -9,23 +9,33 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, RequestHeader};
 use sluice_controller::{BrokerConfigChange, Command, ConfigChange};
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{authorize_config_resource, RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::incremental_alter_configs::{broker_of, check_dynamic, commit};
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation;
 use crate::topic_config;
 
 /// Replaces each resource's configs, each resource on its own.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     _header: &RequestHeader,
     req: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in &req.resources {
+        let refused = authorize_config_resource(
+            ctx,
+            scope,
+            &ctx.controller.image(),
+            r.resource_type,
+            r.resource_name.as_str(),
+            Operation::AlterConfigs,
+        );
         let result = match r.resource_type {
+            _ if refused.is_err() => refused,
             RESOURCE_TOPIC => match replacement(ctx, r) {
                 Ok(change) => {
                     commit(ctx, Command::AlterConfigs(vec![change]), req.validate_only).await

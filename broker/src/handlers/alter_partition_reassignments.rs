@@ -11,17 +11,24 @@ use kafka_protocol::messages::{
 };
 use sluice_controller::{Command, CommandResult, Reassignment};
 
+use super::authorize_cluster;
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::Alter;
 
 /// Starts or cancels each listed partition's reassignment; one result per partition.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     _header: &RequestHeader,
     req: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
+    if let Err(e) = authorize_cluster(ctx, scope, Alter) {
+        return AlterPartitionReassignmentsResponse::default()
+            .with_error_code(e.code())
+            .with_error_message(Some(e.message()));
+    }
     let image = ctx.controller.image();
     let mut moves = Vec::new();
     // Per requested partition: refused up front, or the index of its move.

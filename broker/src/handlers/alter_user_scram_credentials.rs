@@ -11,20 +11,22 @@ use kafka_protocol::messages::{
 };
 use sluice_controller::{Command, ScramChange};
 
-use super::str_bytes;
+use super::{authorize_cluster, str_bytes};
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation;
 use crate::security::scram::{ScramHash, MAX_ITERATIONS, MIN_ITERATIONS};
 
 /// Validates each user's changes; the valid ones commit together.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     _header: &RequestHeader,
     req: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
     let image = ctx.controller.image();
+    let refused = authorize_cluster(ctx, scope, Operation::Alter).err();
     // Every user named, in order, with the first failure of any of its changes.
     let mut outcomes: BTreeMap<String, Option<BrokerError>> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
@@ -45,7 +47,10 @@ pub async fn handle(
         if !outcomes.contains_key(&user) {
             order.push(user.clone());
         }
-        let checked = check(&image, &user, mechanism, upsert, &mut seen);
+        let checked = match &refused {
+            Some(e) => Err(e.clone()),
+            None => check(&image, &user, mechanism, upsert, &mut seen),
+        };
         let outcome = outcomes.entry(user).or_insert(None);
         match checked {
             Ok(change) if outcome.is_none() => changes.push(change),

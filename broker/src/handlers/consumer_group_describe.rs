@@ -9,11 +9,14 @@ use kafka_protocol::messages::{
 };
 use sluice_controller::MetadataImage;
 
+use super::{authorize_group, authorized_operations};
 use super::{str_bytes, topic_name};
 use crate::context::Ctx;
 use crate::error::{group_code, GroupError};
 use crate::group::consumer::{self, ConsumerGroupView};
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::Describe;
+use crate::security::authorizer::Resource;
 
 /// Kafka's MemberType for a member speaking the consumer protocol (v1+).
 const CONSUMER_MEMBER: i8 = 1;
@@ -21,7 +24,7 @@ const CONSUMER_MEMBER: i8 = 1;
 /// Describes each group; unknown and classic groups get GROUP_ID_NOT_FOUND, as in Kafka.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     header: &RequestHeader,
     req: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
@@ -31,7 +34,17 @@ pub async fn handle(
         .group_ids
         .iter()
         .map(|id| {
-            let out = DescribedGroup::default().with_group_id(id.clone());
+            let mut out = DescribedGroup::default().with_group_id(id.clone());
+            if req.include_authorized_operations {
+                let image = ctx.controller.image();
+                out.authorized_operations =
+                    authorized_operations(ctx, scope, &image, Resource::Group, id.as_str());
+            }
+            if let Err(e) = authorize_group(ctx, scope, Describe, id.as_str()) {
+                return out
+                    .with_error_code(e.code())
+                    .with_error_message(Some(e.message()));
+            }
             match ctx
                 .groups
                 .describe_consumer(ctx.coordinator_io(), id.as_str())

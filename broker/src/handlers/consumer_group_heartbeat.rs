@@ -6,8 +6,12 @@ use kafka_protocol::messages::{
     ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, RequestHeader,
 };
 
+use super::authorize;
 use super::{client_identity, str_bytes};
 use crate::context::Ctx;
+use crate::security::authorizer::Operation::{Describe, Read};
+use crate::security::authorizer::Resource::{Group, Topic};
+
 use crate::error::group_code;
 use crate::group::consumer::Heartbeat;
 use crate::group_config;
@@ -20,6 +24,21 @@ pub async fn handle(
     header: &RequestHeader,
     req: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
+    // READ on the group, DESCRIBE on every topic named in the subscription.
+    let image = ctx.controller.image();
+    let refused = authorize(ctx, scope, &image, Read, Group, req.group_id.as_str())
+        .and_then(|_| {
+            req.subscribed_topic_names
+                .iter()
+                .flatten()
+                .try_for_each(|t| authorize(ctx, scope, &image, Describe, Topic, t.0.as_str()))
+        })
+        .err();
+    if let Some(e) = refused {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(e.code())
+            .with_error_message(Some(e.message()));
+    }
     let (client_id, client_host) = client_identity(scope, header);
     let hb = Heartbeat {
         member_id: req.member_id.to_string(),

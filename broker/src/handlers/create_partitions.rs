@@ -4,11 +4,13 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, RequestHeader};
 use sluice_controller::{Command, CommandResult};
 
+use super::authorized_topic;
 use super::take_mutation_quota;
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::quota::throttle_ms;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::Alter;
 
 /// Grows each topic to its requested partition count.
 pub async fn handle(
@@ -36,7 +38,11 @@ pub async fn handle(
             .topics
             .get(t.name.0.as_str())
             .map_or(0, |topic| t.count - topic.partitions.len() as i32);
-        let outcome = if req.validate_only {
+        let image = ctx.controller.image();
+        let outcome = if let Err(e) = authorized_topic(ctx, scope, &image, Alter, t.name.0.as_str())
+        {
+            Err(e)
+        } else if req.validate_only {
             let mut image = (*ctx.controller.image()).clone();
             Ok(image.apply(&command))
         } else {

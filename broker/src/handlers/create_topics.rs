@@ -10,11 +10,14 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, Reques
 use sluice_controller::{Command, CommandResult, NewTopic};
 use uuid::Uuid;
 
-use super::{str_bytes, take_mutation_quota, topic_name};
+use super::{allowed, str_bytes, take_mutation_quota, topic_name};
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::quota::throttle_ms;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::Create;
+use crate::security::authorizer::Resource::{Cluster, Topic};
+use crate::security::authorizer::CLUSTER_NAME;
 use crate::topic_config::{self, EffectiveConfigs, TOPIC_CONFIGS};
 
 /// Creates the requested topics (or only checks them, with `validate_only`).
@@ -27,6 +30,9 @@ pub async fn handle(
     // v6+ clients know THROTTLING_QUOTA_EXCEEDED; older ones are only throttled.
     let strict = header.request_api_version >= 6;
     let mut results: Vec<(String, Result<NewTopic, BrokerError>)> = Vec::new();
+    // CREATE on the cluster covers every topic; else each needs CREATE on itself.
+    let image = ctx.controller.image();
+    let cluster_create = allowed(ctx, scope, &image, Create, Cluster, CLUSTER_NAME);
     for t in &req.topics {
         let name = t.name.0.to_string();
         let duplicate = req.topics.iter().filter(|o| o.name == t.name).count() > 1;
@@ -34,6 +40,8 @@ pub async fn handle(
             Err(BrokerError::InvalidRequest(format!(
                 "Create topics request from client contains multiple entries for topic '{name}'"
             )))
+        } else if !cluster_create && !allowed(ctx, scope, &image, Create, Topic, &name) {
+            Err(BrokerError::TopicAuthorizationFailed)
         } else {
             new_topic(ctx, t)
         };

@@ -6,28 +6,30 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, RequestHeader};
 
+use super::authorized_topic;
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::replication::LeaderPartition;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::Delete;
 
 const HIGH_WATERMARK: i64 = -1;
 
 /// Deletes records below each requested offset; answers each partition's new log start.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     _header: &RequestHeader,
     req: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
     let image = ctx.controller.image();
     let mut topics = Vec::new();
     for t in &req.topics {
-        let info = image.topics.get(t.name.0.as_str());
+        let info = authorized_topic(ctx, scope, &image, Delete, t.name.0.as_str());
         let mut partitions = Vec::new();
         for p in &t.partitions {
             let answer = info
-                .ok_or(BrokerError::UnknownTopicOrPartition)
+                .clone()
                 .and_then(|info| ctx.replicas.leader(info, p.partition_index))
                 .and_then(|leader| delete_below(ctx, &leader, p.offset));
             let out =

@@ -4,11 +4,12 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, RequestHeader};
 use sluice_controller::{Command, CommandResult};
 
-use super::{take_mutation_quota, topic_name};
+use super::{authorize, take_mutation_quota, topic_name};
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::quota::throttle_ms;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::{Operation, Resource};
 
 /// Deletes the named topics; their partitions are dropped from every replica.
 pub async fn handle(
@@ -39,6 +40,33 @@ pub async fn handle(
             Some(n) => image.topics.get(n),
             None => image.topic_by_id(&id),
         };
+        // DELETE on the topic; by id, an unauthorized topic is as good as unknown.
+        let refused = found.and_then(|t| {
+            authorize(
+                ctx,
+                scope,
+                &image,
+                Operation::Delete,
+                Resource::Topic,
+                &t.name,
+            )
+            .err()
+        });
+        if let (Some(e), Some(t)) = (refused, found) {
+            let name = name.is_some().then(|| t.name.clone());
+            let (id, e) = match name {
+                Some(_) => (t.id, e),
+                None => (id, BrokerError::UnknownTopicId),
+            };
+            results.push((name, id, Err(e)));
+            continue;
+        }
+        if let (None, Some(n)) = (found, &name) {
+            if let Err(e) = authorize(ctx, scope, &image, Operation::Delete, Resource::Topic, n) {
+                results.push((name.clone(), id, Err(e)));
+                continue;
+            }
+        }
         match found {
             Some(t) => {
                 let quota =

@@ -10,10 +10,12 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use sluice_controller::ClientQuota;
 
+use super::authorize_cluster;
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::quota::{CLIENT_ID, IP, USER};
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::DescribeConfigs;
 
 const MATCH_EXACT: i8 = 0;
 const MATCH_DEFAULT: i8 = 1;
@@ -30,10 +32,15 @@ struct Filter {
 /// Lists the entities matching the filter with their quotas.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     _header: &RequestHeader,
     req: DescribeClientQuotasRequest,
 ) -> DescribeClientQuotasResponse {
+    if let Err(e) = authorize_cluster(ctx, scope, DescribeConfigs) {
+        return DescribeClientQuotasResponse::default()
+            .with_error_code(e.code())
+            .with_error_message(Some(e.message()));
+    }
     let filter = match Filter::parse(&req) {
         Ok(f) => f,
         Err(e) => {

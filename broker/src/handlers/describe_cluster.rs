@@ -4,10 +4,11 @@
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse, RequestHeader};
 
-use super::{str_bytes, AUTHORIZED_OPS_OMITTED};
+use super::{authorized_operations, str_bytes, AUTHORIZED_OPS_OMITTED};
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::request_scope::{Listener, RequestScope};
+use crate::security::authorizer::{Resource, CLUSTER_NAME};
 
 /// `endpoint_type` of brokers (the default) and of controllers (v1+).
 const BROKERS: i8 = 1;
@@ -20,6 +21,8 @@ pub async fn handle(
     header: &RequestHeader,
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
+    // Not checked, as in Kafka 4: the authorized-operations field says what the principal
+    // may do with the cluster.
     let with_fenced = header.request_api_version >= 2;
     let image = ctx.controller.image();
     let status = ctx.controller.status();
@@ -28,7 +31,11 @@ pub async fn handle(
         .with_cluster_id(str_bytes(&image.cluster_id))
         .with_controller_id(controller.into())
         .with_endpoint_type(req.endpoint_type)
-        .with_cluster_authorized_operations(AUTHORIZED_OPS_OMITTED);
+        .with_cluster_authorized_operations(if req.include_cluster_authorized_operations {
+            authorized_operations(ctx, scope, &image, Resource::Cluster, CLUSTER_NAME)
+        } else {
+            AUTHORIZED_OPS_OMITTED
+        });
     let wanted = match scope.listener() {
         Listener::Broker => BROKERS,
         Listener::Controller => CONTROLLERS,

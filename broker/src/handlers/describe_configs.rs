@@ -14,6 +14,7 @@ use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::group_config::GROUP_CONFIGS;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::{Operation, Resource, CLUSTER_NAME};
 use crate::topic_config::{ConfigDef, EffectiveConfigs, TOPIC_CONFIGS};
 
 /// Resource type of a topic.
@@ -28,7 +29,7 @@ pub const RESOURCE_GROUP: i8 = 32;
 /// Describes each resource; unknown ones get their error inside the result.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     _header: &RequestHeader,
     req: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
@@ -61,9 +62,18 @@ pub async fn handle(
                     })
                     .collect::<Vec<_>>()
             };
+            let refused = authorize_config_resource(
+                ctx,
+                scope,
+                &image,
+                r.resource_type,
+                r.resource_name.as_str(),
+                Operation::DescribeConfigs,
+            );
             let configs: Result<Vec<DescribeConfigsResourceResult>, BrokerError> = match r
                 .resource_type
             {
+                _ if refused.is_err() => refused.map(|_| Vec::new()),
                 RESOURCE_TOPIC => image
                     .topics
                     .get(r.resource_name.as_str())
@@ -175,4 +185,22 @@ fn entry(
                 })
                 .collect(),
         )
+}
+
+/// What (Incremental)AlterConfigs and DescribeConfigs check: `operation` on the topic or the
+/// group, or on the cluster for broker and broker-logger resources.
+pub fn authorize_config_resource(
+    ctx: &Ctx,
+    scope: &RequestScope,
+    image: &sluice_controller::MetadataImage,
+    resource_type: i8,
+    name: &str,
+    operation: Operation,
+) -> Result<(), BrokerError> {
+    let (resource, name) = match resource_type {
+        RESOURCE_TOPIC => (Resource::Topic, name),
+        RESOURCE_GROUP => (Resource::Group, name),
+        _ => (Resource::Cluster, CLUSTER_NAME),
+    };
+    super::authorize(ctx, scope, image, operation, resource, name)
 }

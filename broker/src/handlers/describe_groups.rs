@@ -4,15 +4,18 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, RequestHeader};
 
 use super::str_bytes;
+use super::{authorize_group, authorized_operations};
 use crate::context::Ctx;
 use crate::error::{BrokerError, GroupError};
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::Describe;
+use crate::security::authorizer::Resource;
 
 /// Describes each group; an unknown one is reported as Dead, as Kafka does (from v6 with
 /// GROUP_ID_NOT_FOUND and a message, KIP-1043).
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     header: &RequestHeader,
     req: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
@@ -21,7 +24,15 @@ pub async fn handle(
         .groups
         .iter()
         .map(|id| {
-            let out = DescribedGroup::default().with_group_id(id.clone());
+            let mut out = DescribedGroup::default().with_group_id(id.clone());
+            if req.include_authorized_operations {
+                let image = ctx.controller.image();
+                out.authorized_operations =
+                    authorized_operations(ctx, scope, &image, Resource::Group, id.as_str());
+            }
+            if let Err(e) = authorize_group(ctx, scope, Describe, id.as_str()) {
+                return out.with_error_code(e.code());
+            }
             match ctx.groups.describe(ctx.coordinator_io(), id.as_str()) {
                 Some(g) => out
                     .with_group_state(str_bytes(g.state))

@@ -10,17 +10,22 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
+use super::authorize_cluster;
 use super::topic_name;
 use crate::context::Ctx;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::Describe;
 
 /// Describes the one log directory and the replicas in it (all, or the ones asked for).
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     _header: &RequestHeader,
     req: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
+    if let Err(e) = authorize_cluster(ctx, scope, Describe) {
+        return DescribeLogDirsResponse::default().with_error_code(e.code());
+    }
     let image = ctx.controller.image();
     let wanted = |topic: &str, partition: i32| match &req.topics {
         None => true,

@@ -8,14 +8,15 @@ use kafka_protocol::messages::{
     DescribeProducersRequest, DescribeProducersResponse, RequestHeader,
 };
 
+use super::authorized_topic;
 use crate::context::Ctx;
-use crate::error::BrokerError;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::Read;
 
 /// Lists each partition's producers, or says why not.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     _header: &RequestHeader,
     req: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
@@ -28,10 +29,7 @@ pub async fn handle(
                 .partition_indexes
                 .iter()
                 .map(|p| {
-                    let leader = image
-                        .topics
-                        .get(t.name.0.as_str())
-                        .ok_or(BrokerError::UnknownTopicOrPartition)
+                    let leader = authorized_topic(ctx, scope, &image, Read, t.name.0.as_str())
                         .and_then(|info| ctx.replicas.leader(info, *p));
                     match leader {
                         Ok(l) => PartitionResponse::default()

@@ -13,9 +13,11 @@ use kafka_protocol::protocol::StrBytes;
 use sluice_client::KafkaClient;
 use sluice_controller::RaftStatus;
 
+use super::authorize_cluster;
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::Describe;
 
 /// The one topic and partition a quorum is asked about.
 const METADATA_TOPIC: &str = "__cluster_metadata";
@@ -31,7 +33,7 @@ const FORWARDED_CLIENT_ID: &str = "sluice-forwarded";
 /// Describes the quorum here on the Raft leader, or asks the leader.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     header: &RequestHeader,
     req: DescribeQuorumRequest,
 ) -> DescribeQuorumResponse {
@@ -39,6 +41,9 @@ pub async fn handle(
         t.topic_name.0.as_str() == METADATA_TOPIC
             && t.partitions.iter().all(|p| p.partition_index == 0)
     });
+    if let Err(e) = authorize_cluster(ctx, scope, Describe) {
+        return failed(&e);
+    }
     if !asks_metadata_partition {
         return failed(&BrokerError::UnknownTopicOrPartition);
     }

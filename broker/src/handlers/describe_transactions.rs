@@ -8,20 +8,28 @@ use kafka_protocol::messages::{
     DescribeTransactionsRequest, DescribeTransactionsResponse, RequestHeader,
 };
 
+use super::authorize;
 use super::{str_bytes, topic_name};
 use crate::context::Ctx;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::Describe;
+use crate::security::authorizer::Resource::TransactionalId;
 
 /// Describes each id, or says why not.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     _header: &RequestHeader,
     req: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
+    let image = ctx.controller.image();
     let mut states = Vec::with_capacity(req.transactional_ids.len());
     for id in &req.transactional_ids {
         let state = TransactionState::default().with_transactional_id(id.clone());
+        if let Err(e) = authorize(ctx, scope, &image, Describe, TransactionalId, id.as_str()) {
+            states.push(state.with_error_code(e.code()));
+            continue;
+        }
         states.push(
             match ctx.txns.describe(ctx.coordinator_io(), id.as_str()).await {
                 Ok(view) => {

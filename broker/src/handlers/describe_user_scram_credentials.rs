@@ -8,19 +8,25 @@ use kafka_protocol::messages::{
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse, RequestHeader,
 };
 
-use super::str_bytes;
+use super::{authorize_cluster, str_bytes};
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation;
 use crate::security::scram::ScramHash;
 
 /// Every user with credentials when none are named; each named one otherwise.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     _header: &RequestHeader,
     req: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    if let Err(e) = authorize_cluster(ctx, scope, Operation::Describe) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(e.code())
+            .with_error_message(Some(e.message()));
+    }
     let image = ctx.controller.image();
     let users: Vec<String> = match &req.users {
         Some(named) if !named.is_empty() => named.iter().map(|u| u.name.to_string()).collect(),

@@ -5,20 +5,25 @@ use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaE
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, RequestHeader};
 use sluice_controller::{Command, CommandResult, MetadataError};
 
+use super::authorize_cluster;
 use super::topic_name;
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::Alter;
 
 const UNCLEAN: i8 = 1;
 
 /// Elects the requested partitions' leaders; one result per partition.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     header: &RequestHeader,
     req: ElectLeadersRequest,
 ) -> ElectLeadersResponse {
+    if let Err(e) = authorize_cluster(ctx, scope, Alter) {
+        return ElectLeadersResponse::default().with_error_code(e.code());
+    }
     let image = ctx.controller.image();
     let wanted: Vec<(String, i32)> = match &req.topic_partitions {
         Some(tps) => tps

@@ -2,16 +2,19 @@
 
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, RequestHeader};
 
+use super::authorize;
 use crate::context::Ctx;
 use crate::error::code_of;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::Write;
+use crate::security::authorizer::Resource::TransactionalId;
 use crate::txn::state::{EndRequest, TV1, TV2};
 
 /// Decides the transaction and writes its markers; v5+ (transaction version 2) answers the
 /// producer's next epoch.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     header: &RequestHeader,
     req: EndTxnRequest,
 ) -> EndTxnResponse {
@@ -25,6 +28,14 @@ pub async fn handle(
             TV1
         },
     };
+    let image = ctx.controller.image();
+    let id = req.transactional_id.as_str();
+    if let Err(e) = authorize(ctx, scope, &image, Write, TransactionalId, id) {
+        return EndTxnResponse::default()
+            .with_error_code(e.code())
+            .with_producer_id(req.producer_id)
+            .with_producer_epoch(req.producer_epoch);
+    }
     let result = ctx
         .txns
         .end_txn(

@@ -9,7 +9,7 @@
 //! rack-aware selector the leader sends a consumer that names its rack to an in-sync
 //! replica there (`preferred_read_replica`), as RocketMQ's consumers read from slaves.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,9 @@ use sluice_controller::{MetadataImage, PartitionInfo, TopicInfo};
 use sluice_storage::PartitionLog;
 use tokio::sync::watch;
 
-use super::{brokers_among, leader_hint, requested_topic, str_bytes, topic_name};
+use super::{
+    allowed, authorize_cluster, brokers_among, leader_hint, requested_topic, str_bytes, topic_name,
+};
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::fetch_session::{FetchTarget, Forgotten, PartitionMarks, SessionMode};
@@ -32,6 +34,8 @@ use crate::quota::{throttle_ms, QuotaClient, QuotaKind};
 use crate::read_ahead::Ready;
 use crate::replication::LeaderPartition;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::{ClusterAction, Read};
+use crate::security::authorizer::Resource::Topic;
 
 /// What one partition's read produced.
 struct PartitionRead {
@@ -109,6 +113,26 @@ pub async fn handle(
         .find(|id| *id >= 0);
     // read_committed consumers read up to the last stable offset; the read-ahead reads up
     // to the high watermark, so it serves only read_uncommitted ones.
+    // Followers need CLUSTER_ACTION; consumers READ on each topic.
+    if replica.is_some() {
+        if let Err(e) = authorize_cluster(ctx, scope, ClusterAction) {
+            return FetchResponse::default()
+                .with_error_code(e.code())
+                .with_session_id(0);
+        }
+    }
+    let denied: HashSet<String> = match replica {
+        Some(_) => HashSet::new(),
+        None if !ctx.authorizer.enabled() => HashSet::new(),
+        None => targets
+            .iter()
+            .map(|t| t.topic.as_str())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .filter(|topic| !allowed(ctx, scope, &image, Read, Topic, topic))
+            .map(String::from)
+            .collect(),
+    };
     let committed_only = req.isolation_level == 1 && replica.is_none();
     let any_replica = replica.is_none() && header.request_api_version >= 11;
     let reader = Reader {
@@ -142,7 +166,9 @@ pub async fn handle(
         scope.read_ahead().take(&wanted).await
     };
     let reads = loop {
-        let reads = read_all(ctx, &image, &targets, max_bytes, reader, &mut ready);
+        let reads = read_all(
+            ctx, &image, &targets, &denied, max_bytes, reader, &mut ready,
+        );
         let bytes: usize = reads
             .iter()
             .filter_map(|r| r.result.as_ref().ok())
@@ -310,6 +336,7 @@ fn read_all(
     ctx: &Ctx,
     image: &MetadataImage,
     targets: &[FetchTarget],
+    denied: &HashSet<String>,
     max_bytes: usize,
     reader: Reader,
     ready: &mut HashMap<(String, i32), Ready>,
@@ -320,7 +347,11 @@ fn read_all(
         .iter()
         .map(|t| {
             let ahead = ready.remove(&(t.topic.clone(), t.partition));
-            let result = read_one(ctx, image, t, budget, !any_data, reader, ahead);
+            let result = if denied.contains(&t.topic) {
+                Err(BrokerError::TopicAuthorizationFailed)
+            } else {
+                read_one(ctx, image, t, budget, !any_data, reader, ahead)
+            };
             if let Ok(d) = &result {
                 budget = budget.saturating_sub(d.records.len());
                 any_data |= !d.records.is_empty();

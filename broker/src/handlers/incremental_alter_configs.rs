@@ -12,7 +12,8 @@ use sluice_controller::{
 };
 
 use super::describe_configs::{
-    this_broker, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_GROUP, RESOURCE_TOPIC,
+    authorize_config_resource, this_broker, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER,
+    RESOURCE_GROUP, RESOURCE_TOPIC,
 };
 use crate::config::{check_type, ConfigType, BROKER_CONFIGS, DYNAMIC_BROKER_CONFIGS};
 use crate::connection_limits::parse_overrides;
@@ -20,6 +21,7 @@ use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::group_config;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation;
 use crate::topic_config::{self, ConfigDef, EffectiveConfigs};
 
 const OP_SET: i8 = 0;
@@ -30,13 +32,22 @@ const OP_SUBTRACT: i8 = 3;
 /// Applies each resource's changes atomically (all of a resource's changes or none).
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     _header: &RequestHeader,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in &req.resources {
+        let refused = authorize_config_resource(
+            ctx,
+            scope,
+            &ctx.controller.image(),
+            r.resource_type,
+            r.resource_name.as_str(),
+            Operation::AlterConfigs,
+        );
         let result = match r.resource_type {
+            _ if refused.is_err() => refused,
             RESOURCE_TOPIC => alter_topic(ctx, r, req.validate_only).await,
             RESOURCE_GROUP => alter_group(ctx, r, req.validate_only).await,
             RESOURCE_BROKER => alter_broker(ctx, r, req.validate_only).await,

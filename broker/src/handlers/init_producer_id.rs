@@ -3,20 +3,55 @@
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, RequestHeader};
 
+use super::authorize;
 use crate::context::Ctx;
 use crate::coordinator::TxnProducer;
 use crate::error::BrokerError;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::{IdempotentWrite, Write};
+use crate::security::authorizer::Resource::{self, TransactionalId};
+use crate::security::authorizer::{Requester, CLUSTER_NAME};
 
 /// Hands an idempotent producer a fresh id with epoch 0; a transactional one its id's.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     _header: &RequestHeader,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
-    let result = match &req.transactional_id {
-        Some(id) => {
+    // WRITE on the transactional id; an idempotent producer IDEMPOTENT_WRITE on the
+    // cluster or WRITE on some topic (Kafka 3's rule).
+    let image = ctx.controller.image();
+    let refused = match &req.transactional_id {
+        Some(id) => authorize(ctx, scope, &image, Write, TransactionalId, id.as_str()).err(),
+        None => {
+            let who = Requester {
+                principal: scope.principal(),
+                host: scope.peer_ip(),
+            };
+            let writes_somewhere = || {
+                image.topics.keys().any(|t| {
+                    ctx.authorizer
+                        .allows(&image, who, Write, Resource::Topic, t)
+                })
+            };
+            let idempotent = ctx.authorizer.allows(
+                &image,
+                who,
+                IdempotentWrite,
+                Resource::Cluster,
+                CLUSTER_NAME,
+            );
+            let refused = !idempotent && !writes_somewhere();
+            if refused {
+                crate::metrics::record_authorization_denied("CLUSTER", "IDEMPOTENT_WRITE");
+            }
+            refused.then_some(BrokerError::ClusterAuthorizationFailed)
+        }
+    };
+    let result = match (refused, &req.transactional_id) {
+        (Some(e), _) => Err(e),
+        (None, Some(id)) => {
             let producer = ctx
                 .txns
                 .init_producer_id(
@@ -32,7 +67,7 @@ pub async fn handle(
             }
             producer
         }
-        None => ctx
+        (None, None) => ctx
             .producer_ids
             .next(&ctx.controller)
             .await

@@ -5,8 +5,11 @@ use std::time::Duration;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, RequestHeader};
 
+use super::authorize_group;
 use super::{client_identity, str_bytes};
 use crate::context::Ctx;
+use crate::security::authorizer::Operation::Read;
+
 use crate::error::group_code;
 use crate::group::state::JoinParams;
 use crate::request_scope::RequestScope;
@@ -18,6 +21,11 @@ pub async fn handle(
     header: &RequestHeader,
     req: JoinGroupRequest,
 ) -> JoinGroupResponse {
+    if let Err(e) = authorize_group(ctx, scope, Read, req.group_id.as_str()) {
+        return JoinGroupResponse::default()
+            .with_error_code(e.code())
+            .with_generation_id(-1);
+    }
     let version = header.request_api_version;
     let rebalance_ms = if version >= 1 {
         req.rebalance_timeout_ms

@@ -3,18 +3,24 @@
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, RequestHeader};
 
+use super::authorize_group;
 use crate::context::Ctx;
+use crate::security::authorizer::Operation::Read;
+
 use crate::error::group_code;
 use crate::request_scope::RequestScope;
 
 /// Removes the members and rebalances the rest.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     header: &RequestHeader,
     req: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
     let group = req.group_id.as_str();
+    if let Err(e) = authorize_group(ctx, scope, Read, group) {
+        return LeaveGroupResponse::default().with_error_code(e.code());
+    }
     if header.request_api_version < 3 {
         let outcome = ctx
             .groups

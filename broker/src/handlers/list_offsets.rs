@@ -9,10 +9,12 @@ use bytes::Bytes;
 use kafka_protocol::records::{Record, RecordBatchDecoder};
 use sluice_storage::batch;
 
+use super::authorized_topic;
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::replication::LeaderPartition;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::Describe;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -23,7 +25,7 @@ const LATEST_TIERED: i64 = -5;
 /// Answers each partition's offset query.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     header: &RequestHeader,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
@@ -35,13 +37,13 @@ pub async fn handle(
         .topics
         .iter()
         .map(|t| {
-            let info = image.topics.get(t.name.0.as_str());
+            let info = authorized_topic(ctx, scope, &image, Describe, t.name.0.as_str());
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
                     let answer = info
-                        .ok_or(BrokerError::UnknownTopicOrPartition)
+                        .clone()
                         .and_then(|info| ctx.replicas.leader(info, p.partition_index))
                         .and_then(|leader| {
                             ctx.replicas

@@ -8,16 +8,23 @@ use kafka_protocol::messages::{
     BrokerId, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, RequestHeader,
 };
 
+use super::authorize_cluster;
 use crate::context::Ctx;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::Describe;
 
 /// Lists ongoing reassignments, of every partition or of the ones asked for.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     _header: &RequestHeader,
     req: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
+    if let Err(e) = authorize_cluster(ctx, scope, Describe) {
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(e.code())
+            .with_error_message(Some(e.message()));
+    }
     let image = ctx.controller.image();
     let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
     let wanted = |topic: &str, partition: i32| match &req.topics {

@@ -5,8 +5,11 @@ use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{ListTransactionsRequest, ListTransactionsResponse, RequestHeader};
 
 use super::str_bytes;
+use super::visible;
 use crate::context::Ctx;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::Describe;
+use crate::security::authorizer::Resource::TransactionalId;
 use crate::txn::state::TxnState;
 
 const STATES: [TxnState; 6] = [
@@ -21,7 +24,7 @@ const STATES: [TxnState; 6] = [
 /// Lists the ids hosted here that pass every filter given.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     _header: &RequestHeader,
     req: ListTransactionsRequest,
 ) -> ListTransactionsResponse {
@@ -48,10 +51,13 @@ pub async fn handle(
         None => None,
     };
     let now = crate::clock::now_ms();
+    // Only the ids the principal may DESCRIBE.
+    let image = ctx.controller.image();
     let states = ctx
         .txns
         .list()
         .into_iter()
+        .filter(|v| visible(ctx, scope, &image, Describe, TransactionalId, &v.id))
         .filter(|v| {
             req.state_filters.is_empty()
                 || req

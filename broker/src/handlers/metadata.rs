@@ -9,10 +9,13 @@ use sluice_controller::{MetadataImage, TopicInfo};
 use uuid::Uuid;
 
 use super::create_topics::create_with_defaults;
-use super::{str_bytes, topic_name, AUTHORIZED_OPS_OMITTED};
+use super::{
+    allowed, authorized_operations, str_bytes, topic_name, visible, AUTHORIZED_OPS_OMITTED,
+};
 use crate::context::Ctx;
 use crate::error::{code_of, BrokerError};
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::{Operation, Resource, CLUSTER_NAME};
 
 /// Describes the requested topics (all of them when the list is null).
 pub async fn handle(
@@ -28,13 +31,42 @@ pub async fn handle(
     let mut image = ctx.controller.image();
     let mut topics = Vec::new();
 
+    // Topics the principal may not DESCRIBE are left out of "all", refused when named.
+    let may_describe = |image: &MetadataImage, name: &str| {
+        allowed(
+            ctx,
+            scope,
+            image,
+            Operation::Describe,
+            Resource::Topic,
+            name,
+        )
+    };
     if all {
-        topics.extend(image.topics.values().map(|t| describe(t, version)));
+        topics.extend(
+            image
+                .topics
+                .values()
+                .filter(|t| {
+                    !ctx.authorizer.enabled()
+                        || visible(
+                            ctx,
+                            scope,
+                            &image,
+                            Operation::Describe,
+                            Resource::Topic,
+                            &t.name,
+                        )
+                })
+                .map(|t| describe(t, version)),
+        );
     } else {
         let requested = req.topics.unwrap_or_default();
         let auto_create =
             ctx.config.auto_create_topics() && (version < 4 || req.allow_auto_topic_creation);
-        // Create what is missing first, in one command, then describe everything.
+        // Creating a topic on demand takes CREATE on the cluster or on the topic; a missing
+        // topic the principal may not create is refused.
+        let mut create_refused: Vec<String> = Vec::new();
         if auto_create {
             let missing: Vec<String> = requested
                 .iter()
@@ -42,21 +74,55 @@ pub async fn handle(
                 .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
                 .filter(|n| !image.topics.contains_key(n) && validate_topic_name(n).is_ok())
                 .collect();
-            if !missing.is_empty() {
-                let _ = create_with_defaults(ctx, &missing).await;
+            let cluster_create = !missing.is_empty()
+                && visible(
+                    ctx,
+                    scope,
+                    &image,
+                    Operation::Create,
+                    Resource::Cluster,
+                    CLUSTER_NAME,
+                );
+            let (creatable, refused): (Vec<String>, Vec<String>) =
+                missing.into_iter().partition(|n| {
+                    cluster_create
+                        || allowed(ctx, scope, &image, Operation::Create, Resource::Topic, n)
+                });
+            create_refused = refused;
+            // Create what is missing first, in one command, then describe everything.
+            if !creatable.is_empty() {
+                let _ = create_with_defaults(ctx, &creatable).await;
                 image = ctx.controller.image();
             }
         }
         for t in &requested {
             // A topic id wins over the name: Java's by-id requests leave the name at "", not
             // null, and Kafka ignores it then.
-            topics.push(match &t.name {
+            let described = match &t.name {
                 Some(name) if t.topic_id.is_nil() => describe_named(&image, &name.0, version),
                 _ => describe_by_id(&image, t.topic_id, version),
+            };
+            let name = described.name.as_ref().map_or("", |n| n.0.as_str());
+            let refused = create_refused.iter().any(|r| r == name);
+            topics.push(if !refused && may_describe(&image, name) {
+                described
+            } else {
+                MetadataResponseTopic::default()
+                    .with_name(described.name.clone())
+                    .with_topic_id(described.topic_id)
+                    .with_error_code(BrokerError::TopicAuthorizationFailed.code())
+                    .with_topic_authorized_operations(AUTHORIZED_OPS_OMITTED)
             });
         }
     }
 
+    if req.include_topic_authorized_operations {
+        for t in topics.iter_mut().filter(|t| t.error_code == 0) {
+            let name = t.name.as_ref().map_or("", |n| n.0.as_str());
+            t.topic_authorized_operations =
+                authorized_operations(ctx, scope, &image, Resource::Topic, name);
+        }
+    }
     let brokers = image
         .brokers
         .values()

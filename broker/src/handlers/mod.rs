@@ -11,11 +11,14 @@ pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
@@ -56,6 +59,7 @@ use sluice_controller::{BrokerInfo, MetadataImage, TopicInfo};
 use uuid::Uuid;
 
 use crate::error::BrokerError;
+use crate::security::authorizer::{Operation, Requester, Resource, CLUSTER_NAME};
 
 /// A topic name for a response.
 pub fn topic_name(name: &str) -> TopicName {
@@ -160,3 +164,119 @@ pub fn take_mutation_quota(
 
 /// Kafka's "authorized operations not requested" marker.
 pub const AUTHORIZED_OPS_OMITTED: i32 = i32::MIN;
+
+/// Whether the request's principal may do `operation` on `resource`/`name`, without
+/// counting a refusal: for lists that leave out what the principal may not see.
+pub fn visible(
+    ctx: &crate::context::Ctx,
+    scope: &crate::request_scope::RequestScope,
+    image: &MetadataImage,
+    operation: Operation,
+    resource: Resource,
+    name: &str,
+) -> bool {
+    let who = Requester {
+        principal: scope.principal(),
+        host: scope.peer_ip(),
+    };
+    ctx.authorizer.allows(image, who, operation, resource, name)
+}
+
+/// Whether the request's principal may do `operation` on `resource`/`name`; a refusal is
+/// counted.
+pub fn allowed(
+    ctx: &crate::context::Ctx,
+    scope: &crate::request_scope::RequestScope,
+    image: &MetadataImage,
+    operation: Operation,
+    resource: Resource,
+    name: &str,
+) -> bool {
+    let allowed = visible(ctx, scope, image, operation, resource, name);
+    if !allowed {
+        crate::metrics::record_authorization_denied(resource.name(), operation.name());
+    }
+    allowed
+}
+
+/// [`allowed`], as the resource type's *_AUTHORIZATION_FAILED when refused.
+pub fn authorize(
+    ctx: &crate::context::Ctx,
+    scope: &crate::request_scope::RequestScope,
+    image: &MetadataImage,
+    operation: Operation,
+    resource: Resource,
+    name: &str,
+) -> Result<(), BrokerError> {
+    if allowed(ctx, scope, image, operation, resource, name) {
+        return Ok(());
+    }
+    Err(match resource {
+        Resource::Topic => BrokerError::TopicAuthorizationFailed,
+        Resource::Group => BrokerError::GroupAuthorizationFailed,
+        Resource::Cluster => BrokerError::ClusterAuthorizationFailed,
+        Resource::TransactionalId => BrokerError::TransactionalIdAuthorizationFailed,
+    })
+}
+
+/// [`authorize`] on the cluster resource.
+pub fn authorize_cluster(
+    ctx: &crate::context::Ctx,
+    scope: &crate::request_scope::RequestScope,
+    operation: Operation,
+) -> Result<(), BrokerError> {
+    let image = ctx.controller.image();
+    authorize(
+        ctx,
+        scope,
+        &image,
+        operation,
+        Resource::Cluster,
+        CLUSTER_NAME,
+    )
+}
+
+/// Kafka's authorized-operations bits of a resource for the request's principal (every
+/// operation of the resource type when there is no authorizer, as Kafka answers).
+pub fn authorized_operations(
+    ctx: &crate::context::Ctx,
+    scope: &crate::request_scope::RequestScope,
+    image: &MetadataImage,
+    resource: Resource,
+    name: &str,
+) -> i32 {
+    let who = Requester {
+        principal: scope.principal(),
+        host: scope.peer_ip(),
+    };
+    ctx.authorizer
+        .authorized_operations(image, who, resource, name)
+}
+
+/// Topic `name`, if the request's principal may do `operation` on it: refused with
+/// TOPIC_AUTHORIZATION_FAILED first (whether or not it exists, so a refusal says nothing
+/// about what exists), then UNKNOWN_TOPIC_OR_PARTITION.
+pub fn authorized_topic<'a>(
+    ctx: &crate::context::Ctx,
+    scope: &crate::request_scope::RequestScope,
+    image: &'a MetadataImage,
+    operation: Operation,
+    name: &str,
+) -> Result<&'a TopicInfo, BrokerError> {
+    authorize(ctx, scope, image, operation, Resource::Topic, name)?;
+    image
+        .topics
+        .get(name)
+        .ok_or(BrokerError::UnknownTopicOrPartition)
+}
+
+/// [`authorize`] on group `group`.
+pub fn authorize_group(
+    ctx: &crate::context::Ctx,
+    scope: &crate::request_scope::RequestScope,
+    operation: Operation,
+    group: &str,
+) -> Result<(), BrokerError> {
+    let image = ctx.controller.image();
+    authorize(ctx, scope, &image, operation, Resource::Group, group)
+}

@@ -5,18 +5,34 @@ use kafka_protocol::messages::offset_delete_response::{
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse, RequestHeader};
 
+use super::{allowed, authorize_group};
 use crate::context::Ctx;
-use crate::error::{code_of, group_code, GroupError};
+use crate::error::{code_of, group_code, BrokerError, GroupError};
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::{Delete, Read};
+use crate::security::authorizer::Resource::Topic;
 
 /// Deletes the offsets unless the group is active (then GROUP_SUBSCRIBED_TO_TOPIC).
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     _header: &RequestHeader,
     req: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
     let group = req.group_id.as_str();
+    // DELETE on the group; READ on each topic (checked below).
+    if let Err(e) = authorize_group(ctx, scope, Delete, group) {
+        return OffsetDeleteResponse::default().with_error_code(e.code());
+    }
+    let image = ctx.controller.image();
+    if req
+        .topics
+        .iter()
+        .any(|t| !allowed(ctx, scope, &image, Read, Topic, t.name.0.as_str()))
+    {
+        return OffsetDeleteResponse::default()
+            .with_error_code(BrokerError::TopicAuthorizationFailed.code());
+    }
     if ctx.groups.describe(ctx.coordinator_io(), group).is_none() {
         return OffsetDeleteResponse::default()
             .with_error_code(group_code(Some(GroupError::GroupIdNotFound)));

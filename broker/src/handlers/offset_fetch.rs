@@ -8,11 +8,14 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, RequestHeader, TopicName};
 
+use super::{authorize_group, visible};
 use super::{str_bytes, topic_name};
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::group::offsets::Committed;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::Describe;
+use crate::security::authorizer::Resource::Topic;
 
 /// (topic, [(partition, committed)]) for the requested partitions (offset -1 where nothing
 /// was committed), or all committed ones.
@@ -66,17 +69,22 @@ fn unstable_code(unstable: &BTreeSet<(String, i32)>, topic: &str, partition: i32
 /// Looks the offsets up on the group's coordinator shard, once it is loaded.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     header: &RequestHeader,
     req: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
     if header.request_api_version >= 8 {
         let mut groups = Vec::with_capacity(req.groups.len());
         for g in &req.groups {
-            let committed = ctx
-                .groups
-                .committed(ctx.coordinator_io(), g.group_id.as_str())
-                .await;
+            let committed = match authorize_group(ctx, scope, Describe, g.group_id.as_str()) {
+                Ok(()) => {
+                    ctx.groups
+                        .committed(ctx.coordinator_io(), g.group_id.as_str())
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            let committed = committed.map(|c| readable(ctx, scope, c));
             let committed = match committed {
                 Ok(c) => c,
                 Err(e) => {
@@ -121,10 +129,15 @@ pub async fn handle(
         }
         return OffsetFetchResponse::default().with_groups(groups);
     }
-    let committed = ctx
-        .groups
-        .committed(ctx.coordinator_io(), req.group_id.as_str())
-        .await;
+    let committed = match authorize_group(ctx, scope, Describe, req.group_id.as_str()) {
+        Ok(()) => {
+            ctx.groups
+                .committed(ctx.coordinator_io(), req.group_id.as_str())
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    let committed = committed.map(|c| readable(ctx, scope, c));
     // v0-1 have no top-level error: each partition asked for carries it.
     let (committed, partition_error) = match committed {
         Ok(c) => (c, 0),
@@ -162,4 +175,21 @@ pub async fn handle(
         })
         .collect();
     OffsetFetchResponse::default().with_topics(topics)
+}
+
+/// The committed offsets of the topics the principal may DESCRIBE (Kafka leaves the others
+/// out).
+fn readable<V>(
+    ctx: &Ctx,
+    scope: &RequestScope,
+    committed: BTreeMap<(String, i32), V>,
+) -> BTreeMap<(String, i32), V> {
+    if !ctx.authorizer.enabled() {
+        return committed;
+    }
+    let image = ctx.controller.image();
+    committed
+        .into_iter()
+        .filter(|((topic, _), _)| visible(ctx, scope, &image, Describe, Topic, topic))
+        .collect()
 }

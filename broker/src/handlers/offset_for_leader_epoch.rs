@@ -7,14 +7,16 @@ use kafka_protocol::messages::{
     OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, RequestHeader,
 };
 
+use super::{authorize_cluster, authorized_topic};
 use crate::context::Ctx;
 use crate::error::BrokerError;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::{ClusterAction, Describe};
 
 /// Answers each partition with the end offset of the largest epoch <= the one asked.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     _header: &RequestHeader,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
@@ -23,13 +25,23 @@ pub async fn handle(
         .topics
         .iter()
         .map(|t| {
-            let topic = image.topics.get(t.topic.0.as_str());
+            let topic = if req.replica_id.0 >= 0 {
+                // A follower truncating its log: a broker's request.
+                authorize_cluster(ctx, scope, ClusterAction).and_then(|_| {
+                    image
+                        .topics
+                        .get(t.topic.0.as_str())
+                        .ok_or(BrokerError::UnknownTopicOrPartition)
+                })
+            } else {
+                authorized_topic(ctx, scope, &image, Describe, t.topic.0.as_str())
+            };
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
                     let answer = topic
-                        .ok_or(BrokerError::UnknownTopicOrPartition)
+                        .clone()
                         .and_then(|topic| ctx.replicas.leader(topic, p.partition))
                         .and_then(|leader| {
                             ctx.replicas

@@ -18,7 +18,7 @@ use kafka_protocol::protocol::StrBytes;
 use sluice_controller::MetadataImage;
 use sluice_storage::{batch, PartitionLog, TxnGuard};
 
-use super::{brokers_among, leader_hint, requested_topic, str_bytes};
+use super::{authorize, brokers_among, leader_hint, requested_topic, str_bytes};
 use crate::context::Ctx;
 use crate::coordinator::TxnProducer;
 use crate::error::{BrokerError, TxnError};
@@ -26,6 +26,8 @@ use crate::metrics;
 use crate::quota::{throttle_ms, QuotaClient, QuotaKind};
 use crate::replication::{Acks, LeaderAppend};
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::Write;
+use crate::security::authorizer::Resource::{Topic, TransactionalId};
 use crate::topic_config::EffectiveConfigs;
 
 /// One partition's part of the request, once validated.
@@ -71,8 +73,19 @@ pub async fn handle(
     // Each topic's name ("" for an id no topic has).
     let mut names: Vec<String> = Vec::with_capacity(req.topic_data.len());
 
+    // A transactional write needs WRITE on its transactional id, every write WRITE on its
+    // topic.
+    let txn_refused = req
+        .transactional_id
+        .as_ref()
+        .and_then(|id| authorize(ctx, scope, &image, Write, TransactionalId, id).err());
     for (ti, topic) in req.topic_data.iter().enumerate() {
-        let info = requested_topic(&image, by_id, &topic.name.0, topic.topic_id);
+        let info = requested_topic(&image, by_id, &topic.name.0, topic.topic_id).and_then(|i| {
+            if let Some(e) = &txn_refused {
+                return Err(e.clone());
+            }
+            authorize(ctx, scope, &image, Write, Topic, &i.name).map(|_| i)
+        });
         let name = info.as_ref().map_or("", |i| i.name.as_str());
         names.push(name.to_string());
         let mut partitions = Vec::with_capacity(topic.partition_data.len());

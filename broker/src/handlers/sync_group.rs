@@ -2,18 +2,24 @@
 
 use kafka_protocol::messages::{RequestHeader, SyncGroupRequest, SyncGroupResponse};
 
+use super::authorize_group;
 use super::str_bytes;
 use crate::context::Ctx;
+use crate::security::authorizer::Operation::Read;
+
 use crate::error::group_code;
 use crate::request_scope::RequestScope;
 
 /// Waits for the leader's assignment (or returns it at once in a stable group).
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     _header: &RequestHeader,
     req: SyncGroupRequest,
 ) -> SyncGroupResponse {
+    if let Err(e) = authorize_group(ctx, scope, Read, req.group_id.as_str()) {
+        return SyncGroupResponse::default().with_error_code(e.code());
+    }
     let assignments = req
         .assignments
         .iter()

@@ -8,17 +8,20 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{RequestHeader, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
+use super::authorize;
 use crate::context::Ctx;
 use crate::coordinator::TxnProducer;
 use crate::error::{code_of, BrokerError};
 use crate::group::offsets::Committed;
 use crate::group::OFFSETS_TOPIC;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::{Read, Write};
+use crate::security::authorizer::Resource::{Group, Topic, TransactionalId};
 
 /// Writes every partition's offset in one transactional write.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     header: &RequestHeader,
     req: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
@@ -53,7 +56,24 @@ pub async fn handle(
         id: req.producer_id.0,
         epoch: req.producer_epoch,
     };
-    let result = if offsets.is_empty() {
+    // WRITE on the transactional id, READ on the group and on each topic.
+    let refused = authorize(
+        ctx,
+        scope,
+        &image,
+        Write,
+        TransactionalId,
+        req.transactional_id.as_str(),
+    )
+    .and_then(|_| authorize(ctx, scope, &image, Read, Group, req.group_id.as_str()))
+    .and_then(|_| {
+        req.topics
+            .iter()
+            .try_for_each(|t| authorize(ctx, scope, &image, Read, Topic, t.name.0.as_str()))
+    });
+    let result = if let Err(e) = refused {
+        Err(e)
+    } else if offsets.is_empty() {
         Ok(())
     } else {
         let io = ctx.coordinator_io();

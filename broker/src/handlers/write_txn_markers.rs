@@ -6,20 +6,24 @@ use kafka_protocol::messages::write_txn_markers_response::{
 };
 use kafka_protocol::messages::{RequestHeader, WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 
+use super::authorize_cluster;
 use crate::context::Ctx;
 use crate::coordinator::TxnProducer;
 use crate::error::code_of;
 use crate::request_scope::RequestScope;
+use crate::security::authorizer::Operation::ClusterAction;
 use crate::txn::markers::{self, Marker};
 use crate::txn::state::TopicPartition;
 
 /// Writes each marker to its partitions; an error per partition that did not get it.
 pub async fn handle(
     ctx: &Ctx,
-    _scope: &RequestScope,
+    scope: &RequestScope,
     _header: &RequestHeader,
     req: WriteTxnMarkersRequest,
 ) -> WriteTxnMarkersResponse {
+    // Only brokers write markers.
+    let refused = authorize_cluster(ctx, scope, ClusterAction).err();
     let mut results = Vec::with_capacity(req.markers.len());
     for m in &req.markers {
         let marker = Marker {
@@ -39,9 +43,11 @@ pub async fn handle(
                     .map(|p| (t.name.0.to_string(), *p))
             })
             .collect();
-        let mut outcomes = markers::write_local(ctx.marker_io(), marker, &partitions)
-            .await
-            .into_iter();
+        let mut outcomes = match &refused {
+            Some(e) => vec![Err(e.clone()); partitions.len()],
+            None => markers::write_local(ctx.marker_io(), marker, &partitions).await,
+        }
+        .into_iter();
         let topics = m
             .topics
             .iter()

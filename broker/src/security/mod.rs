@@ -3,8 +3,10 @@
 //! mechanisms a client proves its identity with (`plain.rs`, `scram.rs`). The exchange
 //! itself runs on the connection before its first request (`authenticator.rs` at the top
 //! level); what comes out of it is the connection's [`Principal`], which every request's
-//! scope carries.
+//! scope carries, and what the authorizer (`authorizer.rs`) checks every request's
+//! operations against.
 
+pub mod authorizer;
 pub mod listeners;
 pub mod plain;
 pub mod scram;
