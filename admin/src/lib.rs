@@ -4,9 +4,12 @@
 //! for scripts.
 //!
 //! ```text
-//! lib.rs           the subcommands (topics, groups, status, brokers, voters, ...) and their output
+//! lib.rs           the subcommands (topics, groups, status, brokers, voters, ...) and their
+//!                  output; `--command-config` for TLS/SASL on the Kafka listener
 //! reassign.rs      `admin reassign`: partition moves through the Kafka reassignment APIs
 //! transactions.rs  `admin transactions`: transactional ids and their open transactions
+//! users.rs         `admin users`: SCRAM credentials (salted here, as Kafka's tools do)
+//! acls.rs          `admin acls`: list, add, remove ACLs
 //! top.rs       `admin top`: live rates from a node's /metrics
 //! table.rs     plain-text tables
 //! ```
@@ -14,9 +17,11 @@
 //! It depends on sluice-client only (the Kafka client and the admin API's typed replies),
 //! never on the broker: the binary `sluice` links both and hands `admin` its arguments.
 
+mod acls;
 mod reassign;
 mod top;
 mod transactions;
+mod users;
 
 mod table;
 
@@ -54,6 +59,11 @@ pub struct AdminArgs {
     /// A node's HTTP listener (admin API).
     #[arg(long, env = "SLUICE_HTTP", default_value = "127.0.0.1:9644")]
     pub http: String,
+    /// A Kafka client properties file for the Kafka listener (as Kafka tools'
+    /// `--command-config`): `security.protocol`, `sasl.mechanism`, `sasl.jaas.config`,
+    /// `ssl.truststore.location` (PEM).
+    #[arg(long, env = "SLUICE_COMMAND_CONFIG")]
+    pub command_config: Option<std::path::PathBuf>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -84,6 +94,12 @@ enum AdminCmd {
     Voters(VotersCmd),
     /// Live throughput per topic and request rates per API, from the node's metrics.
     Top(top::TopArgs),
+    /// SCRAM users: list, add (or change a password), delete.
+    #[command(subcommand)]
+    Users(users::UsersCmd),
+    /// ACLs: list, add, remove.
+    #[command(subcommand)]
+    Acls(acls::AclsCmd),
     /// Moves Raft (controller) leadership to another voter.
     TransferLeader {
         /// The voter to lead.
@@ -142,6 +158,17 @@ enum VotersCmd {
     Remove { id: u64 },
 }
 
+impl AdminArgs {
+    /// A connection to `addr` with the security of `--command-config`.
+    pub(crate) async fn kafka(&self, addr: &str) -> anyhow::Result<KafkaClient> {
+        let security = match &self.command_config {
+            Some(path) => sluice_client::ClientSecurity::from_file(path)?,
+            None => sluice_client::ClientSecurity::default(),
+        };
+        KafkaClient::connect_with(addr, &security).await
+    }
+}
+
 /// Runs one admin command.
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let out = match &args.command {
@@ -152,6 +179,8 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCmd::Transactions(cmd) => transactions::run(&args, cmd).await?,
         AdminCmd::Reassign(cmd) => reassign::run(&args, cmd).await?,
         AdminCmd::Voters(cmd) => voters(&args, cmd).await?,
+        AdminCmd::Users(cmd) => users::run(&args, cmd).await?,
+        AdminCmd::Acls(cmd) => acls::run(&args, cmd).await?,
         AdminCmd::Top(top_args) => return top::run(&args, top_args).await,
         AdminCmd::TransferLeader { to } => {
             let body = LeaderTransfer { to: *to };
@@ -296,6 +325,7 @@ fn key_value(pair: &str) -> anyhow::Result<(String, String)> {
 
 /// End offsets (high watermarks) of partitions, asked of each partition's leader.
 async fn end_offsets(
+    via: &KafkaClient,
     meta: &MetadataResponse,
     wanted: &[(String, i32)],
 ) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
@@ -345,7 +375,7 @@ async fn end_offsets(
                     })
                     .collect(),
             );
-        let mut client = KafkaClient::connect(addr).await?;
+        let mut client = via.connect_like(addr).await?;
         let resp = client.send(&req, 7).await?;
         for t in resp.topics {
             for p in t.partitions {
@@ -359,7 +389,7 @@ async fn end_offsets(
 }
 
 async fn topics(args: &AdminArgs, cmd: &TopicsCmd) -> anyhow::Result<Output> {
-    let mut client = KafkaClient::connect(&args.bootstrap).await?;
+    let mut client = args.kafka(&args.bootstrap).await?;
     let done = |what: String| Output {
         tables: vec![(vec!["RESULT"], vec![vec![what.clone()]])],
         json: json!({"ok": true, "result": what}),
@@ -403,7 +433,7 @@ async fn topics(args: &AdminArgs, cmd: &TopicsCmd) -> anyhow::Result<Output> {
                 .iter()
                 .map(|p| (name.clone(), p.partition_index))
                 .collect();
-            let ends = end_offsets(&meta, &wanted).await?;
+            let ends = end_offsets(&client, &meta, &wanted).await?;
             let mut rows = Vec::new();
             let mut parts = Vec::new();
             for p in &t.partitions {
@@ -433,7 +463,7 @@ async fn topics(args: &AdminArgs, cmd: &TopicsCmd) -> anyhow::Result<Output> {
             // The backlog: every group's lag on this topic.
             let mut lag_rows = Vec::new();
             let mut lag_json = Vec::new();
-            for group in all_groups(&meta).await? {
+            for group in all_groups(&client, &meta).await? {
                 for (t, p, c) in committed_offsets(&mut client, &group).await? {
                     if t != *name {
                         continue;
@@ -552,7 +582,7 @@ async fn topics(args: &AdminArgs, cmd: &TopicsCmd) -> anyhow::Result<Output> {
 }
 
 async fn groups(args: &AdminArgs, cmd: &GroupsCmd) -> anyhow::Result<Output> {
-    let mut client = KafkaClient::connect(&args.bootstrap).await?;
+    let mut client = args.kafka(&args.bootstrap).await?;
     match cmd {
         GroupsCmd::List => {
             let resp = client.send(&ListGroupsRequest::default(), 4).await?;
@@ -584,7 +614,7 @@ async fn groups(args: &AdminArgs, cmd: &GroupsCmd) -> anyhow::Result<Output> {
             let meta = metadata(&mut client, Some(&names)).await?;
             let wanted: Vec<(String, i32)> =
                 committed.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
-            let ends = end_offsets(&meta, &wanted).await?;
+            let ends = end_offsets(&client, &meta, &wanted).await?;
             let mut rows = Vec::new();
             let mut json_rows = Vec::new();
             for (t, p, c) in &committed {
@@ -616,7 +646,7 @@ async fn committed_offsets(
     group: &str,
 ) -> anyhow::Result<Vec<(String, i32, i64)>> {
     let coordinator = coordinator_of(client, group, GROUP_KEY).await?;
-    let mut coord = KafkaClient::connect(&coordinator).await?;
+    let mut coord = client.connect_like(&coordinator).await?;
     let req = OffsetFetchRequest::default()
         .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
         .with_topics(None::<Vec<OffsetFetchRequestTopic>>);
@@ -635,10 +665,10 @@ async fn committed_offsets(
 }
 
 /// Every group id, asked of every broker (each lists the groups it coordinates).
-async fn all_groups(meta: &MetadataResponse) -> anyhow::Result<Vec<String>> {
+async fn all_groups(via: &KafkaClient, meta: &MetadataResponse) -> anyhow::Result<Vec<String>> {
     let mut groups = Vec::new();
     for b in &meta.brokers {
-        let mut c = KafkaClient::connect(&format!("{}:{}", b.host, b.port)).await?;
+        let mut c = via.connect_like(&format!("{}:{}", b.host, b.port)).await?;
         let resp = c.send(&ListGroupsRequest::default(), 4).await?;
         groups.extend(resp.groups.iter().map(|g| g.group_id.to_string()));
     }

@@ -36,7 +36,7 @@ pub(super) enum ReassignCmd {
 }
 
 pub(super) async fn run(args: &AdminArgs, cmd: &ReassignCmd) -> anyhow::Result<Output> {
-    let mut client = KafkaClient::connect(&args.bootstrap).await?;
+    let mut client = args.kafka(&args.bootstrap).await?;
     let (topic, partition, replicas) = match cmd {
         ReassignCmd::List => return list(&mut client).await,
         ReassignCmd::Start {

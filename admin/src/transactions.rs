@@ -9,7 +9,6 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use serde_json::json;
-use sluice_client::KafkaClient;
 
 use crate::{check, coordinator_of, metadata, AdminArgs, Output, TRANSACTION_KEY};
 
@@ -23,7 +22,7 @@ pub enum TransactionsCmd {
 
 /// Runs `admin transactions ...`.
 pub async fn run(args: &AdminArgs, cmd: &TransactionsCmd) -> anyhow::Result<Output> {
-    let mut client = KafkaClient::connect(&args.bootstrap).await?;
+    let mut client = args.kafka(&args.bootstrap).await?;
     match cmd {
         TransactionsCmd::List => {
             let no_topics: &[&str] = &[];
@@ -31,7 +30,7 @@ pub async fn run(args: &AdminArgs, cmd: &TransactionsCmd) -> anyhow::Result<Outp
             let mut rows = Vec::new();
             for broker in &meta.brokers {
                 let addr = format!("{}:{}", broker.host, broker.port);
-                let mut c = KafkaClient::connect(&addr).await?;
+                let mut c = client.connect_like(&addr).await?;
                 let resp = c.send(&ListTransactionsRequest::default(), 0).await?;
                 check(resp.error_code, None, "list transactions")?;
                 for t in resp.transaction_states {
@@ -59,7 +58,7 @@ pub async fn run(args: &AdminArgs, cmd: &TransactionsCmd) -> anyhow::Result<Outp
         }
         TransactionsCmd::Describe { id } => {
             let coordinator = coordinator_of(&mut client, id, TRANSACTION_KEY).await?;
-            let mut c = KafkaClient::connect(&coordinator).await?;
+            let mut c = client.connect_like(&coordinator).await?;
             let req = DescribeTransactionsRequest::default()
                 .with_transactional_ids(vec![TransactionalId(StrBytes::from_string(id.clone()))]);
             let resp = c.send(&req, 0).await?;

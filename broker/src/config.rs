@@ -327,6 +327,9 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
     ("ssl.truststore.certificates", "", ConfigType::String),
     ("ssl.client.auth", "none", ConfigType::String),
     ("ssl.principal.mapping.rules", "DEFAULT", ConfigType::List),
+    // A file holding the secret every node of the cluster proves on controller connections
+    // (see sluice_controller::secret); unset: the controller port is open to anyone.
+    ("sluice.cluster.secret.file", "", ConfigType::String),
     ("authorizer.class.name", "", ConfigType::String),
     ("super.users", "", ConfigType::String),
     (
@@ -514,6 +517,20 @@ impl BrokerConfig {
     /// `connections.max.idle.ms`: a connection with no traffic this long is closed.
     pub fn connections_max_idle(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.parsed("connections.max.idle.ms", 600_000u64))
+    }
+    /// The cluster secret read from `sluice.cluster.secret.file`, if set.
+    pub fn cluster_secret(&self) -> anyhow::Result<Option<sluice_controller::ClusterSecret>> {
+        let Some(path) = self
+            .get("sluice.cluster.secret.file")
+            .filter(|p| !p.is_empty())
+        else {
+            return Ok(None);
+        };
+        let bytes = std::fs::read(&path)
+            .map_err(|e| anyhow::anyhow!("sluice.cluster.secret.file {path}: {e}"))?;
+        sluice_controller::ClusterSecret::new(&bytes)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("sluice.cluster.secret.file {path}: {e}"))
     }
     /// `sasl.enabled.mechanisms`
     pub fn sasl_enabled_mechanisms(&self) -> Vec<String> {

@@ -139,6 +139,7 @@ pub async fn serve(
             voters,
             ready_timeout: Duration::from_secs(60),
             broker_session_timeout: config.broker_session_timeout(),
+            cluster_secret: config.cluster_secret()?,
         },
     )
     .await?;

@@ -5,15 +5,25 @@ use anyhow::{anyhow, bail, Context};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::security::ClientSecurity;
+
+/// A connection's byte stream: TCP, or TLS over it.
+pub(crate) type Stream = Box<dyn AsyncReadWrite>;
+
+/// What a connection's stream does.
+pub(crate) trait AsyncReadWrite: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncReadWrite for T {}
 
 /// Largest response accepted.
 const MAX_RESPONSE: usize = 256 << 20;
 
 /// A connection to one broker.
 pub struct KafkaClient {
-    stream: TcpStream,
+    stream: Stream,
+    security: ClientSecurity,
     correlation_id: i32,
     client_id: &'static str,
 }
@@ -22,16 +32,32 @@ pub struct KafkaClient {
 pub const DEFAULT_CLIENT_ID: &str = "sluice";
 
 impl KafkaClient {
-    /// Connects to `addr` (`host:port`).
+    /// Connects to `addr` (`host:port`) in plaintext.
     pub async fn connect(addr: &str) -> anyhow::Result<Self> {
-        let stream = TcpStream::connect(addr)
+        Self::connect_with(addr, &ClientSecurity::default()).await
+    }
+
+    /// Connects to `addr` with TLS and SASL as `security` says.
+    pub async fn connect_with(addr: &str, security: &ClientSecurity) -> anyhow::Result<Self> {
+        let tcp = TcpStream::connect(addr)
             .await
             .with_context(|| format!("cannot connect to the Kafka listener at {addr}"))?;
-        Ok(Self {
-            stream,
+        let _ = tcp.set_nodelay(true);
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let mut client = Self {
+            stream: security.secure(tcp, host).await?,
+            security: security.clone(),
             correlation_id: 0,
             client_id: DEFAULT_CLIENT_ID,
-        })
+        };
+        security.authenticate(&mut client).await?;
+        Ok(client)
+    }
+
+    /// Connects to another broker (`addr`) the way this connection was made.
+    pub async fn connect_like(&self, addr: &str) -> anyhow::Result<Self> {
+        Self::connect_with(addr, &self.security).await
     }
 
     /// Sends every later request with `client_id` (how a broker tells its peers' forwarded

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! kafka.rs      a minimal Kafka protocol client: one connection, one request at a time
+//! security.rs   TLS and SASL (PLAIN, SCRAM) for it, from a Kafka client properties file
 //! admin_api.rs  the HTTP admin API: its paths, request bodies and replies, typed
 //! http.rs       a client for it (typed JSON), and plain GETs such as /metrics
 //! ```
@@ -12,5 +13,7 @@
 pub mod admin_api;
 pub mod http;
 pub mod kafka;
+pub mod security;
 
 pub use kafka::KafkaClient;
+pub use security::ClientSecurity;

@@ -908,3 +908,256 @@ fn franz_go_kgo_scram_tests_pass_against_a_sasl_plaintext_listener() {
         }
     }
 }
+
+/// Writes one controller RPC frame (4-byte length, then JSON).
+fn send_rpc(s: &mut TcpStream, json: &str) {
+    let mut frame = (json.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(json.as_bytes());
+    s.write_all(&frame).expect("write");
+}
+
+/// Reads one controller RPC frame's JSON; None if the connection closed instead.
+fn read_rpc(s: &mut TcpStream) -> Option<String> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).ok()?;
+    let mut body = vec![0u8; u32::from_be_bytes(len).min(1 << 20) as usize];
+    s.read_exact(&mut body).ok()?;
+    Some(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Sends one controller RPC to `addr`; whether the connection answered it (false: closed
+/// without an answer).
+fn controller_rpc(addr: &str, json: &str) -> bool {
+    let mut s = connect(addr);
+    send_rpc(&mut s, json);
+    read_rpc(&mut s).is_some()
+}
+
+/// Topic names a node's Metadata shows.
+fn topic_names(node: &Node) -> Vec<String> {
+    let out = run_ok(
+        Command::new(launcher("kafka-topics")).args(["--bootstrap-server", &node.kafka, "--list"]),
+        LIMIT,
+        None,
+    );
+    out.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn the_cluster_secret_keeps_processes_without_it_out_of_the_controller_quorum() {
+    // Without a secret the controller port takes commands from anyone: a raw Execute deletes
+    // a topic (what the secret is for, and proof that this test can tell).
+    let open = Node::start_cluster(1, 0, &[]).remove(0);
+    let doomed = topic("doomed");
+    run_ok(
+        Command::new(launcher("kafka-topics")).args([
+            "--bootstrap-server",
+            &open.kafka,
+            "--create",
+            "--topic",
+            &doomed,
+        ]),
+        LIMIT,
+        None,
+    );
+    assert!(controller_rpc(
+        &open.controller,
+        &format!(r#"{{"Execute":{{"DeleteTopics":["{doomed}"]}}}}"#)
+    ));
+    wait_until("the open node deletes the topic", LIMIT, || {
+        !topic_names(&open).contains(&doomed)
+    });
+
+    // A three-node cluster sharing a secret forms, replicates and serves.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("cluster.secret");
+    std::fs::write(&secret, "a-cluster-secret-of-32-characters\n").expect("secret");
+    let flag = format!("sluice.cluster.secret.file={}", secret.display());
+    let nodes = Node::start_cluster(3, 0, &["--config", &flag]);
+    let kept = topic("kept");
+    run_ok(
+        Command::new(launcher("kafka-topics")).args([
+            "--bootstrap-server",
+            &nodes[0].kafka,
+            "--create",
+            "--topic",
+            &kept,
+            "--replication-factor",
+            "3",
+        ]),
+        LIMIT,
+        None,
+    );
+    roundtrip_at(&nodes[1].kafka, "kafka-python", 100, &[]);
+
+    // Without the secret: commands, learner joins and Raft votes are refused (closed
+    // unanswered), on every voter, and change nothing.
+    for n in &nodes {
+        let addr = n.controller.clone();
+        let rpcs = [
+            format!(r#"{{"Execute":{{"DeleteTopics":["{kept}"]}}}}"#),
+            r#"{"AddLearner":{"id":99,"addr":"127.0.0.1:1"}}"#.to_string(),
+            r#"{"BrokerHeartbeat":{"broker_id":1}}"#.to_string(),
+        ];
+        for rpc in rpcs {
+            assert!(!controller_rpc(&addr, &rpc), "{addr} answered {rpc}");
+        }
+        // Starting the exchange gets a challenge; a made-up proof gets the connection closed
+        // before any command is read.
+        let mut s = connect(&addr);
+        send_rpc(&mut s, r#"{"Hello":{"nonce":"AAAA"}}"#);
+        let challenge = read_rpc(&mut s).expect("a challenge");
+        assert!(challenge.contains("Challenge"), "{challenge}");
+        send_rpc(&mut s, r#"{"Proof":{"proof":"AAAA"}}"#);
+        send_rpc(
+            &mut s,
+            &format!(r#"{{"Execute":{{"DeleteTopics":["{kept}"]}}}}"#),
+        );
+        assert_eq!(
+            read_rpc(&mut s),
+            None,
+            "{addr} took a command after a wrong proof"
+        );
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        topic_names(&nodes[2]).contains(&kept),
+        "the topic is still there"
+    );
+    let status = nodes[0].admin_status();
+    assert!(
+        !status.to_string().contains("\"id\":99"),
+        "no node 99 joined: {status}"
+    );
+    let refused = nodes
+        .iter()
+        .filter(|n| n.log_tail().contains("controller connection refused"))
+        .count();
+    assert_eq!(refused, 3, "every voter logged the refusals");
+}
+
+/// `sluice admin` on `bootstrap` with a client properties file; its output, or its stderr
+/// as the error.
+fn sluice_admin(bootstrap: &str, config: &Path, args: &[&str]) -> Result<String, String> {
+    let mut command = Command::new(sluice_compat_tests::sluice_bin());
+    command
+        .args(["admin", "--bootstrap", bootstrap, "--command-config"])
+        .arg(config)
+        .args(args);
+    let out = run(&mut command, LIMIT, None);
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn sluice_admin_manages_users_and_acls_over_sasl_ssl_with_a_command_config() {
+    let certs = Certs::generate();
+    let node = secure_node(
+        &certs,
+        "none",
+        &[
+            "--config",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "--config",
+            "super.users=User:alice",
+        ],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = |name: &str, mechanism: &str, user: &str, password: &str| {
+        let module = if mechanism == "PLAIN" {
+            "org.apache.kafka.common.security.plain.PlainLoginModule"
+        } else {
+            "org.apache.kafka.common.security.scram.ScramLoginModule"
+        };
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "security.protocol=SASL_SSL\nsasl.mechanism={mechanism}\n\
+                 sasl.jaas.config={module} required username=\"{user}\" password=\"{password}\";\n\
+                 ssl.truststore.type=PEM\nssl.truststore.location={}\n",
+                certs.ca().display()
+            ),
+        )
+        .expect("properties");
+        path
+    };
+    let alice = config("alice.properties", "PLAIN", "alice", "alice-secret");
+    let carol = config("carol.properties", "SCRAM-SHA-256", "carol", "carol-secret");
+    let bootstrap = node.listener("SASL_SSL");
+    let admin = |args: &[&str]| sluice_admin(bootstrap, &alice, args).expect("sluice admin");
+
+    // The super user (PLAIN over TLS) creates a topic and the SCRAM user carol.
+    let mine = topic("carol-");
+    let other = topic("other");
+    admin(&["topics", "create", &mine]);
+    admin(&["topics", "create", &other]);
+    admin(&[
+        "users",
+        "add",
+        "carol",
+        "--password",
+        "carol-secret",
+        "--mechanism",
+        "SCRAM-SHA-256",
+    ]);
+    let users: serde_json::Value =
+        serde_json::from_str(&admin(&["--json", "users", "list"])).expect("json");
+    assert_eq!(
+        users,
+        serde_json::json!([{"user": "carol", "mechanism": "SCRAM-SHA-256", "iterations": 4096}])
+    );
+
+    // Carol logs in with SCRAM but sees nothing until an ACL lets her.
+    let carol_topics = || sluice_admin(bootstrap, &carol, &["topics", "list"]);
+    let seen = carol_topics().expect("carol logs in");
+    assert!(!seen.contains(&mine) && !seen.contains(&other), "{seen}");
+    admin(&[
+        "acls",
+        "add",
+        "--topic",
+        "carol-",
+        "--prefixed",
+        "--principal",
+        "User:carol",
+        "--operation",
+        "WRITE",
+    ]);
+    let listed = admin(&["acls", "list", "--principal", "User:carol"]);
+    assert!(
+        listed.contains("carol-") && listed.contains("PREFIXED") && listed.contains("WRITE"),
+        "{listed}"
+    );
+    // Kafka's own tool sees the same ACL.
+    let props = dir.path().join("alice-java.properties");
+    std::fs::copy(&alice, &props).expect("copy");
+    let kafka_listed = run_ok(
+        Command::new(launcher("kafka-acls"))
+            .args(["--bootstrap-server", bootstrap, "--command-config"])
+            .arg(&props)
+            .args(["--list", "--principal", "User:carol"]),
+        LIMIT,
+        None,
+    );
+    assert!(
+        kafka_listed.contains("patternType=PREFIXED") && kafka_listed.contains("operation=WRITE"),
+        "{kafka_listed}"
+    );
+    // WRITE implies DESCRIBE: her topic shows, the other does not.
+    let seen = carol_topics().expect("carol logs in");
+    assert!(seen.contains(&mine) && !seen.contains(&other), "{seen}");
+
+    let removed = admin(&["--json", "acls", "remove", "--principal", "User:carol"]);
+    assert!(removed.contains("\"removed\": 1"), "{removed}");
+    assert!(!carol_topics().expect("carol logs in").contains(&mine));
+
+    // Without her credential carol cannot log in; with a wrong password neither.
+    let wrong = config("wrong.properties", "SCRAM-SHA-256", "carol", "guess");
+    let refused = sluice_admin(bootstrap, &wrong, &["topics", "list"]).expect_err("refused");
+    assert!(refused.contains("authentication failed"), "{refused}");
+    admin(&["users", "delete", "carol", "--mechanism", "SCRAM-SHA-256"]);
+    assert!(carol_topics().is_err(), "a deleted user cannot log in");
+}

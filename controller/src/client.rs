@@ -16,6 +16,7 @@ use crate::metadata::{BrokerInfo, Command, CommandResult, MetadataImage};
 use crate::network::PeerNetwork;
 use crate::raft_store::{LogStore, StateMachine, LOG_TABLE, STATE_TABLE};
 use crate::rpc::{self, RemoteError, Request, Response};
+use crate::secret::ClusterSecret;
 use crate::TypeConfig;
 
 /// How long `execute` keeps trying to reach a leader with a quorum.
@@ -36,6 +37,8 @@ pub struct ControllerConfig {
     pub ready_timeout: Duration,
     /// A broker silent for this long is fenced (`broker.session.timeout.ms`).
     pub broker_session_timeout: Duration,
+    /// Proved by both ends of every controller connection, when set.
+    pub cluster_secret: Option<ClusterSecret>,
 }
 
 /// The system tables the controller needs the store to create.
@@ -96,6 +99,8 @@ pub struct ControllerClient {
     /// Kafka clients that reached the controller listener (`--bootstrap-controller`), until
     /// the broker takes them.
     kafka_clients: Arc<Mutex<Option<mpsc::Receiver<TcpStream>>>>,
+    /// The cluster secret, if any (see `secret.rs`).
+    secret: Option<ClusterSecret>,
 }
 
 /// Kafka clients on the controller listener waiting for the broker; more are turned away.
@@ -132,9 +137,17 @@ impl ControllerClient {
         }
         .validate()
         .map_err(|e| ControllerError::Config(e.to_string()))?;
-        let raft = Raft::new(config.node_id, Arc::new(raft_config), PeerNetwork, log, sm)
-            .await
-            .map_err(|e| ControllerError::Raft(e.to_string()))?;
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config),
+            PeerNetwork {
+                secret: config.cluster_secret.clone(),
+            },
+            log,
+            sm,
+        )
+        .await
+        .map_err(|e| ControllerError::Raft(e.to_string()))?;
         let client = Self {
             node_id: config.node_id,
             raft,
@@ -143,6 +156,7 @@ impl ControllerClient {
             session_timeout: config.broker_session_timeout,
             committed,
             kafka_clients: Arc::new(Mutex::new(Some(kafka_rx))),
+            secret: config.cluster_secret.clone(),
         };
         tokio::spawn(client.clone().accept(listener, kafka_tx));
 
@@ -207,7 +221,14 @@ impl ControllerClient {
             };
             if let Some(node) = leader {
                 let req = Request::Execute(command.clone());
-                match rpc::call_once(&node.addr, &req, FORWARD_TIMEOUT.min(left)).await {
+                match rpc::call_once(
+                    &node.addr,
+                    self.secret.as_ref(),
+                    &req,
+                    FORWARD_TIMEOUT.min(left),
+                )
+                .await
+                {
                     Ok(Response::Executed(Ok((result, index)))) => {
                         self.wait_applied(index).await?;
                         return Ok(result);
@@ -270,7 +291,7 @@ impl ControllerClient {
         let done = if to == self.node_id {
             self.handle(Request::Elect).await
         } else {
-            rpc::call_once(addr, &Request::Elect, FORWARD_TIMEOUT)
+            rpc::call_once(addr, self.secret.as_ref(), &Request::Elect, FORWARD_TIMEOUT)
                 .await
                 .map_err(|e| ControllerError::Raft(e.to_string()))?
         };
@@ -384,7 +405,7 @@ impl ControllerClient {
         while Instant::now() < deadline {
             for (_, voter) in voters {
                 if let Ok(Response::Done(Ok(()))) =
-                    rpc::call_once(voter, &req, FORWARD_TIMEOUT).await
+                    rpc::call_once(voter, self.secret.as_ref(), &req, FORWARD_TIMEOUT).await
                 {
                     tracing::info!(voter = %voter, "joined the controller quorum as a learner");
                     return Ok(());
@@ -413,7 +434,7 @@ impl ControllerClient {
                     .get_node(&l)
                     .map(|n| n.addr.clone())
                     .ok_or_else(|| ControllerError::Raft(format!("leader {l} has no address")))?;
-                rpc::call_once(&addr, &req, timeout)
+                rpc::call_once(&addr, self.secret.as_ref(), &req, timeout)
                     .await
                     .map_err(|e| ControllerError::Raft(e.to_string()))
             }
@@ -441,7 +462,8 @@ impl ControllerClient {
                     let _ = kafka_clients.try_send(stream);
                     return;
                 }
-                rpc::serve_connection(stream, |req| {
+                let secret = me.secret.clone();
+                rpc::serve_connection(stream, secret.as_ref(), |req| {
                     let me = me.clone();
                     async move { me.handle(req).await }
                 })

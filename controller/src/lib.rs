@@ -28,6 +28,7 @@ mod network;
 mod raft_store;
 mod reassign;
 mod rpc;
+pub mod secret;
 
 pub use acl::{AclBinding, AclFilter};
 pub use client::{system_tables, ControllerClient, ControllerConfig, RaftStatus};
@@ -37,6 +38,7 @@ pub use metadata::{
     ConfigChange, GroupConfigChange, MetadataError, MetadataImage, NewTopic, PartitionInfo,
     QuotaChange, QuotaEntity, QuotaValue, Reassignment, ScramChange, ScramCredential, TopicInfo,
 };
+pub use secret::ClusterSecret;
 
 use std::io::Cursor;
 

@@ -11,11 +11,15 @@ use openraft::raft::{
 use openraft::BasicNode;
 
 use crate::rpc::{CallError, Channel, Request, Response};
+use crate::secret::ClusterSecret;
 use crate::TypeConfig;
 
-/// Creates connections to peer controllers.
+/// Creates connections to peer controllers, proving the cluster secret if there is one.
 #[derive(Clone, Default)]
-pub struct PeerNetwork;
+pub struct PeerNetwork {
+    /// The cluster secret.
+    pub secret: Option<ClusterSecret>,
+}
 
 /// A connection to one peer controller.
 pub struct PeerConnection {
@@ -29,7 +33,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Self::Network {
         PeerConnection {
             target,
-            channel: Channel::new(node.addr.clone()),
+            channel: Channel::new(node.addr.clone(), self.secret.clone()),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Controller-to-controller RPC: serde-encoded messages in length-delimited frames
 //! (`tokio_util::codec::LengthDelimitedCodec`) over TCP, one request and one response at a
 //! time per connection. Carries Raft's own RPCs, commands forwarded to the leader, learner
-//! joins, broker heartbeats and voter changes.
+//! joins, broker heartbeats and voter changes. With a cluster secret, each connection first
+//! proves both ends hold it (`secret.rs`).
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use crate::metadata::{Command, CommandResult};
+use crate::secret::{ClusterSecret, Handshake};
 use crate::TypeConfig;
 
 /// Largest frame accepted (snapshot chunks are far smaller).
@@ -84,7 +86,76 @@ pub(crate) enum RemoteError {
 /// A connection to one controller, reopened on demand after a failure.
 pub(crate) struct Channel {
     addr: String,
+    secret: Option<ClusterSecret>,
     conn: Option<Framed<TcpStream, LengthDelimitedCodec>>,
+}
+
+/// How long each side of the secret exchange waits for the other's message.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Conn = Framed<TcpStream, LengthDelimitedCodec>;
+
+async fn send_json<T: Serialize>(conn: &mut Conn, message: &T) -> std::io::Result<()> {
+    let frame = serde_json::to_vec(message).map_err(std::io::Error::other)?;
+    conn.send(Bytes::from(frame)).await
+}
+
+async fn recv_json<T: serde::de::DeserializeOwned>(conn: &mut Conn) -> std::io::Result<T> {
+    let frame = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.next())
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))??;
+    serde_json::from_slice(&frame).map_err(std::io::Error::other)
+}
+
+fn not_a_member() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        "the other end does not hold the cluster secret",
+    )
+}
+
+/// The client's side of the secret exchange.
+async fn prove_membership(conn: &mut Conn, secret: &ClusterSecret) -> std::io::Result<()> {
+    let nonce = ClusterSecret::nonce();
+    send_json(
+        conn,
+        &Handshake::Hello {
+            nonce: nonce.clone(),
+        },
+    )
+    .await?;
+    match recv_json(conn).await? {
+        Handshake::Challenge {
+            nonce: server,
+            proof,
+        } if secret.verify("server", &nonce, &server, &proof) => {
+            let proof = secret.proof("client", &nonce, &server);
+            send_json(conn, &Handshake::Proof { proof }).await
+        }
+        _ => Err(not_a_member()),
+    }
+}
+
+/// The server's side of the secret exchange.
+async fn check_membership(conn: &mut Conn, secret: &ClusterSecret) -> std::io::Result<()> {
+    let Handshake::Hello { nonce: client } = recv_json(conn).await? else {
+        return Err(not_a_member());
+    };
+    let nonce = ClusterSecret::nonce();
+    let proof = secret.proof("server", &client, &nonce);
+    send_json(
+        conn,
+        &Handshake::Challenge {
+            nonce: nonce.clone(),
+            proof,
+        },
+    )
+    .await?;
+    match recv_json(conn).await? {
+        Handshake::Proof { proof } if secret.verify("client", &client, &nonce, &proof) => Ok(()),
+        _ => Err(not_a_member()),
+    }
 }
 
 /// Why a call failed: `Unreachable` when no connection could be made.
@@ -105,10 +176,11 @@ fn codec() -> LengthDelimitedCodec {
 }
 
 impl Channel {
-    /// A channel to `addr` (connects on first use).
-    pub fn new(addr: impl Into<String>) -> Self {
+    /// A channel to `addr` (connects on first use, proving `secret` if there is one).
+    pub fn new(addr: impl Into<String>, secret: Option<ClusterSecret>) -> Self {
         Self {
             addr: addr.into(),
+            secret,
             conn: None,
         }
     }
@@ -137,7 +209,11 @@ impl Channel {
                 .await
                 .map_err(|e| CallError::Unreachable(self.addr.clone(), e))?;
             let _ = stream.set_nodelay(true);
-            self.conn = Some(Framed::new(stream, codec()));
+            let mut conn = Framed::new(stream, codec());
+            if let Some(secret) = &self.secret {
+                prove_membership(&mut conn, secret).await.map_err(net)?;
+            }
+            self.conn = Some(conn);
         }
         let Some(conn) = self.conn.as_mut() else {
             return Err(net(std::io::Error::other("no connection")));
@@ -156,10 +232,11 @@ impl Channel {
 /// One-off call to `addr` (forwarding, joins: rare, so no pooling).
 pub(crate) async fn call_once(
     addr: &str,
+    secret: Option<&ClusterSecret>,
     req: &Request,
     timeout: Duration,
 ) -> Result<Response, CallError> {
-    Channel::new(addr).call(req, timeout).await
+    Channel::new(addr, secret.cloned()).call(req, timeout).await
 }
 
 /// Whether a new connection is a Kafka client's rather than a peer controller's: both frame
@@ -181,14 +258,25 @@ pub(crate) async fn speaks_kafka(stream: &TcpStream) -> bool {
     matches!(peeked, Ok(true)) && head[4] == 0
 }
 
-/// Serves requests on one accepted connection until it closes.
-pub(crate) async fn serve_connection<F, Fut>(stream: TcpStream, handle: F)
-where
+/// Serves requests on one accepted connection until it closes; with a `secret`, only once
+/// the client has proved it holds it.
+pub(crate) async fn serve_connection<F, Fut>(
+    stream: TcpStream,
+    secret: Option<&ClusterSecret>,
+    handle: F,
+) where
     F: Fn(Request) -> Fut,
     Fut: std::future::Future<Output = Response>,
 {
     let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().ok();
     let mut framed = Framed::new(stream, codec());
+    if let Some(secret) = secret {
+        if let Err(e) = check_membership(&mut framed, secret).await {
+            tracing::warn!(?peer, error = %e, "controller connection refused");
+            return;
+        }
+    }
     while let Some(Ok(frame)) = framed.next().await {
         let response = match serde_json::from_slice::<Request>(&frame) {
             Ok(req) => handle(req).await,
