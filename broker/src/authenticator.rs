@@ -23,6 +23,7 @@ use crate::frame::Frame;
 use crate::handlers::{sasl_authenticate, sasl_handshake};
 use crate::read_ahead::ReadAhead;
 use crate::request_scope::{Listener, RequestScope, Session};
+use crate::security::oauth::{bearer_token, OAuthValidator};
 use crate::security::plain::PlainUsers;
 use crate::security::scram::{ScramServer, ScramStep};
 use crate::security::{Mechanism, Principal};
@@ -35,6 +36,11 @@ enum Exchange {
     Plain,
     /// SCRAM: two messages.
     Scram(Mechanism, Box<ScramServer>),
+    /// OAUTHBEARER: one message, the token.
+    OAuth,
+    /// OAUTHBEARER after a refused token: the client acknowledges the error (RFC 7628's
+    /// `\x01`), then the exchange fails with why.
+    OAuthRefused(String),
 }
 
 /// Runs the exchange on a new connection of `listener_name`; the principal it proved, or
@@ -44,6 +50,7 @@ pub async fn authenticate(
     reader: &mut (impl AsyncRead + Unpin),
     writer: &mut (impl AsyncWrite + Unpin),
     listener_name: &str,
+    oauth: Option<&OAuthValidator>,
     peer: Option<SocketAddr>,
 ) -> Result<Principal, String> {
     let enabled: Vec<Mechanism> = ctx
@@ -60,7 +67,7 @@ pub async fn authenticate(
         let frame = read_small_frame(reader, max_frame).await?;
         if bare_tokens {
             let token = SaslAuthenticateRequest::default().with_auth_bytes(frame);
-            let (response, done) = sasl_step(ctx, listener_name, &mut exchange, token).await;
+            let (response, done) = sasl_step(ctx, listener_name, oauth, &mut exchange, token).await;
             // A failure has no bare form: the connection just closes.
             let principal = done?;
             let mut reply = (response.auth_bytes.len() as u32).to_be_bytes().to_vec();
@@ -89,6 +96,7 @@ pub async fn authenticate(
                     let (response, chosen) = sasl_handshake::handle(&enabled, &req);
                     let next = match chosen {
                         Some(Mechanism::Plain) => Ok(Exchange::Plain),
+                        Some(Mechanism::OAuthBearer) if oauth.is_some() => Ok(Exchange::OAuth),
                         Some(m) => match m.scram() {
                             Some(hash) => Ok(Exchange::Scram(m, Box::new(ScramServer::new(hash)))),
                             None => Err(format!("mechanism {} has no exchange", m.name())),
@@ -104,8 +112,15 @@ pub async fn authenticate(
                         Err(why) => (response.into(), Err(why)),
                     }
                 }
-                (RequestKind::SaslAuthenticate(req), Exchange::Plain | Exchange::Scram(..)) => {
-                    let (response, done) = sasl_step(ctx, listener_name, &mut exchange, req).await;
+                (
+                    RequestKind::SaslAuthenticate(req),
+                    Exchange::Plain
+                    | Exchange::Scram(..)
+                    | Exchange::OAuth
+                    | Exchange::OAuthRefused(_),
+                ) => {
+                    let (response, done) =
+                        sasl_step(ctx, listener_name, oauth, &mut exchange, req).await;
                     (response.into(), done)
                 }
                 (RequestKind::SaslHandshake(_), _) => (
@@ -132,6 +147,7 @@ pub async fn authenticate(
 async fn sasl_step(
     ctx: &Ctx,
     listener_name: &str,
+    oauth: Option<&OAuthValidator>,
     exchange: &mut Exchange,
     req: SaslAuthenticateRequest,
 ) -> (SaslAuthenticateResponse, Result<Option<Principal>, String>) {
@@ -180,6 +196,38 @@ async fn sasl_step(
                     (sasl_authenticate::answer(Err(error)), Err(why))
                 }
             }
+        }
+        Exchange::OAuth => {
+            let now = crate::clock::now_ms().max(0) as u64 / 1000;
+            let checked = match oauth {
+                Some(v) => bearer_token(&req.auth_bytes).and_then(|t| v.validate(t, now)),
+                None => Err("OAUTHBEARER is not configured".into()),
+            };
+            match checked {
+                Ok(user) => {
+                    record(listener_name, Mechanism::OAuthBearer, true);
+                    let response = sasl_authenticate::answer(Ok(Vec::new()));
+                    (response, Ok(Some(Principal::user(user))))
+                }
+                // RFC 7628: the error goes back as a server message the client
+                // acknowledges; the exchange fails after that.
+                Err(why) => {
+                    record(listener_name, Mechanism::OAuthBearer, false);
+                    *exchange = Exchange::OAuthRefused(why);
+                    let error = br#"{"status":"invalid_token"}"#.to_vec();
+                    (sasl_authenticate::answer(Ok(error)), Ok(None))
+                }
+            }
+        }
+        Exchange::OAuthRefused(why) => {
+            let why = format!(
+                "Authentication failed during authentication due to invalid credentials with \
+                 SASL mechanism OAUTHBEARER: {{\"status\":\"invalid_token\"}} ({why})"
+            );
+            // Counted when the token was refused; only the delay is left.
+            tokio::time::sleep(ctx.config.failed_authentication_delay()).await;
+            let error = BrokerError::SaslAuthenticationFailed(why.clone());
+            (sasl_authenticate::answer(Err(error)), Err(why))
         }
         Exchange::Start => (
             sasl_authenticate::out_of_turn(),

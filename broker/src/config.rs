@@ -327,6 +327,11 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
     ("ssl.truststore.certificates", "", ConfigType::String),
     ("ssl.client.auth", "none", ConfigType::String),
     ("ssl.principal.mapping.rules", "DEFAULT", ConfigType::List),
+    ("sasl.oauthbearer.jwks.endpoint.url", "", ConfigType::String),
+    ("sasl.oauthbearer.expected.issuer", "", ConfigType::String),
+    ("sasl.oauthbearer.expected.audience", "", ConfigType::List),
+    ("sasl.oauthbearer.sub.claim.name", "sub", ConfigType::String),
+    ("sasl.oauthbearer.clock.skew.seconds", "30", ConfigType::Int),
     // A file holding the secret every node of the cluster proves on controller connections
     // (see sluice_controller::secret); unset: the controller port is open to anyone.
     ("sluice.cluster.secret.file", "", ConfigType::String),
@@ -348,7 +353,10 @@ fn is_listener_config(name: &str) -> bool {
     let Some((_listener, config)) = rest.split_once('.') else {
         return false;
     };
-    config.starts_with("ssl.") || config.ends_with(".sasl.jaas.config")
+    config.starts_with("ssl.")
+        || config.starts_with("sasl.oauthbearer.")
+        || config.ends_with(".sasl.jaas.config")
+        || config.ends_with(".sasl.server.callback.handler.class")
 }
 
 /// Pairs `KEY=VALUE` from `--config`, whose values the flag's comma delimiter split apart

@@ -26,6 +26,7 @@ use crate::metrics;
 use crate::read_ahead::ReadAhead;
 use crate::request_reader::read_frames;
 use crate::request_scope::{Listener, RequestScope, Session};
+use crate::security::oauth::OAuthValidator;
 use crate::security::tls::TlsListener;
 use crate::security::{Principal, SecurityProtocol};
 
@@ -39,6 +40,8 @@ pub struct BoundListener {
     pub protocol: SecurityProtocol,
     /// Its TLS settings, on SSL and SASL_SSL listeners.
     pub tls: Option<TlsListener>,
+    /// Its OAUTHBEARER validator, on SASL listeners that enable the mechanism.
+    pub oauth: Option<OAuthValidator>,
 }
 
 /// How long a client has for its TLS handshake.
@@ -120,6 +123,7 @@ async fn serve_stream<R, W>(
             &mut reader,
             &mut writer,
             &listener.name,
+            listener.oauth.as_ref(),
             peer,
         );
         let outcome = tokio::select! {

@@ -30,6 +30,7 @@ use crate::request_reader::RequestBudget;
 use crate::request_scope::Listener;
 use crate::security::authorizer::Authorizer;
 use crate::security::listeners::{self, ListenerSpec};
+use crate::security::oauth::OAuthValidator;
 use crate::security::tls::TlsListener;
 use crate::txn::{TxnCoordinator, TxnSettings};
 
@@ -333,6 +334,24 @@ async fn reserve(config: &BrokerConfig, spec: &ListenerSpec) -> anyhow::Result<R
     } else {
         None
     };
+    let wants_oauth = spec.protocol.uses_sasl()
+        && config
+            .sasl_enabled_mechanisms()
+            .iter()
+            .any(|m| m == "OAUTHBEARER");
+    let oauth = if wants_oauth {
+        let validator = OAuthValidator::from_config(config, &spec.name)?;
+        if validator.is_unsecured() {
+            tracing::warn!(
+                listener = %spec.name,
+                "OAUTHBEARER takes unsigned tokens (Kafka's unsecured validator): set \
+                 sasl.oauthbearer.jwks.endpoint.url outside development"
+            );
+        }
+        Some(validator)
+    } else {
+        None
+    };
     Ok(Reserved {
         socket,
         bound,
@@ -347,6 +366,7 @@ async fn reserve(config: &BrokerConfig, spec: &ListenerSpec) -> anyhow::Result<R
             kind: Listener::Broker,
             protocol: spec.protocol,
             tls,
+            oauth,
         },
     })
 }
@@ -426,6 +446,7 @@ async fn serve_controller_listener(
         kind: Listener::Controller,
         protocol: crate::security::SecurityProtocol::Plaintext,
         tls: None,
+        oauth: None,
     });
     let connections = tokio_util::task::TaskTracker::new();
     loop {

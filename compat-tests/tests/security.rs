@@ -1161,3 +1161,200 @@ fn sluice_admin_manages_users_and_acls_over_sasl_ssl_with_a_command_config() {
     admin(&["users", "delete", "carol", "--mechanism", "SCRAM-SHA-256"]);
     assert!(carol_topics().is_err(), "a deleted user cannot log in");
 }
+
+/// An RSA key (made by openssl) that signs RS256 JWTs, and its JWKS.
+struct Signer {
+    key: ring::signature::RsaKeyPair,
+    kid: String,
+}
+
+impl Signer {
+    fn new(dir: &Path, kid: &str) -> Self {
+        let pem = dir.join(format!("{kid}.pem"));
+        let der = dir.join(format!("{kid}.der"));
+        run_ok(
+            Command::new("openssl")
+                .args([
+                    "genpkey",
+                    "-algorithm",
+                    "RSA",
+                    "-pkeyopt",
+                    "rsa_keygen_bits:2048",
+                    "-out",
+                ])
+                .arg(&pem),
+            LIMIT,
+            None,
+        );
+        run_ok(
+            Command::new("openssl")
+                .args(["pkcs8", "-topk8", "-nocrypt", "-outform", "DER", "-in"])
+                .arg(&pem)
+                .arg("-out")
+                .arg(&der),
+            LIMIT,
+            None,
+        );
+        let key = ring::signature::RsaKeyPair::from_pkcs8(&std::fs::read(der).unwrap()).unwrap();
+        Self {
+            key,
+            kid: kid.into(),
+        }
+    }
+
+    fn jwk(&self) -> serde_json::Value {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let public: ring::rsa::PublicKeyComponents<Vec<u8>> = self.key.public().into();
+        serde_json::json!({"kty": "RSA", "kid": self.kid, "alg": "RS256", "use": "sig",
+            "n": b64.encode(public.n), "e": b64.encode(public.e)})
+    }
+
+    fn token(&self, claims: serde_json::Value) -> String {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": self.kid});
+        let signed = format!(
+            "{}.{}",
+            b64.encode(header.to_string()),
+            b64.encode(claims.to_string())
+        );
+        let mut signature = vec![0u8; self.key.public().modulus_len()];
+        self.key
+            .sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                &ring::rand::SystemRandom::new(),
+                signed.as_bytes(),
+                &mut signature,
+            )
+            .unwrap();
+        format!("{signed}.{}", b64.encode(signature))
+    }
+}
+
+/// Whether confluent-kafka logs in to `bootstrap` (SASL_PLAINTEXT) with `token`.
+fn oauth_login(bootstrap: &str, token: &str) -> bool {
+    let out = run(
+        Command::new(launcher("metadata-confluent"))
+            .args(["-b", bootstrap, "-X", "security.protocol=SASL_PLAINTEXT"])
+            .args(["--oauth-token", token, "--timeout", "15"]),
+        LIMIT,
+        None,
+    );
+    out.status.success()
+}
+
+#[test]
+fn oauthbearer_takes_only_tokens_the_jwks_signed_and_franz_go_passes_its_oauth_test() {
+    // Kafka's default (unsecured) validator: franz-go's own TestOAuthAuth logs in with an
+    // unsigned token, and is refused with an expired one; librdkafka's unsecured JWTs too.
+    let open = Node::start_with(&[
+        "--config",
+        "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "--config",
+        "sasl.enabled.mechanisms=OAUTHBEARER",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let allowlist = dir.path().join("oauth.txt");
+    std::fs::write(&allowlist, "TestOAuthAuth\n").unwrap();
+    let out = run(
+        Command::new(launcher("kgo-suite"))
+            .args(["--bootstrap", open.listener("PLAINTEXT"), "--allowlist"])
+            .arg(&allowlist)
+            .args(["--timeout", "2m"])
+            .env("KGO_TEST_OAUTH_SEEDS", open.listener("SASL_PLAINTEXT"))
+            .current_dir(compat_dir()),
+        Duration::from_secs(180),
+        None,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("--- PASS: TestOAuthAuth "),
+        "TestOAuthAuth did not pass:\n{stdout}"
+    );
+    let unsecured = |node: &Node| {
+        run(
+            Command::new(launcher("metadata-confluent"))
+                .args(["-b", node.listener("SASL_PLAINTEXT")])
+                .args(["-X", "security.protocol=SASL_PLAINTEXT"])
+                .args(["-X", "sasl.mechanisms=OAUTHBEARER"])
+                .args(["-X", "enable.sasl.oauthbearer.unsecure.jwt=true"])
+                .args(["-X", "sasl.oauthbearer.config=principal=admin"])
+                .args(["--timeout", "15"]),
+            LIMIT,
+            None,
+        )
+        .status
+        .success()
+    };
+    assert!(
+        unsecured(&open),
+        "librdkafka's unsecured JWT on the unsecured validator"
+    );
+
+    // With a JWKS: only tokens its key signed, unexpired, for this issuer and audience.
+    let signer = Signer::new(dir.path(), "key-1");
+    let stranger = Signer::new(dir.path(), "key-2");
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(
+        &jwks,
+        serde_json::json!({"keys": [signer.jwk()]}).to_string(),
+    )
+    .unwrap();
+    let url = format!(
+        "sasl.oauthbearer.jwks.endpoint.url=file://{}",
+        jwks.display()
+    );
+    let node = Node::start_with(&[
+        "--config",
+        "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "--config",
+        "sasl.enabled.mechanisms=OAUTHBEARER",
+        "--config",
+        &url,
+        "--config",
+        "sasl.oauthbearer.expected.issuer=https://idp.example",
+        "--config",
+        "sasl.oauthbearer.expected.audience=kafka",
+    ]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = |sub: &str, iss: &str, aud: &str, exp: u64| serde_json::json!({"sub": sub, "iss": iss, "aud": aud, "exp": exp, "iat": now});
+    let bootstrap = node.listener("SASL_PLAINTEXT");
+    let good = signer.token(claims("carol", "https://idp.example", "kafka", now + 300));
+    assert!(oauth_login(bootstrap, &good), "a token the JWKS key signed");
+    let refused = [
+        (
+            "another key",
+            stranger.token(claims("carol", "https://idp.example", "kafka", now + 300)),
+        ),
+        (
+            "expired",
+            signer.token(claims("carol", "https://idp.example", "kafka", now - 600)),
+        ),
+        (
+            "another audience",
+            signer.token(claims("carol", "https://idp.example", "web", now + 300)),
+        ),
+        (
+            "another issuer",
+            signer.token(claims("carol", "https://evil.example", "kafka", now + 300)),
+        ),
+    ];
+    for (why, token) in refused {
+        assert!(
+            !oauth_login(bootstrap, &token),
+            "a token from {why} was taken"
+        );
+    }
+    assert!(
+        !unsecured(&node),
+        "an unsigned token was taken by the JWKS validator"
+    );
+    assert!(
+        authentications(&node, "failure") >= 5.0,
+        "every refused token is counted"
+    );
+}

@@ -1,6 +1,6 @@
 //! Who a connection is, as Kafka decides it: named listeners mapped to security protocols
 //! (`listeners.rs`), TLS with rustls and mutual-TLS principals (`tls.rs`), and the SASL
-//! mechanisms a client proves its identity with (`plain.rs`, `scram.rs`). The exchange
+//! mechanisms a client proves its identity with (`plain.rs`, `scram.rs`, `oauth.rs`). The exchange
 //! itself runs on the connection before its first request (`authenticator.rs` at the top
 //! level); what comes out of it is the connection's [`Principal`], which every request's
 //! scope carries, and what the authorizer (`authorizer.rs`) checks every request's
@@ -8,6 +8,7 @@
 
 pub mod authorizer;
 pub mod listeners;
+pub mod oauth;
 pub mod plain;
 pub mod scram;
 pub mod tls;
@@ -53,11 +54,18 @@ pub enum Mechanism {
     ScramSha256,
     /// SCRAM-SHA-512.
     ScramSha512,
+    /// OAUTHBEARER (RFC 7628): a JWT.
+    OAuthBearer,
 }
 
 impl Mechanism {
     /// Every mechanism, by its SASL name.
-    pub const ALL: [Mechanism; 3] = [Self::Plain, Self::ScramSha256, Self::ScramSha512];
+    pub const ALL: [Mechanism; 4] = [
+        Self::Plain,
+        Self::ScramSha256,
+        Self::ScramSha512,
+        Self::OAuthBearer,
+    ];
 
     /// The SASL name.
     pub fn name(self) -> &'static str {
@@ -65,6 +73,7 @@ impl Mechanism {
             Self::Plain => "PLAIN",
             Self::ScramSha256 => "SCRAM-SHA-256",
             Self::ScramSha512 => "SCRAM-SHA-512",
+            Self::OAuthBearer => "OAUTHBEARER",
         }
     }
 
@@ -76,7 +85,7 @@ impl Mechanism {
     /// The SCRAM hash, for the SCRAM mechanisms.
     pub fn scram(self) -> Option<scram::ScramHash> {
         match self {
-            Self::Plain => None,
+            Self::Plain | Self::OAuthBearer => None,
             Self::ScramSha256 => Some(scram::ScramHash::Sha256),
             Self::ScramSha512 => Some(scram::ScramHash::Sha512),
         }

@@ -4,7 +4,9 @@ SCRAM client-final-message, which Kafka 4 refuses). Prints `OK brokers=N` and ex
 prints `FAIL` with the errors librdkafka reported (authentication errors among them) and
 exits 1.
 
-    metadata_confluent.py -b HOST:PORT [-X KEY=VALUE ...] [--timeout S]
+    metadata_confluent.py -b HOST:PORT [-X KEY=VALUE ...] [--timeout S] [--oauth-token JWT]
+
+With --oauth-token the client logs in with SASL OAUTHBEARER presenting that token.
 """
 import argparse
 import sys
@@ -19,10 +21,14 @@ def main():
     p.add_argument("-b", "--bootstrap", required=True)
     p.add_argument("-X", dest="props", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--oauth-token")
     args = p.parse_args()
     errors = []
     config = {"bootstrap.servers": args.bootstrap, "error_cb": lambda e: errors.append(str(e))}
     config.update(kv.split("=", 1) for kv in args.props)
+    if args.oauth_token:
+        config["sasl.mechanisms"] = "OAUTHBEARER"
+        config["oauth_cb"] = lambda _config: (args.oauth_token, time.time() + 300)
     admin = AdminClient(config)
     deadline = time.monotonic() + args.timeout
     while True:
