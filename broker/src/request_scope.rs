@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::read_ahead::ReadAhead;
+use crate::security::authorizer::Requester;
 use crate::security::Principal;
 
 /// The listener a connection came in on.
@@ -88,6 +89,14 @@ impl RequestScope {
     /// The client's address, if known.
     pub fn peer_ip(&self) -> Option<std::net::IpAddr> {
         self.peer.map(|a| a.ip())
+    }
+
+    /// Who the authorizer is asked about: the principal and its address.
+    pub fn requester(&self) -> Requester<'_> {
+        Requester {
+            principal: self.principal(),
+            host: self.peer_ip(),
+        }
     }
 
     /// The listener the request came in on.

@@ -3,14 +3,12 @@
 
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, RequestHeader};
 
-use super::authorize;
+use super::authorize_txn_offsets;
 use crate::context::Ctx;
 use crate::coordinator::TxnProducer;
 use crate::error::code_of;
 use crate::group::OFFSETS_TOPIC;
 use crate::request_scope::RequestScope;
-use crate::security::authorizer::Operation::{Read, Write};
-use crate::security::authorizer::Resource::{Group, TransactionalId};
 use crate::txn::state::TV1;
 
 /// Adds the group's `__consumer_offsets` partition to the transaction.
@@ -25,17 +23,14 @@ pub async fn handle(
         id: req.producer_id.0,
         epoch: req.producer_epoch,
     };
-    // WRITE on the transactional id, READ on the group.
     let image = ctx.controller.image();
-    let refused = authorize(
+    let refused = authorize_txn_offsets(
         ctx,
         scope,
         &image,
-        Write,
-        TransactionalId,
         req.transactional_id.as_str(),
-    )
-    .and_then(|_| authorize(ctx, scope, &image, Read, Group, req.group_id.as_str()));
+        req.group_id.as_str(),
+    );
     if let Err(e) = refused {
         return AddOffsetsToTxnResponse::default().with_error_code(e.code());
     }

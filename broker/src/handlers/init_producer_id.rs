@@ -10,7 +10,7 @@ use crate::error::BrokerError;
 use crate::request_scope::RequestScope;
 use crate::security::authorizer::Operation::{IdempotentWrite, Write};
 use crate::security::authorizer::Resource::{self, TransactionalId};
-use crate::security::authorizer::{Requester, CLUSTER_NAME};
+use crate::security::authorizer::CLUSTER_NAME;
 
 /// Hands an idempotent producer a fresh id with epoch 0; a transactional one its id's.
 pub async fn handle(
@@ -25,10 +25,7 @@ pub async fn handle(
     let refused = match &req.transactional_id {
         Some(id) => authorize(ctx, scope, &image, Write, TransactionalId, id.as_str()).err(),
         None => {
-            let who = Requester {
-                principal: scope.principal(),
-                host: scope.peer_ip(),
-            };
+            let who = scope.requester();
             let writes_somewhere = || {
                 image.topics.keys().any(|t| {
                     ctx.authorizer

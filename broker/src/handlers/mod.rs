@@ -59,7 +59,7 @@ use sluice_controller::{BrokerInfo, MetadataImage, TopicInfo};
 use uuid::Uuid;
 
 use crate::error::BrokerError;
-use crate::security::authorizer::{Operation, Requester, Resource, CLUSTER_NAME};
+use crate::security::authorizer::{Operation, Resource, CLUSTER_NAME};
 
 /// A topic name for a response.
 pub fn topic_name(name: &str) -> TopicName {
@@ -175,11 +175,8 @@ pub fn visible(
     resource: Resource,
     name: &str,
 ) -> bool {
-    let who = Requester {
-        principal: scope.principal(),
-        host: scope.peer_ip(),
-    };
-    ctx.authorizer.allows(image, who, operation, resource, name)
+    ctx.authorizer
+        .allows(image, scope.requester(), operation, resource, name)
 }
 
 /// Whether the request's principal may do `operation` on `resource`/`name`; a refusal is
@@ -245,12 +242,8 @@ pub fn authorized_operations(
     resource: Resource,
     name: &str,
 ) -> i32 {
-    let who = Requester {
-        principal: scope.principal(),
-        host: scope.peer_ip(),
-    };
     ctx.authorizer
-        .authorized_operations(image, who, resource, name)
+        .authorized_operations(image, scope.requester(), resource, name)
 }
 
 /// Topic `name`, if the request's principal may do `operation` on it: refused with
@@ -279,4 +272,24 @@ pub fn authorize_group(
 ) -> Result<(), BrokerError> {
     let image = ctx.controller.image();
     authorize(ctx, scope, &image, operation, Resource::Group, group)
+}
+
+/// What a transaction's offsets need: WRITE on its transactional id, READ on the group
+/// (AddOffsetsToTxn, TxnOffsetCommit).
+pub fn authorize_txn_offsets(
+    ctx: &crate::context::Ctx,
+    scope: &crate::request_scope::RequestScope,
+    image: &MetadataImage,
+    transactional_id: &str,
+    group: &str,
+) -> Result<(), BrokerError> {
+    authorize(
+        ctx,
+        scope,
+        image,
+        Operation::Write,
+        Resource::TransactionalId,
+        transactional_id,
+    )?;
+    authorize(ctx, scope, image, Operation::Read, Resource::Group, group)
 }

@@ -8,15 +8,15 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{RequestHeader, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
-use super::authorize;
+use super::{authorize, authorize_txn_offsets};
 use crate::context::Ctx;
 use crate::coordinator::TxnProducer;
 use crate::error::{code_of, BrokerError};
 use crate::group::offsets::Committed;
 use crate::group::OFFSETS_TOPIC;
 use crate::request_scope::RequestScope;
-use crate::security::authorizer::Operation::{Read, Write};
-use crate::security::authorizer::Resource::{Group, Topic, TransactionalId};
+use crate::security::authorizer::Operation::Read;
+use crate::security::authorizer::Resource::Topic;
 
 /// Writes every partition's offset in one transactional write.
 pub async fn handle(
@@ -57,20 +57,13 @@ pub async fn handle(
         epoch: req.producer_epoch,
     };
     // WRITE on the transactional id, READ on the group and on each topic.
-    let refused = authorize(
-        ctx,
-        scope,
-        &image,
-        Write,
-        TransactionalId,
-        req.transactional_id.as_str(),
-    )
-    .and_then(|_| authorize(ctx, scope, &image, Read, Group, req.group_id.as_str()))
-    .and_then(|_| {
-        req.topics
-            .iter()
-            .try_for_each(|t| authorize(ctx, scope, &image, Read, Topic, t.name.0.as_str()))
-    });
+    let id = req.transactional_id.as_str();
+    let refused =
+        authorize_txn_offsets(ctx, scope, &image, id, req.group_id.as_str()).and_then(|_| {
+            req.topics
+                .iter()
+                .try_for_each(|t| authorize(ctx, scope, &image, Read, Topic, t.name.0.as_str()))
+        });
     let result = if let Err(e) = refused {
         Err(e)
     } else if offsets.is_empty() {
