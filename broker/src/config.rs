@@ -306,6 +306,13 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
         ConfigType::List,
     ),
     ("inter.broker.listener.name", "", ConfigType::String),
+    // Kafka's default; Sluice serves PLAIN and SCRAM, so a SASL inter-broker listener
+    // needs this set.
+    (
+        "sasl.mechanism.inter.broker.protocol",
+        "GSSAPI",
+        ConfigType::String,
+    ),
     // Kafka's default is GSSAPI, which Sluice does not serve.
     (
         "sasl.enabled.mechanisms",

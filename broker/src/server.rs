@@ -92,6 +92,8 @@ pub async fn serve(
         reserved.push(reserve(&config, spec).await?);
     }
     let endpoints: Vec<BrokerEndpoint> = reserved.iter().map(|r| r.endpoint.clone()).collect();
+    let peer_security =
+        listeners::inter_broker_security(&config, &plan.listeners[plan.inter_broker])?;
     let inter_broker = &reserved[plan.inter_broker];
     let kafka_addr = inter_broker.bound;
     let (adv_host, adv_port) = (
@@ -174,13 +176,16 @@ pub async fn serve(
             config.offsets_topic_replication_factor(),
             config.offsets_commit_timeout(),
         ),
-        txns: TxnCoordinator::new(TxnSettings {
-            partitions: config.txn_topic_partitions(),
-            replication_factor: config.txn_topic_replication_factor(),
-            min_isr: config.txn_topic_min_isr(),
-            max_timeout_ms: config.txn_max_timeout_ms(),
-            id_expiration_ms: config.txn_id_expiration_ms(),
-        }),
+        txns: TxnCoordinator::new(
+            TxnSettings {
+                partitions: config.txn_topic_partitions(),
+                replication_factor: config.txn_topic_replication_factor(),
+                min_isr: config.txn_topic_min_isr(),
+                max_timeout_ms: config.txn_max_timeout_ms(),
+                id_expiration_ms: config.txn_id_expiration_ms(),
+            },
+            peer_security.clone(),
+        ),
         disk: DiskGuard::new(args.data_dir.clone(), config.min_free_bytes()),
         authorizer: Authorizer::from_config(&config)?,
         config,
@@ -201,6 +206,7 @@ pub async fn serve(
             store: ctx.store.clone(),
             replicas: ctx.replicas.clone(),
             controller: ctx.controller.clone(),
+            security: peer_security.clone(),
         },
         shutdown.clone(),
     ));

@@ -1358,3 +1358,121 @@ fn oauthbearer_takes_only_tokens_the_jwks_signed_and_franz_go_passes_its_oauth_t
         "every refused token is counted"
     );
 }
+
+#[test]
+fn brokers_replicate_over_a_sasl_ssl_inter_broker_listener_with_no_plaintext_port() {
+    // Three nodes whose only listeners are SASL_SSL: INTERNAL, where they authenticate to
+    // each other as User:broker (PLAIN, their own JAAS username/password), and EXTERNAL for
+    // clients; ACLs on, the controller port closed by the cluster secret.
+    let certs = Certs::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("cluster.secret");
+    std::fs::write(&secret, "another-cluster-secret-of-32-chars").unwrap();
+    let module = "org.apache.kafka.common.security.plain.PlainLoginModule required";
+    let mut flags: Vec<String> = [
+        "listeners=INTERNAL://127.0.0.1:0,EXTERNAL://127.0.0.1:0".to_string(),
+        "listener.security.protocol.map=INTERNAL:SASL_SSL,EXTERNAL:SASL_SSL".into(),
+        "inter.broker.listener.name=INTERNAL".into(),
+        "sasl.mechanism.inter.broker.protocol=PLAIN".into(),
+        "sasl.enabled.mechanisms=PLAIN".into(),
+        format!(
+            "listener.name.internal.plain.sasl.jaas.config={module} username=\"broker\" \
+             password=\"broker-secret\" user_broker=\"broker-secret\";"
+        ),
+        format!(
+            "listener.name.external.plain.sasl.jaas.config={module} user_admin=\"admin-secret\" \
+             user_alice=\"alice-secret\";"
+        ),
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer".into(),
+        "super.users=User:broker;User:admin".into(),
+        format!("sluice.cluster.secret.file={}", secret.display()),
+    ]
+    .into_iter()
+    .flat_map(|c| ["--config".to_string(), c])
+    .collect();
+    flags.extend(certs.broker_flags("none"));
+    let nodes = Node::start_cluster(3, 0, &strs(&flags));
+    let external = nodes[0].listener("EXTERNAL").to_string();
+    assert!(
+        !nodes[0].listeners.contains_key("PLAINTEXT"),
+        "no plaintext port: {:?}",
+        nodes[0].listeners
+    );
+    let admin = dir.path().join("admin.properties");
+    std::fs::write(
+        &admin,
+        format!(
+            "security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\n\
+             sasl.jaas.config={module} username=\"admin\" password=\"admin-secret\";\n\
+             ssl.truststore.type=PEM\nssl.truststore.location={}\n",
+            certs.ca().display()
+        ),
+    )
+    .unwrap();
+    let replicated = topic("replicated");
+    run_ok(
+        Command::new(launcher("kafka-topics"))
+            .args(["--bootstrap-server", &external, "--command-config"])
+            .arg(&admin)
+            .args(["--create", "--topic", &replicated, "--partitions", "3"])
+            .args([
+                "--replication-factor",
+                "3",
+                "--config",
+                "min.insync.replicas=3",
+            ]),
+        LIMIT,
+        None,
+    );
+    // acks=all with min.insync.replicas=3: every record is on all three nodes, copied over
+    // the INTERNAL listener, before it is acknowledged.
+    let client = [
+        "security.protocol=SASL_SSL",
+        "sasl.mechanisms=PLAIN",
+        "sasl.username=admin",
+        "sasl.password=admin-secret",
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain([format!("ssl.ca.location={}", certs.ca().display())])
+    .flat_map(|p| ["-X".to_string(), p])
+    .collect::<Vec<_>>();
+    let input: String = (0..300).map(|i| format!("r{i}\n")).collect();
+    let mut produce = Command::new("kcat");
+    produce
+        .args(["-P", "-b", &external, "-t", &replicated, "-X", "acks=all"])
+        .args(&client);
+    run_ok(&mut produce, LIMIT, Some(input.as_bytes()));
+    for node in &nodes {
+        let mut consume = Command::new("kcat");
+        consume
+            .args([
+                "-C",
+                "-e",
+                "-q",
+                "-b",
+                node.listener("EXTERNAL"),
+                "-t",
+                &replicated,
+            ])
+            .args(["-f", "%s\n"])
+            .args(&client);
+        let out = run_ok(&mut consume, LIMIT, None);
+        assert_eq!(
+            out.lines().count(),
+            300,
+            "all records through {}",
+            node.node_id
+        );
+    }
+    let described = sluice_admin(
+        &external,
+        &admin,
+        &["--json", "topics", "describe", &replicated],
+    )
+    .expect("describe");
+    let partitions: serde_json::Value = serde_json::from_str(&described).expect("json");
+    for p in partitions["partitions"].as_array().expect("partitions") {
+        assert_eq!(p["isr"].as_array().map(Vec::len), Some(3), "in sync: {p}");
+    }
+}

@@ -40,6 +40,8 @@ pub struct FetcherCtx {
     pub replicas: Arc<ReplicaManager>,
     /// The metadata controller (where the leaders are).
     pub controller: ControllerClient,
+    /// How to connect to leaders (the inter-broker listener's TLS and SASL).
+    pub security: sluice_client::ClientSecurity,
 }
 
 fn topic_name(name: &str) -> TopicName {
@@ -86,7 +88,7 @@ async fn fetch_from(ctx: FetcherCtx, leader: i32, shutdown: CancellationToken) {
             continue;
         };
         if conn.is_none() {
-            conn = KafkaClient::connect(&addr).await.ok();
+            conn = KafkaClient::connect_with(&addr, &ctx.security).await.ok();
         }
         let Some(client) = conn.as_mut() else {
             tokio::time::sleep(BACKOFF).await;

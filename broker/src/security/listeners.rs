@@ -168,18 +168,68 @@ pub fn plan(
             .position(|l| l.protocol == SecurityProtocol::Plaintext)
             .unwrap_or(0),
     };
-    if listeners[inter_broker].protocol != SecurityProtocol::Plaintext {
-        // Replication and the transaction peers speak plaintext so far.
-        anyhow::bail!(
-            "the inter-broker listener ({}) must be PLAINTEXT: brokers do not yet \
-             authenticate to each other over TLS or SASL",
-            listeners[inter_broker].name
-        );
-    }
     Ok(ListenerPlan {
         listeners,
         inter_broker,
     })
+}
+
+/// How this broker connects to the others' inter-broker listener `listener`: TLS with
+/// its truststore (`[listener.name.<l>.]ssl.truststore.location`), SASL with
+/// `sasl.mechanism.inter.broker.protocol` and the `username`/`password` of the listener's
+/// JAAS config for that mechanism, as Kafka's brokers do.
+pub fn inter_broker_security(
+    config: &BrokerConfig,
+    listener: &ListenerSpec,
+) -> anyhow::Result<sluice_client::ClientSecurity> {
+    let get = |name: &str| config.listener_config(&listener.name, name);
+    let tls_ca = if listener.protocol.uses_tls() {
+        let path = get("ssl.truststore.location").ok_or_else(|| {
+            anyhow::anyhow!(
+                "the inter-broker listener {} uses TLS: brokers need ssl.truststore.location \
+                 to check each other's certificates",
+                listener.name
+            )
+        })?;
+        Some(
+            std::fs::read(&path)
+                .map_err(|e| anyhow::anyhow!("ssl.truststore.location {path}: {e}"))?,
+        )
+    } else {
+        None
+    };
+    let sasl = if listener.protocol.uses_sasl() {
+        let mechanism = config
+            .get("sasl.mechanism.inter.broker.protocol")
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&mechanism.as_str()) {
+            anyhow::bail!(
+                "sasl.mechanism.inter.broker.protocol={mechanism}: the inter-broker listener {} \
+                 uses SASL, so set it to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+                listener.name
+            );
+        }
+        let jaas_name = format!("{}.sasl.jaas.config", mechanism.to_ascii_lowercase());
+        let jaas = get(&jaas_name).unwrap_or_default();
+        let option = |key: &str| {
+            let start = jaas.find(&format!("{key}=\""))? + key.len() + 2;
+            let end = jaas[start..].find('"')? + start;
+            Some(jaas[start..end].to_string())
+        };
+        let (Some(user), Some(password)) = (option("username"), option("password")) else {
+            anyhow::bail!(
+                "the inter-broker listener {} uses SASL: its listener.name.{}.{jaas_name} needs \
+                 the broker's own username=\"...\" password=\"...\"",
+                listener.name,
+                listener.name.to_ascii_lowercase()
+            );
+        };
+        Some((mechanism, user, password))
+    } else {
+        None
+    };
+    Ok(sluice_client::ClientSecurity { tls_ca, sasl })
 }
 
 #[cfg(test)]
@@ -219,7 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn custom_names_need_a_protocol_and_a_plaintext_inter_broker_listener() {
+    fn custom_names_need_a_protocol_and_a_secured_inter_broker_listener_its_settings() {
         let c = config(&["listeners=EXTERNAL://127.0.0.1:0"]);
         assert!(plan(&c, "x:1", None).is_err());
         let c = config(&[
@@ -228,7 +278,11 @@ mod tests {
             "inter.broker.listener.name=INTERNAL",
         ]);
         assert_eq!(plan(&c, "x:1", None).unwrap().inter_broker, 0);
-        let c = config(&["listeners=SSL://127.0.0.1:0"]);
-        assert!(plan(&c, "x:1", None).is_err(), "TLS between brokers");
+        let c = config(&["listeners=SASL_SSL://127.0.0.1:0"]);
+        let p = plan(&c, "x:1", None).unwrap();
+        assert!(
+            inter_broker_security(&c, &p.listeners[0]).is_err(),
+            "SASL between brokers needs the broker's mechanism and credentials"
+        );
     }
 }

@@ -130,6 +130,13 @@ pub struct MarkerClients {
 }
 
 impl MarkerClients {
+    /// Connections made with `security` (the inter-broker listener's).
+    pub fn new(security: sluice_client::ClientSecurity) -> Self {
+        Self {
+            peers: PeerClients::new(security),
+        }
+    }
+
     /// Writes `marker` to every partition, wherever it is led; fails if any partition did
     /// not get it (the caller retries them all: a second marker is harmless).
     pub async fn send(

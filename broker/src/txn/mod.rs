@@ -84,7 +84,7 @@ pub struct TxnCoordinator {
 
 impl TxnCoordinator {
     /// A coordinator keeping its state in `__transaction_state`.
-    pub fn new(settings: TxnSettings) -> Self {
+    pub fn new(settings: TxnSettings, inter_broker: sluice_client::ClientSecurity) -> Self {
         let topic = InternalTopic {
             name: TXN_TOPIC,
             partitions: settings.partitions,
@@ -95,8 +95,8 @@ impl TxnCoordinator {
         Self {
             runtime: CoordinatorRuntime::new(topic, TxnShard::default),
             settings,
-            clients: MarkerClients::default(),
-            coordinators: PeerClients::default(),
+            clients: MarkerClients::new(inter_broker.clone()),
+            coordinators: PeerClients::new(inter_broker),
             finishing: Default::default(),
         }
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::protocol::Request;
-use sluice_client::KafkaClient;
+use sluice_client::{ClientSecurity, KafkaClient};
 use tokio::sync::Mutex;
 
 use crate::error::BrokerError;
@@ -18,13 +18,23 @@ use crate::error::BrokerError;
 /// write waits there for its ISR, so a healthy peer always answers within it.
 const PEER_REQUEST_TIMEOUT: Duration = Duration::from_secs(35);
 
-/// One connection slot per node.
+/// One connection slot per node, each connecting as the inter-broker listener asks (TLS,
+/// SASL).
 #[derive(Default)]
 pub struct PeerClients {
     clients: std::sync::Mutex<HashMap<i32, Arc<Mutex<Option<KafkaClient>>>>>,
+    security: ClientSecurity,
 }
 
 impl PeerClients {
+    /// Connections made with `security`.
+    pub fn new(security: ClientSecurity) -> Self {
+        Self {
+            clients: Default::default(),
+            security,
+        }
+    }
+
     fn slot(&self, node: i32) -> Arc<Mutex<Option<KafkaClient>>> {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         clients.entry(node).or_default().clone()
@@ -42,10 +52,13 @@ impl PeerClients {
         let slot = self.slot(node);
         let mut client = slot.lock().await;
         if client.is_none() {
-            let connected = tokio::time::timeout(PEER_REQUEST_TIMEOUT, KafkaClient::connect(addr))
-                .await
-                .map_err(|_| BrokerError::LeaderNotAvailable)?
-                .map_err(|_| BrokerError::LeaderNotAvailable)?;
+            let connected = tokio::time::timeout(
+                PEER_REQUEST_TIMEOUT,
+                KafkaClient::connect_with(addr, &self.security),
+            )
+            .await
+            .map_err(|_| BrokerError::LeaderNotAvailable)?
+            .map_err(|_| BrokerError::LeaderNotAvailable)?;
             *client = Some(connected);
         }
         let Some(c) = client.as_mut() else {
