@@ -173,6 +173,11 @@ impl ClientSecurity {
                 .ok_or_else(|| anyhow!("server-first-message has no {name}"))
         };
         let combined = attr("r=")?;
+        // RFC 5802: the server's nonce extends ours; anything else is not our exchange.
+        let client_nonce = &first_bare[first_bare.find(",r=").map_or(0, |i| i + 3)..];
+        if !combined.starts_with(client_nonce) || combined.len() == client_nonce.len() {
+            bail!("the broker's SCRAM nonce does not extend the client's");
+        }
         let salt = BASE64.decode(attr("s=")?)?;
         let iterations: u32 = attr("i=")?.parse()?;
         let salted = salted_password(mechanism, password, &salt, iterations)?;

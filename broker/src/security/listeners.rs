@@ -149,6 +149,9 @@ pub fn plan(
             bind: format!("{host}:{port}"),
         });
     }
+    if listeners.is_empty() {
+        anyhow::bail!("listeners={configured} names no listener");
+    }
     if let Some(name) = advertised.keys().next() {
         anyhow::bail!("advertised.listeners names {name}, which `listeners` does not");
     }

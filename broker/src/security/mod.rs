@@ -33,6 +33,11 @@ impl Principal {
         }
     }
 
+    /// Whether this is the principal `text` names (`User:alice`).
+    pub fn is(&self, text: &str) -> bool {
+        text.split_once(':') == Some((self.kind.as_str(), self.name.as_str()))
+    }
+
     /// Who a PLAINTEXT connection, or a TLS one without a client certificate, is.
     pub fn anonymous() -> Self {
         Self::user("ANONYMOUS")
