@@ -5,9 +5,16 @@
 //! served meanwhile, frames are capped at `sasl.server.max.receive.size` and read without
 //! trusting their length prefix, and a failed login is answered only after
 //! `connection.failed.authentication.delay.ms`, then the connection closes.
+//!
+//! Re-authentication (KIP-368): with `connections.max.reauth.ms` set, a session lasts that
+//! long (or until its OAUTHBEARER token expires, if sooner); the final SaslAuthenticate
+//! answer says so, and the client runs the same exchange again on the open connection
+//! before then, with the same mechanism and as the same principal. The connection feeds
+//! that exchange from its reader and writer tasks (`SaslTransport`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
@@ -15,6 +22,7 @@ use kafka_protocol::messages::{
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use crate::context::Ctx;
 use crate::dispatch::{decode, dispatch, encode_response, peek_header, Decoded};
@@ -43,45 +51,89 @@ enum Exchange {
     OAuthRefused(String),
 }
 
-/// Runs the exchange on a new connection of `listener_name`; the principal it proved, or
-/// why the connection must close.
-pub async fn authenticate(
+/// What a finished exchange proved.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// Who the client is.
+    pub principal: Principal,
+    /// The mechanism it proved it with (a re-authentication must use the same).
+    pub mechanism: Mechanism,
+    /// When the session ends and the client must have re-authenticated; never if unset.
+    pub expires: Option<Instant>,
+}
+
+/// Where an exchange's frames come from and go to: the socket itself before the first
+/// request, the connection's reader and writer tasks for a re-authentication.
+pub(crate) trait SaslTransport {
+    /// The next frame from the client.
+    async fn read(&mut self) -> Result<Bytes, String>;
+    /// Sends one frame to the client.
+    async fn write(&mut self, frame: Frame) -> Result<(), String>;
+}
+
+/// A connection's socket before its first request: frames capped at
+/// `sasl.server.max.receive.size`.
+pub(crate) struct Socket<'a, R, W> {
+    pub reader: &'a mut R,
+    pub writer: &'a mut W,
+    pub max_frame: usize,
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> SaslTransport for Socket<'_, R, W> {
+    async fn read(&mut self) -> Result<Bytes, String> {
+        read_small_frame(self.reader, self.max_frame).await
+    }
+    async fn write(&mut self, frame: Frame) -> Result<(), String> {
+        write_frame(self.writer, frame).await
+    }
+}
+
+/// Runs the exchange on a connection of `listener_name`: the first one, or a
+/// re-authentication of the session `previous`. What it proved, or why the connection must
+/// close.
+pub(crate) async fn authenticate(
     ctx: &Ctx,
-    reader: &mut (impl AsyncRead + Unpin),
-    writer: &mut (impl AsyncWrite + Unpin),
+    io: &mut impl SaslTransport,
     listener_name: &str,
     oauth: Option<&OAuthValidator>,
     peer: Option<SocketAddr>,
-) -> Result<Principal, String> {
-    let enabled: Vec<Mechanism> = ctx
-        .config
-        .sasl_enabled_mechanisms()
-        .iter()
-        .filter_map(|m| Mechanism::from_name(m))
-        .collect();
-    let max_frame = ctx.config.sasl_max_receive_size();
+    previous: Option<&Authenticated>,
+) -> Result<Authenticated, String> {
+    let enabled: Vec<Mechanism> = match previous {
+        // A re-authentication keeps the mechanism: a handshake naming another is refused.
+        Some(p) => vec![p.mechanism],
+        None => ctx
+            .config
+            .sasl_enabled_mechanisms()
+            .iter()
+            .filter_map(|m| Mechanism::from_name(m))
+            .collect(),
+    };
     let mut exchange = Exchange::Start;
     // Set by a v0 handshake: tokens come and go as bare frames, not Kafka requests.
     let mut bare_tokens = false;
     loop {
-        let frame = read_small_frame(reader, max_frame).await?;
+        let frame = io.read().await?;
         if bare_tokens {
             let token = SaslAuthenticateRequest::default().with_auth_bytes(frame);
             let (response, done) = sasl_step(ctx, listener_name, oauth, &mut exchange, token).await;
             // A failure has no bare form: the connection just closes.
-            let principal = done?;
+            let proved = done?
+                .map(|p| p.session(ctx, listener_name, previous))
+                .transpose()?;
             let mut reply = (response.auth_bytes.len() as u32).to_be_bytes().to_vec();
             reply.extend_from_slice(&response.auth_bytes);
-            write_frame(writer, Frame::from(bytes::BytesMut::from(&reply[..]))).await?;
-            match principal {
-                Some(principal) => return Ok(principal),
+            io.write(Frame::from(bytes::BytesMut::from(&reply[..])))
+                .await?;
+            match proved {
+                Some(session) => return Ok(session),
                 None => continue,
             }
         }
         let (raw_key, _, correlation_id) = peek_header(&frame).map_err(|e| e.to_string())?;
         if raw_key == ApiKey::ApiVersions as i16 {
             let answer = api_versions(ctx, peer, listener_name, frame).await?;
-            write_frame(writer, answer).await?;
+            io.write(answer).await?;
             continue;
         }
         let Decoded {
@@ -90,7 +142,7 @@ pub async fn authenticate(
             request,
             ..
         } = decode(Listener::Broker, frame).map_err(|e| e.to_string())?;
-        let (response, done): (ResponseKind, Result<Option<Principal>, String>) =
+        let (response, done): (ResponseKind, Result<Option<Authenticated>, String>) =
             match (request, &mut exchange) {
                 (RequestKind::SaslHandshake(req), Exchange::Start) => {
                     let (response, chosen) = sasl_handshake::handle(&enabled, &req);
@@ -121,7 +173,7 @@ pub async fn authenticate(
                 ) => {
                     let (response, done) =
                         sasl_step(ctx, listener_name, oauth, &mut exchange, req).await;
-                    (response.into(), done)
+                    finish_step(ctx, listener_name, previous, response, done)
                 }
                 (RequestKind::SaslHandshake(_), _) => (
                     sasl_handshake::out_of_turn().into(),
@@ -135,9 +187,81 @@ pub async fn authenticate(
             };
         let frame =
             encode_response(key, version, correlation_id, &response).map_err(|e| e.to_string())?;
-        write_frame(writer, frame).await?;
-        if let Some(principal) = done? {
-            return Ok(principal);
+        io.write(frame).await?;
+        if let Some(session) = done? {
+            return Ok(session);
+        }
+    }
+}
+
+/// What a mechanism proved: the principal, and when its credential expires (an OAUTHBEARER
+/// token's `exp`, in seconds since the epoch).
+struct Proved {
+    principal: Principal,
+    mechanism: Mechanism,
+    credential_expires_s: Option<u64>,
+}
+
+impl Proved {
+    /// The session this proof starts; a re-authentication must prove the same principal.
+    fn session(
+        self,
+        ctx: &Ctx,
+        listener: &str,
+        previous: Option<&Authenticated>,
+    ) -> Result<Authenticated, String> {
+        if let Some(p) = previous {
+            if p.principal != self.principal {
+                return Err(format!(
+                    "Cannot change principals during re-authentication from {}: {}",
+                    p.principal, self.principal
+                ));
+            }
+        }
+        let lifetime = ctx
+            .config
+            .max_reauth(listener, self.mechanism.name())
+            .map(|max| match self.credential_expires_s {
+                Some(exp) => {
+                    let now = crate::clock::now_ms().max(0) as u64;
+                    max.min(Duration::from_millis((exp * 1000).saturating_sub(now)))
+                }
+                None => max,
+            });
+        Ok(Authenticated {
+            principal: self.principal,
+            mechanism: self.mechanism,
+            expires: lifetime.map(|l| Instant::now() + l),
+        })
+    }
+}
+
+/// A SaslAuthenticate answer and its outcome, once the session (if the exchange ended) is
+/// known: the answer tells the client how long the session lasts, or why it was refused.
+fn finish_step(
+    ctx: &Ctx,
+    listener: &str,
+    previous: Option<&Authenticated>,
+    mut response: SaslAuthenticateResponse,
+    done: Result<Option<Proved>, String>,
+) -> (ResponseKind, Result<Option<Authenticated>, String>) {
+    let session = match done {
+        Ok(Some(proved)) => proved.session(ctx, listener, previous),
+        Ok(None) => return (response.into(), Ok(None)),
+        Err(why) => return (response.into(), Err(why)),
+    };
+    match session {
+        Ok(session) => {
+            // Zero means no expiry, so a session that ends now still says 1 ms.
+            response.session_lifetime_ms = session.expires.map_or(0, |t| {
+                let left = t.saturating_duration_since(Instant::now()).as_millis();
+                i64::try_from(left).unwrap_or(i64::MAX).max(1)
+            });
+            (response.into(), Ok(Some(session)))
+        }
+        Err(why) => {
+            let error = BrokerError::SaslAuthenticationFailed(why.clone());
+            (sasl_authenticate::answer(Err(error)).into(), Err(why))
         }
     }
 }
@@ -150,7 +274,7 @@ async fn sasl_step(
     oauth: Option<&OAuthValidator>,
     exchange: &mut Exchange,
     req: SaslAuthenticateRequest,
-) -> (SaslAuthenticateResponse, Result<Option<Principal>, String>) {
+) -> (SaslAuthenticateResponse, Result<Option<Proved>, String>) {
     match exchange {
         Exchange::Plain => {
             let users = PlainUsers::from_jaas(
@@ -162,7 +286,12 @@ async fn sasl_step(
                 Ok(user) => {
                     record(listener_name, Mechanism::Plain, true);
                     let response = sasl_authenticate::answer(Ok(Vec::new()));
-                    (response, Ok(Some(Principal::user(user))))
+                    let proved = Proved {
+                        principal: Principal::user(user),
+                        mechanism: Mechanism::Plain,
+                        credential_expires_s: None,
+                    };
+                    (response, Ok(Some(proved)))
                 }
                 Err(why) => {
                     failed(ctx, listener_name, Mechanism::Plain).await;
@@ -188,7 +317,12 @@ async fn sasl_step(
                 Ok(ScramStep::Authenticated { user, response }) => {
                     record(listener_name, mechanism, true);
                     let response = sasl_authenticate::answer(Ok(response));
-                    (response, Ok(Some(Principal::user(user))))
+                    let proved = Proved {
+                        principal: Principal::user(user),
+                        mechanism,
+                        credential_expires_s: None,
+                    };
+                    (response, Ok(Some(proved)))
                 }
                 Err(why) => {
                     failed(ctx, listener_name, mechanism).await;
@@ -204,10 +338,15 @@ async fn sasl_step(
                 None => Err("OAUTHBEARER is not configured".into()),
             };
             match checked {
-                Ok(user) => {
+                Ok(token) => {
                     record(listener_name, Mechanism::OAuthBearer, true);
                     let response = sasl_authenticate::answer(Ok(Vec::new()));
-                    (response, Ok(Some(Principal::user(user))))
+                    let proved = Proved {
+                        principal: Principal::user(token.subject),
+                        mechanism: Mechanism::OAuthBearer,
+                        credential_expires_s: token.expires_s,
+                    };
+                    (response, Ok(Some(proved)))
                 }
                 // RFC 7628: the error goes back as a server message the client
                 // acknowledges; the exchange fails after that.

@@ -320,6 +320,9 @@ pub const BROKER_CONFIGS: &[(&str, &str, ConfigType)] = &[
         ConfigType::List,
     ),
     ("sasl.server.max.receive.size", "524288", ConfigType::Int),
+    // KIP-368: how long a SASL session lasts before the client must re-authenticate
+    // (0: for ever); also `listener.name.<l>.<mechanism>.connections.max.reauth.ms`.
+    ("connections.max.reauth.ms", "0", ConfigType::Long),
     (
         "connection.failed.authentication.delay.ms",
         "100",
@@ -364,6 +367,7 @@ fn is_listener_config(name: &str) -> bool {
         || config.starts_with("sasl.oauthbearer.")
         || config.ends_with(".sasl.jaas.config")
         || config.ends_with(".sasl.server.callback.handler.class")
+        || config.ends_with("connections.max.reauth.ms")
 }
 
 /// Pairs `KEY=VALUE` from `--config`, whose values the flag's comma delimiter split apart
@@ -565,6 +569,23 @@ impl BrokerConfig {
         std::time::Duration::from_millis(
             self.parsed("connection.failed.authentication.delay.ms", 100u64),
         )
+    }
+    /// `connections.max.reauth.ms` for `mechanism` on `listener` (Kafka's
+    /// `listener.name.<l>.<mechanism>.connections.max.reauth.ms` first): how long a SASL
+    /// session lasts; `None` when it does not expire.
+    pub fn max_reauth(&self, listener: &str, mechanism: &str) -> Option<std::time::Duration> {
+        let per_mechanism = format!(
+            "listener.name.{}.{}.connections.max.reauth.ms",
+            listener.to_ascii_lowercase(),
+            mechanism.to_ascii_lowercase()
+        );
+        self.overrides
+            .get(&per_mechanism)
+            .cloned()
+            .or_else(|| self.listener_config(listener, "connections.max.reauth.ms"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .map(std::time::Duration::from_millis)
     }
     /// A per-listener config: `listener.name.<listener>.<name>` if set, else `name` if set
     /// and not empty.

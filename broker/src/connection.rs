@@ -11,20 +11,23 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
+use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::authenticator::{authenticate, SaslTransport, Socket};
 use crate::context::Ctx;
-use crate::dispatch::dispatch;
+use crate::dispatch::{dispatch, peek_header};
 use crate::frame::Frame;
 use crate::metrics;
 use crate::read_ahead::ReadAhead;
-use crate::request_reader::read_frames;
+use crate::request_reader::{read_frames, Incoming};
 use crate::request_scope::{Listener, RequestScope, Session};
 use crate::security::oauth::OAuthValidator;
 use crate::security::tls::TlsListener;
@@ -54,6 +57,40 @@ async fn next_request_allowed(gate: &mut Option<oneshot::Receiver<()>>) {
             let _ = rx.await;
         }
         None => std::future::pending().await,
+    }
+}
+
+/// Whether `frame` is a SaslHandshake: on an authenticated SASL connection, the start of a
+/// re-authentication.
+fn starts_reauthentication(frame: &Bytes) -> bool {
+    matches!(peek_header(frame), Ok((key, _, _)) if key == ApiKey::SaslHandshake as i16)
+}
+
+/// A re-authentication's frames: those the connection's reader task reads next (the first
+/// one already read), answers through its writer task.
+struct Queued<'a> {
+    first: Option<Bytes>,
+    frames: &'a mut mpsc::Receiver<Incoming>,
+    out: &'a mpsc::Sender<Frame>,
+}
+
+impl SaslTransport for Queued<'_> {
+    async fn read(&mut self) -> Result<Bytes, String> {
+        if let Some(first) = self.first.take() {
+            return Ok(first);
+        }
+        match self.frames.recv().await {
+            // Re-authentication frames are small; they leave the request budget at once.
+            Some(Ok((frame, _held))) => Ok(frame),
+            Some(Err(e)) => Err(e),
+            None => Err("closed during re-authentication".into()),
+        }
+    }
+    async fn write(&mut self, frame: Frame) -> Result<(), String> {
+        self.out
+            .send(frame)
+            .await
+            .map_err(|_| "connection closed".to_string())
     }
 }
 
@@ -117,14 +154,19 @@ async fn serve_stream<R, W>(
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let principal = if listener.protocol.uses_sasl() {
-        let exchange = crate::authenticator::authenticate(
+    let sasl = if listener.protocol.uses_sasl() {
+        let mut socket = Socket {
+            reader: &mut reader,
+            writer: &mut writer,
+            max_frame: ctx.config.sasl_max_receive_size(),
+        };
+        let exchange = authenticate(
             &ctx,
-            &mut reader,
-            &mut writer,
+            &mut socket,
             &listener.name,
             listener.oauth.as_ref(),
             peer,
+            None,
         );
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -132,7 +174,7 @@ async fn serve_stream<R, W>(
             o = tokio::time::timeout(ctx.config.connections_max_idle(), exchange) => o,
         };
         match outcome {
-            Ok(Ok(principal)) => principal,
+            Ok(Ok(session)) => Some(session),
             Ok(Err(why)) => {
                 tracing::debug!(?peer, listener = %listener.name, %why, "closing connection: not authenticated");
                 let _ = writer.shutdown().await;
@@ -144,12 +186,13 @@ async fn serve_stream<R, W>(
             }
         }
     } else {
-        principal
+        None
     };
     let session = Arc::new(Session {
         listener_name: listener.name.clone(),
-        principal,
+        principal: sasl.as_ref().map_or(principal, |s| s.principal.clone()),
     });
+    let bound = listener;
     let listener = listener.kind;
     // One frame read ahead at most: the rest wait in the socket.
     let (frames_tx, mut frames) = mpsc::channel(1);
@@ -192,9 +235,49 @@ async fn serve_stream<R, W>(
     // this long is closed.
     let max_idle = ctx.config.connections_max_idle();
     let mut idle_since = Instant::now();
+    // A SaslHandshake that starts a re-authentication, run once earlier requests are answered.
+    let mut reauth: Option<Bytes> = None;
+    let mut sasl = sasl;
     while reading || !in_flight.is_empty() {
-        let may_read =
-            reading && gate.is_none() && muted_until.is_none() && in_flight.len() < MAX_IN_FLIGHT;
+        if let (Some(first), true, Some(previous)) = (&reauth, in_flight.is_empty(), &sasl) {
+            let mut queued = Queued {
+                first: Some(first.clone()),
+                frames: &mut frames,
+                out: &tx,
+            };
+            let exchange = authenticate(
+                &ctx,
+                &mut queued,
+                &bound.name,
+                bound.oauth.as_ref(),
+                peer,
+                Some(previous),
+            );
+            let outcome = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                o = tokio::time::timeout(max_idle, exchange) => o,
+            };
+            metrics::record_reauthentication(&bound.name, matches!(outcome, Ok(Ok(_))));
+            match outcome {
+                Ok(Ok(renewed)) => sasl = Some(renewed),
+                Ok(Err(why)) => {
+                    tracing::debug!(?peer, %why, "closing connection: re-authentication failed");
+                    break;
+                }
+                Err(_) => {
+                    tracing::debug!(?peer, "closing connection: re-authentication took too long");
+                    break;
+                }
+            }
+            reauth = None;
+            idle_since = Instant::now();
+            continue;
+        }
+        let may_read = reading
+            && reauth.is_none()
+            && gate.is_none()
+            && muted_until.is_none()
+            && in_flight.len() < MAX_IN_FLIGHT;
         let idle = reading && in_flight.is_empty() && muted_until.is_none();
         tokio::select! {
             _ = shutdown.cancelled(), if reading => reading = false,
@@ -206,6 +289,17 @@ async fn serve_stream<R, W>(
             }
             frame = frames.recv(), if may_read => match frame {
                 Some(Ok((f, held))) => {
+                    let expired = sasl.as_ref().and_then(|s| s.expires).is_some_and(|t| Instant::now() >= t);
+                    if expired {
+                        // KIP-368: a client that did not re-authenticate in time is cut off.
+                        tracing::debug!(?peer, "closing connection: SASL session expired");
+                        metrics::record_expired_session(&bound.name);
+                        break;
+                    }
+                    if sasl.is_some() && starts_reauthentication(&f) {
+                        reauth = Some(f);
+                        continue;
+                    }
                     let (allow, allowed) = oneshot::channel();
                     gate = Some(allowed);
                     let scope = RequestScope::new(

@@ -17,6 +17,10 @@ pub const CONNECTIONS_THROTTLED: &str = "sluice_connections_throttled_total";
 pub const AUTHORIZATION_DENIED: &str = "sluice_authorization_denied_total";
 /// SASL authentications by listener, mechanism and outcome (success, failure).
 pub const AUTHENTICATIONS: &str = "sluice_authentications_total";
+/// SASL re-authentications (KIP-368) of open connections, by listener and outcome.
+pub const REAUTHENTICATIONS: &str = "sluice_reauthentications_total";
+/// Connections closed because their SASL session expired before they re-authenticated.
+pub const EXPIRED_SESSIONS: &str = "sluice_expired_sessions_closed_total";
 /// Bytes produced, by topic.
 pub const BYTES_IN: &str = "sluice_bytes_in_total";
 /// Records produced, by topic.
@@ -279,6 +283,18 @@ pub fn record_authentication(listener: &str, mechanism: &str, success: bool) {
         "outcome" => outcome
     )
     .increment(1);
+}
+
+/// Counts one re-authentication of an open connection on `listener`.
+pub fn record_reauthentication(listener: &str, success: bool) {
+    let outcome = if success { "success" } else { "failure" };
+    metrics::counter!(REAUTHENTICATIONS, "listener" => listener.to_string(), "outcome" => outcome)
+        .increment(1);
+}
+
+/// Counts one connection on `listener` closed because its SASL session expired.
+pub fn record_expired_session(listener: &str) {
+    metrics::counter!(EXPIRED_SESSIONS, "listener" => listener.to_string()).increment(1);
 }
 
 /// Counts one read-ahead stretch that a fetch used (or that was dropped unused).

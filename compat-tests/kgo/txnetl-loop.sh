@@ -2,6 +2,7 @@
 # Reruns franz-go's TestTxnEtl against a fresh node until it fails (at most N times), keeping
 # that run's node log (sluice::group and sluice::txn at debug) and test output:
 #   compat-tests/kgo/txnetl-loop.sh [N]   (SLUICE_BIN, default target/debug/sluice)
+# KGO_RUN='^(TestTxnEtl|TestGroupETL)$' runs it beside TestGroupETL, as the whole suite does.
 # It reproduces the intermittent TestTxnEtl failure described in RESULTS.md.
 set -uo pipefail
 source "$(dirname "$(readlink -f "$0")")/../bin/_env.sh"
@@ -18,7 +19,7 @@ for i in $(seq 1 "${1:-5}"); do
   addr="$(grep -o "kafka=[0-9.:]*" "$out/ready.$i" | cut -d= -f2)"
   (cd "$out" && KGO_SEEDS="$addr" KGO_TEST_RF=1 KGO_TEST_RECORDS=20000 \
     KGO_LOG_LEVEL="${KGO_LOG_LEVEL:-none}" timeout 300 "$CACHE/bin/kgo.test" -test.v \
-    -test.count 1 -test.timeout 280s -test.run '^TestTxnEtl$' > "$out/kgo.$i" 2>&1)
+    -test.count 1 -test.timeout 280s -test.run "${KGO_RUN:-^TestTxnEtl\$}" > "$out/kgo.$i" 2>&1)
   rc=$?
   kill "$pid"; wait "$pid"
   echo "run $i: exit $rc"

@@ -18,7 +18,8 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{
-    ApiVersionsRequest, MetadataRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
+    ApiVersionsRequest, MetadataRequest, SaslAuthenticateRequest, SaslAuthenticateResponse,
+    SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use sluice_compat_tests::tls::Certs;
@@ -311,10 +312,18 @@ fn java_console_roundtrip(node: &Node, certs: &Certs, login: Login, n: usize) {
 /// Sum of the `sluice_authentications_total` samples with `outcome="<outcome>"`, over every
 /// listener and mechanism.
 fn authentications(node: &Node, outcome: &str) -> f64 {
-    let label = format!("outcome=\"{outcome}\"");
+    counter(
+        node,
+        "sluice_authentications_total",
+        &format!("outcome=\"{outcome}\""),
+    )
+}
+
+/// Sum of the samples of counter `name` whose labels contain `label` (any if empty).
+fn counter(node: &Node, name: &str, label: &str) -> f64 {
     scrape_metrics(node)
         .lines()
-        .filter(|l| l.starts_with("sluice_authentications_total{") && l.contains(&label))
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(label))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -708,12 +717,140 @@ fn handshake(s: &mut TcpStream, mechanism: &'static str) -> i16 {
 
 /// SaslAuthenticate v2 with a PLAIN token for `user`/`password`: (error code, time taken).
 fn plain_login(s: &mut TcpStream, user: &str, password: &str) -> (i16, Duration) {
+    let started = Instant::now();
+    let response = plain_authenticate(s, user, password);
+    (response.error_code, started.elapsed())
+}
+
+/// SaslAuthenticate v2 with a PLAIN token for `user`/`password`: the answer.
+fn plain_authenticate(s: &mut TcpStream, user: &str, password: &str) -> SaslAuthenticateResponse {
     let token = format!("\0{user}\0{password}");
     let request =
         SaslAuthenticateRequest::default().with_auth_bytes(bytes::Bytes::from(token.into_bytes()));
-    let started = Instant::now();
-    let response = ask(s, &request, 2).expect("SaslAuthenticate answered");
-    (response.error_code, started.elapsed())
+    ask(s, &request, 2).expect("SaslAuthenticate answered")
+}
+
+#[test]
+fn sasl_sessions_end_after_connections_max_reauth_ms_unless_the_client_re_authenticates() {
+    let certs = Certs::generate();
+    let lifetime = Duration::from_millis(3000);
+    let node = secure_node(
+        &certs,
+        "none",
+        &[
+            "--config",
+            &format!("connections.max.reauth.ms={}", lifetime.as_millis()),
+        ],
+    );
+    let addr = node.listener("SASL_PLAINTEXT");
+    let metadata = || MetadataRequest::default();
+
+    // The login's answer says how long the session lasts (KIP-368).
+    let mut s = connect(addr);
+    assert_eq!(handshake(&mut s, "PLAIN"), 0);
+    let login = plain_authenticate(&mut s, "alice", "alice-secret");
+    assert_eq!(login.error_code, 0);
+    let told = login.session_lifetime_ms;
+    assert!((2000..=3000).contains(&told), "session lifetime {told} ms");
+    // The same user again on the open connection renews it; requests go on past the first
+    // session's end.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(handshake(&mut s, "PLAIN"), 0);
+    let renewed = plain_authenticate(&mut s, "alice", "alice-secret");
+    assert_eq!(renewed.error_code, 0);
+    assert!(renewed.session_lifetime_ms > 2000, "{renewed:?}");
+    std::thread::sleep(Duration::from_millis(2000));
+    assert!(
+        ask(&mut s, &metadata(), 12).is_some(),
+        "served after renewal"
+    );
+
+    // A client that does not re-authenticate is cut off at its first request after the end.
+    let expired = counter(&node, "sluice_expired_sessions_closed_total", "");
+    let mut late = connect(addr);
+    assert_eq!(handshake(&mut late, "PLAIN"), 0);
+    assert_eq!(plain_login(&mut late, "alice", "alice-secret").0, 0);
+    assert!(ask(&mut late, &metadata(), 12).is_some());
+    std::thread::sleep(lifetime + Duration::from_millis(300));
+    assert!(
+        ask(&mut late, &metadata(), 12).is_none(),
+        "served after expiry"
+    );
+    assert_eq!(
+        counter(&node, "sluice_expired_sessions_closed_total", ""),
+        expired + 1.0
+    );
+
+    // Re-authentication keeps the principal and the mechanism.
+    let mut other = connect(addr);
+    assert_eq!(handshake(&mut other, "PLAIN"), 0);
+    assert_eq!(plain_login(&mut other, "alice", "alice-secret").0, 0);
+    assert_eq!(handshake(&mut other, "PLAIN"), 0);
+    let (error, _) = plain_login(&mut other, "bob", "bob-secret");
+    assert_eq!(error, SASL_AUTHENTICATION_FAILED, "became bob");
+    assert!(is_closed(&mut other));
+    let mut switch = connect(addr);
+    assert_eq!(handshake(&mut switch, "PLAIN"), 0);
+    assert_eq!(plain_login(&mut switch, "alice", "alice-secret").0, 0);
+    assert_eq!(
+        handshake(&mut switch, "SCRAM-SHA-256"),
+        UNSUPPORTED_SASL_MECHANISM
+    );
+    assert!(is_closed(&mut switch));
+    let failed = counter(
+        &node,
+        "sluice_reauthentications_total",
+        "outcome=\"failure\"",
+    );
+    assert_eq!(
+        failed, 2.0,
+        "the two refused re-authentications are counted"
+    );
+
+    // Kafka's Java producer re-authenticates its connections by itself: 10 s of records at
+    // a 3 s session lifetime, every one acknowledged and no connection cut off.
+    let renewals = counter(
+        &node,
+        "sluice_reauthentications_total",
+        "outcome=\"success\"",
+    );
+    let expired = counter(&node, "sluice_expired_sessions_closed_total", "");
+    let dir = tempfile::tempdir().unwrap();
+    let java = Login::sasl("SASL_PLAINTEXT", "PLAIN", "alice", "alice-secret");
+    let config = java_config(dir.path(), &certs, java, "acks=all\n");
+    let topic = topic("reauth");
+    run_ok(
+        Command::new(launcher("kafka-topics"))
+            .args(["--bootstrap-server", addr, "--command-config", &config])
+            .args(["--create", "--topic", &topic, "--partitions", "1"])
+            .args(["--replication-factor", "1"]),
+        LIMIT,
+        None,
+    );
+    let out = run_ok(
+        Command::new(launcher("kafka-producer-perf-test"))
+            .args(["--bootstrap-server", addr, "--topic", &topic])
+            .args(["--num-records", "1000", "--throughput", "100"])
+            .args(["--record-size", "100", "--producer.config", &config]),
+        LIMIT,
+        None,
+    );
+    assert!(out.contains("1000 records sent"), "{out}");
+    let renewed = counter(
+        &node,
+        "sluice_reauthentications_total",
+        "outcome=\"success\"",
+    );
+    assert!(
+        renewed >= renewals + 2.0,
+        "the producer re-authenticated {} times",
+        renewed - renewals
+    );
+    assert_eq!(
+        counter(&node, "sluice_expired_sessions_closed_total", ""),
+        expired,
+        "a Java client's connection was cut off"
+    );
 }
 
 #[test]

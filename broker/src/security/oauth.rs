@@ -34,6 +34,15 @@ enum Keys {
     },
 }
 
+/// What a valid token says.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ValidToken {
+    /// Its principal claim.
+    pub subject: String,
+    /// Its `exp` claim, in seconds since the epoch.
+    pub expires_s: Option<u64>,
+}
+
 /// A listener's OAUTHBEARER validator.
 pub struct OAuthValidator {
     keys: Keys,
@@ -109,17 +118,19 @@ impl OAuthValidator {
     }
 
     /// The principal name a token proves, at `now` (seconds since the epoch).
-    pub fn validate(&self, token: &str, now: u64) -> Result<String, String> {
+    pub fn validate(&self, token: &str, now: u64) -> Result<ValidToken, String> {
         let claims = match &self.keys {
             Keys::Unsecured => self.unsecured_claims(token, now)?,
             Keys::Jwks { path, loaded } => self.signed_claims(token, path, loaded)?,
         };
-        claims
+        let subject = claims
             .get(&self.sub_claim)
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
             .map(String::from)
-            .ok_or_else(|| format!("the token has no '{}' claim", self.sub_claim))
+            .ok_or_else(|| format!("the token has no '{}' claim", self.sub_claim))?;
+        let expires_s = claims.get("exp").and_then(Value::as_f64).map(|e| e as u64);
+        Ok(ValidToken { subject, expires_s })
     }
 
     fn unsecured_claims(&self, token: &str, now: u64) -> Result<Value, String> {
@@ -213,7 +224,10 @@ mod tests {
         assert!(v.is_unsecured());
         assert_eq!(
             v.validate(&unsigned(r#"{"sub":"admin","exp":2000}"#), 1000),
-            Ok("admin".into())
+            Ok(ValidToken {
+                subject: "admin".into(),
+                expires_s: Some(2000)
+            })
         );
         assert!(v
             .validate(&unsigned(r#"{"sub":"admin","exp":900}"#), 1000)
