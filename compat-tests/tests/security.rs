@@ -155,8 +155,8 @@ impl<'a> Login<'a> {
         props + "request.timeout.ms=15000\ndefault.api.timeout.ms=30000\n"
     }
 
-    /// `roundtrip-kafka-python`'s arguments.
-    fn kafka_python(&self, certs: &Certs) -> Vec<String> {
+    /// The security flags of `roundtrip-kafka-python` and `roundtrip-kafkajs`.
+    fn roundtrip_flags(&self, certs: &Certs) -> Vec<String> {
         let mut args = vec!["--security-protocol".to_string(), self.listener.into()];
         if let Some((mechanism, user, password)) = self.sasl {
             args.extend(
@@ -384,7 +384,7 @@ fn kafka_console_tools_round_trip_over_sasl_ssl_ssl_and_sasl_plaintext() {
 }
 
 #[test]
-fn kafka_python_round_trips_over_sasl_ssl_ssl_and_sasl_plaintext() {
+fn kafka_python_and_kafkajs_round_trip_over_sasl_ssl_ssl_and_sasl_plaintext() {
     let certs = Certs::generate();
     let node = secure_node(&certs, "none", &[]);
     add_scram_user(&node, "carol", "carol-secret");
@@ -396,13 +396,11 @@ fn kafka_python_round_trips_over_sasl_ssl_ssl_and_sasl_plaintext() {
         Login::ssl(),
         Login::sasl("SASL_PLAINTEXT", "PLAIN", "alice", "alice-secret"),
     ] {
-        let args = login.kafka_python(&certs);
-        roundtrip_at(
-            node.listener(login.listener),
-            "kafka-python",
-            500,
-            &strs(&args),
-        );
+        // Both take Kafka-style flags (`--security-protocol`, `--sasl-mechanism`, ...).
+        let args = login.roundtrip_flags(&certs);
+        for client in ["kafka-python", "kafkajs"] {
+            roundtrip_at(node.listener(login.listener), client, 500, &strs(&args));
+        }
     }
 }
 
@@ -606,27 +604,29 @@ fn mutual_tls_requires_a_client_certificate_signed_by_the_trusted_ca() {
         String::from_utf8_lossy(&out.stdout)
     );
 
-    // kafka-python and a Java client (PEM key store) with the client certificate.
+    // kafka-python, kafkajs and a Java client (PEM key store) with the client certificate.
     let (ca, cert, key) = (
         certs.ca().display().to_string(),
         certs.client_cert().display().to_string(),
         certs.client_key().display().to_string(),
     );
-    roundtrip_at(
-        node.listener("SSL"),
-        "kafka-python",
-        100,
-        &[
-            "--security-protocol",
-            "SSL",
-            "--ca-file",
-            &ca,
-            "--cert-file",
-            &cert,
-            "--key-file",
-            &key,
-        ],
-    );
+    for client in ["kafka-python", "kafkajs"] {
+        roundtrip_at(
+            node.listener("SSL"),
+            client,
+            100,
+            &[
+                "--security-protocol",
+                "SSL",
+                "--ca-file",
+                &ca,
+                "--cert-file",
+                &cert,
+                "--key-file",
+                &key,
+            ],
+        );
+    }
     let dir = tempfile::tempdir().unwrap();
     let keystore = format!(
         "ssl.keystore.type=PEM\nssl.keystore.location={}\n",

@@ -2,10 +2,13 @@
 // back, check every record came back exactly once, unchanged, at its acked offset.
 //
 //   node roundtrip.js --bootstrap HOST:PORT --topic NAME --partitions N --messages M [--timeout S]
+//     [--security-protocol SSL|SASL_SSL|SASL_PLAINTEXT] [--sasl-mechanism PLAIN|SCRAM-SHA-256|
+//      SCRAM-SHA-512 --username U --password P] [--ca-file PEM] [--cert-file PEM --key-file PEM]
 //
 // kafkajs has no assign(): its consumer always joins a group. This one uses a fresh group
 // (roundtrip-<topic>, -<pid>), subscribes from the beginning and never commits.
 'use strict';
+const fs = require('fs');
 const { Kafka, Partitioners, logLevel } = require('kafkajs');
 
 function fail(msg) {
@@ -27,8 +30,24 @@ setTimeout(() => fail('timeout'), Number(args.timeout) * 1000);
 const PRINTABLE = Array.from({ length: 94 }, (_, i) => String.fromCharCode(33 + i)).join('');
 const randomPrintable = (n) => Array.from({ length: n }, () => PRINTABLE[Math.floor(Math.random() * 94)]).join('');
 
+// kafkajs's ssl and sasl options from the Kafka-style flags.
+function security() {
+  const protocol = args['security-protocol'] || 'PLAINTEXT';
+  const options = {};
+  if (protocol.endsWith('SSL')) {
+    options.ssl = { rejectUnauthorized: true };
+    if (args['ca-file']) options.ssl.ca = [fs.readFileSync(args['ca-file'], 'utf8')];
+    if (args['cert-file']) options.ssl.cert = fs.readFileSync(args['cert-file'], 'utf8');
+    if (args['key-file']) options.ssl.key = fs.readFileSync(args['key-file'], 'utf8');
+  }
+  if (protocol.startsWith('SASL')) {
+    options.sasl = { mechanism: args['sasl-mechanism'].toLowerCase(), username: args.username, password: args.password };
+  }
+  return options;
+}
+
 async function main() {
-  const kafka = new Kafka({ clientId: 'sluice-roundtrip', brokers: [args.bootstrap], logLevel: logLevel.WARN });
+  const kafka = new Kafka({ clientId: 'sluice-roundtrip', brokers: [args.bootstrap], logLevel: logLevel.WARN, ...security() });
 
   // (a) create the topic
   const admin = kafka.admin();
