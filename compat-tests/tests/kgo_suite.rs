@@ -20,6 +20,54 @@ fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// The group and transaction lines of the clients that were members of the groups a failed
+/// test left behind (`NOT DELETING GROUP <id>`), from franz-go's INFO log on `stderr`, where
+/// each client's lines carry its number (`[15:04:05.999 N][INFO] ...`). What a flaky group
+/// test did on the client side, which the broker's log cannot show.
+fn group_client_log(stdout: &str, stderr: &str) -> String {
+    const LIMIT: usize = 800;
+    let groups: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split("NOT DELETING GROUP ").nth(1))
+        .map(str::trim)
+        .collect();
+    let client = |line: &str| -> Option<String> {
+        let prefix = line.strip_prefix('[')?.split(']').next()?;
+        Some(prefix.rsplit(' ').next()?.to_string())
+    };
+    let members: std::collections::BTreeSet<String> = stderr
+        .lines()
+        .filter(|l| groups.iter().any(|g| l.contains(g)))
+        .filter_map(client)
+        .collect();
+    let interesting = [
+        "heartbeat",
+        "revoke",
+        "join",
+        "sync",
+        "session",
+        "lost",
+        "fenc",
+        "WARN",
+        "ERROR",
+        "abort",
+        "leav",
+    ];
+    // Every transaction logs these; only the unusual ends are kept.
+    let routine = ["beginning transact session", "will_try_commit: true"];
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| client(l).is_some_and(|c| members.contains(&c)))
+        .filter(|l| interesting.iter().any(|w| l.contains(w)))
+        .filter(|l| !routine.iter().any(|w| l.contains(w)))
+        .collect();
+    format!(
+        "groups {groups:?}, clients {members:?}, {} lines (last {LIMIT}):\n{}",
+        lines.len(),
+        lines[lines.len().saturating_sub(LIMIT)..].join("\n")
+    )
+}
+
 #[test]
 fn kgo_suite_allowlist_passes() {
     // Default configs: the suite creates its own topics (CreateTopics, RF from KGO_TEST_RF=1)
@@ -28,6 +76,8 @@ fn kgo_suite_allowlist_passes() {
     let allowlist = compat_dir().join("kgo").join("allowlist.txt");
     let out = run(
         Command::new(launcher("kgo-suite"))
+            // The clients' INFO log (on stderr) is kept for the excerpt below.
+            .env("KGO_LOG_LEVEL", "info")
             .args(["--bootstrap", &node.kafka, "--allowlist"])
             .arg(&allowlist)
             .args(["--timeout", SUITE_TIMEOUT]),
@@ -49,12 +99,12 @@ fn kgo_suite_allowlist_passes() {
         .collect();
     assert!(
         out.status.success(),
-        "kgo-suite failed ({}); failed tests:\n{}\n--- their messages ---\n{}\n--- stdout tail ---\n{}\n--- stderr tail ---\n{}",
+        "kgo-suite failed ({}); failed tests:\n{}\n--- their messages ---\n{}\n--- stdout tail ---\n{}\n--- group clients of the failed tests ---\n{}",
         out.status,
         failed.join("\n"),
         said.join("\n"),
         tail(&stdout, 80),
-        tail(&stderr, 40)
+        group_client_log(&stdout, &stderr)
     );
     let passed = stdout.lines().filter(|l| l.starts_with("--- PASS")).count();
     assert!(passed > 0, "no test ran:\n{}", tail(&stdout, 40));
