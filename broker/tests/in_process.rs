@@ -19,7 +19,7 @@ use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    CreateTopicsRequest, DescribeGroupsRequest, EndTxnRequest, FetchRequest,
+    ApiVersionsRequest, CreateTopicsRequest, DescribeGroupsRequest, EndTxnRequest, FetchRequest,
     FindCoordinatorRequest, GroupId, HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest,
     LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, SyncGroupRequest,
     TopicName, TransactionalId,
@@ -279,6 +279,40 @@ async fn committed(client: &mut KafkaClient, group: &str, topic: &str) -> anyhow
         .and_then(|t| t.partitions.first())
         .map(|p| p.committed_offset)
         .context("no partition in the OffsetFetch response")
+}
+
+#[tokio::test]
+async fn api_versions_leaves_features_from_zero_out_for_clients_before_v4() {
+    within_limit(async {
+        let dir = tempfile::tempdir()?;
+        let node = InProcessNode::start(dir.path()).await?;
+        let mut client = node.client().await?;
+        // Java clients before 3.9 send v3 and drop the connection on a range from 0
+        // (Apicurio Registry's kafka-clients 3.7 did); Kafka leaves those out below v4.
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(s("test"))
+            .with_client_software_version(s("1"));
+        let v3 = client.send(&request, 3).await?;
+        let names = |r: &kafka_protocol::messages::ApiVersionsResponse| -> Vec<String> {
+            r.supported_features
+                .iter()
+                .map(|f| f.name.to_string())
+                .collect()
+        };
+        assert_eq!(names(&v3), ["metadata.version"]);
+        assert!(v3.supported_features.iter().all(|f| f.min_version >= 1));
+        assert!(v3
+            .finalized_features
+            .iter()
+            .all(|f| f.min_version_level >= 1));
+        let v4 = client.send(&request, 4).await?;
+        assert!(
+            names(&v4).contains(&"transaction.version".to_string()),
+            "{v4:?}"
+        );
+        node.stop().await
+    })
+    .await
 }
 
 #[tokio::test]

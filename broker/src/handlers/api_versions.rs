@@ -15,11 +15,15 @@ use crate::request_scope::{Listener, RequestScope};
 pub async fn handle(
     _ctx: &Ctx,
     scope: &RequestScope,
-    _header: &RequestHeader,
+    header: &RequestHeader,
     _req: ApiVersionsRequest,
 ) -> ApiVersionsResponse {
+    // Java clients before 3.9 (ApiVersions v3) refuse a version range starting at 0 and
+    // drop the connection, so below v4 those features are left out, as Kafka does.
+    let old_client = header.request_api_version < 4;
     let supported = FEATURES
         .iter()
+        .filter(|f| !(old_client && f.min == 0))
         .map(|f| {
             SupportedFeatureKey::default()
                 .with_name(StrBytes::from_static_str(f.name))
@@ -27,8 +31,10 @@ pub async fn handle(
                 .with_max_version(f.level)
         })
         .collect();
+    // A feature at level 0 is not finalized: Kafka lists none such.
     let finalized = FEATURES
         .iter()
+        .filter(|f| f.level > 0)
         .map(|f| {
             FinalizedFeatureKey::default()
                 .with_name(StrBytes::from_static_str(f.name))

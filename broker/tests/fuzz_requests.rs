@@ -1,0 +1,57 @@
+//! The CI slice of the request-path fuzz target (issue 24): a node in this process is fed a
+//! well-formed frame for every API key and version kafka-protocol knows and produces of real
+//! record batches in every codec, then seeded
+//! mutations of them (bit flips, boundary values, cuts, insertions, wrong length prefixes)
+//! for a bounded time, each on its own connection. Every input must end in an answer or a
+//! closed connection, never a panic; the node must keep answering and its memory stay
+//! bounded. The long runs are `cargo fuzz run request_frames` (see fuzz/README.md).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::request_fuzz::{mutate, produce_seeds, request_seeds, rss_mib, FuzzNode, Rng};
+
+/// How long the mutations run.
+const BUDGET: Duration = Duration::from_secs(40);
+
+#[test]
+fn arbitrary_request_frames_never_crash_the_node_or_grow_it() {
+    let node = FuzzNode::start();
+    let mut seeds = request_seeds();
+    assert!(seeds.len() > 250, "only {} seeds", seeds.len());
+    seeds.extend(produce_seeds());
+    let rss_before = rss_mib();
+    for seed in &seeds {
+        node.feed(seed);
+    }
+    assert!(node.answers(), "the node stopped answering after the seeds");
+    // A fixed seed: a failure replays the same inputs.
+    let mut rng = Rng(0x5eed_f00d_cafe_d00d);
+    let started = Instant::now();
+    let mut fed = 0usize;
+    while started.elapsed() < BUDGET {
+        let seed = &seeds[rng.below(seeds.len())];
+        let input = mutate(seed, &mut rng);
+        node.feed(&input);
+        fed += 1;
+        if fed.is_multiple_of(1000) {
+            assert!(
+                node.answers(),
+                "the node stopped answering after {fed} inputs"
+            );
+        }
+    }
+    assert!(node.answers(), "the node stopped answering");
+    assert_eq!(node.panics(), 0, "the node panicked (see stderr)");
+    let rss_after = rss_mib();
+    println!(
+        "{} seeds and {fed} mutations in {:?}; RSS {rss_before} -> {rss_after} MiB",
+        seeds.len(),
+        started.elapsed()
+    );
+    assert!(
+        rss_after < rss_before + 512,
+        "memory grew from {rss_before} to {rss_after} MiB"
+    );
+}

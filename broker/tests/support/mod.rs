@@ -1,0 +1,2 @@
+//! Code shared by the integration tests (and the fuzz targets, which include it by path).
+pub mod request_fuzz;
