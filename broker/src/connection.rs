@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::authenticator::{authenticate, SaslTransport, Socket};
+use crate::authenticator::{authenticate, Authenticated, SaslTransport, Socket};
 use crate::context::Ctx;
 use crate::dispatch::{dispatch, peek_header};
 use crate::frame::Frame;
@@ -57,6 +57,32 @@ async fn next_request_allowed(gate: &mut Option<oneshot::Receiver<()>>) {
             let _ = rx.await;
         }
         None => std::future::pending().await,
+    }
+}
+
+/// Runs a SASL exchange (the first, or a re-authentication of `previous`) on `io`, bounded
+/// by `connections.max.idle.ms` and shutdown: the session, or why the connection closes.
+async fn exchange(
+    ctx: &Ctx,
+    io: &mut impl SaslTransport,
+    listener: &BoundListener,
+    peer: Option<std::net::SocketAddr>,
+    previous: Option<&Authenticated>,
+    shutdown: &CancellationToken,
+) -> Result<Authenticated, String> {
+    let exchange = authenticate(
+        ctx,
+        io,
+        &listener.name,
+        listener.oauth.as_ref(),
+        peer,
+        previous,
+    );
+    tokio::select! {
+        _ = shutdown.cancelled() => Err("shutting down".into()),
+        outcome = tokio::time::timeout(ctx.config.connections_max_idle(), exchange) => {
+            outcome.unwrap_or_else(|_| Err("the SASL exchange took too long".into()))
+        }
     }
 }
 
@@ -160,28 +186,11 @@ async fn serve_stream<R, W>(
             writer: &mut writer,
             max_frame: ctx.config.sasl_max_receive_size(),
         };
-        let exchange = authenticate(
-            &ctx,
-            &mut socket,
-            &listener.name,
-            listener.oauth.as_ref(),
-            peer,
-            None,
-        );
-        let outcome = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            // An exchange takes no longer than a connection may stay idle.
-            o = tokio::time::timeout(ctx.config.connections_max_idle(), exchange) => o,
-        };
-        match outcome {
-            Ok(Ok(session)) => Some(session),
-            Ok(Err(why)) => {
+        match exchange(&ctx, &mut socket, listener, peer, None, &shutdown).await {
+            Ok(session) => Some(session),
+            Err(why) => {
                 tracing::debug!(?peer, listener = %listener.name, %why, "closing connection: not authenticated");
                 let _ = writer.shutdown().await;
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(?peer, "closing connection: SASL exchange took too long");
                 return;
             }
         }
@@ -245,27 +254,12 @@ async fn serve_stream<R, W>(
                 frames: &mut frames,
                 out: &tx,
             };
-            let exchange = authenticate(
-                &ctx,
-                &mut queued,
-                &bound.name,
-                bound.oauth.as_ref(),
-                peer,
-                Some(previous),
-            );
-            let outcome = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                o = tokio::time::timeout(max_idle, exchange) => o,
-            };
-            metrics::record_reauthentication(&bound.name, matches!(outcome, Ok(Ok(_))));
+            let outcome = exchange(&ctx, &mut queued, bound, peer, Some(previous), &shutdown).await;
+            metrics::record_reauthentication(&bound.name, outcome.is_ok());
             match outcome {
-                Ok(Ok(renewed)) => sasl = Some(renewed),
-                Ok(Err(why)) => {
+                Ok(renewed) => sasl = Some(renewed),
+                Err(why) => {
                     tracing::debug!(?peer, %why, "closing connection: re-authentication failed");
-                    break;
-                }
-                Err(_) => {
-                    tracing::debug!(?peer, "closing connection: re-authentication took too long");
                     break;
                 }
             }

@@ -28,12 +28,13 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use sluice::config::ServeArgs;
 use sluice::server::{self, Serving};
 use sluice_client::KafkaClient;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+mod support;
 
 /// Every test here gives up after this long.
 const TEST_LIMIT: Duration = Duration::from_secs(60);
@@ -47,18 +48,7 @@ struct InProcessNode {
 
 impl InProcessNode {
     async fn start(data_dir: &Path) -> anyhow::Result<Self> {
-        let args = ServeArgs {
-            node_id: 1,
-            data_dir: data_dir.to_path_buf(),
-            kafka_addr: "127.0.0.1:0".into(),
-            advertised_addr: None,
-            controller_addr: "127.0.0.1:0".into(),
-            http_addr: "127.0.0.1:0".into(),
-            voters: None,
-            roles: "broker,controller".into(),
-            configs: vec!["group.initial.rebalance.delay.ms=0".into()],
-            log_json: false,
-        };
+        let args = support::one_node_args(data_dir);
         let shutdown = CancellationToken::new();
         // The test process' subscriber is not the node's to change.
         let log_levels = std::sync::Arc::new(sluice::log_levels::LogLevels::new("info", None));

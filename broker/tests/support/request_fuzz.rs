@@ -22,7 +22,6 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use sluice::config::ServeArgs;
 use sluice::server;
 use tokio_util::sync::CancellationToken;
 
@@ -53,18 +52,7 @@ impl FuzzNode {
             previous(info);
         }));
         let dir = tempfile::tempdir().expect("tempdir");
-        let args = ServeArgs {
-            node_id: 1,
-            data_dir: dir.path().join("data"),
-            kafka_addr: "127.0.0.1:0".into(),
-            advertised_addr: None,
-            controller_addr: "127.0.0.1:0".into(),
-            http_addr: "127.0.0.1:0".into(),
-            voters: None,
-            roles: "broker,controller".into(),
-            configs: vec!["group.initial.rebalance.delay.ms=0".into()],
-            log_json: false,
-        };
+        let args = super::one_node_args(&dir.path().join("data"));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
