@@ -35,10 +35,12 @@ use crate::security::tls::TlsListener;
 use crate::txn::{TxnCoordinator, TxnSettings};
 
 /// Where a started node listens.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Serving {
-    /// The Kafka listener.
+    /// The Kafka listener (the inter-broker one, with `listeners`).
     pub kafka_addr: SocketAddr,
+    /// Every Kafka listener: its name and the address it is bound to.
+    pub listeners: Vec<(String, SocketAddr)>,
     /// The HTTP listener (/healthz, /metrics, /admin).
     pub http_addr: SocketAddr,
 }
@@ -233,13 +235,14 @@ pub async fn serve(
     }
     let _ = broker_cell.set(ctx.clone());
     ready.store(true, Ordering::Release);
-    let bound: Vec<String> = endpoints
+    let listeners: Vec<(String, SocketAddr)> = endpoints
         .iter()
         .zip(&accepting)
-        .map(|(e, (l, _))| {
-            let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
-            format!("{}://{addr}", e.listener)
-        })
+        .filter_map(|(e, (l, _))| Some((e.listener.to_string(), l.local_addr().ok()?)))
+        .collect();
+    let bound: Vec<String> = listeners
+        .iter()
+        .map(|(name, addr)| format!("{name}://{addr}"))
         .collect();
     println!(
         "sluice ready: node_id={node_id} kafka={kafka_addr} listeners={} \
@@ -250,6 +253,7 @@ pub async fn serve(
     tracing::info!(%kafka_addr, %http_addr, "serving");
     on_ready(Serving {
         kafka_addr,
+        listeners,
         http_addr,
     });
 

@@ -1,6 +1,6 @@
 //! The CI slice of the request-path fuzz target (issue 24): a node in this process is fed a
-//! well-formed frame for every API key and version kafka-protocol knows and produces of real
-//! record batches in every codec, then seeded
+//! well-formed frame for every API key and version kafka-protocol knows, produces of real
+//! record batches in every codec and SASL exchanges on a SASL listener, then seeded
 //! mutations of them (bit flips, boundary values, cuts, insertions, wrong length prefixes)
 //! for a bounded time, each on its own connection. Every input must end in an answer or a
 //! closed connection, never a panic; the node must keep answering and its memory stay
@@ -10,7 +10,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::request_fuzz::{mutate, produce_seeds, request_seeds, rss_mib, FuzzNode, Rng};
+use support::request_fuzz::{
+    mutate, produce_seeds, request_seeds, rss_mib, sasl_seeds, FuzzNode, Port, Rng,
+};
 
 /// How long the mutations run.
 const BUDGET: Duration = Duration::from_secs(40);
@@ -21,7 +23,34 @@ fn arbitrary_request_frames_never_crash_the_node_or_grow_it() {
     let mut seeds = request_seeds();
     assert!(seeds.len() > 250, "only {} seeds", seeds.len());
     seeds.extend(produce_seeds());
+    // A PLAIN login on the SASL listener is answered through to its Metadata request: the
+    // seeds reach past authentication.
+    let sasl = sasl_seeds();
+    let plain = sasl
+        .iter()
+        .find(|s| s.frames.len() == 4)
+        .expect("a PLAIN seed");
+    assert_eq!(
+        node.feed(plain),
+        4,
+        "ApiVersions, handshake, login and Metadata answered"
+    );
+    seeds.extend(sasl);
     let rss_before = rss_mib();
+    // SLUICE_FUZZ_CORPUS=<dir>: the seeds become the cargo-fuzz target's starting corpus
+    // (its input: a byte picking the listener, then the bytes sent).
+    if let Some(dir) = std::env::var_os("SLUICE_FUZZ_CORPUS") {
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, seed) in seeds.iter().enumerate() {
+            let mut file = vec![u8::from(seed.port == Port::Sasl)];
+            file.extend(seed.bytes());
+            std::fs::write(
+                std::path::Path::new(&dir).join(format!("seed-{i:04}")),
+                file,
+            )
+            .unwrap();
+        }
+    }
     for seed in &seeds {
         node.feed(seed);
     }

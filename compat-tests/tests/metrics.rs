@@ -95,11 +95,13 @@ fn metrics_follow_traffic_and_cover_the_dashboard() {
 
     // Followers' replication happens only in clusters (follower_fetching.rs checks it),
     // throttles only past a quota (quotas.rs checks them), logins only on SASL listeners
-    // (security.rs) and denials only with an authorizer (acls.rs).
+    // (security.rs, re-authentications too) and denials only with an authorizer (acls.rs).
     let not_on_a_quiet_node = [
         "sluice_replication_bytes_out_total",
         "sluice_client_quota_throttle_milliseconds_total",
         "sluice_authentications_total",
+        "sluice_reauthentications_total",
+        "sluice_expired_sessions_closed_total",
         "sluice_authorization_denied_total",
     ];
     for name in dashboard_metrics()

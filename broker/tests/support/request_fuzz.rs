@@ -1,5 +1,6 @@
 //! A node run in this process and fed arbitrary bytes over real sockets, as a client sends
-//! them: frame length, request header, body, for every API key and version. It is the
+//! them: frame length, request header, body, for every API key and version, on a PLAINTEXT
+//! listener and on a SASL_PLAINTEXT one (the SASL exchanges before authentication). It is the
 //! harness of the request-path fuzz target (`fuzz/fuzz_targets/request_frames.rs`, run by
 //! hand with `cargo fuzz`) and of its CI slice (`tests/fuzz_requests.rs`: seeds and seeded
 //! mutations for a bounded time). A panic anywhere in the node is a finding: the panic hook
@@ -34,25 +35,81 @@ static ALLOCATOR: sluice::decode_guard::GuardedAllocator = sluice::decode_guard:
 /// long-poll Fetch or a JoinGroup may rightly wait longer).
 const QUIET: Duration = Duration::from_millis(150);
 
+/// The PLAIN user of the SASL listener.
+pub const USER: (&str, &str) = ("alice", "alice-secret");
+
+/// Which listener an input goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    Plaintext,
+    Sasl,
+}
+
+/// An input: the frames of one connection, in order, and the listener they go to.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub port: Port,
+    pub frames: Vec<Vec<u8>>,
+}
+
+impl Input {
+    fn one(port: Port, frame: Vec<u8>) -> Self {
+        Self {
+            port,
+            frames: vec![frame],
+        }
+    }
+
+    /// The bytes sent.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.frames.concat()
+    }
+}
+
 /// A node serving on ephemeral ports of 127.0.0.1, with its own data dir and runtime.
 pub struct FuzzNode {
     pub addr: SocketAddr,
+    pub sasl_addr: SocketAddr,
     panics: Arc<AtomicUsize>,
     _runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
 }
 
 impl FuzzNode {
+    /// A node whose panics are counted ([`FuzzNode::panics`]).
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A node whose first panic aborts the process (what libFuzzer catches).
+    pub fn start_aborting() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(abort_on_panic: bool) -> Self {
         let panics = Arc::new(AtomicUsize::new(0));
         let counted = panics.clone();
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             counted.fetch_add(1, Ordering::SeqCst);
             previous(info);
+            if abort_on_panic {
+                std::process::abort();
+            }
         }));
         let dir = tempfile::tempdir().expect("tempdir");
-        let args = super::one_node_args(&dir.path().join("data"));
+        let mut args = super::one_node_args(&dir.path().join("data"));
+        let (user, password) = USER;
+        args.configs.extend([
+            "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0".to_string(),
+            "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER".into(),
+            format!(
+                "listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.\
+                 security.plain.PlainLoginModule required user_{user}=\"{password}\";"
+            ),
+            // Failed logins are answered at once: the fuzzer makes many.
+            "connection.failed.authentication.delay.ms=0".into(),
+        ]);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -70,8 +127,17 @@ impl FuzzNode {
         let serving = serving
             .recv_timeout(Duration::from_secs(60))
             .expect("the node serves within 60 s");
+        let listener = |name: &str| {
+            serving
+                .listeners
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, a)| *a)
+                .unwrap_or_else(|| panic!("no {name} listener in {:?}", serving.listeners))
+        };
         let node = Self {
-            addr: serving.kafka_addr,
+            addr: listener("PLAINTEXT"),
+            sasl_addr: listener("SASL_PLAINTEXT"),
             panics,
             _runtime: runtime,
             _dir: dir,
@@ -85,7 +151,7 @@ impl FuzzNode {
                 .with_replication_factor(1)]);
         let mut body = BytesMut::new();
         create.encode(&mut body, 5).expect("CreateTopics encodes");
-        node.feed(&frame(ApiKey::CreateTopics, 5, &body));
+        node.feed_bytes(Port::Plaintext, &frame(ApiKey::CreateTopics, 5, &body));
         node
     }
 
@@ -94,22 +160,38 @@ impl FuzzNode {
         self.panics.load(Ordering::SeqCst)
     }
 
-    /// Sends `input` as it is on a fresh connection, closes the sending side, and reads what
-    /// comes back until the node closes the connection or stays quiet.
-    pub fn feed(&self, input: &[u8]) {
-        let Ok(mut s) = TcpStream::connect(self.addr) else {
-            return;
+    /// Sends `input`'s bytes as they are on a fresh connection to its listener, closes the
+    /// sending side, and reads what comes back until the node closes the connection or stays
+    /// quiet.
+    /// Returns how many whole answers came back.
+    pub fn feed(&self, input: &Input) -> usize {
+        self.feed_bytes(input.port, &input.bytes())
+    }
+
+    /// [`FuzzNode::feed`] for raw bytes.
+    pub fn feed_bytes(&self, port: Port, input: &[u8]) -> usize {
+        let addr = match port {
+            Port::Plaintext => self.addr,
+            Port::Sasl => self.sasl_addr,
+        };
+        let Ok(mut s) = TcpStream::connect(addr) else {
+            return 0;
         };
         let _ = s.set_read_timeout(Some(QUIET));
         let _ = s.set_write_timeout(Some(QUIET));
         let _ = s.write_all(input);
         let _ = s.shutdown(Shutdown::Write);
+        let mut received = Vec::new();
         let mut buf = [0u8; 64 << 10];
         while let Ok(n) = s.read(&mut buf) {
             if n == 0 {
                 break;
             }
+            if received.len() < 1 << 20 {
+                received.extend_from_slice(&buf[..n]);
+            }
         }
+        answers_in(&received)
     }
 
     /// Whether the node answers an ApiVersions on a fresh connection within 10 s.
@@ -122,6 +204,20 @@ impl FuzzNode {
         let mut len = [0u8; 4];
         s.write_all(&frame).is_ok() && s.read_exact(&mut len).is_ok() && i32::from_be_bytes(len) > 0
     }
+}
+
+/// How many whole size-prefixed frames `bytes` starts with.
+fn answers_in(mut bytes: &[u8]) -> usize {
+    let mut count = 0;
+    while bytes.len() >= 4 {
+        let len = i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        let Some(rest) = usize::try_from(len).ok().and_then(|l| bytes.get(4 + l..)) else {
+            break;
+        };
+        bytes = rest;
+        count += 1;
+    }
+    count
 }
 
 /// A request frame: length prefix, a v1/v2 request header for `key` at `version`, `body`.
@@ -144,7 +240,7 @@ pub fn frame(key: ApiKey, version: i16, body: &[u8]) -> Vec<u8> {
 /// decoded from a run of 0x00 or 0x01 bytes (empty strings and arrays, zero numbers, in the
 /// classic and the compact encodings), encoded again. Keys or versions none of the runs
 /// decode for get the bare header.
-pub fn request_seeds() -> Vec<Vec<u8>> {
+pub fn request_seeds() -> Vec<Input> {
     let mut seeds = Vec::new();
     for raw in 0..=100i16 {
         let Ok(key) = ApiKey::try_from(raw) else {
@@ -159,7 +255,10 @@ pub fn request_seeds() -> Vec<Vec<u8>> {
                 request.encode(&mut body, version).ok()?;
                 Some(body.to_vec())
             });
-            seeds.push(frame(key, version, &body.unwrap_or_default()));
+            seeds.push(Input::one(
+                Port::Plaintext,
+                frame(key, version, &body.unwrap_or_default()),
+            ));
         }
     }
     seeds
@@ -171,7 +270,7 @@ pub const TOPIC: &str = "fuzz";
 /// Produce requests (v3, v9: the classic and the compact encoding) of three records to
 /// [`TOPIC`] in every codec, so that mutations reach record-batch validation and
 /// decompression.
-pub fn produce_seeds() -> Vec<Vec<u8>> {
+pub fn produce_seeds() -> Vec<Input> {
     let mut seeds = Vec::new();
     for compression in [
         Compression::None,
@@ -214,7 +313,163 @@ pub fn produce_seeds() -> Vec<Vec<u8>> {
         for version in [3, 9] {
             let mut body = BytesMut::new();
             request.encode(&mut body, version).expect("Produce encodes");
-            seeds.push(frame(ApiKey::Produce, version, &body));
+            seeds.push(Input::one(
+                Port::Plaintext,
+                frame(ApiKey::Produce, version, &body),
+            ));
+        }
+    }
+    seeds
+}
+
+/// Record batches as producers send them: keyed records with headers, a tombstone, in
+/// every codec, plain and transactional.
+pub fn batch_seeds() -> Vec<Vec<u8>> {
+    let mut seeds = Vec::new();
+    for compression in [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        for transactional in [false, true] {
+            let records: Vec<Record> = (0..4)
+                .map(|i| Record {
+                    transactional,
+                    control: false,
+                    delete_horizon: false,
+                    partition_leader_epoch: -1,
+                    producer_id: if transactional { 7 } else { -1 },
+                    producer_epoch: if transactional { 0 } else { -1 },
+                    timestamp_type: TimestampType::Creation,
+                    offset: i,
+                    sequence: if transactional { i as i32 } else { -1 },
+                    timestamp: 1_700_000_000_000 + i,
+                    key: Some(Bytes::from(format!("key-{}", i % 2))),
+                    // The last record deletes its key.
+                    value: (i < 3).then(|| Bytes::from(format!("value-{i}").repeat(8))),
+                    headers: [(
+                        StrBytes::from_static_str("h"),
+                        Some(Bytes::from_static(b"v")),
+                    )]
+                    .into_iter()
+                    .collect(),
+                })
+                .collect();
+            let mut batch = BytesMut::new();
+            let options = RecordEncodeOptions {
+                version: 2,
+                compression,
+            };
+            RecordBatchEncoder::encode(&mut batch, records.iter(), &options)
+                .expect("batch encodes");
+            // The encoder may write more than one batch; each is a seed.
+            let batches = sluice_storage::batch::split_batches(&batch).expect("batches split");
+            let ends = batches
+                .iter()
+                .skip(1)
+                .map(|(at, _)| *at)
+                .chain([batch.len()]);
+            for ((start, _), end) in batches.iter().zip(ends) {
+                seeds.push(batch[*start..end].to_vec());
+            }
+        }
+    }
+    seeds
+}
+
+/// Runs what the broker runs on a batch's bytes: produce validation, the split of a fetch's
+/// bytes into batches, and the cleaner's reader and rewriter (keeping every other record).
+pub fn feed_batch(bytes: &[u8]) {
+    let _ = sluice_storage::batch::validate(bytes);
+    let _ = sluice_storage::batch::split_batches(bytes);
+    let _ = sluice_storage::batch::last_offset_in(bytes);
+    if sluice_storage::records::records(bytes).is_ok() {
+        let mut n = 0;
+        let _ = sluice_storage::records::retain(bytes, |_| {
+            n += 1;
+            n % 2 == 0
+        });
+    }
+}
+
+/// SASL exchanges on the SASL listener, as clients run them: ApiVersions, SaslHandshake v0
+/// and v1 for every mechanism, then SaslAuthenticate v0-v2 (or, after v0, a bare token) with a
+/// PLAIN login that succeeds, a SCRAM client-first message and an OAUTHBEARER token, each
+/// followed by a Metadata request.
+pub fn sasl_seeds() -> Vec<Input> {
+    use kafka_protocol::messages::{
+        ApiVersionsRequest, MetadataRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
+    };
+    let encoded = |key: ApiKey, version: i16, request: &dyn Fn(&mut BytesMut)| {
+        let mut body = BytesMut::new();
+        request(&mut body);
+        frame(key, version, &body)
+    };
+    let api_versions = encoded(ApiKey::ApiVersions, 3, &|b| {
+        ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("fuzz"))
+            .with_client_software_version(StrBytes::from_static_str("1"))
+            .encode(b, 3)
+            .expect("encodes")
+    });
+    let metadata = encoded(ApiKey::Metadata, 12, &|b| {
+        MetadataRequest::default().encode(b, 12).expect("encodes")
+    });
+    let (user, password) = USER;
+    let unsigned_jwt = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSIsImV4cCI6NDEwMjQ0NDgwMH0.";
+    let tokens: [(&str, Vec<u8>); 4] = [
+        ("PLAIN", format!("\0{user}\0{password}").into_bytes()),
+        (
+            "SCRAM-SHA-256",
+            format!("n,,n={user},r=fyko+d2lbbFgONRv9qkxdawL").into_bytes(),
+        ),
+        (
+            "SCRAM-SHA-512",
+            format!("n,,n={user},r=rOprNGfwEbeRWgbNEkqO").into_bytes(),
+        ),
+        (
+            "OAUTHBEARER",
+            format!("n,,\x01auth=Bearer {unsigned_jwt}\x01\x01").into_bytes(),
+        ),
+    ];
+    let mut seeds = Vec::new();
+    for (mechanism, token) in tokens {
+        for handshake_version in [0i16, 1] {
+            let handshake = encoded(ApiKey::SaslHandshake, handshake_version, &|b| {
+                SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_static_str(mechanism))
+                    .encode(b, handshake_version)
+                    .expect("encodes")
+            });
+            let mut exchanges: Vec<Vec<u8>> = Vec::new();
+            if handshake_version == 0 {
+                // After a v0 handshake the token goes as a bare frame.
+                let mut bare = (token.len() as i32).to_be_bytes().to_vec();
+                bare.extend_from_slice(&token);
+                exchanges.push(bare);
+            } else {
+                for version in 0..=2i16 {
+                    exchanges.push(encoded(ApiKey::SaslAuthenticate, version, &|b| {
+                        SaslAuthenticateRequest::default()
+                            .with_auth_bytes(Bytes::from(token.clone()))
+                            .encode(b, version)
+                            .expect("encodes")
+                    }));
+                }
+            }
+            for authenticate in exchanges {
+                seeds.push(Input {
+                    port: Port::Sasl,
+                    frames: vec![
+                        api_versions.clone(),
+                        handshake.clone(),
+                        authenticate,
+                        metadata.clone(),
+                    ],
+                });
+            }
         }
     }
     seeds
@@ -236,10 +491,18 @@ impl Rng {
     }
 }
 
+/// `seed` with one of its frames changed (see [`mutate_frame`]).
+pub fn mutate(seed: &Input, rng: &mut Rng) -> Input {
+    let mut out = seed.clone();
+    let at = rng.below(out.frames.len());
+    out.frames[at] = mutate_frame(&out.frames[at], rng);
+    out
+}
+
 /// `seed` changed in one to four places the way libFuzzer's mutators do (bit flips,
 /// boundary bytes and integers, cuts, insertions, a repeated chunk); most of the time the
 /// length prefix is made right again so that the body gets decoded rather than refused.
-pub fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
+pub fn mutate_frame(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
     const BYTES: [u8; 6] = [0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff];
     const INTS: [i32; 7] = [0, -1, 1, i32::MAX, i32::MIN, 0x7fff, 0x10000];
     let mut out = seed.to_vec();
