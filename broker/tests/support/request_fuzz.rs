@@ -267,41 +267,11 @@ pub fn request_seeds() -> Vec<Input> {
 /// The topic the produce seeds write to.
 pub const TOPIC: &str = "fuzz";
 
-/// Produce requests (v3, v9: the classic and the compact encoding) of three records to
-/// [`TOPIC`] in every codec, so that mutations reach record-batch validation and
-/// decompression.
+/// Produce requests (v3, v9: the classic and the compact encoding) to [`TOPIC`] carrying
+/// each of [`batch_seeds`], so that mutations reach record-batch validation.
 pub fn produce_seeds() -> Vec<Input> {
     let mut seeds = Vec::new();
-    for compression in [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ] {
-        let records: Vec<Record> = (0..3)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i,
-                sequence: -1,
-                timestamp: 1_700_000_000_000 + i,
-                key: Some(Bytes::from(format!("key-{i}"))),
-                value: Some(Bytes::from(format!("value-{i}").repeat(8))),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut batch = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression,
-        };
-        RecordBatchEncoder::encode(&mut batch, records.iter(), &options).expect("batch encodes");
+    for batch in batch_seeds() {
         let request = ProduceRequest::default()
             .with_acks(1)
             .with_timeout_ms(5_000)
@@ -309,7 +279,7 @@ pub fn produce_seeds() -> Vec<Input> {
                 .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
                 .with_partition_data(vec![PartitionProduceData::default()
                     .with_index(0)
-                    .with_records(Some(batch.freeze()))])]);
+                    .with_records(Some(Bytes::from(batch)))])]);
         for version in [3, 9] {
             let mut body = BytesMut::new();
             request.encode(&mut body, version).expect("Produce encodes");
