@@ -222,9 +222,11 @@ impl Proved {
             .config
             .max_reauth(listener, self.mechanism.name())
             .map(|max| match self.credential_expires_s {
+                // `exp` is the client's claim: any u64 (a huge one must not wrap).
                 Some(exp) => {
                     let now = crate::clock::now_ms().max(0) as u64;
-                    max.min(Duration::from_millis((exp * 1000).saturating_sub(now)))
+                    let left = exp.saturating_mul(1000).saturating_sub(now);
+                    max.min(Duration::from_millis(left))
                 }
                 None => max,
             });

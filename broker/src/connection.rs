@@ -248,9 +248,14 @@ async fn serve_stream<R, W>(
     let mut reauth: Option<Bytes> = None;
     let mut sasl = sasl;
     while reading || !in_flight.is_empty() {
-        if let (Some(first), true, Some(previous)) = (&reauth, in_flight.is_empty(), &sasl) {
+        let reauth_now = if in_flight.is_empty() {
+            reauth.take()
+        } else {
+            None
+        };
+        if let (Some(first), Some(previous)) = (reauth_now, &sasl) {
             let mut queued = Queued {
-                first: Some(first.clone()),
+                first: Some(first),
                 frames: &mut frames,
                 out: &tx,
             };
@@ -263,7 +268,6 @@ async fn serve_stream<R, W>(
                     break;
                 }
             }
-            reauth = None;
             idle_since = Instant::now();
             continue;
         }
