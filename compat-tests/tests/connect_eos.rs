@@ -9,6 +9,11 @@
 //! is paused (lines appended meanwhile stay unread) and resumed (they are copied). A
 //! read_committed consumer must then see every line exactly once, in file order:
 //! at-least-once Connect would repeat the lines between its last offset flush and the kill.
+//!
+//! Beside it the same worker runs Kafka's FileStreamSink connector, reading the topic
+//! read_committed through a consumer group into a second file: after the kill it resumes
+//! from the group's committed offset, so its file must hold every line, in file order, with
+//! nothing skipped; at-least-once, it may write again what it wrote after its last commit.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::collections::HashMap;
@@ -24,7 +29,7 @@ use sluice_compat_tests::{java_client, launcher, reserve_port, run_ok, topic, No
 const LIMIT: Duration = Duration::from_secs(120);
 
 /// Lines in the file when the connector starts.
-const FIRST: usize = 60_000;
+const FIRST: usize = 30_000;
 /// Lines appended while the worker is down.
 const MORE: usize = 2_000;
 /// Lines appended while the connector is paused.
@@ -133,6 +138,7 @@ impl Worker {
                  key.converter=org.apache.kafka.connect.storage.StringConverter\n\
                  value.converter=org.apache.kafka.connect.storage.StringConverter\n\
                  exactly.once.source.support=enabled\n\
+                 connector.client.config.override.policy=All\n\
                  listeners=http://127.0.0.1:{port}\n\
                  rest.advertised.host.name=127.0.0.1\n\
                  rest.advertised.port={port}\n\
@@ -462,6 +468,98 @@ fn differences(read: &[String], expected: &[String]) -> Option<String> {
     ))
 }
 
+/// What the sink connector's file shows about its copy.
+struct SinkCopy {
+    /// Lines written again after the sink went back to its last committed offset.
+    again: usize,
+    /// Lines cut short by the SIGKILL (the rest of the buffer never reached the file) and
+    /// run into the next line the restarted task wrote.
+    torn: usize,
+}
+
+/// Reads the sink's file as a copy of `expected`: Ok once it holds every line with nothing
+/// skipped, Err(why not yet, or what is wrong). Going back (a rewind to the committed offset
+/// after the kill) is allowed once, and one line torn by the kill.
+fn sink_copy(text: &str, expected: &[String]) -> Result<SinkCopy, String> {
+    let index: HashMap<&str, usize> = expected
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.as_str(), i))
+        .collect();
+    let (mut next, mut again, mut torn, mut rewinds) = (0usize, 0usize, 0usize, 0usize);
+    let mut previous: Option<usize> = None;
+    // A line the kill cut off ends with no newline; the restart's first line follows it.
+    for (pos, l) in text.lines().enumerate() {
+        let i = match index.get(l) {
+            Some(&i) => i,
+            None => {
+                let whole = expected
+                    .iter()
+                    .position(|e| l.len() > e.len() && l.ends_with(e.as_str()));
+                match whole {
+                    Some(i) if torn == 0 => {
+                        torn += 1;
+                        i
+                    }
+                    _ => {
+                        return Err(format!(
+                            "line {pos} of the sink's file is not in the input: {l:?}"
+                        ))
+                    }
+                }
+            }
+        };
+        if i > next {
+            return Err(format!(
+                "the sink skipped lines {next}..{i} (at line {pos} of its file)"
+            ));
+        }
+        if previous.is_some_and(|p| i != p + 1) {
+            rewinds += 1;
+            if rewinds > 1 {
+                return Err(format!(
+                    "the sink's file goes back a second time, to line {i} at its line {pos}"
+                ));
+            }
+        }
+        if i == next {
+            next += 1;
+        } else {
+            again += 1;
+        }
+        previous = Some(i);
+    }
+    if next < expected.len() {
+        return Err(format!("{next} of {} lines copied", expected.len()));
+    }
+    Ok(SinkCopy { again, torn })
+}
+
+/// Waits until the sink's file holds all of `expected`; panics at once if it is wrong.
+fn wait_sink_copied(
+    worker: &mut Worker,
+    name: &str,
+    file: &Path,
+    expected: &[String],
+    limit: Duration,
+) -> SinkCopy {
+    let start = Instant::now();
+    loop {
+        worker.assert_running();
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        match sink_copy(&text, expected) {
+            Ok(copy) => return copy,
+            Err(why) if why.ends_with("lines copied") && start.elapsed() < limit => {}
+            Err(why) => panic!(
+                "the sink connector's copy: {why}; status: {:?}\n{}",
+                worker.get(&format!("/connectors/{name}/status")),
+                worker.evidence()
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 #[test]
 fn connect_exactly_once_file_source_survives_sigkill_of_its_worker() {
     let start = Instant::now();
@@ -515,6 +613,9 @@ fn connect_exactly_once_file_source_survives_sigkill_of_its_worker() {
             "batch.size": BATCH.to_string(),
             "exactly.once.support": "required",
             "transaction.boundary": "poll",
+            // A restarted worker reads the offsets topic up to its read_uncommitted end, so it
+            // waits until the killed task's open transaction times out (Kafka does the same).
+            "producer.override.transaction.timeout.ms": "10000",
         }
     });
     let took = create_connector(&mut worker, &config, Duration::from_secs(90));
@@ -525,6 +626,24 @@ fn connect_exactly_once_file_source_survives_sigkill_of_its_worker() {
     );
     let status = wait_running(&mut worker, name, Duration::from_secs(60), "first start");
     eprintln!("{} connector and task RUNNING: {status}", t());
+    let sink = "file-sink";
+    let output = dir.path().join("output.txt");
+    let sink_config = json!({
+        "name": sink,
+        "config": {
+            "connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
+            "tasks.max": "1",
+            "file": output.to_str().unwrap(),
+            "topics": data,
+            "consumer.override.isolation.level": "read_committed",
+            // The killed worker's sink consumer holds the partition until its session ends.
+            "consumer.override.session.timeout.ms": "10000",
+            "consumer.override.heartbeat.interval.ms": "2000",
+        }
+    });
+    create_connector(&mut worker, &sink_config, Duration::from_secs(30));
+    let status = wait_running(&mut worker, sink, Duration::from_secs(60), "sink start");
+    eprintln!("{} sink connector and task RUNNING: {status}", t());
 
     // Mid-file: SIGKILL, then append while the worker is down.
     let before = wait_committed(
@@ -552,8 +671,10 @@ fn connect_exactly_once_file_source_survives_sigkill_of_its_worker() {
          must come mid-file (fewer lines per poll, or more of them)",
         committed.len()
     );
-    let expected: Vec<String> = (0..TOTAL).map(line).collect();
-    if let Some(diff) = differences(&committed, &expected[..committed.len()]) {
+    if let Some(diff) = differences(
+        &committed,
+        &(0..committed.len()).map(line).collect::<Vec<_>>(),
+    ) {
         panic!("before the kill, read_committed is not a prefix of the file: {diff}");
     }
     std::fs::OpenOptions::new()
@@ -611,6 +732,21 @@ fn connect_exactly_once_file_source_survives_sigkill_of_its_worker() {
         "{} paused (still {while_paused} lines), resumed: {} lines committed",
         t(),
         resumed.len()
+    );
+    let expected: Vec<String> = (0..TOTAL).map(line).collect();
+    let copied = wait_sink_copied(
+        &mut worker,
+        sink,
+        &output,
+        &expected,
+        Duration::from_secs(60),
+    );
+    eprintln!(
+        "{} sink: every line in {} ({} lines written again after the kill, {} torn by it)",
+        t(),
+        output.display(),
+        copied.again,
+        copied.torn
     );
 
     // Stop the connector (KIP-875) and read its committed source offset: the file's length.
