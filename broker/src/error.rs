@@ -460,6 +460,7 @@ impl From<StorageError> for BrokerError {
         match e {
             StorageError::CorruptBatch => Self::CorruptMessage,
             StorageError::InvalidBatch(m) => Self::InvalidRecord(m.to_string()),
+            StorageError::RecordsTooLarge => Self::InvalidRecord(e.to_string()),
             StorageError::UnknownPartition(_) => Self::NotLeaderOrFollower,
             other => Self::Storage(other.to_string()),
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::offset_commit_request::{
@@ -430,6 +430,110 @@ async fn find_coordinator_serves_transactions_and_refuses_share_groups_for_good(
     .await;
 }
 
+/// A zigzag varint, as records encode their lengths.
+fn varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+/// A valid zstd batch of one record keyed "k" whose value is `len` zero bytes, compressed as
+/// it is written, so the test never holds the inflated record itself.
+fn zstd_bomb(len: usize) -> anyhow::Result<Bytes> {
+    use std::io::Write;
+    let mut head = vec![0u8]; // attributes
+    varint(&mut head, 0); // timestamp delta
+    varint(&mut head, 0); // offset delta
+    varint(&mut head, 1);
+    head.push(b'k');
+    varint(&mut head, len as i64);
+    let mut record = Vec::new();
+    varint(&mut record, (head.len() + len + 1) as i64);
+    record.extend_from_slice(&head);
+    let mut z = zstd::stream::Encoder::new(Vec::new(), 1)?;
+    z.write_all(&record)?;
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..len / zeros.len() {
+        z.write_all(&zeros)?;
+    }
+    z.write_all(&zeros[..len % zeros.len()])?;
+    z.write_all(&[0])?; // no headers
+    let section = z.finish()?;
+    // The header of a real one-record zstd batch, its records swapped for the bomb's.
+    let one = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 1_700_000_000_000,
+        key: Some(Bytes::from_static(b"k")),
+        value: Some(Bytes::from_static(b"v")),
+        headers: Default::default(),
+    };
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        [one].iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::Zstd,
+        },
+    )?;
+    let mut batch = buf[..sluice_storage::batch::HEADER_LEN].to_vec();
+    batch.extend_from_slice(&section);
+    sluice_storage::batch::set_records_count(&mut batch, 1);
+    Ok(Bytes::from(batch))
+}
+
+#[tokio::test]
+async fn a_decompression_bomb_to_a_compacted_topic_is_refused_without_inflating_it() {
+    within_limit(async {
+        let dir = tempfile::tempdir()?;
+        let node = InProcessNode::start(dir.path()).await?;
+        let mut client = node.client().await?;
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(TopicName(s("keyed")))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+                .with_configs(vec![CreatableTopicConfig::default()
+                    .with_name(s("cleanup.policy"))
+                    .with_value(Some(s("compact")))])]);
+        let code = client
+            .send(&req, 7)
+            .await?
+            .topics
+            .first()
+            .map_or(-1, |t| t.error_code);
+        anyhow::ensure!(code == 0, "CreateTopics answered {code}");
+        // 1 GiB of record in about 32 KiB of zstd, well under message.max.bytes.
+        let bomb = zstd_bomb(1 << 30)?;
+        anyhow::ensure!(bomb.len() < 1 << 20, "the bomb is {} bytes", bomb.len());
+        let before = support::request_fuzz::rss_mib();
+        let code = produce_code(&mut client, "keyed", bomb, "", 7).await?;
+        let grown = support::request_fuzz::rss_mib().saturating_sub(before);
+        // Checking for keyless records is what decompresses on produce.
+        assert_eq!(
+            code, 87,
+            "INVALID_RECORD for records inflating past the bound"
+        );
+        assert!(grown < 256, "RSS grew {grown} MiB answering a 1 GiB bomb");
+        let keyed = zstd_bomb(1 << 20)?;
+        assert_eq!(produce_code(&mut client, "keyed", keyed, "", 7).await?, 0);
+        node.stop().await
+    })
+    .await;
+}
+
 /// Produces one batch to partition 0 of `topic` at `version`; the partition's error code.
 async fn produce_code(
     client: &mut KafkaClient,
@@ -441,7 +545,10 @@ async fn produce_code(
     let req = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(10_000)
-        .with_transactional_id(Some(TransactionalId(s(transactional_id))))
+        // "" for none.
+        .with_transactional_id(
+            (!transactional_id.is_empty()).then(|| TransactionalId(s(transactional_id))),
+        )
         .with_topic_data(vec![TopicProduceData::default()
             .with_name(TopicName(s(topic)))
             .with_partition_data(vec![PartitionProduceData::default()

@@ -111,7 +111,12 @@ impl Store {
             if header.is_control() || aborted.contains(header) {
                 return Ok(());
             }
-            let (_, recs) = records::records(bytes)?;
+            let recs = match records::records(bytes) {
+                Ok((_, recs)) => recs,
+                // Kept whole in pass 2: its keys supersede nothing.
+                Err(StorageError::RecordsTooLarge) => return Ok(()),
+                Err(e) => return Err(e),
+            };
             for r in recs {
                 if let Some(key) = r.key {
                     let e = latest.entry(key).or_insert(r.offset);
@@ -172,7 +177,21 @@ impl Store {
                 kept += usize::from(keep);
                 kept_tombstone |= keep && r.is_tombstone();
                 keep
-            })?;
+            });
+            let retained = match retained {
+                Ok(retained) => retained,
+                // A batch whose records would inflate past the bound (stored before its topic
+                // became compacted) is kept as it is rather than decompressed.
+                Err(StorageError::RecordsTooLarge) => {
+                    tracing::warn!(
+                        base_offset = header.base_offset,
+                        "a batch decompresses past the bound: kept whole by compaction"
+                    );
+                    kept = count;
+                    Retained::All
+                }
+                Err(e) => return Err(e),
+            };
             stats.records_kept += kept;
             if kept_tombstone {
                 let t = stats

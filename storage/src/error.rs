@@ -9,6 +9,10 @@ pub enum StorageError {
     /// A record batch failed validation.
     #[error("invalid record batch: {0}")]
     InvalidBatch(&'static str),
+    /// A compressed batch's records decompress to more than
+    /// [`crate::records::MAX_RECORDS_BYTES`].
+    #[error("records decompress to more than {} MiB", crate::records::MAX_RECORDS_BYTES >> 20)]
+    RecordsTooLarge,
     /// A record batch's CRC-32C does not match its contents.
     #[error("record batch CRC mismatch")]
     CorruptBatch,

@@ -7,7 +7,9 @@
 //! length and the CRC change.
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
+use std::io::Read;
+
+use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
 use crate::batch::{self, BatchHeader, HEADER_LEN};
 use crate::error::{Result, StorageError};
@@ -81,19 +83,73 @@ pub fn retain(batch_bytes: &[u8], mut keep: impl FnMut(&RecordInfo) -> bool) -> 
     Ok(Retained::Some(Bytes::from(out)))
 }
 
-/// The uncompressed records section.
+/// The most a batch's records section may decompress to. A batch is at most
+/// `message.max.bytes` on the wire, but a few KiB of gzip or zstd can claim gigabytes (a
+/// decompression bomb): past this the batch is refused, never inflated further.
+pub const MAX_RECORDS_BYTES: usize = 64 << 20;
+
+/// The uncompressed records section, read through each codec's stream so that no more than
+/// [`MAX_RECORDS_BYTES`] is ever allocated, whatever the compressed bytes claim.
 fn body(header: &BatchHeader, batch_bytes: &[u8]) -> Result<Bytes> {
     let end = header.total_len().min(batch_bytes.len());
-    let mut raw = batch_bytes.get(HEADER_LEN..end).unwrap_or_default();
-    let out = match header.compression() {
+    let raw = batch_bytes.get(HEADER_LEN..end).unwrap_or_default();
+    let undecodable = |_| StorageError::InvalidBatch("records do not decompress");
+    match header.compression() {
         0 => Ok(Bytes::copy_from_slice(raw)),
-        1 => Gzip::decompress(&mut raw, |b| Ok(b.clone())),
-        2 => Snappy::decompress(&mut raw, |b| Ok(b.clone())),
-        3 => Lz4::decompress(&mut raw, |b| Ok(b.clone())),
-        4 => Zstd::decompress(&mut raw, |b| Ok(b.clone())),
-        _ => return Err(StorageError::InvalidBatch("unknown compression codec")),
-    };
-    out.map_err(|_| StorageError::InvalidBatch("records do not decompress"))
+        // Java's GZIPInputStream reads concatenated members too.
+        1 => read_bounded(flate2::read::MultiGzDecoder::new(raw)),
+        2 => snappy(raw),
+        3 => read_bounded(lz4::Decoder::new(raw).map_err(undecodable)?),
+        4 => read_bounded(zstd::stream::read::Decoder::with_buffer(raw).map_err(undecodable)?),
+        _ => Err(StorageError::InvalidBatch("unknown compression codec")),
+    }
+}
+
+fn read_bounded(stream: impl Read) -> Result<Bytes> {
+    let mut out = Vec::new();
+    stream
+        .take(MAX_RECORDS_BYTES as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|_| StorageError::InvalidBatch("records do not decompress"))?;
+    if out.len() > MAX_RECORDS_BYTES {
+        return Err(StorageError::RecordsTooLarge);
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Kafka's snappy: snappy-java's framing (a 16-byte header, then blocks each prefixed with
+/// its big-endian length), or one raw block as snappy-java also reads. Each block states its
+/// uncompressed length, which is checked against the bound before anything is allocated.
+fn snappy(raw: &[u8]) -> Result<Bytes> {
+    const FRAMED: &[u8; 8] = b"\x82SNAPPY\x00";
+    const HEADER: usize = 16;
+    let bad = || StorageError::InvalidBatch("records do not decompress");
+    let mut blocks = Vec::new();
+    if raw.len() >= HEADER && raw.starts_with(FRAMED) {
+        let mut rest = &raw[HEADER..];
+        while !rest.is_empty() {
+            let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(bad)?;
+            let len = u32::from_be_bytes(*len) as usize;
+            let block = tail.get(..len).ok_or_else(bad)?;
+            blocks.push(block);
+            rest = &tail[len..];
+        }
+    } else {
+        blocks.push(raw);
+    }
+    let mut out = Vec::new();
+    for block in blocks {
+        let len = snap::raw::decompress_len(block).map_err(|_| bad())?;
+        let start = out.len();
+        if start.saturating_add(len) > MAX_RECORDS_BYTES {
+            return Err(StorageError::RecordsTooLarge);
+        }
+        out.resize(start + len, 0);
+        snap::raw::Decoder::new()
+            .decompress(block, &mut out[start..])
+            .map_err(|_| bad())?;
+    }
+    Ok(Bytes::from(out))
 }
 
 fn compress(codec: i16, records: Vec<u8>) -> Result<Vec<u8>> {
@@ -177,7 +233,7 @@ fn varint(body: &[u8], at: &mut usize) -> Result<i64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use kafka_protocol::records::Compression;
 
@@ -222,6 +278,71 @@ mod tests {
             assert_eq!(retain(&b, |_| true).unwrap(), Retained::All);
             assert_eq!(retain(&b, |_| false).unwrap(), Retained::None);
         }
+    }
+
+    /// One record keyed "a" whose value is `len` zero bytes: a few KiB once compressed.
+    pub(crate) fn zeros(codec: Compression, len: usize) -> Vec<u8> {
+        crate::tests::keyed_batch_with(codec, &[("a", Some(&"\0".repeat(len)))], 1_000)
+    }
+
+    #[test]
+    fn a_batch_that_inflates_past_the_bound_is_refused_in_every_codec() {
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let bomb = zeros(codec, MAX_RECORDS_BYTES + 1024);
+            assert!(bomb.len() < 4 << 20, "{codec:?}: {} bytes", bomb.len());
+            assert!(
+                matches!(records(&bomb), Err(StorageError::RecordsTooLarge)),
+                "{codec:?}"
+            );
+            assert!(matches!(
+                retain(&bomb, |_| true),
+                Err(StorageError::RecordsTooLarge)
+            ));
+            let (_, recs) = records(&zeros(codec, 1 << 20)).unwrap();
+            assert_eq!(recs[0].value.as_ref().map(Bytes::len), Some(1 << 20));
+        }
+    }
+
+    /// A snappy batch whose records section is `section`.
+    fn snappy_section(section: &[u8]) -> Vec<u8> {
+        let mut b = encode(Compression::Snappy, &[("a", Some("1"))]);
+        b.truncate(HEADER_LEN);
+        b.extend_from_slice(section);
+        let len = (b.len() - 12) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn a_snappy_block_claiming_gigabytes_is_refused_before_any_allocation() {
+        // A raw block whose length varint says 4 GiB - 1, then nothing.
+        let claim = [0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0];
+        let raw = snappy_section(&claim);
+        assert!(matches!(records(&raw), Err(StorageError::RecordsTooLarge)));
+        // The same block inside snappy-java's framing, after a small honest one.
+        let mut framed = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01".to_vec();
+        let small = snap::raw::Encoder::new().compress_vec(b"abc").unwrap();
+        for block in [&small[..], &claim[..]] {
+            framed.extend_from_slice(&(block.len() as u32).to_be_bytes());
+            framed.extend_from_slice(block);
+        }
+        let framed = snappy_section(&framed);
+        assert!(matches!(
+            records(&framed),
+            Err(StorageError::RecordsTooLarge)
+        ));
+        // A block length past the section's end.
+        let mut cut = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01".to_vec();
+        cut.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            records(&snappy_section(&cut)),
+            Err(StorageError::InvalidBatch(_))
+        ));
     }
 
     #[test]

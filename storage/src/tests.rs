@@ -254,6 +254,47 @@ fn live_records(store: &Store, log: &PartitionLog) -> Vec<(i64, String, bool)> {
 }
 
 #[test]
+fn compaction_keeps_a_batch_that_inflates_past_the_bound_whole() {
+    use crate::CompactPlan;
+    use kafka_protocol::records::Compression;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
+    let log = &store.create_partitions(&[key(0)]).unwrap()[0];
+    let bomb =
+        crate::records::tests::zeros(Compression::Zstd, crate::records::MAX_RECORDS_BYTES + 1);
+    let batches = [
+        bomb.clone(),                                           // 0: a (bomb)
+        keyed_batch(&[("a", Some("2")), ("b", Some("1"))], 10), // 1..2
+        keyed_batch(&[("b", Some("2"))], 20),                   // 3
+        keyed_batch(&[("c", Some("1"))], 30),                   // 4: last
+    ];
+    for b in batches {
+        rt.block_on(store.append(vec![entry(log, b)])).unwrap();
+    }
+    let plan = CompactPlan {
+        upper: log.log_end_offset(),
+        tombstone_cutoff_ms: 0,
+        newest_cleanable_ms: i64::MAX,
+    };
+    let stats = store.compact(log, &plan).unwrap();
+    assert_eq!(
+        (
+            stats.batches_rewritten,
+            stats.batches_removed,
+            stats.records_kept
+        ),
+        (1, 0, 3),
+        "b@1 goes; the bomb, a@1 and b@3 stay"
+    );
+    let stored = store
+        .read(log, 0, log.log_end_offset(), usize::MAX, true)
+        .unwrap();
+    assert_eq!(&stored[0][..], &bomb[..], "the bomb is kept byte for byte");
+    assert_eq!(stored.len(), 4);
+}
+
+#[test]
 fn compaction_keeps_the_latest_value_per_key_and_never_touches_the_last_batch() {
     use crate::CompactPlan;
     let dir = tempfile::tempdir().unwrap();
