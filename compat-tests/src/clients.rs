@@ -277,3 +277,23 @@ pub fn kafka_configs(node: &Node, args: &[&str]) -> String {
         None,
     )
 }
+
+/// `sluice admin --json ...` against `node`, or Null while the command fails (e.g. no
+/// coordinator yet).
+pub fn admin_json(node: &Node, args: &[&str]) -> serde_json::Value {
+    let out = run(
+        Command::new(crate::sluice_bin())
+            .args([
+                "admin",
+                "--json",
+                "--bootstrap",
+                &node.kafka,
+                "--http",
+                &node.http,
+            ])
+            .args(args),
+        Duration::from_secs(60),
+        None,
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}

@@ -10,6 +10,7 @@
 //! src/clients.rs    client launchers, commands with time limits, kcat, polling
 //! src/wire.rs       raw Kafka produce frames and the node's HTTP listener
 //! src/tls.rs        throwaway CA, server and client certificates (openssl CLI)
+//! src/jepsen/      fault testing: workload clients, nemeses, the history's checker
 //! tests/*.rs        one file per client family or fault: kcat, Java + Kafka CLI, Python,
 //!                   Go, raw-protocol bad input, crash recovery
 //! setup.sh          installs every client (apt, Maven, PyPI, Go, npm) into a cache
@@ -23,6 +24,7 @@
 
 mod clients;
 mod cluster;
+pub mod jepsen;
 mod node;
 pub mod proxy;
 pub mod tls;

@@ -9,7 +9,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sluice_compat_tests::{http_get, launcher, run_ok, topic, wait_until, Node, FAST_FAILOVER};
+use sluice_compat_tests::{
+    admin_json, http_get, launcher, run_ok, topic, wait_until, Node, FAST_FAILOVER,
+};
 
 /// The partitions of `topic` in `node`'s GET /admin/topics (JSON objects).
 fn admin_partitions(node: &Node, topic: &str) -> Vec<Value> {
@@ -258,25 +260,6 @@ fn failover_loses_nothing_acknowledged(fault: Fault) {
 fn java_hash(s: &str) -> i32 {
     s.encode_utf16()
         .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
-}
-
-/// `sluice admin --json ...`, or Null while the command fails (e.g. no coordinator yet).
-fn admin_json(node: &Node, args: &[&str]) -> Value {
-    let out = sluice_compat_tests::run(
-        Command::new(sluice_compat_tests::sluice_bin())
-            .args([
-                "admin",
-                "--json",
-                "--bootstrap",
-                &node.kafka,
-                "--http",
-                &node.http,
-            ])
-            .args(args),
-        Duration::from_secs(60),
-        None,
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
 #[test]

@@ -1,11 +1,12 @@
-// Produces numbered records with the Apache Kafka Java client (acks=all, idempotence on),
+// Produces numbered records with the Apache Kafka Java client (acks=all with idempotence by
+// default; --acks 1 or 0 turns idempotence off, which those require),
 // printing one line per acknowledged record at once, so a fault test can check that every
 // acknowledged record survived, once, at its offset, in order:
 //
 //     ACK <partition> <offset> <value>        (stdout; failures as NACK lines on stderr)
 //
 //   java AckProducer --bootstrap H:P --topic T --messages M [--timeout S] [--prefix P]
-//                    [--rate N] [--stop-on-eof]
+//                    [--rate N] [--stop-on-eof] [--acks all|1|0]
 //
 // Values are <prefix><i> for i = 0, 1, ... in send order (keys k<i>); --rate paces sends to
 // about N records a second; --stop-on-eof stops sending once stdin closes. Ends with
@@ -18,7 +19,7 @@ import org.apache.kafka.common.serialization.StringSerializer;
 
 public class AckProducer {
     public static void main(String[] argv) throws Exception {
-        Map<String, String> a = new HashMap<>(Map.of("--timeout", "120", "--prefix", "v", "--rate", "0"));
+        Map<String, String> a = new HashMap<>(Map.of("--timeout", "120", "--prefix", "v", "--rate", "0", "--acks", "all"));
         Set<String> flags = new HashSet<>();
         for (int i = 0; i < argv.length; i++) {
             if (argv[i].equals("--stop-on-eof")) flags.add(argv[i]);
@@ -52,8 +53,9 @@ public class AckProducer {
 
         Properties pp = new Properties();
         pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-        pp.put(ProducerConfig.ACKS_CONFIG, "all");
-        pp.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
+        String acks = a.get("--acks");
+        pp.put(ProducerConfig.ACKS_CONFIG, acks);
+        pp.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, Boolean.toString(acks.equals("all")));
         pp.put(ProducerConfig.LINGER_MS_CONFIG, "2");
         pp.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, Long.toString(timeoutMs));
         pp.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, "5000");

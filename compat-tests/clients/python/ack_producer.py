@@ -28,6 +28,8 @@ def main():
     ap.add_argument("--prefix", default="v")
     ap.add_argument("--rate", type=float, default=0)
     ap.add_argument("--stop-on-eof", action="store_true")
+    # acks=1 or 0 turn idempotence off, which only acks=all allows.
+    ap.add_argument("--acks", default="all", choices=["all", "1", "0"])
     args = ap.parse_args()
     start = time.monotonic()
     deadline = start + args.timeout
@@ -40,8 +42,8 @@ def main():
 
     producer = Producer({
         "bootstrap.servers": args.bootstrap,
-        "acks": "all",
-        "enable.idempotence": True,
+        "acks": args.acks,
+        "enable.idempotence": args.acks == "all",
         "linger.ms": 2,
         "message.timeout.ms": int(args.timeout * 1000),
         "reconnect.backoff.max.ms": 200,

@@ -1,0 +1,504 @@
+//! The cluster under test and the faults done to it: SIGKILL and SIGSTOP of partition
+//! leaders, followers, the Raft leader and every node at once, network cuts through the
+//! nodes' TCP proxies, rolling restarts. Each fault waits until the cluster has recovered
+//! (every replica back in the ISR) before the next.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::{admin_json, http_get, poll_until, Network, Node};
+
+/// Polls every 50 ms, so failover times are measured finely.
+fn wait_until(what: &str, limit: Duration, done: impl FnMut() -> bool) -> Duration {
+    poll_until(what, limit, Duration::from_millis(50), done)
+}
+
+/// One partition as a node's metadata shows it.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub leader: i64,
+    pub isr: Vec<u64>,
+    pub replicas: Vec<u64>,
+    pub log_end: Option<i64>,
+    pub high_watermark: Option<i64>,
+}
+
+/// The partitions of `topic` as `node` sees them (empty while it cannot answer).
+pub fn partitions(node: &Node, topic: &str) -> Vec<Part> {
+    let v: Value =
+        serde_json::from_str(&http_get(&node.http, "/admin/topics")).unwrap_or(Value::Null);
+    let ids = |x: &Value| -> Vec<u64> {
+        x.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_u64)
+            .collect()
+    };
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["name"] == topic)
+        .flat_map(|t| t["partitions"].as_array().cloned().unwrap_or_default())
+        .map(|p| Part {
+            leader: p["leader"].as_i64().unwrap_or(-1),
+            isr: ids(&p["isr"]),
+            replicas: ids(&p["replicas"]),
+            log_end: p["log_end_offset"].as_i64(),
+            high_watermark: p["high_watermark"].as_i64(),
+        })
+        .collect()
+}
+
+/// The Raft leader's node id as `node` sees it.
+pub fn raft_leader(node: &Node) -> Option<u64> {
+    serde_json::from_str::<Value>(&http_get(&node.http, "/admin/status"))
+        .ok()?
+        .pointer("/raft/leader")?
+        .as_u64()
+}
+
+/// One fault done and what was observed of it.
+pub struct FaultLog {
+    pub what: String,
+    pub at: Instant,
+    /// Time until metadata showed the new (partition or controller) leader.
+    pub moved: Option<Duration>,
+}
+
+/// The faults of the matrix; each is done once per round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nemesis {
+    /// SIGKILL a partition's leader, restart it once leadership moved.
+    KillLeader,
+    /// SIGSTOP a partition's follower past the lag and session timeouts, then SIGCONT.
+    PauseFollower,
+    /// SIGKILL the Raft (controller) leader, restart it once another node leads.
+    KillController,
+    /// Cut a partition's leader off the network (its proxies refuse everything), then heal.
+    IsolateLeader,
+    /// SIGKILL every node at once, then start them all again.
+    KillAll,
+    /// SIGTERM and restart each node in turn.
+    RollingRestart,
+}
+
+impl Nemesis {
+    pub const ALL: [Nemesis; 6] = [
+        Nemesis::KillLeader,
+        Nemesis::PauseFollower,
+        Nemesis::KillController,
+        Nemesis::IsolateLeader,
+        Nemesis::KillAll,
+        Nemesis::RollingRestart,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Nemesis::KillLeader => "kill partition leader",
+            Nemesis::PauseFollower => "pause follower",
+            Nemesis::KillController => "kill Raft leader",
+            Nemesis::IsolateLeader => "network-isolate leader",
+            Nemesis::KillAll => "kill all nodes",
+            Nemesis::RollingRestart => "rolling restart",
+        }
+    }
+
+    /// Does the fault once, on partition `p` where it targets one.
+    pub fn apply(self, cluster: &mut Cluster, p: usize) {
+        match self {
+            Nemesis::KillLeader => cluster.kill_leader(p),
+            Nemesis::PauseFollower => cluster.pause_follower(p),
+            Nemesis::KillController => cluster.kill_controller_leader(),
+            Nemesis::IsolateLeader => cluster.isolate_leader(p),
+            Nemesis::KillAll => cluster.kill_all(),
+            Nemesis::RollingRestart => cluster.rolling_restart(),
+        }
+    }
+}
+
+/// The cluster under test: its nodes behind proxies, the topic of the workload, and the
+/// faults done so far.
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    pub net: Network,
+    pub topic: String,
+    pub partitions: usize,
+    pub replication_factor: usize,
+    pub faults: Vec<FaultLog>,
+    /// Records read so far by the consumer named in the progress lines.
+    pub progress: std::sync::Arc<std::sync::Mutex<Vec<crate::jepsen::Read>>>,
+}
+
+impl Cluster {
+    /// A node that is up and reachable, other than those in `not`.
+    pub fn view(&self, not: &[usize]) -> &Node {
+        (0..self.nodes.len())
+            .find(|i| !not.contains(i))
+            .map(|i| &self.nodes[i])
+            .unwrap()
+    }
+
+    /// Every partition has a leader and a full ISR, as `node` sees it.
+    pub fn in_sync(&self, node: &Node) -> bool {
+        let p = partitions(node, &self.topic);
+        p.len() == self.partitions
+            && p.iter()
+                .all(|x| x.leader > 0 && x.isr.len() == self.replication_factor)
+    }
+
+    pub fn leader_of(&self, p: usize, not: &[usize]) -> usize {
+        let mut leader = 0;
+        wait_until("a partition leader", Duration::from_secs(30), || {
+            leader = partitions(self.view(not), &self.topic)
+                .get(p)
+                .map_or(0, |x| x.leader.max(0) as usize);
+            leader > 0
+        });
+        leader - 1
+    }
+
+    /// Waits until every node's metadata shows every replica in the ISR (all nodes: one just
+    /// healed may still show a stale view).
+    pub fn wait_in_sync(&self, why: &str) {
+        let t = wait_until(
+            &format!("every replica back in the ISR ({why})"),
+            Duration::from_secs(60),
+            || self.nodes.iter().all(|n| self.in_sync(n)),
+        );
+        eprintln!("  all ISRs full again {} ms after {why}", t.as_millis());
+    }
+
+    /// Waits until a node other than `old` leads partition `p` (as `view` sees it).
+    pub fn wait_new_leader(&self, p: usize, old: usize, not: &[usize]) -> Duration {
+        wait_until(
+            &format!("a new leader for partition {p}"),
+            Duration::from_secs(30),
+            || {
+                partitions(self.view(not), &self.topic)
+                    .get(p)
+                    .is_some_and(|x| x.leader > 0 && x.leader as usize != old + 1)
+            },
+        )
+    }
+
+    /// " (also the controller leader)" when node index `i` leads the Raft quorum.
+    pub fn also_controller(&self, i: usize) -> &'static str {
+        if raft_leader(&self.nodes[i]) == Some(i as u64 + 1) {
+            " (also the controller leader)"
+        } else {
+            ""
+        }
+    }
+
+    pub fn log(&mut self, what: String, at: Instant, moved: Option<Duration>) {
+        // UTC time of day, to find the fault in the nodes' logs.
+        let utc = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .saturating_sub(at.elapsed());
+        let (s, ms) = (utc.as_secs() % 86_400, utc.subsec_millis());
+        eprintln!(
+            "  {:02}:{:02}:{:02}.{ms:03} {what}: new leader in metadata after {} (consumer has \
+             read {})",
+            s / 3600,
+            s / 60 % 60,
+            s % 60,
+            moved.map_or("-".into(), |d| format!("{} ms", d.as_millis())),
+            self.progress.lock().unwrap().len()
+        );
+        self.faults.push(FaultLog { what, at, moved });
+    }
+
+    /// SIGKILL the leader of partition `p`, restart it once leadership moved.
+    pub fn kill_leader(&mut self, p: usize) {
+        let l = self.leader_of(p, &[]);
+        let also = self.also_controller(l);
+        let at = Instant::now();
+        self.nodes[l].kill9();
+        let moved = self.wait_new_leader(p, l, &[l]);
+        self.log(
+            format!("SIGKILL node {} (leader of p{p}){also}", l + 1),
+            at,
+            Some(moved),
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        self.nodes[l].restart();
+        self.wait_in_sync("the restart");
+    }
+
+    /// Two failovers in quick succession on partition `p`: kill its leader A; once a new
+    /// leader B leads, restart A; the moment A is back in p's ISR, kill B.
+    pub fn double_failover(&mut self, p: usize) {
+        let a = self.leader_of(p, &[]);
+        let also = self.also_controller(a);
+        let at = Instant::now();
+        self.nodes[a].kill9();
+        let moved = self.wait_new_leader(p, a, &[a]);
+        self.log(
+            format!("SIGKILL node {} (leader of p{p}){also}, 1st of 2", a + 1),
+            at,
+            Some(moved),
+        );
+        let b = self.leader_of(p, &[a]);
+        self.nodes[a].restart();
+        wait_until(
+            "the restarted node in the ISR",
+            Duration::from_secs(30),
+            || {
+                partitions(self.view(&[]), &self.topic)
+                    .get(p)
+                    .is_some_and(|x| x.isr.contains(&(a as u64 + 1)))
+            },
+        );
+        let also = self.also_controller(b);
+        let at = Instant::now();
+        self.nodes[b].kill9();
+        let moved = self.wait_new_leader(p, b, &[b]);
+        self.log(
+            format!(
+                "SIGKILL node {} (new leader of p{p}){also} {} ms after the 1st",
+                b + 1,
+                (at - self.faults.last().unwrap().at).as_millis()
+            ),
+            at,
+            Some(moved),
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        self.nodes[b].restart();
+        self.wait_in_sync("the restarts");
+    }
+
+    /// SIGSTOP a follower of partition `p` past the session and lag timeouts (6 s).
+    pub fn pause_follower(&mut self, p: usize) {
+        let parts = partitions(self.view(&[]), &self.topic);
+        let leader = parts[p].leader as u64;
+        let f = parts[p]
+            .replicas
+            .iter()
+            .find(|r| **r != leader)
+            .copied()
+            .unwrap() as usize
+            - 1;
+        let at = Instant::now();
+        unsafe {
+            libc::kill(self.nodes[f].pid(), libc::SIGSTOP);
+        }
+        // Whatever it led moves; the partition `p` itself keeps its leader.
+        let moved = wait_until(
+            "the paused follower out of p's ISR",
+            Duration::from_secs(30),
+            || {
+                partitions(self.view(&[f]), &self.topic)
+                    .get(p)
+                    .is_some_and(|x| !x.isr.contains(&(f as u64 + 1)))
+            },
+        );
+        eprintln!(
+            "  paused follower left p{p}'s ISR after {} ms",
+            moved.as_millis()
+        );
+        self.log(
+            format!("SIGSTOP node {} (follower of p{p}) for 6 s", f + 1),
+            at,
+            None,
+        );
+        std::thread::sleep(Duration::from_secs(6).saturating_sub(at.elapsed()));
+        unsafe {
+            libc::kill(self.nodes[f].pid(), libc::SIGCONT);
+        }
+        self.wait_in_sync("SIGCONT");
+    }
+
+    /// SIGKILL the controller (Raft) leader, restart it once another node leads.
+    pub fn kill_controller_leader(&mut self) {
+        let mut r = 0;
+        wait_until("a Raft leader", Duration::from_secs(20), || {
+            r = raft_leader(&self.nodes[0]).unwrap_or(0) as usize;
+            r > 0
+        });
+        let r = r - 1;
+        let at = Instant::now();
+        self.nodes[r].kill9();
+        let other = self.view(&[r]);
+        let moved = wait_until("a new Raft leader", Duration::from_secs(30), || {
+            raft_leader(other).is_some_and(|l| l as usize != r + 1)
+        });
+        self.log(
+            format!("SIGKILL node {} (controller leader)", r + 1),
+            at,
+            Some(moved),
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        self.nodes[r].restart();
+        self.wait_in_sync("the restart");
+    }
+
+    /// Cut the leader of partition `p` off the network for 8 s, then heal.
+    pub fn isolate_leader(&mut self, p: usize) {
+        let x = self.leader_of(p, &[]);
+        let also = self.also_controller(x);
+        let at = Instant::now();
+        self.net.isolate(x, self.nodes[x].pid());
+        let moved = self.wait_new_leader(p, x, &[x]);
+        // The cut is real: the controller no longer hears the node.
+        let brokers: Value =
+            serde_json::from_str(&http_get(&self.view(&[x]).http, "/admin/brokers")).unwrap();
+        assert!(
+            brokers
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|b| b["id"] == x as u64 + 1 && b["fenced"] == true),
+            "the cut-off node is fenced: {brokers}"
+        );
+        self.log(
+            format!(
+                "network cut of node {} (leader of p{p}){also} for 8 s",
+                x + 1
+            ),
+            at,
+            Some(moved),
+        );
+        std::thread::sleep(Duration::from_secs(8).saturating_sub(at.elapsed()));
+        self.net.heal();
+        self.wait_in_sync("the heal");
+    }
+
+    /// SIGKILL every node at once; start them all again after a second.
+    pub fn kill_all(&mut self) {
+        let at = Instant::now();
+        for n in &mut self.nodes {
+            n.kill9();
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        // All at once: none is ready before a quorum of voters runs.
+        for n in &mut self.nodes {
+            n.spawn();
+        }
+        for n in &mut self.nodes {
+            n.await_ready();
+        }
+        let back = wait_until(
+            "a partition leader after the restart of all",
+            Duration::from_secs(60),
+            || {
+                partitions(self.view(&[]), &self.topic)
+                    .iter()
+                    .all(|x| x.leader > 0)
+            },
+        );
+        self.log(
+            format!("SIGKILL all {} nodes", self.nodes.len()),
+            at,
+            Some(back),
+        );
+        self.wait_in_sync("the restart of all");
+    }
+
+    /// SIGTERM each node in turn, restarting it and waiting for full ISRs before the next.
+    pub fn rolling_restart(&mut self) {
+        for i in 0..self.nodes.len() {
+            let at = Instant::now();
+            let status = self.nodes[i].terminate();
+            assert!(status.success(), "node {} stopped with {status}", i + 1);
+            self.nodes[i].restart();
+            self.log(format!("SIGTERM and restart of node {}", i + 1), at, None);
+            self.wait_in_sync("the rolling restart");
+        }
+    }
+
+    /// Waits until every replica of every partition has the same log end.
+    pub fn wait_converged(&self) {
+        wait_until("replicas converge", Duration::from_secs(60), || {
+            let views: Vec<Vec<Part>> = self
+                .nodes
+                .iter()
+                .map(|n| partitions(n, &self.topic))
+                .collect();
+            self.in_sync(&self.nodes[0])
+                && (0..self.partitions).all(|p| {
+                    // Nodes without a replica of `p` show no log end for it.
+                    let ends: Vec<i64> = views
+                        .iter()
+                        .filter_map(|v| v.get(p).and_then(|x| x.log_end))
+                        .collect();
+                    ends.len() >= self.replication_factor && ends.iter().all(|e| *e == ends[0])
+                })
+        });
+    }
+
+    /// Compares every in-sync replica byte for byte up to the smallest high watermark
+    /// (GET /admin/digest): (divergent partitions, bytes compared, what differed).
+    pub fn divergence(&self) -> (usize, u64, Vec<String>) {
+        let mut divergent = 0usize;
+        let mut compared = 0u64;
+        let mut problems = Vec::new();
+        let parts = partitions(&self.nodes[0], &self.topic);
+        for (p, part) in parts.iter().enumerate() {
+            let node = |id: u64| &self.nodes[id as usize - 1];
+            let hws: Vec<i64> = part
+                .isr
+                .iter()
+                .map(|id| {
+                    partitions(node(*id), &self.topic)[p]
+                        .high_watermark
+                        .unwrap_or(0)
+                })
+                .collect();
+            let upto = hws.iter().copied().min().unwrap_or(0);
+            let digests: Vec<(u64, Value)> = part
+                .isr
+                .iter()
+                .map(|id| {
+                    let body = http_get(
+                        &node(*id).http,
+                        &format!(
+                            "/admin/digest?topic={}&partition={p}&upto={upto}",
+                            self.topic
+                        ),
+                    );
+                    let v: Value = serde_json::from_str(&body)
+                        .unwrap_or_else(|e| panic!("digest of p{p} on node {id}: {e}: {body}"));
+                    (*id, v[0].clone())
+                })
+                .collect();
+            let key = |v: &Value| {
+                (
+                    v["covered_end"].as_i64(),
+                    v["batches"].as_u64(),
+                    v["bytes"].as_u64(),
+                    v["crc32c"].as_u64(),
+                )
+            };
+            let first = key(&digests[0].1);
+            compared += first.2.unwrap_or(0);
+            if first.0 != Some(upto) {
+                problems.push(format!(
+                    "DIGEST of p{p} on node {} stops at {:?}, not at the high watermark {upto}",
+                    digests[0].0, first.0
+                ));
+            }
+            if digests.iter().any(|(_, d)| key(d) != first) || first.0.is_none() {
+                divergent += 1;
+                problems.push(format!("DIVERGENT p{p} below {upto}: {digests:?}"));
+            }
+        }
+        (divergent, compared, problems)
+    }
+
+    /// The offset `group` has committed for partition 0 (-1 if none can be read).
+    pub fn committed(&self, group: &str) -> i64 {
+        let mut read = -1;
+        wait_until(
+            "the group's committed offset",
+            Duration::from_secs(30),
+            || {
+                let v = admin_json(self.view(&[]), &["groups", "describe", group]);
+                read = v["partitions"][0]["committed"].as_i64().unwrap_or(-1);
+                read >= 0
+            },
+        );
+        read
+    }
+}

@@ -1,0 +1,326 @@
+//! The fault matrix (issue 24): each nemesis of `sluice_compat_tests::jepsen` alone, twice,
+//! on a cluster behind TCP proxies, across replication factors (3 nodes with RF 3 and
+//! min.insync.replicas 2; 5 nodes with RF 5 and min.insync.replicas 3) and acks (all with
+//! idempotence; 1 without). The workload: the Java client and librdkafka producing
+//! sequence-numbered records, the Java client (by assignment) and kcat reading them as they
+//! come, and a group member committing offsets; the checker counts every anomaly.
+//!
+//! acks=all cells must show no anomaly at all. acks=1 cells may lose, duplicate and reorder
+//! writes (a write acknowledged by the leader alone dies with it; retries without
+//! idempotence repeat), as in Kafka; every other count must still be 0.
+//!
+//! CI runs a slice (`SLUICE_FAULT_MATRIX` unset); the whole matrix runs by hand and its
+//! report is committed:
+//!
+//! ```sh
+//! # SLUICE_FAULT_ONLY=<part of a nemesis name, e.g. "kill all"> runs only those cells
+//! SLUICE_FAULT_MATRIX=full SLUICE_FAULT_REPORT=$PWD/compat-tests/faults/REPORT.md \
+//!   cargo test -p sluice-compat-tests --test fault_matrix -- --nocapture
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::fmt::Write as _;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sluice_compat_tests::jepsen::{
+    self, analyze, availability, print_failovers, stall, Anomalies, Cluster, Committer, Consumer,
+    History, Nemesis, Producer,
+};
+use sluice_compat_tests::{launcher, poll_until, run_ok, topic, Node, FAST_FAILOVER};
+
+const PARTITIONS: usize = 4;
+/// Records a second, per producer.
+const RATE: u32 = 200;
+/// Times each nemesis is done in a cell.
+const ROUNDS: usize = 2;
+
+fn wait_until(what: &str, limit: Duration, done: impl FnMut() -> bool) -> Duration {
+    poll_until(what, limit, Duration::from_millis(50), done)
+}
+
+/// One run of the matrix.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    nemesis: Nemesis,
+    /// Nodes, and the replication factor of the topic.
+    replicas: usize,
+    min_insync: usize,
+    acks: &'static str,
+}
+
+/// What a cell measured.
+struct Outcome {
+    seconds: u64,
+    acked: usize,
+    stored: usize,
+    read: usize,
+    commits: i64,
+    found: Anomalies,
+    faults: usize,
+    /// The longest time until a new leader showed in metadata.
+    slowest_move: Option<Duration>,
+    availability: f64,
+    /// The longest time a partition went without an acknowledged write.
+    longest_stall: Option<Duration>,
+}
+
+fn cells() -> Vec<Cell> {
+    let cell = |nemesis, replicas, acks| Cell {
+        nemesis,
+        replicas,
+        min_insync: replicas / 2 + 1,
+        acks,
+    };
+    let only = std::env::var("SLUICE_FAULT_ONLY").unwrap_or_default();
+    let all = match std::env::var("SLUICE_FAULT_MATRIX").as_deref() {
+        Ok("full") => Nemesis::ALL
+            .iter()
+            .flat_map(|n| {
+                [(3, "all"), (5, "all"), (3, "1"), (5, "1")]
+                    .map(|(replicas, acks)| cell(*n, replicas, acks))
+            })
+            .collect(),
+        // What tests/faults.rs does not do already.
+        _ => vec![
+            cell(Nemesis::KillAll, 3, "all"),
+            cell(Nemesis::RollingRestart, 5, "all"),
+        ],
+    };
+    // SLUICE_FAULT_ONLY=<part of a nemesis name> narrows a run down.
+    all.into_iter()
+        .filter(|c| c.nemesis.name().contains(&only))
+        .collect()
+}
+
+fn run_cell(cell: Cell) -> Outcome {
+    let start = Instant::now();
+    let (nodes, net) = Node::start_cluster_behind_proxies(cell.replicas, FAST_FAILOVER);
+    let bootstrap = net.bootstrap();
+    let topic = topic("matrix");
+    run_ok(
+        Command::new(launcher("kafka-topics"))
+            .args([
+                "--bootstrap-server",
+                &bootstrap,
+                "--create",
+                "--topic",
+                &topic,
+            ])
+            .args(["--partitions", &PARTITIONS.to_string()])
+            .args(["--replication-factor", &cell.replicas.to_string()])
+            .args([
+                "--config",
+                &format!("min.insync.replicas={}", cell.min_insync),
+            ]),
+        Duration::from_secs(90),
+        None,
+    );
+    let consumers = [
+        Consumer::start("java", &bootstrap, &topic, PARTITIONS),
+        Consumer::start("kcat", &bootstrap, &topic, PARTITIONS),
+    ];
+    let mut c = Cluster {
+        nodes,
+        net,
+        topic: topic.clone(),
+        partitions: PARTITIONS,
+        replication_factor: cell.replicas,
+        faults: Vec::new(),
+        progress: consumers[0].read.clone(),
+    };
+    c.wait_in_sync("topic creation");
+    let mut producers = [
+        Producer::start(
+            "java",
+            "ack-producer-java",
+            &bootstrap,
+            &topic,
+            RATE,
+            cell.acks,
+        ),
+        Producer::start(
+            "rdkafka",
+            "ack-producer",
+            &bootstrap,
+            &topic,
+            RATE,
+            cell.acks,
+        ),
+    ];
+    let group = format!("{topic}-committer");
+    let mut committer = Committer::start(&bootstrap, &topic, &group);
+    wait_until(
+        "both producers acknowledged",
+        Duration::from_secs(60),
+        || producers.iter().all(|p| p.acked() >= 200),
+    );
+    committer.wait_for(20, Duration::from_secs(60));
+
+    let nemesis_start = Instant::now();
+    for round in 0..ROUNDS {
+        eprintln!("{} round {}", cell.nemesis.name(), round + 1);
+        cell.nemesis.apply(&mut c, round % PARTITIONS);
+    }
+    std::thread::sleep(Duration::from_secs(2)); // writes after the last fault
+    let nemesis_end = Instant::now();
+
+    let last_commit = committer.stop();
+    for p in producers.iter_mut() {
+        p.stop();
+    }
+    let flushed = Instant::now();
+    while !producers.iter().all(|p| p.done().is_some()) {
+        assert!(
+            flushed.elapsed() < Duration::from_secs(60),
+            "producers not flushed within 60 s: {:?}\n{}",
+            producers.iter().map(Producer::describe).collect::<Vec<_>>(),
+            producers[0].java_threads()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    c.wait_converged();
+    let stored = sluice_compat_tests::read_topic(&bootstrap, &topic);
+    wait_until(
+        "the Java consumer read every record",
+        Duration::from_secs(30),
+        || consumers[0].distinct() >= stored.len(),
+    );
+    let reads: Vec<(&str, Vec<jepsen::Read>)> =
+        consumers.into_iter().map(Consumer::finish).collect();
+    let acks: Vec<jepsen::Ack> = producers
+        .iter()
+        .flat_map(|p| p.acks.lock().unwrap().clone())
+        .collect();
+    print_failovers(&c.faults, &acks, PARTITIONS, nemesis_end);
+    let read_back = c.committed(&group);
+    let mut found = analyze(&History {
+        acks: &acks,
+        stored: &stored,
+        reads: &reads,
+        commits: Some((last_commit, read_back)),
+    });
+    let (divergent, _, differences) = c.divergence();
+    found.divergent = divergent;
+    found.problems.extend(differences);
+    Outcome {
+        seconds: start.elapsed().as_secs(),
+        acked: acks.len(),
+        stored: stored.len(),
+        read: reads.iter().map(|(_, r)| r.len()).sum(),
+        commits: last_commit,
+        found,
+        faults: c.faults.len(),
+        slowest_move: c.faults.iter().filter_map(|f| f.moved).max(),
+        availability: availability(&acks, nemesis_start, nemesis_end),
+        longest_stall: (0..PARTITIONS as i32)
+            .filter_map(|p| stall(&acks, p, nemesis_start, nemesis_end))
+            .max(),
+    }
+}
+
+/// The cell passes: no anomaly for acks=all; for acks=1 none but lost, duplicated and
+/// reordered writes.
+fn verdict(cell: &Cell, found: &Anomalies) -> bool {
+    if cell.acks == "all" {
+        found.total() == 0
+    } else {
+        found.safety_total() == 0
+    }
+}
+
+const HEADER: &str = "| nemesis | nodes = RF | min ISR | acks | s | faults | acked | stored | \
+     read | commits | lost | dup | out of order | inconsistent | non-monotonic | skipped | \
+     read then lost | commit back | divergent | slowest leader move | longest write stall | \
+     availability | verdict |\n\
+     |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+
+fn row(cell: &Cell, outcome: &Result<Outcome, String>) -> String {
+    let head = format!(
+        "| {} | {} | {} | {} |",
+        cell.nemesis.name(),
+        cell.replicas,
+        cell.min_insync,
+        cell.acks
+    );
+    match outcome {
+        Err(why) => format!("{head} FAILED: {} |\n", why.replace(['|', '\n'], " ")),
+        Ok(o) => {
+            let f = &o.found;
+            format!(
+                "{head} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} \
+                 | {} | {} | {:.0}% | {} |\n",
+                o.seconds,
+                o.faults,
+                o.acked,
+                o.stored,
+                o.read,
+                o.commits,
+                f.lost,
+                f.duplicated,
+                f.out_of_order,
+                f.inconsistent_offsets,
+                f.non_monotonic,
+                f.skipped,
+                f.read_then_lost,
+                f.commit_regressions,
+                f.divergent,
+                o.slowest_move
+                    .map_or("-".into(), |d| format!("{} ms", d.as_millis())),
+                o.longest_stall
+                    .map_or("-".into(), |d| format!("{} ms", d.as_millis())),
+                o.availability * 100.0,
+                if verdict(cell, f) { "ok" } else { "FAIL" }
+            )
+        }
+    }
+}
+
+#[test]
+fn every_nemesis_of_the_matrix_leaves_no_anomaly() {
+    let started = Instant::now();
+    let mut table = String::from(HEADER);
+    let mut failed = Vec::new();
+    for cell in cells() {
+        eprintln!("=== {cell:?} ===");
+        let outcome = catch_unwind(AssertUnwindSafe(|| run_cell(cell))).map_err(|e| {
+            e.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
+        });
+        let line = row(&cell, &outcome);
+        eprint!("{HEADER}{line}");
+        match &outcome {
+            Ok(o) if verdict(&cell, &o.found) => {}
+            Ok(o) => failed.push(format!("{cell:?}: {:#?}", o.found)),
+            Err(why) => failed.push(format!("{cell:?}: {why}")),
+        }
+        if let Ok(o) = &outcome {
+            for p in &o.found.problems {
+                eprintln!("  {p}");
+            }
+        }
+        table.push_str(&line);
+    }
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "{table}\n{} cells in {} s.",
+        table.lines().count() - 2,
+        started.elapsed().as_secs()
+    );
+    eprintln!("\n{report}");
+    if let Ok(path) = std::env::var("SLUICE_FAULT_REPORT") {
+        let intro = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|old| {
+                old.split_once("<!-- table -->\n")
+                    .map(|(i, _)| i.to_string())
+            })
+            .unwrap_or_default();
+        std::fs::write(&path, format!("{intro}<!-- table -->\n{report}")).unwrap();
+    }
+    assert!(failed.is_empty(), "cells with anomalies: {failed:#?}");
+}
