@@ -56,16 +56,20 @@ pub async fn run(
     serve(args, metrics, log_levels, shutdown, |_| {}).await
 }
 
-/// Starts a node and runs it until `shutdown` is cancelled, then stops it cleanly;
+/// Starts a node and runs it until `signal` is cancelled, then stops it cleanly;
 /// `on_ready` learns its listeners once it serves (port 0 in `args` picks free ones), which
 /// is how tests run nodes in process.
 pub async fn serve(
     args: ServeArgs,
     metrics: Option<PrometheusHandle>,
     log_levels: Arc<LogLevels>,
-    shutdown: CancellationToken,
+    signal: CancellationToken,
     on_ready: impl FnOnce(Serving),
 ) -> anyhow::Result<()> {
+    // The stop has two phases: at `signal` the node hands its leadership over (controlled
+    // shutdown) while it still serves, and only then `shutdown` stops everything else, so
+    // clients and followers move to the new leaders without waiting for timeouts.
+    let shutdown = CancellationToken::new();
     let config = BrokerConfig::parse(&args.configs)?;
     if !args.roles.split(',').any(|r| r.trim() == "broker") {
         anyhow::bail!("controller-only nodes are not supported yet: --roles must include broker");
@@ -201,7 +205,8 @@ pub async fn serve(
     // the store is really closed (its RocksDB lock released) when `serve` returns.
     let background = tokio_util::task::TaskTracker::new();
     background.spawn(follow_metadata(ctx.clone(), shutdown.clone()));
-    background.spawn(send_heartbeats(ctx.clone(), shutdown.clone()));
+    // Heartbeats stop first: one arriving after the controlled shutdown would unfence it.
+    background.spawn(send_heartbeats(ctx.clone(), signal.clone()));
     background.spawn(crate::replication::fetcher::run(
         FetcherCtx {
             node_id,
@@ -280,10 +285,11 @@ pub async fn serve(
         ));
     }
     accept_loops.close();
-    accept_loops.wait().await;
-
+    signal.cancelled().await;
     tracing::info!("shutting down");
     controlled_shutdown(&ctx).await;
+    shutdown.cancel();
+    accept_loops.wait().await;
     ready.store(false, Ordering::Release);
     background.close();
     let stopped = tokio::time::timeout(Duration::from_secs(10), async {
@@ -534,8 +540,32 @@ async fn controlled_shutdown(ctx: &Ctx) {
         .execute(sluice_controller::Command::FenceBroker { id: ctx.node_id });
     match tokio::time::timeout(Duration::from_secs(5), fence).await {
         Ok(Ok(_)) => tracing::info!("controlled shutdown: leadership moved to other replicas"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "controlled shutdown failed"),
-        Err(_) => tracing::warn!("controlled shutdown timed out"),
+        Ok(Err(e)) => return tracing::warn!(error = %e, "controlled shutdown failed"),
+        Err(_) => return tracing::warn!("controlled shutdown timed out"),
+    }
+    // Once this node's image shows it fenced, its replicas step down: writes waiting for
+    // acks as leader are answered NOT_LEADER_OR_FOLLOWER now, not at their timeout.
+    let fenced = async {
+        let mut images = ctx.controller.subscribe();
+        loop {
+            let me = ctx
+                .controller
+                .image()
+                .brokers
+                .get(&ctx.node_id)
+                .map(|b| b.fenced);
+            if me != Some(false) || images.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(2), fenced)
+        .await
+        .is_ok()
+    {
+        if let Err(e) = ctx.replicas.reconcile(&ctx.controller).await {
+            tracing::warn!(error = %e, "stepping down as leader at shutdown");
+        }
     }
 }
 

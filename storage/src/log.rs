@@ -198,7 +198,11 @@ impl PartitionLog {
 
     /// Makes this replica a follower (only replicated appends) or a leader (only producers').
     pub fn set_follower(&self, follower: bool) {
-        self.follower.store(follower, Ordering::Release);
+        let was = self.follower.swap(follower, Ordering::AcqRel);
+        if follower && !was {
+            // Writes waiting for the high watermark as leader learn at once that it is over.
+            self.high_watermark.send_modify(|_| {});
+        }
     }
 
     /// Whether this replica follows.

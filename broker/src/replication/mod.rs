@@ -40,15 +40,18 @@ pub struct LeaderPartition {
 
 impl LeaderPartition {
     /// acks=all: waits until the high watermark passes `last_offset` (at once with a lone
-    /// ISR member); REQUEST_TIMED_OUT if the ISR does not get there in time, as Kafka answers
-    /// a delayed produce that expires.
+    /// ISR member) or this replica stops leading (the caller's leadership check then answers
+    /// NOT_LEADER_OR_FOLLOWER, and the client retries with the new leader);
+    /// REQUEST_TIMED_OUT if the ISR does not get there in time, as Kafka answers a delayed
+    /// produce that expires.
     pub async fn wait_committed(
         &self,
         last_offset: i64,
         timeout: std::time::Duration,
     ) -> Result<(), BrokerError> {
         let mut hw = self.log.watch_high_watermark();
-        let reached = tokio::time::timeout(timeout, hw.wait_for(|hw| *hw > last_offset)).await;
+        let done = hw.wait_for(|hw| *hw > last_offset || self.log.is_follower());
+        let reached = tokio::time::timeout(timeout, done).await;
         match reached {
             Ok(Ok(_)) => Ok(()),
             _ => Err(BrokerError::ReplicationTimedOut),
@@ -94,6 +97,19 @@ struct Led {
     isr: Vec<i32>,
     since: Instant,
     followers: HashMap<i32, FollowerProgress>,
+}
+
+impl Led {
+    /// The smallest log end over the ISR, or None while a member has not fetched in this
+    /// epoch (it holds the mark back).
+    fn high_watermark(&self, node_id: i32, log_end: i64) -> Option<i64> {
+        self.isr
+            .iter()
+            .filter(|r| **r != node_id)
+            .try_fold(log_end, |hw, r| {
+                Some(hw.min(self.followers.get(r)?.log_end))
+            })
+    }
 }
 
 /// Keeps local replicas in step with the metadata image.
@@ -231,11 +247,12 @@ impl ReplicaManager {
                         },
                     };
                     entry.isr = p.isr.clone();
-                    led.insert(key, entry);
-                    if p.isr.as_slice() == [self.node_id] {
-                        // A lone ISR member: everything it stores is committed.
-                        log.advance_high_watermark(log.log_end_offset());
+                    // A smaller ISR (a member fenced or shut down) may commit at once the
+                    // writes that were waiting for it; a lone member commits everything.
+                    if let Some(hw) = entry.high_watermark(self.node_id, log.log_end_offset()) {
+                        log.advance_high_watermark(hw);
                     }
+                    led.insert(key, entry);
                 } else if p.replicas.contains(&self.node_id) && p.leader >= 0 {
                     let truncated = following
                         .get(&key)
@@ -412,7 +429,6 @@ impl ReplicaManager {
     /// High watermark = the smallest log end over the ISR (a member not heard from in this
     /// epoch holds it back).
     fn update_high_watermark(&self, p: &LeaderPartition) {
-        let mut hw = p.log.log_end_offset();
         let Ok(progress) = self.progress.lock() else {
             return;
         };
@@ -420,13 +436,9 @@ impl ReplicaManager {
         let Some(led) = progress.get(&p.log.key()) else {
             return;
         };
-        for r in led.isr.iter().filter(|r| **r != self.node_id) {
-            match led.followers.get(r) {
-                Some(f) => hw = hw.min(f.log_end),
-                None => return,
-            }
+        if let Some(hw) = led.high_watermark(self.node_id, p.log.log_end_offset()) {
+            p.log.advance_high_watermark(hw);
         }
-        p.log.advance_high_watermark(hw);
     }
 
     /// After an acks=all wait: the write is committed only if this node still leads the
