@@ -308,6 +308,10 @@ fn apply_entry(
     if entry.replicated != log.is_follower() {
         return Err(AppendError::NotLeader);
     }
+    // A fetch answered by the previous leader, arriving after the new epoch's truncation.
+    if entry.replicated && entry.leader_epoch != log.follower_epoch() {
+        return Err(AppendError::NotLeader);
+    }
     let cf = db
         .cf_handle(log.cf_name())
         .ok_or(AppendError::UnknownPartition)?;

@@ -1,6 +1,6 @@
 //! A partition replica's in-memory handle: offsets readers may use, and the writer's state.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use tokio::sync::watch;
@@ -53,6 +53,10 @@ pub struct PartitionLog {
     unflushed_since_ms: AtomicI64,
     /// Set while this replica follows: only replicated batches are appended then.
     follower: AtomicBool,
+    /// The leader epoch of the image this replica last followed in: a batch fetched in an
+    /// older epoch (a response from a deposed leader, in flight while leadership moved) is
+    /// refused, as it may lie past where the new leader's log agrees with ours.
+    follower_epoch: AtomicI32,
 }
 
 impl std::fmt::Debug for PartitionMetaKeys {
@@ -78,6 +82,7 @@ impl PartitionLog {
             unflushed: AtomicU64::new(0),
             unflushed_since_ms: AtomicI64::new(0),
             follower: AtomicBool::new(false),
+            follower_epoch: AtomicI32::new(-1),
         }
     }
 
@@ -203,6 +208,16 @@ impl PartitionLog {
             // Writes waiting for the high watermark as leader learn at once that it is over.
             self.high_watermark.send_modify(|_| {});
         }
+    }
+
+    /// Sets the leader epoch of the image this replica now follows (or leads) in.
+    pub fn set_follower_epoch(&self, epoch: i32) {
+        self.follower_epoch.store(epoch, Ordering::Release);
+    }
+
+    /// The leader epoch a replicated batch must have been fetched in.
+    pub fn follower_epoch(&self) -> i32 {
+        self.follower_epoch.load(Ordering::Acquire)
     }
 
     /// Whether this replica follows.

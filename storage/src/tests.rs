@@ -482,6 +482,7 @@ fn a_follower_copies_batches_as_they_are_and_truncates_where_logs_diverge() {
     let la = &leader.create_partitions(&[key(0)]).unwrap()[0];
     let lb = &follower.create_partitions(&[key(0)]).unwrap()[0];
     lb.set_follower(true);
+    lb.set_follower_epoch(0);
     for (epoch, pid_seq) in [(1, 0), (1, 2), (2, 4)] {
         let mut e = entry(la, make_batch(2, 7, 0, pid_seq, 100));
         e.leader_epoch = epoch;
@@ -549,6 +550,7 @@ fn a_follower_behind_its_leaders_log_start_starts_over_there_and_stays_there_on_
             .unwrap();
     }
     log.set_follower(true);
+    log.set_follower_epoch(0);
     rt.block_on(store.restart_at(log, 40)).unwrap();
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (40, 40));
     assert!(store
@@ -582,6 +584,7 @@ fn a_follower_takes_a_batch_past_its_log_end_where_the_leaders_compaction_left_a
     let la = &leader.create_partitions(&[key(0)]).unwrap()[0];
     let lb = &follower.create_partitions(&[key(0)]).unwrap()[0];
     lb.set_follower(true);
+    lb.set_follower_epoch(0);
     for epoch in [1, 1, 2, 2] {
         let mut e = entry(la, make_batch(3, -1, -1, -1, 100));
         e.leader_epoch = epoch;
@@ -714,6 +717,7 @@ fn open_transactions_hold_the_stable_offset_and_aborts_are_indexed_across_restar
     // As a follower that lost the abort marker at 5 (and all after it), producer 7's
     // transaction is open again and its abort is no longer indexed.
     log.set_follower(true);
+    log.set_follower_epoch(0);
     assert!(rt.block_on(store.truncate_to(&log, 5)).unwrap());
     assert!(store.aborted_transactions(&log, 0, 8).unwrap().is_empty());
     log.advance_high_watermark(log.log_end_offset());
@@ -848,4 +852,31 @@ fn compaction_removes_aborted_transactions_and_compacts_committed_ones() {
     let offsets: Vec<i64> = live_records(&store, log).iter().map(|r| r.0).collect();
     assert_eq!(offsets, vec![0, 4, 5, 6, 7]);
     assert!(store.aborted_transactions(log, 0, 8).unwrap().is_empty());
+}
+
+#[test]
+fn a_follower_refuses_a_batch_fetched_in_an_older_leader_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
+    let log = &store.create_partitions(&[key(0)]).unwrap()[0];
+    log.set_follower(true);
+    // Leadership moved (epoch 4 -> 5) while a fetch from the old leader was in flight.
+    log.set_follower_epoch(5);
+    let mut stale = entry(log, make_batch(2, 7, 0, 0, 100));
+    stale.replicated = true;
+    stale.leader_epoch = 4;
+    let outcome = rt.block_on(store.append(vec![stale])).unwrap();
+    assert!(
+        matches!(outcome[0], Err(crate::appender::AppendError::NotLeader)),
+        "{outcome:?}"
+    );
+    assert_eq!(log.log_end_offset(), 0);
+    let mut current = entry(log, make_batch(2, 7, 0, 0, 100));
+    current.replicated = true;
+    current.leader_epoch = 5;
+    rt.block_on(store.append(vec![current])).unwrap()[0]
+        .as_ref()
+        .unwrap();
+    assert_eq!(log.log_end_offset(), 2);
 }

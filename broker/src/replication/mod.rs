@@ -234,6 +234,7 @@ impl ReplicaManager {
                 };
                 // Set before anything else: from here on the appender takes only the writes
                 // of the new role.
+                log.set_follower_epoch(p.leader_epoch);
                 log.set_follower(p.leader != self.node_id);
                 if p.leader == self.node_id {
                     // A new epoch starts with no knowledge of the followers.
