@@ -13,7 +13,7 @@
 //! report is committed:
 //!
 //! ```sh
-//! # SLUICE_FAULT_ONLY=<part of a nemesis name, e.g. "kill all"> runs only those cells
+//! # SLUICE_FAULT_ONLY=<part of "<nemesis> <nodes> <acks>", e.g. "kill all" or "restart 5 all">
 //! SLUICE_FAULT_MATRIX=full SLUICE_FAULT_REPORT=$PWD/compat-tests/faults/REPORT.md \
 //!   cargo test -p sluice-compat-tests --test fault_matrix -- --nocapture
 //! ```
@@ -26,19 +26,15 @@ use std::time::{Duration, Instant};
 
 use sluice_compat_tests::jepsen::{
     self, analyze, availability, print_failovers, stall, Anomalies, Cluster, Committer, Consumer,
-    History, Nemesis, Producer,
+    History, Nemesis,
 };
-use sluice_compat_tests::{launcher, poll_until, run_ok, topic, Node, FAST_FAILOVER};
+use sluice_compat_tests::{launcher, run_ok, topic, Node, FAST_FAILOVER};
 
 const PARTITIONS: usize = 4;
 /// Records a second, per producer.
 const RATE: u32 = 200;
 /// Times each nemesis is done in a cell.
 const ROUNDS: usize = 2;
-
-fn wait_until(what: &str, limit: Duration, done: impl FnMut() -> bool) -> Duration {
-    poll_until(what, limit, Duration::from_millis(50), done)
-}
 
 /// One run of the matrix.
 #[derive(Debug, Clone, Copy)]
@@ -88,9 +84,9 @@ fn cells() -> Vec<Cell> {
             cell(Nemesis::RollingRestart, 5, "all"),
         ],
     };
-    // SLUICE_FAULT_ONLY=<part of a nemesis name> narrows a run down.
+    // SLUICE_FAULT_ONLY=<part of "<nemesis> <nodes> <acks>"> narrows a run down.
     all.into_iter()
-        .filter(|c| c.nemesis.name().contains(&only))
+        .filter(|c| format!("{} {} {}", c.nemesis.name(), c.replicas, c.acks).contains(&only))
         .collect()
 }
 
@@ -131,31 +127,9 @@ fn run_cell(cell: Cell) -> Outcome {
         progress: consumers[0].read.clone(),
     };
     c.wait_in_sync("topic creation");
-    let mut producers = [
-        Producer::start(
-            "java",
-            "ack-producer-java",
-            &bootstrap,
-            &topic,
-            RATE,
-            cell.acks,
-        ),
-        Producer::start(
-            "rdkafka",
-            "ack-producer",
-            &bootstrap,
-            &topic,
-            RATE,
-            cell.acks,
-        ),
-    ];
+    let mut producers = jepsen::start_producers(&bootstrap, &topic, RATE, cell.acks);
     let group = format!("{topic}-committer");
     let mut committer = Committer::start(&bootstrap, &topic, &group);
-    wait_until(
-        "both producers acknowledged",
-        Duration::from_secs(60),
-        || producers.iter().all(|p| p.acked() >= 200),
-    );
     committer.wait_for(20, Duration::from_secs(60));
 
     let nemesis_start = Instant::now();
@@ -167,32 +141,8 @@ fn run_cell(cell: Cell) -> Outcome {
     let nemesis_end = Instant::now();
 
     let last_commit = committer.stop();
-    for p in producers.iter_mut() {
-        p.stop();
-    }
-    let flushed = Instant::now();
-    while !producers.iter().all(|p| p.done().is_some()) {
-        assert!(
-            flushed.elapsed() < Duration::from_secs(60),
-            "producers not flushed within 60 s: {:?}\n{}",
-            producers.iter().map(Producer::describe).collect::<Vec<_>>(),
-            producers[0].java_threads()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    c.wait_converged();
-    let stored = sluice_compat_tests::read_topic(&bootstrap, &topic);
-    wait_until(
-        "the Java consumer read every record",
-        Duration::from_secs(30),
-        || consumers[0].distinct() >= stored.len(),
-    );
-    let reads: Vec<(&str, Vec<jepsen::Read>)> =
-        consumers.into_iter().map(Consumer::finish).collect();
-    let acks: Vec<jepsen::Ack> = producers
-        .iter()
-        .flat_map(|p| p.acks.lock().unwrap().clone())
-        .collect();
+    let acks = jepsen::stop_producers(&mut producers);
+    let (stored, reads) = jepsen::collect_reads(&c, &bootstrap, consumers);
     print_failovers(&c.faults, &acks, PARTITIONS, nemesis_end);
     let read_back = c.committed(&group);
     let mut found = analyze(&History {

@@ -24,15 +24,8 @@ use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sluice_compat_tests::jepsen::{
-    self, analyze, print_failovers, Cluster, Consumer, History, Producer,
-};
-use sluice_compat_tests::{launcher, poll_until, run_ok, topic, Node, FAST_FAILOVER};
-
-/// Polls every 50 ms.
-fn wait_until(what: &str, limit: Duration, done: impl FnMut() -> bool) -> Duration {
-    poll_until(what, limit, Duration::from_millis(50), done)
-}
+use sluice_compat_tests::jepsen::{self, analyze, print_failovers, Cluster, Consumer, History};
+use sluice_compat_tests::{launcher, run_ok, topic, Node, FAST_FAILOVER};
 
 const PARTITIONS: usize = 4;
 /// Records a second, per producer.
@@ -74,15 +67,7 @@ fn jepsen_style_nemesis_loses_nothing_acknowledged() {
     };
     c.wait_in_sync("topic creation");
 
-    let mut producers = [
-        Producer::start("java", "ack-producer-java", &bootstrap, &topic, RATE, "all"),
-        Producer::start("rdkafka", "ack-producer", &bootstrap, &topic, RATE, "all"),
-    ];
-    wait_until(
-        "both producers acknowledged",
-        Duration::from_secs(60),
-        || producers.iter().all(|p| p.acked() >= 200),
-    );
+    let mut producers = jepsen::start_producers(&bootstrap, &topic, RATE, "all");
     let nemesis_start = Instant::now();
 
     eprintln!("nemesis (a): partition leader SIGKILLed");
@@ -99,51 +84,8 @@ fn jepsen_style_nemesis_loses_nothing_acknowledged() {
     let nemesis_end = Instant::now();
     let nemesis_time = nemesis_end - nemesis_start;
 
-    // Stop the producers (closing stdin): they flush and print DONE.
-    for p in producers.iter_mut() {
-        p.stop();
-    }
-    let flushed = Instant::now();
-    while !producers.iter().all(|p| p.done().is_some()) {
-        assert!(
-            flushed.elapsed() < Duration::from_secs(60),
-            "producers not flushed within 60 s: {:?}\n{}",
-            producers.iter().map(Producer::describe).collect::<Vec<_>>(),
-            producers[0].java_threads()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    for p in &producers {
-        let nacks = p.nacks.lock().unwrap().clone();
-        eprintln!(
-            "{}: {} acks, {}, {} delivery errors {:?}",
-            p.name,
-            p.acked(),
-            p.done().unwrap_or_default(),
-            nacks.len(),
-            &nacks[..nacks.len().min(3)]
-        );
-    }
-    c.wait_converged();
-    let stored = sluice_compat_tests::read_topic(&bootstrap, &topic);
-
-    // The Java consumer must read everything; then stop both. kcat is only a second
-    // witness: it gives up by itself when it sees all brokers down at once (which a
-    // failover can briefly look like to it), so whatever it read is checked, but not its
-    // progress.
-    wait_until(
-        "the Java consumer read every record",
-        Duration::from_secs(30),
-        || consumers[0].distinct() >= stored.len(),
-    );
-    let reads: Vec<(&str, Vec<jepsen::Read>)> =
-        consumers.into_iter().map(Consumer::finish).collect();
-
-    // --- checks -------------------------------------------------------------------------
-    let acks: Vec<jepsen::Ack> = producers
-        .iter()
-        .flat_map(|p| p.acks.lock().unwrap().clone())
-        .collect();
+    let acks = jepsen::stop_producers(&mut producers);
+    let (stored, reads) = jepsen::collect_reads(&c, &bootstrap, consumers);
     let mut found = analyze(&History {
         acks: &acks,
         stored: &stored,

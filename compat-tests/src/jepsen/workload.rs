@@ -162,6 +162,12 @@ impl Drop for Producer {
 /// One record a consumer read: (partition, offset, value).
 pub type Read = (i32, i64, String);
 
+/// Everything one consumer read, in order, under its name.
+pub type ConsumerReads = (&'static str, Vec<Read>);
+
+/// A whole log as read at the end: (partition, offset) -> value.
+pub type StoredLog = std::collections::BTreeMap<(i32, i64), String>;
+
 /// A consumer reading the topic from the beginning for as long as the faults last (the Java
 /// client by assignment, or kcat); records every record it read, in the order read.
 pub struct Consumer {
@@ -345,4 +351,73 @@ impl Drop for Committer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The workload's two producers (kafka-clients and librdkafka), once each has had 200
+/// writes acknowledged.
+pub fn start_producers(bootstrap: &str, topic: &str, rate: u32, acks: &str) -> [Producer; 2] {
+    let producers = [
+        Producer::start("java", "ack-producer-java", bootstrap, topic, rate, acks),
+        Producer::start("rdkafka", "ack-producer", bootstrap, topic, rate, acks),
+    ];
+    poll_until(
+        "both producers acknowledged",
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+        || producers.iter().all(|p| p.acked() >= 200),
+    );
+    producers
+}
+
+/// Stops the producers (they flush and print DONE; one still flushing after 60 s fails the
+/// test with its log and the Java client's threads) and returns every acknowledged write.
+pub fn stop_producers(producers: &mut [Producer; 2]) -> Vec<Ack> {
+    for p in producers.iter_mut() {
+        p.stop();
+    }
+    let flushed = Instant::now();
+    while !producers.iter().all(|p| p.done().is_some()) {
+        assert!(
+            flushed.elapsed() < Duration::from_secs(60),
+            "producers not flushed within 60 s: {:?}\n{}",
+            producers.iter().map(Producer::describe).collect::<Vec<_>>(),
+            producers[0].java_threads()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for p in producers.iter() {
+        let nacks = p.nacks.lock().unwrap();
+        eprintln!(
+            "{}: {} acks, {}, {} delivery errors {:?}",
+            p.name,
+            p.acked(),
+            p.done().unwrap_or_default(),
+            nacks.len(),
+            &nacks[..nacks.len().min(3)]
+        );
+    }
+    producers
+        .iter()
+        .flat_map(|p| p.acks.lock().unwrap().clone())
+        .collect()
+}
+
+/// Once the replicas have converged: the whole log, and what each consumer read (the Java
+/// one must have read all of it; kcat is a second witness that may give up on its own when
+/// every broker looks down at once).
+pub fn collect_reads(
+    cluster: &crate::jepsen::Cluster,
+    bootstrap: &str,
+    consumers: [Consumer; 2],
+) -> (StoredLog, Vec<ConsumerReads>) {
+    cluster.wait_converged();
+    let stored = crate::read_topic(bootstrap, &cluster.topic);
+    poll_until(
+        "the Java consumer read every record",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || consumers[0].distinct() >= stored.len(),
+    );
+    let reads = consumers.into_iter().map(Consumer::finish).collect();
+    (stored, reads)
 }
