@@ -21,7 +21,7 @@ pub fn flush_due(ctx: &Broker) -> Duration {
         }
         shortest = shortest.min(flush_ms);
         for p in 0..topic.partitions.len() as i32 {
-            if let Ok(leader) = ctx.replicas.leader(topic, p) {
+            if let Ok(leader) = ctx.replicas.led_here(topic, p) {
                 let (pending, since) = leader.log.unflushed();
                 due |= pending > 0 && now - since >= flush_ms;
             }

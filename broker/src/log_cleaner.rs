@@ -42,7 +42,7 @@ impl LogCleaner {
                 continue;
             }
             for p in 0..topic.partitions.len() as i32 {
-                let Ok(leader) = ctx.replicas.leader(topic, p) else {
+                let Ok(leader) = ctx.replicas.led_here(topic, p) else {
                     continue;
                 };
                 let log = &leader.log;

@@ -35,7 +35,7 @@ pub fn enforce(
             continue;
         }
         for p in 0..topic.partitions.len() as i32 {
-            let Ok(leader) = replicas.leader(topic, p) else {
+            let Ok(leader) = replicas.led_here(topic, p) else {
                 continue;
             };
             let log = &leader.log;

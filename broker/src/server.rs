@@ -166,7 +166,11 @@ pub async fn serve(
     let ctx: Ctx = Arc::new(Broker {
         node_id,
         fetch_sessions: FetchSessions::new(config.fetch_session_slots()),
-        replicas: Arc::new(ReplicaManager::new(node_id, store.clone())),
+        replicas: Arc::new(ReplicaManager::new(
+            node_id,
+            store.clone(),
+            config.broker_session_timeout(),
+        )),
         store: store.clone(),
         controller: controller.clone(),
         producer_ids: ProducerIdAllocator::default(),
@@ -196,6 +200,12 @@ pub async fn serve(
         authorizer: Authorizer::from_config(&config)?,
         config,
     });
+    // The first heartbeat before serving, so that the lease is held from the start.
+    let sent = Instant::now();
+    match ctx.controller.heartbeat(node_id).await {
+        Ok(()) => ctx.replicas.lease().renew(sent),
+        Err(e) => tracing::warn!(error = %e, "first broker heartbeat not delivered"),
+    }
     ctx.replicas.reconcile(&ctx.controller).await?;
     let loaded = ctx.groups.follow_leadership(ctx.coordinator_io())?;
     tracing::info!(records = loaded, "committed offsets loaded");
@@ -577,8 +587,10 @@ async fn send_heartbeats(ctx: Ctx, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        if let Err(e) = ctx.controller.heartbeat(ctx.node_id).await {
-            tracing::debug!(error = %e, "broker heartbeat not delivered");
+        let sent = Instant::now();
+        match ctx.controller.heartbeat(ctx.node_id).await {
+            Ok(()) => ctx.replicas.lease().renew(sent),
+            Err(e) => tracing::debug!(error = %e, "broker heartbeat not delivered"),
         }
     }
 }

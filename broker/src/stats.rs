@@ -38,7 +38,7 @@ fn sample(ctx: &Ctx, last_term: Option<u64>) -> Option<u64> {
             if p.leader < 0 {
                 offline += 1;
             }
-            let Ok(leader) = ctx.replicas.leader(topic, i as i32) else {
+            let Ok(leader) = ctx.replicas.led_here(topic, i as i32) else {
                 continue;
             };
             led += 1;
@@ -64,7 +64,7 @@ fn sample(ctx: &Ctx, last_term: Option<u64>) -> Option<u64> {
             let Some(info) = image.topics.get(&topic) else {
                 continue;
             };
-            let Ok(leader) = ctx.replicas.leader(info, partition) else {
+            let Ok(leader) = ctx.replicas.led_here(info, partition) else {
                 continue;
             };
             let lag = (leader.log.high_watermark() - committed.offset).max(0);

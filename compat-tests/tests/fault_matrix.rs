@@ -82,6 +82,8 @@ fn cells() -> Vec<Cell> {
         _ => vec![
             cell(Nemesis::KillAll, 3, "all"),
             cell(Nemesis::RollingRestart, 5, "all"),
+            // A paused leader wakes up with a stale image (the leader lease's case).
+            cell(Nemesis::PauseFollower, 3, "1"),
         ],
     };
     // SLUICE_FAULT_ONLY=<part of "<nemesis> <nodes> <acks>"> narrows a run down.

@@ -1,7 +1,7 @@
 //! ControllerClient: start this node's Raft member, execute commands (forwarded to the
 //! leader when this node is not it), watch the metadata image, report broker liveness.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -77,6 +77,9 @@ pub struct RaftStatus {
 #[derive(Debug, Default)]
 struct Liveness {
     last_heartbeat: HashMap<i32, Instant>,
+    /// Brokers found silent whose fencing is being committed: their heartbeats are refused
+    /// until it is, so that no heartbeat is acknowledged ahead of a fencing already decided.
+    fencing: HashSet<i32>,
     /// When this node last became leader: brokers get a full session from then.
     leader_since: Option<Instant>,
     /// The previous liveness check, to notice that this process was paused.
@@ -250,14 +253,17 @@ impl ControllerClient {
             .map(|_| ())
     }
 
-    /// Tells the leader this broker is alive; a fenced broker is unfenced by it.
+    /// Tells the leader this broker is alive (a fenced broker is unfenced by it), then waits
+    /// until the local image holds everything the leader had logged when it took the
+    /// heartbeat: Ok means this broker's image shows any fencing of it that could take effect
+    /// before the heartbeat's send time plus the session timeout.
     pub async fn heartbeat(&self, broker_id: i32) -> Result<(), ControllerError> {
         let req = Request::BrokerHeartbeat { broker_id };
         // Well inside the session: a leader that stopped answering (paused, partitioned)
         // must not hold this broker's heartbeats back until a new leader fences it.
         let timeout = (self.session_timeout / 3).max(Duration::from_millis(100));
         match self.handle_locally_or_forward(req, timeout).await? {
-            Response::Done(Ok(())) => Ok(()),
+            Response::HeartbeatTaken(Ok(index)) => self.wait_applied_for(index, timeout).await,
             other => Err(ControllerError::Raft(format!(
                 "heartbeat refused: {other:?}"
             ))),
@@ -382,8 +388,12 @@ impl ControllerClient {
     }
 
     async fn wait_applied(&self, index: u64) -> Result<(), ControllerError> {
+        self.wait_applied_for(index, EXECUTE_TIMEOUT).await
+    }
+
+    async fn wait_applied_for(&self, index: u64, timeout: Duration) -> Result<(), ControllerError> {
         self.raft
-            .wait(Some(EXECUTE_TIMEOUT))
+            .wait(Some(timeout))
             .applied_index_at_least(Some(index), "command applied locally")
             .await
             .map(|_| ())
@@ -509,14 +519,26 @@ impl ControllerClient {
                 Response::Done(changed.map(|_| ()).map_err(not_leader_or_failed))
             }
             Request::BrokerHeartbeat { broker_id } => {
-                if self.raft.metrics().borrow().state != ServerState::Leader {
-                    return Response::Done(Err(RemoteError::NotLeader(
-                        self.raft.metrics().borrow().current_leader,
+                let metrics = self.raft.metrics().borrow().clone();
+                if metrics.state != ServerState::Leader {
+                    return Response::HeartbeatTaken(Err(RemoteError::NotLeader(
+                        metrics.current_leader,
                     )));
                 }
-                if let Ok(mut l) = self.liveness.lock() {
+                {
+                    let Ok(mut l) = self.liveness.lock() else {
+                        return Response::HeartbeatTaken(Err(RemoteError::Failed(
+                            "liveness state poisoned".into(),
+                        )));
+                    };
+                    if l.fencing.contains(&broker_id) {
+                        return Response::HeartbeatTaken(Err(RemoteError::Failed(
+                            "this broker is being fenced".into(),
+                        )));
+                    }
                     l.last_heartbeat.insert(broker_id, Instant::now());
                 }
+                let logged = metrics.last_log_index.unwrap_or(0);
                 let fenced = self
                     .image()
                     .brokers
@@ -531,7 +553,7 @@ impl ControllerClient {
                         }
                     });
                 }
-                Response::Done(Ok(()))
+                Response::HeartbeatTaken(Ok(logged))
             }
         }
     }
@@ -563,7 +585,8 @@ impl ControllerClient {
                     l.leader_since = Some(now);
                 }
                 let since = *l.leader_since.get_or_insert(now);
-                self.image()
+                let silent: Vec<i32> = self
+                    .image()
                     .brokers
                     .values()
                     .filter(|b| !b.fenced)
@@ -572,12 +595,17 @@ impl ControllerClient {
                         now.duration_since(last.max(since)) > self.session_timeout
                     })
                     .map(|b| b.id)
-                    .collect()
+                    .collect();
+                l.fencing.extend(&silent);
+                silent
             };
             for id in silent {
                 tracing::warn!(broker_id = id, "broker missed its heartbeats: fencing");
                 if let Err(e) = self.execute(Command::FenceBroker { id }).await {
                     tracing::warn!(broker_id = id, error = %e, "fencing failed");
+                }
+                if let Ok(mut l) = self.liveness.lock() {
+                    l.fencing.remove(&id);
                 }
             }
         }

@@ -135,7 +135,7 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         let image = io.controller.image();
         let led: HashMap<i32, _> = match image.topics.get(self.topic.name) {
             Some(topic) => (0..topic.partitions.len() as i32)
-                .filter_map(|p| io.replicas.leader(topic, p).ok().map(|l| (p, l)))
+                .filter_map(|p| io.replicas.led_here(topic, p).ok().map(|l| (p, l)))
                 .collect(),
             None => HashMap::new(),
         };

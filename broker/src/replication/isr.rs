@@ -25,7 +25,7 @@ pub async fn propose_isr_changes(
             if p.leader != replicas.node_id || p.replicas.len() < 2 {
                 continue;
             }
-            let Ok(leader) = replicas.leader(topic, index as i32) else {
+            let Ok(leader) = replicas.led_here(topic, index as i32) else {
                 continue;
             };
             let hw = leader.log.high_watermark();

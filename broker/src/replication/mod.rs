@@ -15,6 +15,7 @@ pub mod fetcher;
 mod isr;
 mod leader_append;
 mod leaders;
+mod lease;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use crate::error::BrokerError;
 pub use isr::propose_isr_changes;
 pub use leader_append::{Acks, LeaderAppend};
 pub use leaders::rebalance_preferred_leaders;
+pub use lease::LeaderLease;
 
 /// A partition this node leads, with its metadata.
 pub struct LeaderPartition {
@@ -121,18 +123,27 @@ pub struct ReplicaManager {
     progress: std::sync::Mutex<HashMap<PartitionKey, Led>>,
     /// Followed partitions.
     following: std::sync::Mutex<HashMap<PartitionKey, Following>>,
+    /// Whether the image may still be trusted for serving partitions (see `lease.rs`).
+    lease: LeaderLease,
 }
 
 impl ReplicaManager {
-    /// A manager for `node_id`'s replicas in `store`.
-    pub fn new(node_id: i32, store: Arc<Store>) -> Self {
+    /// A manager for `node_id`'s replicas in `store`, whose lease lasts `session` from each
+    /// acknowledged heartbeat.
+    pub fn new(node_id: i32, store: Arc<Store>, session: std::time::Duration) -> Self {
         Self {
             node_id,
             store,
             reconcile_lock: Mutex::new(()),
             progress: Default::default(),
             following: Default::default(),
+            lease: LeaderLease::new(session),
         }
+    }
+
+    /// The leader lease, renewed by the heartbeats.
+    pub fn lease(&self) -> &LeaderLease {
+        &self.lease
     }
 
     /// Creates local partitions assigned here, drops those no longer in the image, and
@@ -314,8 +325,23 @@ impl ReplicaManager {
         }
     }
 
-    /// The partition, if this node leads it; the Kafka error a client should see otherwise.
+    /// The partition, if this node leads it and its lease holds; the Kafka error a client
+    /// should see otherwise (NOT_LEADER_OR_FOLLOWER while the lease has run out: the image
+    /// may be stale).
     pub fn leader(
+        &self,
+        topic: &TopicInfo,
+        partition: i32,
+    ) -> Result<LeaderPartition, BrokerError> {
+        let led = self.led_here(topic, partition)?;
+        self.check_lease()?;
+        Ok(led)
+    }
+
+    /// The partition, if this node's image says it leads it, lease or not: for the node's own
+    /// upkeep (flushing, retention, cleaning, ISR changes, metrics, loading coordinator
+    /// shards), never to answer a request.
+    pub fn led_here(
         &self,
         topic: &TopicInfo,
         partition: i32,
@@ -323,6 +349,14 @@ impl ReplicaManager {
         let (log, info) =
             self.local_replica(topic, partition, |info| info.leader == self.node_id)?;
         Ok(LeaderPartition { log, info })
+    }
+
+    fn check_lease(&self) -> Result<(), BrokerError> {
+        if self.lease.held() {
+            Ok(())
+        } else {
+            Err(BrokerError::NotLeaderOrFollower)
+        }
     }
 
     /// A partition this node follows, for a consumer that may read from any replica
@@ -333,9 +367,11 @@ impl ReplicaManager {
         topic: &TopicInfo,
         partition: i32,
     ) -> Result<(Arc<PartitionLog>, PartitionInfo), BrokerError> {
-        self.local_replica(topic, partition, |info| {
+        let followed = self.local_replica(topic, partition, |info| {
             info.leader != self.node_id && info.replicas.contains(&self.node_id)
-        })
+        })?;
+        self.check_lease()?;
+        Ok(followed)
     }
 
     /// The local log of `partition` when this node's role in it is `role`
