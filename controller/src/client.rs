@@ -254,7 +254,7 @@ impl ControllerClient {
     }
 
     /// Tells the leader this broker is alive (a fenced broker is unfenced by it), then waits
-    /// until the local image holds everything the leader had logged when it took the
+    /// until the local image holds everything the leader had applied when it took the
     /// heartbeat: Ok means this broker's image shows any fencing of it that could take effect
     /// before the heartbeat's send time plus the session timeout.
     pub async fn heartbeat(&self, broker_id: i32) -> Result<(), ControllerError> {
@@ -538,7 +538,9 @@ impl ControllerClient {
                     }
                     l.last_heartbeat.insert(broker_id, Instant::now());
                 }
-                let logged = metrics.last_log_index.unwrap_or(0);
+                // Applied here: every fencing of this broker is either applied already or
+                // still in `fencing` (refused above) until it is.
+                let applied = metrics.last_applied.map(|l| l.index).unwrap_or(0);
                 let fenced = self
                     .image()
                     .brokers
@@ -553,7 +555,7 @@ impl ControllerClient {
                         }
                     });
                 }
-                Response::HeartbeatTaken(Ok(logged))
+                Response::HeartbeatTaken(Ok(applied))
             }
         }
     }

@@ -68,8 +68,8 @@ pub(crate) enum Response {
     InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
     /// To `Execute`: the result and the log index it was committed at.
     Executed(Result<(CommandResult, u64), RemoteError>),
-    /// To `BrokerHeartbeat`: the leader's last log index when it took the heartbeat (every
-    /// fencing decided before is logged by then).
+    /// To `BrokerHeartbeat`: the index the leader had applied when it took the heartbeat
+    /// (every fencing of the broker decided before is applied by then, or refused it).
     HeartbeatTaken(Result<u64, RemoteError>),
     /// To the rest.
     Done(Result<(), RemoteError>),

@@ -8,7 +8,7 @@
 //! told OFFSET_OUT_OF_RANGE resets to the stale end and reads again what it had read (found
 //! by the fault matrix with kcat). The lease closes that window: each heartbeat the
 //! controller leader acknowledges, once the local image holds everything the leader had
-//! logged when it answered, proves that no fencing can take effect before the heartbeat's
+//! applied when it answered, proves that no fencing can take effect before the heartbeat's
 //! send time plus the session timeout; past that, partition requests are refused with
 //! NOT_LEADER_OR_FOLLOWER until a heartbeat gets through again.
 
