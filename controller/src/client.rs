@@ -519,11 +519,13 @@ impl ControllerClient {
                 Response::Done(changed.map(|_| ()).map_err(not_leader_or_failed))
             }
             Request::BrokerHeartbeat { broker_id } => {
-                let metrics = self.raft.metrics().borrow().clone();
-                if metrics.state != ServerState::Leader {
-                    return Response::HeartbeatTaken(Err(RemoteError::NotLeader(
-                        metrics.current_leader,
-                    )));
+                let (state, leader) = {
+                    let m = self.raft.metrics();
+                    let m = m.borrow();
+                    (m.state, m.current_leader)
+                };
+                if state != ServerState::Leader {
+                    return Response::HeartbeatTaken(Err(RemoteError::NotLeader(leader)));
                 }
                 {
                     let Ok(mut l) = self.liveness.lock() else {
@@ -538,9 +540,15 @@ impl ControllerClient {
                     }
                     l.last_heartbeat.insert(broker_id, Instant::now());
                 }
-                // Applied here: every fencing of this broker is either applied already or
-                // still in `fencing` (refused above) until it is.
-                let applied = metrics.last_applied.map(|l| l.index).unwrap_or(0);
+                // Read after the `fencing` check: a fencing of this broker is either still
+                // in the set (refused above) or applied by now, so within this index.
+                let applied = self
+                    .raft
+                    .metrics()
+                    .borrow()
+                    .last_applied
+                    .map(|l| l.index)
+                    .unwrap_or(0);
                 let fenced = self
                     .image()
                     .brokers

@@ -35,8 +35,8 @@ impl LeaderLease {
         }
     }
 
-    /// A heartbeat (or the registration) sent at `sent` was acknowledged and the local
-    /// image has caught up with the controller leader's log as of its answer.
+    /// A heartbeat sent at `sent` was acknowledged and the local image has caught up with
+    /// what the controller leader had applied when it answered.
     pub fn renew(&self, sent: Instant) {
         let until = sent.saturating_duration_since(self.base) + self.session;
         self.until_ms
