@@ -123,6 +123,9 @@ pub enum BrokerError {
     /// INVALID_PARTITIONS
     #[error("{0}")]
     InvalidPartitions(String),
+    /// POLICY_VIOLATION
+    #[error("{0}")]
+    PolicyViolation(String),
     /// INVALID_REPLICATION_FACTOR
     #[error("{0}")]
     InvalidReplicationFactor(String),
@@ -344,6 +347,7 @@ impl BrokerError {
             Self::ResourceNotFound(_) => Code::ResourceNotFound,
             Self::TopicAlreadyExists(_) => Code::TopicAlreadyExists,
             Self::InvalidPartitions(_) => Code::InvalidPartitions,
+            Self::PolicyViolation(_) => Code::PolicyViolation,
             Self::InvalidReplicationFactor(_) => Code::InvalidReplicationFactor,
             Self::InvalidReplicaAssignment(_) => Code::InvalidReplicaAssignment,
             Self::InvalidConfig(_) => Code::InvalidConfig,
@@ -429,6 +433,7 @@ impl From<MetadataError> for BrokerError {
             MetadataError::UnknownTopic(_) => Self::UnknownTopicOrPartition,
             MetadataError::InvalidTopic(m) => Self::InvalidTopic(m),
             MetadataError::InvalidPartitions(m) => Self::InvalidPartitions(m),
+            MetadataError::PolicyViolation(m) => Self::PolicyViolation(m),
             MetadataError::InvalidReplicationFactor(m) => Self::InvalidReplicationFactor(m),
             MetadataError::InvalidReplicaAssignment(m) => Self::InvalidReplicaAssignment(m),
             MetadataError::InvalidConfig(m) => Self::InvalidConfig(m),

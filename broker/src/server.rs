@@ -43,6 +43,8 @@ pub struct Serving {
     pub listeners: Vec<(String, SocketAddr)>,
     /// The HTTP listener (/healthz, /metrics, /admin).
     pub http_addr: SocketAddr,
+    /// The controller listener (peer controllers, `--bootstrap-controller` clients).
+    pub controller_addr: SocketAddr,
 }
 
 /// Starts a node and runs it until SIGTERM/SIGINT.
@@ -270,6 +272,7 @@ pub async fn serve(
         kafka_addr,
         listeners,
         http_addr,
+        controller_addr: ctx.controller.listen_addr(),
     });
 
     if let Some(clients) = ctx.controller.take_kafka_clients() {

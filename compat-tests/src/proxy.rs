@@ -38,6 +38,8 @@ impl Conn {
 struct State {
     cut: bool,
     blocked_pids: HashSet<i32>,
+    /// Bumped by each `cut_from`, so a connection checked before it is checked again.
+    cuts: u64,
     conns: HashMap<u64, Conn>,
     /// Processes whose connection attempts to note (see `watch_dialers`).
     watched: HashSet<i32>,
@@ -87,6 +89,7 @@ impl Proxy {
     pub fn cut_from(&self, pid: i32) {
         let mut s = self.state.lock().unwrap();
         s.blocked_pids.insert(pid);
+        s.cuts += 1;
         let owned = socket_inodes(pid);
         for c in s.conns.values() {
             if client_inode(c.client_port, self.port).is_some_and(|i| owned.contains(&i)) {
@@ -136,71 +139,90 @@ fn accept_loop(
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
 ) {
-    static NEXT_ID: AtomicU64 = AtomicU64::new(0);
     for client in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             return;
         }
         let Ok(client) = client else { continue };
-        let client_port = client.peer_addr().map(|a| a.port()).unwrap_or(0);
-        let refused = {
-            let mut s = state.lock().unwrap();
-            if !s.watched.is_empty() {
-                let dialer = client_inode(client_port, port).and_then(|inode| {
-                    s.watched
-                        .iter()
-                        .copied()
-                        .find(|pid| socket_inodes(*pid).contains(&inode))
-                });
-                s.dialed.extend(dialer);
-            }
-            s.cut || blocked(&s.blocked_pids, client_port, port)
-        };
-        if refused {
+        // Each connection on its own thread: telling its process from /proc takes a few
+        // milliseconds, and done here it would hold every other connection in the accept
+        // queue (Raft's 100 ms calls then time out behind each other: the proxy, not the
+        // product, would be what fails).
+        let (target, state, stop) = (target.clone(), state.clone(), stop.clone());
+        std::thread::spawn(move || admit(client, port, &target, &state, &stop));
+    }
+}
+
+/// Pipes one accepted connection to `target`, unless it is refused.
+fn admit(client: TcpStream, port: u16, target: &str, state: &Arc<Mutex<State>>, stop: &AtomicBool) {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+    let client_port = client.peer_addr().map(|a| a.port()).unwrap_or(0);
+    let (watched, blocked_pids, cuts) = {
+        let s = state.lock().unwrap();
+        (s.watched.clone(), s.blocked_pids.clone(), s.cuts)
+    };
+    // The /proc lookups run without the lock.
+    let dialer = if watched.is_empty() {
+        None
+    } else {
+        client_inode(client_port, port).and_then(|inode| {
+            watched
+                .iter()
+                .copied()
+                .find(|pid| socket_inodes(*pid).contains(&inode))
+        })
+    };
+    let from_blocked = blocked(&blocked_pids, client_port, port);
+    let refused = {
+        let mut s = state.lock().unwrap();
+        s.dialed.extend(dialer);
+        // A pid blocked meanwhile is caught by `cut_from`'s sweep of live connections.
+        s.cut || from_blocked
+    };
+    if refused {
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    }
+    let Ok(upstream) = TcpStream::connect_timeout(
+        &target.parse().expect("target is ip:port"),
+        Duration::from_secs(2),
+    ) else {
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let (Ok(c2), Ok(u2)) = (client.try_clone(), upstream.try_clone()) else {
+        return;
+    };
+    let (Ok(c3), Ok(u3)) = (client.try_clone(), upstream.try_clone()) else {
+        return;
+    };
+    {
+        let mut s = state.lock().unwrap();
+        // A cut may have come in while we connected upstream (or a `cut_from` that swept
+        // the live connections before this one was among them).
+        let cut_since = s.cuts != cuts && blocked(&s.blocked_pids, client_port, port);
+        if s.cut || cut_since || stop.load(Ordering::SeqCst) {
             let _ = client.shutdown(Shutdown::Both);
-            continue;
+            let _ = upstream.shutdown(Shutdown::Both);
+            return;
         }
-        let Ok(upstream) = TcpStream::connect_timeout(
-            &target.parse().expect("target is ip:port"),
-            Duration::from_secs(2),
-        ) else {
-            let _ = client.shutdown(Shutdown::Both);
-            continue;
-        };
-        let _ = client.set_nodelay(true);
-        let _ = upstream.set_nodelay(true);
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let (Ok(c2), Ok(u2)) = (client.try_clone(), upstream.try_clone()) else {
-            continue;
-        };
-        let (Ok(c3), Ok(u3)) = (client.try_clone(), upstream.try_clone()) else {
-            continue;
-        };
-        {
-            let mut s = state.lock().unwrap();
-            // A cut may have come in while we connected upstream.
-            if s.cut || stop.load(Ordering::SeqCst) {
-                let _ = client.shutdown(Shutdown::Both);
-                let _ = upstream.shutdown(Shutdown::Both);
-                continue;
-            }
-            s.conns.insert(
-                id,
-                Conn {
-                    client_port,
-                    client,
-                    upstream,
-                },
-            );
-        }
-        let st = state.clone();
-        std::thread::spawn(move || pump(c2, u2));
-        std::thread::spawn(move || {
-            pump(u3, c3);
-            if let Some(c) = st.lock().unwrap().conns.remove(&id) {
-                c.close();
-            }
-        });
+        s.conns.insert(
+            id,
+            Conn {
+                client_port,
+                client,
+                upstream,
+            },
+        );
+    }
+    std::thread::spawn(move || pump(c2, u2));
+    pump(u3, c3);
+    let gone = state.lock().unwrap().conns.remove(&id);
+    if let Some(c) = gone {
+        c.close();
     }
 }
 

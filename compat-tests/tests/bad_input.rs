@@ -156,6 +156,73 @@ fn hostile_frames_close_the_connection_and_the_broker_carries_on() {
 }
 
 #[test]
+fn claimed_lengths_on_the_controller_port_allocate_nothing() {
+    // Each connection claims a 60 MiB peer frame and sends its first bytes. The framing once
+    // reserved the claimed length at once: 48 connections grew the node by 2.8 GiB of
+    // (untouched) memory, from 8 bytes each.
+    let mut node = Node::start();
+    node.kill9();
+    node.controller = format!("127.0.0.1:{}", sluice_compat_tests::reserve_port());
+    node.restart();
+    let before = node.virtual_kib();
+    let mut held = Vec::new();
+    for _ in 0..48 {
+        let mut s = TcpStream::connect(&node.controller).expect("connect");
+        s.write_all(&(60u32 << 20).to_be_bytes()).unwrap();
+        s.write_all(b"{\"Vote\":").unwrap();
+        held.push(s);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let grown_mib = node.virtual_kib().saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 512,
+        "claimed frames grew the node by {grown_mib} MiB"
+    );
+    drop(held);
+    assert!(node.is_running());
+    assert!(api_versions_ok(&node).contains(&0), "the node still serves");
+}
+
+/// A CreateTopics asking for two billion partitions (Kafka's CLI sends it as asked): once
+/// committed and applied by every node, which then allocated until it died, and again at
+/// each restart (the command is in the Raft log). Kafka refuses over 10,000 per request.
+#[test]
+fn creating_billions_of_partitions_is_a_policy_violation() {
+    let mut node = Node::start();
+    let name = topic("huge");
+    let out = sluice_compat_tests::run(
+        std::process::Command::new(sluice_compat_tests::launcher("kafka-topics")).args([
+            "--bootstrap-server",
+            &node.kafka,
+            "--create",
+            "--topic",
+            &name,
+            "--partitions",
+            "2000000000",
+        ]),
+        Duration::from_secs(60),
+        None,
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("PolicyViolationException")
+            && said.contains("Excessively large number of partitions per request"),
+        "{said}"
+    );
+    assert!(node.is_running(), "{}", node.log_tail());
+    // The refused command is in the Raft log: a restart applies it again.
+    node.kill9();
+    node.restart();
+    let fits = topic("fits");
+    kcat_produce(&node, &fits, b"after", &[]);
+    assert_eq!(kcat_read(&node, &fits, "%s\n"), "after\n");
+}
+
+#[test]
 fn corrupt_batch_gets_corrupt_message_and_nothing_is_written() {
     let node = Node::start();
     let topic = topic("corrupt");

@@ -93,6 +93,8 @@ const LIVENESS_CHECK: Duration = Duration::from_millis(500);
 #[derive(Clone)]
 pub struct ControllerClient {
     node_id: u64,
+    /// The address the controller listener is bound to.
+    listen_addr: std::net::SocketAddr,
     raft: Raft<TypeConfig>,
     image: watch::Receiver<Arc<MetadataImage>>,
     liveness: Arc<Mutex<Liveness>>,
@@ -117,10 +119,10 @@ impl ControllerClient {
         let listener = TcpListener::bind(&config.listen_addr).await.map_err(|e| {
             ControllerError::Config(format!("cannot listen on {}: {e}", config.listen_addr))
         })?;
-        let own_addr = listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|_| config.listen_addr.clone());
+        let listen_addr = listener.local_addr().map_err(|e| {
+            ControllerError::Config(format!("cannot listen on {}: {e}", config.listen_addr))
+        })?;
+        let own_addr = listen_addr.to_string();
         let log = LogStore::new(
             store.system_table(LOG_TABLE)?,
             store.system_table(STATE_TABLE)?,
@@ -153,6 +155,7 @@ impl ControllerClient {
         .map_err(|e| ControllerError::Raft(e.to_string()))?;
         let client = Self {
             node_id: config.node_id,
+            listen_addr,
             raft,
             image,
             liveness: Arc::default(),
@@ -315,6 +318,11 @@ impl ControllerClient {
             .await
             .map(|_| ())
             .map_err(|e| ControllerError::Timeout(e.to_string()))
+    }
+
+    /// The address the controller listener is bound to (peers and `--bootstrap-controller`).
+    pub fn listen_addr(&self) -> std::net::SocketAddr {
+        self.listen_addr
     }
 
     /// The latest applied metadata image.

@@ -7,7 +7,8 @@
 //! metadata.rs    MetadataImage + Command: the pure, deterministic state machine
 //! reassign.rs    its replica reassignments (KIP-455): adding, catching up, removing
 //! raft_store.rs  openraft log storage and state machine on the node's RocksDB
-//! rpc.rs         controller RPC: serde messages in length-delimited TCP frames
+//! rpc.rs         controller RPC: serde messages in length-prefixed TCP frames
+//! frames.rs      its framing: buffers grow as bytes arrive, not to a claimed length
 //! network.rs     openraft's peer transport over rpc.rs
 //! error.rs       ControllerError
 //! ```
@@ -23,6 +24,7 @@
 pub mod acl;
 mod client;
 mod error;
+mod frames;
 pub mod metadata;
 mod network;
 mod raft_store;
@@ -38,6 +40,8 @@ pub use metadata::{
     ConfigChange, GroupConfigChange, MetadataError, MetadataImage, NewTopic, PartitionInfo,
     QuotaChange, QuotaEntity, QuotaValue, Reassignment, ScramChange, ScramCredential, TopicInfo,
 };
+#[doc(hidden)]
+pub use rpc::example_request_frames;
 pub use secret::ClusterSecret;
 
 use std::io::Cursor;

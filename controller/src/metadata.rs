@@ -241,6 +241,16 @@ pub struct BrokerConfigChange {
     pub delete: Vec<String>,
 }
 
+/// The most partitions one command may create (Kafka's `MAX_PARTITIONS_PER_BATCH`). Checked
+/// where the command is applied, on every node and again on every replay of the log: a
+/// CreateTopics asking for two billion partitions would otherwise make each node allocate
+/// them until it dies, and die again at each restart.
+pub const MAX_PARTITIONS_PER_COMMAND: usize = 10_000;
+
+fn too_many() -> MetadataError {
+    MetadataError::PolicyViolation("Excessively large number of partitions per request.".into())
+}
+
 /// A metadata command, as stored in the Raft log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
@@ -351,6 +361,9 @@ pub enum MetadataError {
     /// INVALID_PARTITIONS
     #[error("{0}")]
     InvalidPartitions(String),
+    /// POLICY_VIOLATION
+    #[error("{0}")]
+    PolicyViolation(String),
     /// INVALID_REPLICATION_FACTOR
     #[error("{0}")]
     InvalidReplicationFactor(String),
@@ -484,7 +497,15 @@ impl MetadataImage {
                 CommandResult::Done
             }
             Command::CreateTopics(topics) => {
-                CommandResult::PerItem(topics.iter().map(|t| self.create_topic(t)).collect())
+                let requested = topics.iter().map(|t| match &t.assignment {
+                    Some(a) => a.len(),
+                    None => usize::try_from(t.num_partitions).unwrap_or(0),
+                });
+                if requested.sum::<usize>() > MAX_PARTITIONS_PER_COMMAND {
+                    CommandResult::PerItem(topics.iter().map(|_| Err(too_many())).collect())
+                } else {
+                    CommandResult::PerItem(topics.iter().map(|t| self.create_topic(t)).collect())
+                }
             }
             Command::DeleteTopics(names) => CommandResult::PerItem(
                 names
@@ -852,6 +873,9 @@ impl MetadataImage {
                 "Topic currently has {current} partitions, which is higher than the requested {total}."
             )));
         }
+        if (total - current) as usize > MAX_PARTITIONS_PER_COMMAND {
+            return Err(too_many());
+        }
         let rf = existing
             .partitions
             .first()
@@ -1143,6 +1167,36 @@ pub(crate) mod tests {
             assignment: None,
             configs: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn a_command_creating_more_than_ten_thousand_partitions_is_refused_whole() {
+        let mut img = image_with_brokers(1);
+        let refused = img.apply(&Command::CreateTopics(vec![
+            new_topic("small", 1, 1),
+            new_topic("huge", i32::MAX, 1),
+        ]));
+        let CommandResult::PerItem(results) = refused else {
+            panic!("{refused:?}");
+        };
+        assert!(results
+            .iter()
+            .all(|r| matches!(r, Err(MetadataError::PolicyViolation(_)))));
+        assert!(img.topics.is_empty());
+        img.apply(&Command::CreateTopics(vec![new_topic("t", 10_000, 1)]));
+        assert_eq!(img.topics["t"].partitions.len(), 10_000);
+        let grown = img.apply(&Command::CreatePartitions {
+            topic: "t".into(),
+            total: i32::MAX,
+            assignment: None,
+        });
+        assert!(
+            matches!(
+                grown,
+                CommandResult::Failed(MetadataError::PolicyViolation(_))
+            ),
+            "{grown:?}"
+        );
     }
 
     #[test]

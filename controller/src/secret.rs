@@ -78,7 +78,7 @@ impl ClusterSecret {
     }
 
     /// The proof `role` ("client" or "server") gives for the two nonces.
-    pub(crate) fn proof(&self, role: &str, client_nonce: &str, server_nonce: &str) -> String {
+    pub fn proof(&self, role: &str, client_nonce: &str, server_nonce: &str) -> String {
         let message = format!("{role}\n{client_nonce}\n{server_nonce}");
         BASE64.encode(hmac::sign(&self.key, message.as_bytes()))
     }

@@ -1,9 +1,11 @@
 //! A node run in this process and fed arbitrary bytes over real sockets, as a client sends
 //! them: frame length, request header, body, for every API key and version, on a PLAINTEXT
-//! listener and on a SASL_PLAINTEXT one (the SASL exchanges before authentication). It is the
-//! harness of the request-path fuzz target (`fuzz/fuzz_targets/request_frames.rs`, run by
-//! hand with `cargo fuzz`) and of its CI slice (`tests/fuzz_requests.rs`: seeds and seeded
-//! mutations for a bounded time). A panic anywhere in the node is a finding: the panic hook
+//! listener and on a SASL_PLAINTEXT one (the SASL exchanges before authentication); and, as a
+//! peer controller sends them, on its controller listener, either as a process without the
+//! cluster secret or after proving it. It is the harness of the fuzz targets
+//! `fuzz/fuzz_targets/request_frames.rs` and `controller_rpc.rs` (run by hand with
+//! `cargo fuzz`) and of their CI slices (`tests/fuzz_requests.rs`, `tests/fuzz_controller.rs`:
+//! seeds and seeded mutations for a bounded time). A panic anywhere in the node is a finding: the panic hook
 //! counts them (a handler's task would otherwise swallow it).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // shared by two harnesses
 
@@ -38,11 +40,18 @@ const QUIET: Duration = Duration::from_millis(150);
 /// The PLAIN user of the SASL listener.
 pub const USER: (&str, &str) = ("alice", "alice-secret");
 
+/// The node's cluster secret (`sluice.cluster.secret.file`).
+const SECRET: &[u8] = b"fuzzing-cluster-secret-0123456789";
+
 /// Which listener an input goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Port {
     Plaintext,
     Sasl,
+    /// The controller listener, by a process that does not hold the cluster secret.
+    Controller,
+    /// The controller listener, after the secret exchange (a member of the cluster).
+    Peer,
 }
 
 /// An input: the frames of one connection, in order, and the listener they go to.
@@ -70,6 +79,7 @@ impl Input {
 pub struct FuzzNode {
     pub addr: SocketAddr,
     pub sasl_addr: SocketAddr,
+    pub controller_addr: SocketAddr,
     panics: Arc<AtomicUsize>,
     _runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
@@ -98,6 +108,8 @@ impl FuzzNode {
             }
         }));
         let dir = tempfile::tempdir().expect("tempdir");
+        let secret_file = dir.path().join("cluster.secret");
+        std::fs::write(&secret_file, SECRET).expect("secret file");
         let mut args = super::one_node_args(&dir.path().join("data"));
         let (user, password) = USER;
         args.configs.extend([
@@ -109,6 +121,7 @@ impl FuzzNode {
             ),
             // Failed logins are answered at once: the fuzzer makes many.
             "connection.failed.authentication.delay.ms=0".into(),
+            format!("sluice.cluster.secret.file={}", secret_file.display()),
         ]);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -138,6 +151,7 @@ impl FuzzNode {
         let node = Self {
             addr: listener("PLAINTEXT"),
             sasl_addr: listener("SASL_PLAINTEXT"),
+            controller_addr: serving.controller_addr,
             panics,
             _runtime: runtime,
             _dir: dir,
@@ -173,12 +187,16 @@ impl FuzzNode {
         let addr = match port {
             Port::Plaintext => self.addr,
             Port::Sasl => self.sasl_addr,
+            Port::Controller | Port::Peer => self.controller_addr,
         };
         let Ok(mut s) = TcpStream::connect(addr) else {
             return 0;
         };
         let _ = s.set_read_timeout(Some(QUIET));
         let _ = s.set_write_timeout(Some(QUIET));
+        if port == Port::Peer && !prove_membership(&mut s) {
+            return 0;
+        }
         let _ = s.write_all(input);
         let _ = s.shutdown(Shutdown::Write);
         let mut received = Vec::new();
@@ -194,6 +212,22 @@ impl FuzzNode {
         answers_in(&received)
     }
 
+    /// Whether the node's controller answers a peer's broker heartbeat within 10 s.
+    pub fn controller_answers(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(self.controller_addr) else {
+            return false;
+        };
+        if !prove_membership(&mut s) {
+            return false;
+        }
+        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+        let heartbeat = br#"{"BrokerHeartbeat":{"broker_id":1}}"#;
+        let mut frame = (heartbeat.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(heartbeat);
+        let mut len = [0u8; 4];
+        s.write_all(&frame).is_ok() && s.read_exact(&mut len).is_ok() && u32::from_be_bytes(len) > 0
+    }
+
     /// Whether the node answers an ApiVersions on a fresh connection within 10 s.
     pub fn answers(&self) -> bool {
         let Ok(mut s) = TcpStream::connect(self.addr) else {
@@ -204,6 +238,56 @@ impl FuzzNode {
         let mut len = [0u8; 4];
         s.write_all(&frame).is_ok() && s.read_exact(&mut len).is_ok() && i32::from_be_bytes(len) > 0
     }
+}
+
+/// The client's side of the cluster secret exchange (controller/src/secret.rs), in JSON
+/// frames as a peer controller sends them; false if the node did not accept it.
+fn prove_membership(s: &mut TcpStream) -> bool {
+    let secret = sluice_controller::ClusterSecret::new(SECRET).expect("secret");
+    let json_frame = |value: serde_json::Value| {
+        let json = value.to_string().into_bytes();
+        let mut frame = (json.len() as u32).to_be_bytes().to_vec();
+        frame.extend(json);
+        frame
+    };
+    let client = "fuzzer-nonce";
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let hello = json_frame(serde_json::json!({"Hello": {"nonce": client}}));
+    let mut len = [0u8; 4];
+    if s.write_all(&hello).is_err() || s.read_exact(&mut len).is_err() {
+        return false;
+    }
+    let mut body = vec![0u8; u32::from_be_bytes(len).min(4096) as usize];
+    if s.read_exact(&mut body).is_err() {
+        return false;
+    }
+    let challenge: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let Some(server) = challenge["Challenge"]["nonce"].as_str() else {
+        return false;
+    };
+    let proof = secret.proof("client", client, server);
+    let _ = s.set_read_timeout(Some(QUIET));
+    s.write_all(&json_frame(serde_json::json!({"Proof": {"proof": proof}})))
+        .is_ok()
+}
+
+/// Seeds for the controller listener: a peer's requests of every kind after the secret
+/// exchange; the exchange's first message, garbage and a Kafka ApiVersions (the listener
+/// hands Kafka clients to the broker) from a process without the secret.
+pub fn controller_seeds() -> Vec<Input> {
+    let mut seeds: Vec<Input> = sluice_controller::example_request_frames()
+        .into_iter()
+        .map(|frame| Input::one(Port::Peer, frame))
+        .collect();
+    let hello = br#"{"Hello":{"nonce":"AAAA"}}"#;
+    let mut hello_frame = (hello.len() as u32).to_be_bytes().to_vec();
+    hello_frame.extend_from_slice(hello);
+    seeds.extend([
+        Input::one(Port::Controller, hello_frame),
+        Input::one(Port::Controller, b"\x00\x00\x00\x05{\"Vo\"".to_vec()),
+        Input::one(Port::Controller, frame(ApiKey::ApiVersions, 3, &[0, 0, 0])),
+    ]);
+    seeds
 }
 
 /// How many whole size-prefixed frames `bytes` starts with.

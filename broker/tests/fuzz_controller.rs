@@ -1,0 +1,73 @@
+//! The CI slice of the controller RPC fuzz target (issue 24): a node in this process, with a
+//! cluster secret, gets on its controller listener each kind of request a peer controller
+//! sends (after proving the secret), the secret exchange's first message, garbage and a Kafka
+//! request from a process without the secret, then seeded mutations of them for a bounded
+//! time, each on its own connection. Every input must end in an answer or a closed
+//! connection, never a panic; the controller must keep answering and the node's memory stay
+//! bounded. The long runs are `cargo fuzz run controller_rpc` (see fuzz/README.md).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::request_fuzz::{controller_seeds, mutate, rss_mib, FuzzNode, Port, Rng};
+
+/// How long the mutations run.
+const BUDGET: Duration = Duration::from_secs(20);
+
+#[test]
+fn arbitrary_controller_frames_never_crash_the_node_or_grow_it() {
+    let node = FuzzNode::start();
+    let seeds = controller_seeds();
+    // SLUICE_FUZZ_CORPUS=<dir>: the seeds become the cargo-fuzz target's starting corpus
+    // (its input: a byte picking the way in, then the bytes sent).
+    if let Some(dir) = std::env::var_os("SLUICE_FUZZ_CORPUS") {
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, seed) in seeds.iter().enumerate() {
+            let mut file = vec![u8::from(seed.port == Port::Peer)];
+            file.extend(seed.bytes());
+            std::fs::write(
+                std::path::Path::new(&dir).join(format!("seed-{i:04}")),
+                file,
+            )
+            .unwrap();
+        }
+    }
+    // Every peer seed is decoded and answered: the mutations start from requests that reach
+    // the Raft member, not from ones the decoder refuses.
+    for seed in seeds.iter().filter(|s| s.port == Port::Peer) {
+        assert_eq!(node.feed(seed), 1, "no answer to {:?}", seed.bytes());
+    }
+    for seed in &seeds {
+        node.feed(seed);
+    }
+    assert!(
+        node.controller_answers(),
+        "the controller stopped answering"
+    );
+    let rss_before = rss_mib();
+    let mut rng = Rng(0xc0de_5eed_0bad_f00d);
+    let started = Instant::now();
+    let mut fed = 0usize;
+    while started.elapsed() < BUDGET {
+        let seed = &seeds[rng.below(seeds.len())];
+        node.feed(&mutate(seed, &mut rng));
+        fed += 1;
+    }
+    assert!(
+        node.controller_answers(),
+        "the controller stopped answering"
+    );
+    assert!(node.answers(), "the broker stopped answering");
+    assert_eq!(node.panics(), 0, "the node panicked (see stderr)");
+    let rss_after = rss_mib();
+    println!(
+        "{} seeds and {fed} mutations in {:?}; RSS {rss_before} -> {rss_after} MiB",
+        seeds.len(),
+        started.elapsed()
+    );
+    assert!(
+        rss_after < rss_before + 512,
+        "memory grew from {rss_before} to {rss_after} MiB"
+    );
+}
