@@ -1,7 +1,9 @@
 //! The free-space floor (`log.dir.min.free.bytes`): below it produce requests are refused
 //! with KAFKA_STORAGE_ERROR and a message saying why, before RocksDB itself runs out of room.
 //! Fetches, offset commits and everything else keep working, and producing resumes by
-//! itself once the space is back (producers retry KAFKA_STORAGE_ERROR).
+//! itself once the space is back (producers retry KAFKA_STORAGE_ERROR). A node with live
+//! peers also hands its leadership over meanwhile (`server::send_heartbeats`), so its
+//! partitions stay writable on replicas with room.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -61,6 +63,11 @@ impl DiskGuard {
     /// (total, available) bytes of the file system holding the data directory, read now.
     pub fn space(&self) -> Option<(u64, u64)> {
         fs_space(&self.dir)
+    }
+
+    /// Whether the data directory was below its free-space floor at the last check.
+    pub fn is_below(&self) -> bool {
+        self.below.load(Ordering::Acquire)
     }
 
     /// Err while the data directory is below its free-space floor.

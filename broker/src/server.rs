@@ -300,7 +300,9 @@ pub async fn serve(
     accept_loops.close();
     signal.cancelled().await;
     tracing::info!("shutting down");
-    controlled_shutdown(&ctx).await;
+    if hand_over_leadership(&ctx).await {
+        tracing::info!("controlled shutdown: leadership moved to other replicas");
+    }
     shutdown.cancel();
     accept_loops.wait().await;
     ready.store(false, Ordering::Release);
@@ -540,21 +542,28 @@ async fn follow_metadata(ctx: Ctx, shutdown: CancellationToken) {
     }
 }
 
-/// Before stopping, hands this broker's partition leadership to other ISR members (by
-/// fencing itself), so clients move on without waiting for a session timeout.
-async fn controlled_shutdown(ctx: &Ctx) {
+/// Hands this broker's partition leadership to other ISR members by fencing itself (before
+/// stopping, so clients move on without waiting for a session timeout; below the free-space
+/// floor). False when no other broker is live or the fencing failed.
+async fn hand_over_leadership(ctx: &Ctx) -> bool {
     let image = ctx.controller.image();
     let others = image.live_brokers().iter().any(|b| *b != ctx.node_id);
     if !others {
-        return;
+        return false;
     }
     let fence = ctx
         .controller
         .execute(sluice_controller::Command::FenceBroker { id: ctx.node_id });
     match tokio::time::timeout(Duration::from_secs(5), fence).await {
-        Ok(Ok(_)) => tracing::info!("controlled shutdown: leadership moved to other replicas"),
-        Ok(Err(e)) => return tracing::warn!(error = %e, "controlled shutdown failed"),
-        Err(_) => return tracing::warn!("controlled shutdown timed out"),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "handing leadership over failed");
+            return false;
+        }
+        Err(_) => {
+            tracing::warn!("handing leadership over timed out");
+            return false;
+        }
     }
     // Once this node's image shows it fenced, its replicas step down: writes waiting for
     // acks as leader are answered NOT_LEADER_OR_FOLLOWER now, not at their timeout.
@@ -577,18 +586,38 @@ async fn controlled_shutdown(ctx: &Ctx) {
         .is_ok()
     {
         if let Err(e) = ctx.replicas.reconcile(&ctx.controller).await {
-            tracing::warn!(error = %e, "stepping down as leader at shutdown");
+            tracing::warn!(error = %e, "stepping down as leader");
         }
     }
+    true
 }
 
 /// Tells the controller leader this broker is alive (it fences brokers that go quiet).
+///
+/// Below the free-space floor, where this node refuses produce requests, it hands its
+/// leadership to replicas with room and stops heartbeating, so the controller keeps it
+/// fenced (Kafka's broker stops when its only log dir fails, to the same end: its
+/// partitions stay writable elsewhere). Heartbeats resume, and unfence it, once space is
+/// back. A node with no live peer keeps serving reads.
 async fn send_heartbeats(ctx: Ctx, shutdown: CancellationToken) {
     let mut interval = tokio::time::interval(ctx.config.broker_heartbeat_interval());
+    let mut stepped_down = false;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
+        }
+        if ctx.disk.is_below() {
+            if !stepped_down && hand_over_leadership(&ctx).await {
+                tracing::warn!("disk below log.dir.min.free.bytes: leadership handed over");
+                stepped_down = true;
+            }
+            if stepped_down {
+                continue;
+            }
+        } else if stepped_down {
+            tracing::info!("free space is back: heartbeating again");
+            stepped_down = false;
         }
         let sent = Instant::now();
         match ctx.controller.heartbeat(ctx.node_id).await {

@@ -71,6 +71,18 @@ impl Node {
     /// heartbeats go through them too. [`Network::isolate`] then cuts one node off; bootstrap
     /// clients with [`Network::bootstrap`]. Ports are fixed up front, so restarts reuse them.
     pub fn start_cluster_behind_proxies(voters: usize, extra: &[&str]) -> (Vec<Node>, Network) {
+        let (nodes, net, _) = Self::start_cluster_on_disks(voters, extra, None);
+        (nodes, net)
+    }
+
+    /// [`Node::start_cluster_behind_proxies`], each node's data dir on a tmpfs of its own of
+    /// `disk_mib` MiB if given (unmounted when the returned disks are dropped, after the
+    /// nodes).
+    pub fn start_cluster_on_disks(
+        voters: usize,
+        extra: &[&str],
+        disk_mib: Option<u64>,
+    ) -> (Vec<Node>, Network, Vec<crate::jepsen::SmallDisk>) {
         let free_port = || format!("127.0.0.1:{}", reserve_port());
         let kafka: Vec<String> = (0..voters).map(|_| free_port()).collect();
         let controller: Vec<String> = (0..voters).map(|_| free_port()).collect();
@@ -120,6 +132,10 @@ impl Node {
         for p in &net.controller {
             p.cut();
         }
+        let disks = nodes
+            .iter()
+            .filter_map(|n| Some(crate::jepsen::SmallDisk::mount(&n.data_dir(), disk_mib?)))
+            .collect();
         for n in nodes.iter_mut() {
             n.spawn();
         }
@@ -172,7 +188,7 @@ impl Node {
                 }
             }
         }
-        (nodes, net)
+        (nodes, net, disks)
     }
 }
 

@@ -84,6 +84,8 @@ fn cells() -> Vec<Cell> {
             cell(Nemesis::RollingRestart, 5, "all"),
             // A paused leader wakes up with a stale image (the leader lease's case).
             cell(Nemesis::PauseFollower, 3, "1"),
+            // A leader whose disk is full hands its partitions over.
+            cell(Nemesis::FillDisk, 3, "all"),
         ],
     };
     // SLUICE_FAULT_ONLY=<part of "<nemesis> <nodes> <acks>"> narrows a run down.
@@ -94,7 +96,9 @@ fn cells() -> Vec<Cell> {
 
 fn run_cell(cell: Cell) -> Outcome {
     let start = Instant::now();
-    let (nodes, net) = Node::start_cluster_behind_proxies(cell.replicas, FAST_FAILOVER);
+    // Dropped after the cluster: the nodes stop before their file systems go.
+    let (nodes, net, _disks) =
+        Node::start_cluster_on_disks(cell.replicas, FAST_FAILOVER, cell.nemesis.disk_mib());
     let bootstrap = net.bootstrap();
     let topic = topic("matrix");
     run_ok(

@@ -1,7 +1,8 @@
 //! The cluster under test and the faults done to it: SIGKILL and SIGSTOP of partition
 //! leaders, followers, the Raft leader and every node at once, network cuts through the
-//! nodes' TCP proxies, rolling restarts. Each fault waits until the cluster has recovered
-//! (every replica back in the ISR) before the next.
+//! nodes' TCP proxies, rolling restarts, a full disk (each node's data dir on a small tmpfs
+//! of its own). Each fault waits until the cluster has recovered (every replica back in the
+//! ISR) before the next.
 
 use std::time::{Duration, Instant};
 
@@ -81,16 +82,20 @@ pub enum Nemesis {
     KillAll,
     /// SIGTERM and restart each node in turn.
     RollingRestart,
+    /// Fill the file system of a partition's leader (a tmpfs of its own) to the last byte
+    /// for 8 s, then free it.
+    FillDisk,
 }
 
 impl Nemesis {
-    pub const ALL: [Nemesis; 6] = [
+    pub const ALL: [Nemesis; 7] = [
         Nemesis::KillLeader,
         Nemesis::PauseFollower,
         Nemesis::KillController,
         Nemesis::IsolateLeader,
         Nemesis::KillAll,
         Nemesis::RollingRestart,
+        Nemesis::FillDisk,
     ];
 
     pub fn name(self) -> &'static str {
@@ -101,6 +106,7 @@ impl Nemesis {
             Nemesis::IsolateLeader => "network-isolate leader",
             Nemesis::KillAll => "kill all nodes",
             Nemesis::RollingRestart => "rolling restart",
+            Nemesis::FillDisk => "fill leader's disk",
         }
     }
 
@@ -113,8 +119,69 @@ impl Nemesis {
             Nemesis::IsolateLeader => cluster.isolate_leader(p),
             Nemesis::KillAll => cluster.kill_all(),
             Nemesis::RollingRestart => cluster.rolling_restart(),
+            Nemesis::FillDisk => cluster.fill_disk(p),
         }
     }
+
+    /// The size of each node's own file system, for the nemeses that need one.
+    pub fn disk_mib(self) -> Option<u64> {
+        (self == Nemesis::FillDisk).then_some(SmallDisk::MIB)
+    }
+}
+
+/// A tmpfs mounted at a node's data dir, unmounted when dropped.
+pub struct SmallDisk {
+    at: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    /// Room for a cell's records many times over, and for the default 100 MiB
+    /// `log.dir.min.free.bytes` floor.
+    pub const MIB: u64 = 384;
+
+    /// Mounts a `mib` MiB tmpfs at `at` (created if missing). Needs root, as CI has.
+    pub fn mount(at: &std::path::Path, mib: u64) -> SmallDisk {
+        std::fs::create_dir_all(at).expect("mount point");
+        crate::run_ok(
+            std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+                .arg(at),
+            Duration::from_secs(10),
+            None,
+        );
+        SmallDisk {
+            at: at.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.at)
+            .status();
+        // The node's temporary dir was removed around the mount point: what is left is empty.
+        let _ = std::fs::remove_dir(&self.at);
+        if let Some(parent) = self.at.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+/// Bytes free on the file system holding `path`.
+fn free_bytes(path: &std::path::Path) -> u64 {
+    let out = crate::run_ok(
+        std::process::Command::new("df")
+            .args(["-B1", "--output=avail"])
+            .arg(path),
+        Duration::from_secs(10),
+        None,
+    );
+    out.lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// The cluster under test: its nodes behind proxies, the topic of the workload, and the
@@ -363,6 +430,56 @@ impl Cluster {
         std::thread::sleep(Duration::from_secs(8).saturating_sub(at.elapsed()));
         self.net.heal();
         self.wait_in_sync("the heal");
+    }
+
+    /// Fill the file system of the leader of partition `p` to the last byte for 8 s (its
+    /// leadership must move meanwhile: producing is refused there), then free it. A node that stopped meanwhile (as Kafka's broker halts when its only log
+    /// dir fails) is started again, as its operator would once the disk has room.
+    pub fn fill_disk(&mut self, p: usize) {
+        let x = self.leader_of(p, &[]);
+        let also = self.also_controller(x);
+        let data = self.nodes[x].data_dir();
+        let at = Instant::now();
+        // Whatever is free, then whatever the node freed or left meanwhile, until nothing is.
+        let mut pieces = 0;
+        while free_bytes(&data) > 0 && pieces < 100 {
+            let chunk = data.join(format!("ballast-{pieces}"));
+            let _ = std::process::Command::new("fallocate")
+                .args(["-l", &free_bytes(&data).to_string()])
+                .arg(&chunk)
+                .status();
+            pieces += 1;
+        }
+        // Below its free-space floor the node hands its leadership to replicas with room.
+        let moved = self.wait_new_leader(p, x, &[]);
+        self.log(
+            format!("disk of node {} (leader of p{p}){also} full for 8 s", x + 1),
+            at,
+            Some(moved),
+        );
+        while at.elapsed() < Duration::from_secs(8) {
+            std::thread::sleep(Duration::from_millis(200));
+            // What the node frees (deleted files) is taken at once.
+            if free_bytes(&data) > 0 {
+                let chunk = data.join(format!("ballast-{pieces}"));
+                let _ = std::process::Command::new("fallocate")
+                    .args(["-l", &free_bytes(&data).to_string()])
+                    .arg(&chunk)
+                    .status();
+                pieces += 1;
+            }
+        }
+        for i in 0..pieces {
+            let _ = std::fs::remove_file(data.join(format!("ballast-{i}")));
+        }
+        if !self.nodes[x].is_running() {
+            eprintln!(
+                "  node {} stopped on its full disk: starting it again",
+                x + 1
+            );
+            self.nodes[x].restart();
+        }
+        self.wait_in_sync("the disk was freed");
     }
 
     /// SIGKILL every node at once; start them all again after a second.
