@@ -10,7 +10,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::request_fuzz::{controller_seeds, mutate, rss_mib, FuzzNode, Port, Rng};
+use support::request_fuzz::{controller_seeds, mutate, rss_mib, write_corpus, FuzzNode, Port, Rng};
 
 /// How long the mutations run.
 const BUDGET: Duration = Duration::from_secs(20);
@@ -19,20 +19,7 @@ const BUDGET: Duration = Duration::from_secs(20);
 fn arbitrary_controller_frames_never_crash_the_node_or_grow_it() {
     let node = FuzzNode::start();
     let seeds = controller_seeds();
-    // SLUICE_FUZZ_CORPUS=<dir>: the seeds become the cargo-fuzz target's starting corpus
-    // (its input: a byte picking the way in, then the bytes sent).
-    if let Some(dir) = std::env::var_os("SLUICE_FUZZ_CORPUS") {
-        std::fs::create_dir_all(&dir).unwrap();
-        for (i, seed) in seeds.iter().enumerate() {
-            let mut file = vec![u8::from(seed.port == Port::Peer)];
-            file.extend(seed.bytes());
-            std::fs::write(
-                std::path::Path::new(&dir).join(format!("seed-{i:04}")),
-                file,
-            )
-            .unwrap();
-        }
-    }
+    write_corpus(&seeds, Port::Peer);
     // Every peer seed is decoded and answered: the mutations start from requests that reach
     // the Raft member, not from ones the decoder refuses.
     for seed in seeds.iter().filter(|s| s.port == Port::Peer) {

@@ -11,7 +11,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::request_fuzz::{
-    mutate, produce_seeds, request_seeds, rss_mib, sasl_seeds, FuzzNode, Port, Rng,
+    mutate, produce_seeds, request_seeds, rss_mib, sasl_seeds, write_corpus, FuzzNode, Port, Rng,
 };
 
 /// How long the mutations run.
@@ -37,20 +37,7 @@ fn arbitrary_request_frames_never_crash_the_node_or_grow_it() {
     );
     seeds.extend(sasl);
     let rss_before = rss_mib();
-    // SLUICE_FUZZ_CORPUS=<dir>: the seeds become the cargo-fuzz target's starting corpus
-    // (its input: a byte picking the listener, then the bytes sent).
-    if let Some(dir) = std::env::var_os("SLUICE_FUZZ_CORPUS") {
-        std::fs::create_dir_all(&dir).unwrap();
-        for (i, seed) in seeds.iter().enumerate() {
-            let mut file = vec![u8::from(seed.port == Port::Sasl)];
-            file.extend(seed.bytes());
-            std::fs::write(
-                std::path::Path::new(&dir).join(format!("seed-{i:04}")),
-                file,
-            )
-            .unwrap();
-        }
-    }
+    write_corpus(&seeds, Port::Sasl);
     for seed in &seeds {
         node.feed(seed);
     }

@@ -4,9 +4,10 @@
 //! peer controller sends them, on its controller listener, either as a process without the
 //! cluster secret or after proving it. It is the harness of the fuzz targets
 //! `fuzz/fuzz_targets/request_frames.rs` and `controller_rpc.rs` (run by hand with
-//! `cargo fuzz`) and of their CI slices (`tests/fuzz_requests.rs`, `tests/fuzz_controller.rs`:
-//! seeds and seeded mutations for a bounded time). A panic anywhere in the node is a finding: the panic hook
-//! counts them (a handler's task would otherwise swallow it).
+//! `cargo fuzz`) and of their CI slices (`tests/fuzz_requests.rs`,
+//! `tests/fuzz_controller.rs`: seeds and seeded mutations for a bounded time). A panic
+//! anywhere in the node is a finding: the panic hook counts them (a handler's task would
+//! otherwise swallow it).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // shared by two harnesses
 
 use std::io::{Read, Write};
@@ -542,6 +543,25 @@ impl Rng {
 
     pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// With `SLUICE_FUZZ_CORPUS=<dir>`, writes `seeds` there as a cargo-fuzz target's starting
+/// corpus: each file a selector byte (1 for seeds sent to `odd`, else 0: the target's way
+/// of picking the listener), then the bytes sent.
+pub fn write_corpus(seeds: &[Input], odd: Port) {
+    let Some(dir) = std::env::var_os("SLUICE_FUZZ_CORPUS") else {
+        return;
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, seed) in seeds.iter().enumerate() {
+        let mut file = vec![u8::from(seed.port == odd)];
+        file.extend(seed.bytes());
+        std::fs::write(
+            std::path::Path::new(&dir).join(format!("seed-{i:04}")),
+            file,
+        )
+        .unwrap();
     }
 }
 

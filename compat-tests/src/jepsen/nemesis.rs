@@ -169,6 +169,15 @@ impl Drop for SmallDisk {
     }
 }
 
+/// Allocates what is free under `data` as its `pieces`-th ballast file.
+fn take_free_space(data: &std::path::Path, pieces: &mut usize) {
+    let _ = std::process::Command::new("fallocate")
+        .args(["-l", &free_bytes(data).to_string()])
+        .arg(data.join(format!("ballast-{pieces}")))
+        .status();
+    *pieces += 1;
+}
+
 /// Bytes free on the file system holding `path`.
 fn free_bytes(path: &std::path::Path) -> u64 {
     let out = crate::run_ok(
@@ -433,8 +442,9 @@ impl Cluster {
     }
 
     /// Fill the file system of the leader of partition `p` to the last byte for 8 s (its
-    /// leadership must move meanwhile: producing is refused there), then free it. A node that stopped meanwhile (as Kafka's broker halts when its only log
-    /// dir fails) is started again, as its operator would once the disk has room.
+    /// leadership must move meanwhile: producing is refused there), then free it. A node
+    /// that stopped meanwhile (as Kafka's broker halts when its only log dir fails) is
+    /// started again, as its operator would once the disk has room.
     pub fn fill_disk(&mut self, p: usize) {
         let x = self.leader_of(p, &[]);
         let also = self.also_controller(x);
@@ -443,12 +453,7 @@ impl Cluster {
         // Whatever is free, then whatever the node freed or left meanwhile, until nothing is.
         let mut pieces = 0;
         while free_bytes(&data) > 0 && pieces < 100 {
-            let chunk = data.join(format!("ballast-{pieces}"));
-            let _ = std::process::Command::new("fallocate")
-                .args(["-l", &free_bytes(&data).to_string()])
-                .arg(&chunk)
-                .status();
-            pieces += 1;
+            take_free_space(&data, &mut pieces);
         }
         // Below its free-space floor the node hands its leadership to replicas with room.
         let moved = self.wait_new_leader(p, x, &[]);
@@ -461,12 +466,7 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(200));
             // What the node frees (deleted files) is taken at once.
             if free_bytes(&data) > 0 {
-                let chunk = data.join(format!("ballast-{pieces}"));
-                let _ = std::process::Command::new("fallocate")
-                    .args(["-l", &free_bytes(&data).to_string()])
-                    .arg(&chunk)
-                    .status();
-                pieces += 1;
+                take_free_space(&data, &mut pieces);
             }
         }
         for i in 0..pieces {
