@@ -8,9 +8,11 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::request_fuzz::{controller_seeds, mutate, rss_mib, write_corpus, FuzzNode, Port, Rng};
+use support::request_fuzz::{
+    controller_seeds, feed_mutations, rss_mib, write_corpus, FuzzNode, Port, Rng,
+};
 
 /// How long the mutations run.
 const BUDGET: Duration = Duration::from_secs(20);
@@ -33,28 +35,12 @@ fn arbitrary_controller_frames_never_crash_the_node_or_grow_it() {
         "the controller stopped answering"
     );
     let rss_before = rss_mib();
-    let mut rng = Rng(0xc0de_5eed_0bad_f00d);
-    let started = Instant::now();
-    let mut fed = 0usize;
-    while started.elapsed() < BUDGET {
-        let seed = &seeds[rng.below(seeds.len())];
-        node.feed(&mutate(seed, &mut rng));
-        fed += 1;
-    }
-    assert!(
-        node.controller_answers(),
-        "the controller stopped answering"
-    );
-    assert!(node.answers(), "the broker stopped answering");
-    assert_eq!(node.panics(), 0, "the node panicked (see stderr)");
-    let rss_after = rss_mib();
-    println!(
-        "{} seeds and {fed} mutations in {:?}; RSS {rss_before} -> {rss_after} MiB",
-        seeds.len(),
-        started.elapsed()
-    );
-    assert!(
-        rss_after < rss_before + 512,
-        "memory grew from {rss_before} to {rss_after} MiB"
+    feed_mutations(
+        &node,
+        &seeds,
+        Rng(0xc0de_5eed_0bad_f00d),
+        BUDGET,
+        rss_before,
+        |n| n.controller_answers() && n.answers(),
     );
 }

@@ -8,10 +8,11 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::request_fuzz::{
-    mutate, produce_seeds, request_seeds, rss_mib, sasl_seeds, write_corpus, FuzzNode, Port, Rng,
+    feed_mutations, produce_seeds, request_seeds, rss_mib, sasl_seeds, write_corpus, FuzzNode,
+    Port, Rng,
 };
 
 /// How long the mutations run.
@@ -43,31 +44,12 @@ fn arbitrary_request_frames_never_crash_the_node_or_grow_it() {
     }
     assert!(node.answers(), "the node stopped answering after the seeds");
     // A fixed seed: a failure replays the same inputs.
-    let mut rng = Rng(0x5eed_f00d_cafe_d00d);
-    let started = Instant::now();
-    let mut fed = 0usize;
-    while started.elapsed() < BUDGET {
-        let seed = &seeds[rng.below(seeds.len())];
-        let input = mutate(seed, &mut rng);
-        node.feed(&input);
-        fed += 1;
-        if fed.is_multiple_of(1000) {
-            assert!(
-                node.answers(),
-                "the node stopped answering after {fed} inputs"
-            );
-        }
-    }
-    assert!(node.answers(), "the node stopped answering");
-    assert_eq!(node.panics(), 0, "the node panicked (see stderr)");
-    let rss_after = rss_mib();
-    println!(
-        "{} seeds and {fed} mutations in {:?}; RSS {rss_before} -> {rss_after} MiB",
-        seeds.len(),
-        started.elapsed()
-    );
-    assert!(
-        rss_after < rss_before + 512,
-        "memory grew from {rss_before} to {rss_after} MiB"
+    feed_mutations(
+        &node,
+        &seeds,
+        Rng(0x5eed_f00d_cafe_d00d),
+        BUDGET,
+        rss_before,
+        |n| n.answers(),
     );
 }

@@ -565,6 +565,44 @@ pub fn write_corpus(seeds: &[Input], odd: Port) {
     }
 }
 
+/// Feeds `node` mutations of `seeds` for `budget`, each on its own connection, checking
+/// every 1000 inputs and at the end that it still `answers`; then that nothing panicked and
+/// that resident memory stayed within 512 MiB of `rss_before`.
+pub fn feed_mutations(
+    node: &FuzzNode,
+    seeds: &[Input],
+    mut rng: Rng,
+    budget: Duration,
+    rss_before: u64,
+    answers: impl Fn(&FuzzNode) -> bool,
+) {
+    let started = std::time::Instant::now();
+    let mut fed = 0usize;
+    while started.elapsed() < budget {
+        let seed = &seeds[rng.below(seeds.len())];
+        node.feed(&mutate(seed, &mut rng));
+        fed += 1;
+        if fed.is_multiple_of(1000) {
+            assert!(
+                answers(node),
+                "the node stopped answering after {fed} inputs"
+            );
+        }
+    }
+    assert!(answers(node), "the node stopped answering");
+    assert_eq!(node.panics(), 0, "the node panicked (see stderr)");
+    let rss_after = rss_mib();
+    println!(
+        "{} seeds and {fed} mutations in {:?}; RSS {rss_before} -> {rss_after} MiB",
+        seeds.len(),
+        started.elapsed()
+    );
+    assert!(
+        rss_after < rss_before + 512,
+        "memory grew from {rss_before} to {rss_after} MiB"
+    );
+}
+
 /// `seed` with one of its frames changed (see [`mutate_frame`]).
 pub fn mutate(seed: &Input, rng: &mut Rng) -> Input {
     let mut out = seed.clone();
