@@ -43,6 +43,9 @@ pub enum BrokerError {
     /// OUT_OF_ORDER_SEQUENCE_NUMBER
     #[error("out of order sequence number")]
     OutOfOrderSequence,
+    /// DUPLICATE_SEQUENCE_NUMBER: appended long ago, offsets forgotten
+    #[error("duplicate sequence number")]
+    DuplicateSequence,
     /// INVALID_PRODUCER_EPOCH
     #[error("producer epoch is stale")]
     InvalidProducerEpoch,
@@ -321,6 +324,7 @@ impl BrokerError {
             Self::InvalidRecord(_) | Self::InvalidRecords { .. } => Code::InvalidRecord,
             Self::MessageTooLarge => Code::MessageTooLarge,
             Self::OutOfOrderSequence => Code::OutOfOrderSequenceNumber,
+            Self::DuplicateSequence => Code::DuplicateSequenceNumber,
             Self::InvalidProducerEpoch => Code::InvalidProducerEpoch,
             Self::Storage(_) => Code::KafkaStorageError,
             Self::NotEnoughReplicas => Code::NotEnoughReplicas,
@@ -451,6 +455,7 @@ impl From<AppendError> for BrokerError {
     fn from(e: AppendError) -> Self {
         match e {
             AppendError::OutOfOrderSequence => Self::OutOfOrderSequence,
+            AppendError::DuplicateSequence => Self::DuplicateSequence,
             AppendError::InvalidProducerEpoch => Self::InvalidProducerEpoch,
             AppendError::CoordinatorFenced => Self::Txn(TxnError::CoordinatorFenced),
             AppendError::TransactionEnded => Self::Txn(TxnError::InvalidTxnState),

@@ -219,14 +219,56 @@ impl Network {
     /// black hole: peers notice at once rather than after a TCP timeout). Only the test
     /// process still reaches it, over HTTP.
     pub fn isolate(&self, i: usize, pid: i32) {
+        self.cut_inbound(i);
+        self.cut_outbound(i, pid);
+    }
+
+    /// [`Network::isolate`] as a black hole: nothing is closed or refused, but no byte moves
+    /// to or from node `i` (peers find out by their own timeouts only) until `heal`.
+    pub fn black_hole(&self, i: usize, pid: i32) {
+        self.kafka[i].black_hole();
+        self.controller[i].black_hole();
+        for p in self.others(i) {
+            p.black_hole_from(pid);
+        }
+    }
+
+    /// One way: node `i` (process `pid`) reaches no one (its heartbeats, Raft messages and
+    /// follower fetches are refused) while everyone, clients included, still reaches it.
+    pub fn cut_outbound(&self, i: usize, pid: i32) {
+        for p in self.others(i) {
+            p.cut_from(pid);
+        }
+    }
+
+    /// The other way: no one reaches node `i` (clients, followers, the Raft leader) while
+    /// its own connections to others go on.
+    pub fn cut_inbound(&self, i: usize) {
         self.kafka[i].cut();
         self.controller[i].cut();
-        for (j, (k, c)) in self.kafka.iter().zip(&self.controller).enumerate() {
-            if j != i {
-                k.cut_from(pid);
-                c.cut_from(pid);
+    }
+
+    /// Every node of `a` and every node of `b` (index, process) stop hearing each other;
+    /// a node in neither (a bridge) still reaches both sides, and clients reach everyone.
+    pub fn cut_between(&self, a: &[(usize, i32)], b: &[(usize, i32)]) {
+        for (x, y) in [(a, b), (b, a)] {
+            for &(i, _) in x {
+                for &(_, pid) in y {
+                    self.kafka[i].cut_from(pid);
+                    self.controller[i].cut_from(pid);
+                }
             }
         }
+    }
+
+    /// The proxies of every node but `i`.
+    fn others(&self, i: usize) -> impl Iterator<Item = &proxy::Proxy> {
+        self.kafka
+            .iter()
+            .zip(&self.controller)
+            .enumerate()
+            .filter(move |(j, _)| *j != i)
+            .flat_map(|(_, (k, c))| [k, c])
     }
 
     /// Lets all traffic through again.

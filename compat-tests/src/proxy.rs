@@ -7,6 +7,11 @@
 //!   process `pid` (looked up in /proc: the client end's socket inode, then the process's
 //!   fds). All test processes share 127.0.0.1, so the process is the only thing that tells
 //!   one node's outgoing connections from another's.
+//! - `black_hole()` and `black_hole_from(pid)` drop nothing and close nothing: bytes stop
+//!   moving both ways (the senders' socket buffers fill up, then their writes block), and
+//!   new connections are accepted but not forwarded, as when packets are lost on the way
+//!   and no reset comes back. Peers notice only by their own timeouts. At `heal()` the
+//!   held bytes and connections go through, as TCP retransmits them once a route is back.
 //!
 //! Put one proxy in front of each listener of a node (Kafka, controller) and advertise the
 //! proxy's address: cutting node X's proxies plus `cut_from(X's pid)` on every other proxy
@@ -25,6 +30,8 @@ struct Conn {
     client_port: u16,
     client: TcpStream,
     upstream: TcpStream,
+    /// In a black hole: its pumps hold what they read until `heal`.
+    frozen: Arc<AtomicBool>,
 }
 
 impl Conn {
@@ -38,7 +45,11 @@ impl Conn {
 struct State {
     cut: bool,
     blocked_pids: HashSet<i32>,
-    /// Bumped by each `cut_from`, so a connection checked before it is checked again.
+    /// Everything in a black hole (`black_hole`), or what these processes opened.
+    held: bool,
+    held_pids: HashSet<i32>,
+    /// Bumped by each `cut_from` and `black_hole_from`, so a connection checked before it
+    /// is checked again.
     cuts: u64,
     conns: HashMap<u64, Conn>,
     /// Processes whose connection attempts to note (see `watch_dialers`).
@@ -90,19 +101,50 @@ impl Proxy {
         let mut s = self.state.lock().unwrap();
         s.blocked_pids.insert(pid);
         s.cuts += 1;
-        let owned = socket_inodes(pid);
-        for c in s.conns.values() {
-            if client_inode(c.client_port, self.port).is_some_and(|i| owned.contains(&i)) {
-                c.close();
-            }
+        for c in self.opened_by(&s, pid) {
+            c.close();
         }
     }
 
-    /// Lets every connection through again.
+    /// The live connections process `pid` opened.
+    fn opened_by<'a>(&self, s: &'a State, pid: i32) -> impl Iterator<Item = &'a Conn> {
+        let owned = socket_inodes(pid);
+        let port = self.port;
+        s.conns
+            .values()
+            .filter(move |c| client_inode(c.client_port, port).is_some_and(|i| owned.contains(&i)))
+    }
+
+    /// Stops every byte both ways, on live and new connections, closing nothing, until
+    /// `heal`.
+    pub fn black_hole(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.held = true;
+        for c in s.conns.values() {
+            c.frozen.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// `black_hole` for the connections of process `pid` only.
+    pub fn black_hole_from(&self, pid: i32) {
+        let mut s = self.state.lock().unwrap();
+        s.held_pids.insert(pid);
+        s.cuts += 1;
+        for c in self.opened_by(&s, pid) {
+            c.frozen.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Lets every connection through again (a black hole's held bytes first).
     pub fn heal(&self) {
         let mut s = self.state.lock().unwrap();
         s.cut = false;
         s.blocked_pids.clear();
+        s.held = false;
+        s.held_pids.clear();
+        for c in s.conns.values() {
+            c.frozen.store(false, Ordering::SeqCst);
+        }
     }
 
     /// From now on notes which of `pids` connect (or try to, while cut): see `dialed`.
@@ -154,12 +196,19 @@ fn accept_loop(
 }
 
 /// Pipes one accepted connection to `target`, unless it is refused.
-fn admit(client: TcpStream, port: u16, target: &str, state: &Arc<Mutex<State>>, stop: &AtomicBool) {
+fn admit(
+    client: TcpStream,
+    port: u16,
+    target: &str,
+    state: &Arc<Mutex<State>>,
+    stop: &Arc<AtomicBool>,
+) {
     static NEXT_ID: AtomicU64 = AtomicU64::new(0);
     let client_port = client.peer_addr().map(|a| a.port()).unwrap_or(0);
-    let (watched, blocked_pids, cuts) = {
+    let (watched, blocked_pids, held_pids, cuts) = {
         let s = state.lock().unwrap();
-        (s.watched.clone(), s.blocked_pids.clone(), s.cuts)
+        let held = s.held_pids.clone();
+        (s.watched.clone(), s.blocked_pids.clone(), held, s.cuts)
     };
     // The /proc lookups run without the lock.
     let dialer = if watched.is_empty() {
@@ -183,6 +232,17 @@ fn admit(client: TcpStream, port: u16, target: &str, state: &Arc<Mutex<State>>, 
         let _ = client.shutdown(Shutdown::Both);
         return;
     }
+    // In a black hole the connection waits, as a SYN retransmitted until a route is back.
+    let from_held = blocked(&held_pids, client_port, port);
+    loop {
+        let s = state.lock().unwrap();
+        let still_held = s.held || (from_held && !s.held_pids.is_empty());
+        if !still_held || s.cut || stop.load(Ordering::SeqCst) {
+            break;
+        }
+        drop(s);
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let Ok(upstream) = TcpStream::connect_timeout(
         &target.parse().expect("target is ip:port"),
         Duration::from_secs(2),
@@ -199,6 +259,7 @@ fn admit(client: TcpStream, port: u16, target: &str, state: &Arc<Mutex<State>>, 
     let (Ok(c3), Ok(u3)) = (client.try_clone(), upstream.try_clone()) else {
         return;
     };
+    let frozen = Arc::new(AtomicBool::new(false));
     {
         let mut s = state.lock().unwrap();
         // A cut may have come in while we connected upstream (or a `cut_from` that swept
@@ -209,28 +270,37 @@ fn admit(client: TcpStream, port: u16, target: &str, state: &Arc<Mutex<State>>, 
             let _ = upstream.shutdown(Shutdown::Both);
             return;
         }
+        let held_since = s.cuts != cuts && blocked(&s.held_pids, client_port, port);
+        frozen.store(s.held || held_since, Ordering::SeqCst);
         s.conns.insert(
             id,
             Conn {
                 client_port,
                 client,
                 upstream,
+                frozen: frozen.clone(),
             },
         );
     }
-    std::thread::spawn(move || pump(c2, u2));
-    pump(u3, c3);
+    let (frozen2, stop2) = (frozen.clone(), stop.clone());
+    std::thread::spawn(move || pump(c2, u2, &frozen2, &stop2));
+    pump(u3, c3, &frozen, stop);
     let gone = state.lock().unwrap().conns.remove(&id);
     if let Some(c) = gone {
         c.close();
     }
 }
 
-/// Copies `from` to `to` until either side closes; then closes both.
-fn pump(mut from: TcpStream, mut to: TcpStream) {
+/// Copies `from` to `to` until either side closes; then closes both. While `frozen`, what
+/// it read (or the close it saw) waits.
+fn pump(mut from: TcpStream, mut to: TcpStream, frozen: &AtomicBool, stop: &AtomicBool) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        match from.read(&mut buf) {
+        let read = from.read(&mut buf);
+        while frozen.load(Ordering::SeqCst) && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        match read {
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 if to.write_all(&buf[..n]).is_err() {
@@ -287,10 +357,10 @@ fn socket_inodes(pid: i32) -> HashSet<u64> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn pipes_then_cuts_then_heals() {
+    /// A server that sends back what it reads; its address.
+    fn echo_server() -> String {
         let echo = TcpListener::bind("127.0.0.1:0").unwrap();
-        let echo_addr = echo.local_addr().unwrap().to_string();
+        let addr = echo.local_addr().unwrap().to_string();
         std::thread::spawn(move || {
             for s in echo.incoming().map_while(Result::ok) {
                 std::thread::spawn(move || {
@@ -300,7 +370,12 @@ mod tests {
                 });
             }
         });
-        let proxy = Proxy::start(&echo_addr);
+        addr
+    }
+
+    #[test]
+    fn pipes_then_cuts_then_heals() {
+        let proxy = Proxy::start(&echo_server());
         let roundtrip = || -> std::io::Result<Vec<u8>> {
             let mut s = TcpStream::connect(&proxy.addr)?;
             s.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -337,5 +412,55 @@ mod tests {
         proxy.cut_from(1); // some other process: ours still refused, nothing else changes
         proxy.heal();
         assert_eq!(roundtrip().unwrap(), b"ping");
+    }
+
+    #[test]
+    fn a_black_hole_holds_bytes_and_connections_until_healed() {
+        let proxy = Proxy::start(&echo_server());
+        let open = || {
+            let s = TcpStream::connect(&proxy.addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            s
+        };
+        let mut live = open();
+        live.write_all(b"a").unwrap();
+        let mut one = [0u8; 1];
+        live.read_exact(&mut one).unwrap();
+
+        proxy.black_hole();
+        live.write_all(b"b").unwrap();
+        let mut late = open();
+        late.write_all(b"c").unwrap();
+        for s in [&mut live, &mut late] {
+            let err = s
+                .read(&mut one)
+                .expect_err("nothing comes back, nothing is closed");
+            assert!(
+                matches!(
+                    err.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "{err}"
+            );
+        }
+        proxy.heal();
+        for (s, sent) in [(&mut live, b'b'), (&mut late, b'c')] {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.read_exact(&mut one).unwrap();
+            assert_eq!(one[0], sent, "held bytes go through after the heal");
+        }
+
+        // Only this process's connections.
+        let me = std::process::id() as i32;
+        proxy.black_hole_from(me);
+        live.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        live.write_all(b"d").unwrap();
+        assert!(live.read(&mut one).is_err(), "held");
+        proxy.heal();
+        live.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        live.read_exact(&mut one).unwrap();
+        assert_eq!(one[0], b'd');
     }
 }

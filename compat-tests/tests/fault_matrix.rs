@@ -13,7 +13,7 @@
 //! report is committed:
 //!
 //! ```sh
-//! # SLUICE_FAULT_ONLY=<part of "<nemesis> <nodes> <acks>", e.g. "kill all" or "restart 5 all">
+//! # SLUICE_FAULT_ONLY=<parts of "<nemesis> <nodes> <acks>", e.g. "kill all,restart 5 all">
 //! SLUICE_FAULT_MATRIX=full SLUICE_FAULT_REPORT=$PWD/compat-tests/faults/REPORT.md \
 //!   cargo test -p sluice-compat-tests --test fault_matrix -- --nocapture
 //! ```
@@ -63,21 +63,9 @@ struct Outcome {
 }
 
 fn cells() -> Vec<Cell> {
-    let cell = |nemesis, replicas, acks| Cell {
-        nemesis,
-        replicas,
-        min_insync: replicas / 2 + 1,
-        acks,
-    };
     let only = std::env::var("SLUICE_FAULT_ONLY").unwrap_or_default();
     let all = match std::env::var("SLUICE_FAULT_MATRIX").as_deref() {
-        Ok("full") => Nemesis::ALL
-            .iter()
-            .flat_map(|n| {
-                [(3, "all"), (5, "all"), (3, "1"), (5, "1")]
-                    .map(|(replicas, acks)| cell(*n, replicas, acks))
-            })
-            .collect(),
+        Ok("full") => full_matrix(),
         // What tests/faults.rs does not do already.
         _ => vec![
             cell(Nemesis::KillAll, 3, "all"),
@@ -86,11 +74,39 @@ fn cells() -> Vec<Cell> {
             cell(Nemesis::PauseFollower, 3, "1"),
             // A leader whose disk is full hands its partitions over.
             cell(Nemesis::FillDisk, 3, "all"),
+            // Peers learn of a silent node by their own timeouts only (the retry of a batch
+            // older than the remembered ones; a deposed controller leader's verdicts).
+            cell(Nemesis::BlackHoleLeader, 3, "all"),
         ],
     };
-    // SLUICE_FAULT_ONLY=<part of "<nemesis> <nodes> <acks>"> narrows a run down.
+    // SLUICE_FAULT_ONLY=<part of "<nemesis> <nodes> <acks>">[,<another part>...] narrows a
+    // run down.
     all.into_iter()
-        .filter(|c| format!("{} {} {}", c.nemesis.name(), c.replicas, c.acks).contains(&only))
+        .filter(|c| {
+            let name = format!("{} {} {}", c.nemesis.name(), c.replicas, c.acks);
+            only.split(',').any(|part| name.contains(part))
+        })
+        .collect()
+}
+
+/// `nemesis` on `replicas` nodes (the replication factor) with a majority as min ISR.
+fn cell(nemesis: Nemesis, replicas: usize, acks: &'static str) -> Cell {
+    Cell {
+        nemesis,
+        replicas,
+        min_insync: replicas / 2 + 1,
+        acks,
+    }
+}
+
+/// Every nemesis on 3 and 5 nodes, with acks=all and acks=1.
+fn full_matrix() -> Vec<Cell> {
+    Nemesis::ALL
+        .iter()
+        .flat_map(|n| {
+            [(3, "all"), (5, "all"), (3, "1"), (5, "1")]
+                .map(|(replicas, acks)| cell(*n, replicas, acks))
+        })
         .collect()
 }
 
@@ -192,14 +208,19 @@ const HEADER: &str = "| nemesis | nodes = RF | min ISR | acks | s | faults | ack
      availability | verdict |\n\
      |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
 
-fn row(cell: &Cell, outcome: &Result<Outcome, String>) -> String {
-    let head = format!(
+/// A row's first cells, which name its cell of the matrix.
+fn row_head(cell: &Cell) -> String {
+    format!(
         "| {} | {} | {} | {} |",
         cell.nemesis.name(),
         cell.replicas,
         cell.min_insync,
         cell.acks
-    );
+    )
+}
+
+fn row(cell: &Cell, outcome: &Result<Outcome, String>) -> String {
+    let head = row_head(cell);
     match outcome {
         Err(why) => format!("{head} FAILED: {} |\n", why.replace(['|', '\n'], " ")),
         Ok(o) => {
@@ -233,10 +254,35 @@ fn row(cell: &Cell, outcome: &Result<Outcome, String>) -> String {
     }
 }
 
+/// The report's table: this run's rows, and the rows of the cells it did not run as the
+/// report had them, in the matrix's order; then each run's line (this run's last).
+fn merged_table(old: &str, rows: &[(String, String)], run: &str) -> String {
+    let mut table = String::from(HEADER);
+    for cell in full_matrix() {
+        let head = row_head(&cell);
+        let new = rows
+            .iter()
+            .find(|(h, _)| *h == head)
+            .map(|(_, l)| l.clone());
+        let kept = || {
+            old.lines()
+                .find(|l| l.starts_with(&format!("{head} ")))
+                .map(|l| format!("{l}\n"))
+        };
+        table.push_str(&new.or_else(kept).unwrap_or_default());
+    }
+    let _ = writeln!(table, "\nThe runs that made this table:\n");
+    let earlier = old.lines().filter(|l| l.contains(" cells in "));
+    for line in earlier.chain([run]) {
+        let _ = writeln!(table, "- {}", line.trim_start_matches("- "));
+    }
+    table
+}
+
 #[test]
 fn every_nemesis_of_the_matrix_leaves_no_anomaly() {
     let started = Instant::now();
-    let mut table = String::from(HEADER);
+    let mut rows = Vec::new();
     let mut failed = Vec::new();
     for cell in cells() {
         eprintln!("=== {cell:?} ===");
@@ -258,25 +304,34 @@ fn every_nemesis_of_the_matrix_leaves_no_anomaly() {
                 eprintln!("  {p}");
             }
         }
-        table.push_str(&line);
+        rows.push((row_head(&cell), line));
     }
-    let mut report = String::new();
-    let _ = writeln!(
-        report,
-        "{table}\n{} cells in {} s.",
-        table.lines().count() - 2,
+    let day = run_ok(
+        Command::new("date").args(["-u", "+%F"]),
+        Duration::from_secs(5),
+        None,
+    );
+    let run = format!(
+        "{}: {} cells in {} s.",
+        day.trim(),
+        rows.len(),
         started.elapsed().as_secs()
     );
-    eprintln!("\n{report}");
+    eprintln!(
+        "\n{HEADER}{}\n{run}",
+        rows.iter().map(|(_, l)| l.as_str()).collect::<String>()
+    );
     if let Ok(path) = std::env::var("SLUICE_FAULT_REPORT") {
-        let intro = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|old| {
-                old.split_once("<!-- table -->\n")
-                    .map(|(i, _)| i.to_string())
-            })
-            .unwrap_or_default();
-        std::fs::write(&path, format!("{intro}<!-- table -->\n{report}")).unwrap();
+        let old = std::fs::read_to_string(&path).unwrap_or_default();
+        let (intro, old_table) = old.split_once("<!-- table -->\n").unwrap_or((&old, ""));
+        std::fs::write(
+            &path,
+            format!(
+                "{intro}<!-- table -->\n{}",
+                merged_table(old_table, &rows, &run)
+            ),
+        )
+        .unwrap();
     }
     assert!(failed.is_empty(), "cells with anomalies: {failed:#?}");
 }

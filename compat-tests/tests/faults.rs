@@ -24,7 +24,9 @@ use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sluice_compat_tests::jepsen::{self, analyze, print_failovers, Cluster, Consumer, History};
+use sluice_compat_tests::jepsen::{
+    self, analyze, print_failovers, Cluster, Consumer, History, Isolation,
+};
 use sluice_compat_tests::{launcher, run_ok, topic, Node, FAST_FAILOVER};
 
 const PARTITIONS: usize = 4;
@@ -79,7 +81,7 @@ fn jepsen_style_nemesis_loses_nothing_acknowledged() {
     eprintln!("nemesis (c): controller leader SIGKILLed");
     c.kill_controller_leader();
     eprintln!("nemesis (d): network cut of a partition leader");
-    c.isolate_leader(3);
+    c.isolate_leader(3, Isolation::Reset);
     std::thread::sleep(Duration::from_secs(2)); // writes after the last fault
     let nemesis_end = Instant::now();
     let nemesis_time = nemesis_end - nemesis_start;

@@ -84,6 +84,18 @@ struct Liveness {
     leader_since: Option<Instant>,
     /// The previous liveness check, to notice that this process was paused.
     last_check: Option<Instant>,
+    /// Leading, but no quorum of voters' brokers heard for a session: this node is the one
+    /// cut off (see `fence_silent_brokers`).
+    deaf: bool,
+}
+
+impl Liveness {
+    /// Broker `id` heartbeated within `session` before `now` (a leader since `since` counts
+    /// from then: brokers get a whole session after an election).
+    fn heard(&self, id: i32, since: Instant, now: Instant, session: Duration) -> bool {
+        let last = self.last_heartbeat.get(&id).copied().unwrap_or(since);
+        now.duration_since(last.max(since)) <= session
+    }
 }
 
 /// How often the leader looks for silent brokers.
@@ -214,27 +226,37 @@ impl ControllerClient {
             if left.is_zero() {
                 return Err(no_quorum());
             }
-            let leader = match tokio::time::timeout(left, self.raft.client_write(command.clone()))
-                .await
-            {
-                Err(_) => return Err(no_quorum()),
-                Ok(Ok(r)) => {
-                    self.wait_applied(r.log_id.index).await?;
-                    return Ok(r.data);
-                }
-                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => f.leader_node,
-                Ok(Err(e)) => return Err(ControllerError::Raft(e.to_string())),
-            };
-            if let Some(node) = leader {
+            let leader =
+                match tokio::time::timeout(left, self.raft.client_write(command.clone())).await {
+                    Err(_) => return Err(no_quorum()),
+                    Ok(Ok(r)) => {
+                        self.wait_applied(r.log_id.index).await?;
+                        return Ok(r.data);
+                    }
+                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                        f.leader_id.zip(f.leader_node)
+                    }
+                    Ok(Err(e)) => return Err(ControllerError::Raft(e.to_string())),
+                };
+            if let Some((id, node)) = leader {
                 let req = Request::Execute(command.clone());
-                match rpc::call_once(
+                let forwarded = rpc::call_once(
                     &node.addr,
                     self.secret.as_ref(),
                     &req,
                     FORWARD_TIMEOUT.min(left),
-                )
-                .await
-                {
+                );
+                // A leader cut off without a reset (packets lost) would hold the call for
+                // the whole timeout, and with it an ISR change every acks=all write waits
+                // for: once another leader is elected, ask that one instead.
+                let answer = tokio::select! {
+                    answer = forwarded => answer,
+                    () = self.leader_other_than(id) => {
+                        tracing::info!(old = id, "controller leader replaced during a forwarded command; asking the new one");
+                        continue;
+                    }
+                };
+                match answer {
                     Ok(Response::Executed(Ok((result, index)))) => {
                         self.wait_applied(index).await?;
                         return Ok(result);
@@ -395,6 +417,24 @@ impl ControllerClient {
             .is_some()
     }
 
+    /// Resolves once this node's Raft follows a leader other than `leader`.
+    async fn leader_other_than(&self, leader: u64) {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if metrics
+                .borrow_and_update()
+                .current_leader
+                .is_some_and(|l| l != leader)
+            {
+                return;
+            }
+            if metrics.changed().await.is_err() {
+                // Raft stopped: only the call's own timeout ends the wait.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     async fn wait_applied(&self, index: u64) -> Result<(), ControllerError> {
         self.wait_applied_for(index, EXECUTE_TIMEOUT).await
     }
@@ -547,6 +587,13 @@ impl ControllerClient {
                         )));
                     }
                     l.last_heartbeat.insert(broker_id, Instant::now());
+                    // A leader the quorum may have replaced grants no lease: the broker
+                    // (its own included) would go on serving on a stale image.
+                    if l.deaf {
+                        return Response::HeartbeatTaken(Err(RemoteError::Failed(
+                            "this controller leader hears no quorum of voters".into(),
+                        )));
+                    }
                 }
                 // Read after the `fencing` check: a fencing of this broker is either still
                 // in the set (refused above) or applied by now, so within this index.
@@ -593,6 +640,10 @@ impl ControllerClient {
                     .is_some_and(|t| now.duration_since(t) > 4 * LIVENESS_CHECK);
                 if !leading {
                     l.leader_since = None;
+                    if l.deaf {
+                        l.deaf = false;
+                        self.raft.runtime_config().heartbeat(true);
+                    }
                     continue;
                 }
                 if paused {
@@ -603,15 +654,49 @@ impl ControllerClient {
                     l.leader_since = Some(now);
                 }
                 let since = *l.leader_since.get_or_insert(now);
+                // Every voter is a broker too: a leader hearing fewer than a quorum of them
+                // either has no quorum (nothing it decides commits) or cannot receive while
+                // its own messages still go out (openraft pushes, so its followers would
+                // never elect another). Either way it is the one cut off: it fences no one
+                // and stops its Raft heartbeats, so the others elect a leader they can
+                // reach (KRaft's leader resigns for the same silence: check quorum).
+                let voters: Vec<u64> = self
+                    .raft
+                    .metrics()
+                    .borrow()
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .collect();
+                let heard_voters = voters
+                    .iter()
+                    .filter(|v| {
+                        **v == self.node_id || l.heard(**v as i32, since, now, self.session_timeout)
+                    })
+                    .count();
+                let deaf = heard_voters < voters.len() / 2 + 1;
+                if deaf != l.deaf {
+                    l.deaf = deaf;
+                    self.raft.runtime_config().heartbeat(!deaf);
+                    if deaf {
+                        tracing::warn!(
+                            heard = heard_voters,
+                            voters = voters.len(),
+                            "this controller leader hears no quorum of voters' brokers: \
+                             stepping aside"
+                        );
+                    } else {
+                        tracing::info!("this controller leader hears a quorum again");
+                    }
+                }
+                if deaf {
+                    continue;
+                }
                 let silent: Vec<i32> = self
                     .image()
                     .brokers
                     .values()
-                    .filter(|b| !b.fenced)
-                    .filter(|b| {
-                        let last = l.last_heartbeat.get(&b.id).copied().unwrap_or(since);
-                        now.duration_since(last.max(since)) > self.session_timeout
-                    })
+                    .filter(|b| !b.fenced && !l.heard(b.id, since, now, self.session_timeout))
                     .map(|b| b.id)
                     .collect();
                 l.fencing.extend(&silent);
@@ -619,8 +704,14 @@ impl ControllerClient {
             };
             for id in silent {
                 tracing::warn!(broker_id = id, "broker missed its heartbeats: fencing");
-                if let Err(e) = self.execute(Command::FenceBroker { id }).await {
-                    tracing::warn!(broker_id = id, error = %e, "fencing failed");
+                // Written here or nowhere, never forwarded: the silence was measured by this
+                // leader. Deposed meanwhile (cut off, it heard no one's heartbeats), its
+                // verdict is void; forwarded, it would fence healthy brokers on the new leader.
+                let write = self.raft.client_write(Command::FenceBroker { id });
+                match tokio::time::timeout(EXECUTE_TIMEOUT, write).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(broker_id = id, error = %e, "fencing failed"),
+                    Err(_) => tracing::warn!(broker_id = id, "fencing failed: no quorum"),
                 }
                 if let Ok(mut l) = self.liveness.lock() {
                     l.fencing.remove(&id);

@@ -69,6 +69,9 @@ pub enum AppendError {
     /// A gap in an idempotent producer's sequence numbers.
     #[error("out of order sequence number")]
     OutOfOrderSequence,
+    /// A retry of a batch appended before the batches whose offsets are remembered.
+    #[error("duplicate of a batch appended before the last 5 of its producer")]
+    DuplicateSequence,
     /// An idempotent producer's epoch older than one already seen.
     #[error("producer epoch is stale")]
     InvalidProducerEpoch,
@@ -396,6 +399,7 @@ fn apply_entry(
                     continue;
                 }
                 SequenceCheck::StaleEpoch => return Err(AppendError::InvalidProducerEpoch),
+                SequenceCheck::DuplicateBeyondMemory => return Err(AppendError::DuplicateSequence),
                 SequenceCheck::Append | SequenceCheck::OutOfOrder => {}
             }
             let ended = header.is_transactional()
@@ -407,6 +411,14 @@ fn apply_entry(
                 return Err(AppendError::TransactionEnded);
             }
             if matches!(check, SequenceCheck::OutOfOrder) {
+                tracing::debug!(
+                    partition = log.cf_name(),
+                    producer_id = header.producer_id,
+                    epoch = header.producer_epoch,
+                    base_sequence = header.base_sequence,
+                    known = ?w.producers.get(header.producer_id),
+                    "out of order sequence"
+                );
                 return Err(AppendError::OutOfOrderSequence);
             }
         }

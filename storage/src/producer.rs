@@ -63,6 +63,10 @@ pub enum SequenceCheck {
     Duplicate(CachedBatch),
     /// A gap or reordering: OUT_OF_ORDER_SEQUENCE_NUMBER.
     OutOfOrder,
+    /// A retry of a batch older than the batches remembered: appended long ago (this
+    /// epoch's sequences were taken only in order, and later ones followed it), but its
+    /// offsets are forgotten: DUPLICATE_SEQUENCE_NUMBER, which clients count as delivered.
+    DuplicateBeyondMemory,
     /// An older epoch than the one already seen: INVALID_PRODUCER_EPOCH.
     StaleEpoch,
 }
@@ -235,8 +239,16 @@ impl ProducerStates {
         {
             return SequenceCheck::Duplicate(*dup);
         }
-        match entry.batches.back() {
-            Some(last) if h.base_sequence != next_seq(last.last_seq) => SequenceCheck::OutOfOrder,
+        match (entry.batches.front(), entry.batches.back()) {
+            (Some(first), Some(last)) if h.base_sequence != next_seq(last.last_seq) => {
+                // Sequences wrap at i32::MAX: "older" only within this run of them.
+                let older = last_seq < first.first_seq && first.first_seq <= last.last_seq;
+                if older && entry.batches.len() == MAX_CACHED_BATCHES {
+                    SequenceCheck::DuplicateBeyondMemory
+                } else {
+                    SequenceCheck::OutOfOrder
+                }
+            }
             _ => SequenceCheck::Append,
         }
     }
@@ -370,6 +382,34 @@ mod tests {
         assert_eq!(e.batches.front().unwrap().first_seq, 2);
         assert_eq!(ProducerEntry::decode(&e.encode()).unwrap(), *e);
         assert!(ProducerEntry::decode(&e.encode()[..10]).is_err());
+    }
+
+    #[test]
+    fn a_retry_older_than_the_remembered_batches_is_a_duplicate_without_offsets() {
+        let mut s = ProducerStates::default();
+        for i in 0..3 {
+            s.record(&header(0, i, 1), i64::from(i));
+        }
+        // Fewer than five remembered: the producer's state began with them, so what came
+        // before them is unknown here.
+        s.entries.get_mut(&42).unwrap().batches.pop_front();
+        assert_eq!(s.check(&header(0, 0, 1)), SequenceCheck::OutOfOrder);
+        for i in 3..9 {
+            s.record(&header(0, i, 1), i64::from(i));
+        }
+        // Sequences 4..=8 remembered; 0..=3 were appended before them, in order.
+        assert_eq!(
+            s.check(&header(0, 1, 2)),
+            SequenceCheck::DuplicateBeyondMemory
+        );
+        assert!(matches!(
+            s.check(&header(0, 4, 1)),
+            SequenceCheck::Duplicate(_)
+        ));
+        // Straddling the oldest remembered batch, or ahead: a gap.
+        assert_eq!(s.check(&header(0, 3, 2)), SequenceCheck::OutOfOrder);
+        assert_eq!(s.check(&header(0, 10, 1)), SequenceCheck::OutOfOrder);
+        assert_eq!(s.check(&header(0, 9, 1)), SequenceCheck::Append);
     }
 
     #[test]

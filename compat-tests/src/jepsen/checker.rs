@@ -81,8 +81,20 @@ pub fn seq(value: &str) -> Option<(char, u64)> {
 /// Analyses a history; divergence is the cluster's to measure (see `Cluster::divergence`).
 pub fn analyze(h: &History) -> Anomalies {
     let mut a = Anomalies::default();
+    // An ack without an offset (-1: DUPLICATE_SEQUENCE_NUMBER, a retry of a batch appended
+    // so long ago that the broker forgot its offsets) holds if the value is in its partition.
+    let stored_values: std::collections::HashSet<(i32, &str)> = h
+        .stored
+        .iter()
+        .map(|((p, _), v)| (*p, v.as_str()))
+        .collect();
     for ack in h.acks {
-        if h.stored.get(&(ack.partition, ack.offset)) != Some(&ack.value) {
+        let held = if ack.offset < 0 {
+            stored_values.contains(&(ack.partition, ack.value.as_str()))
+        } else {
+            h.stored.get(&(ack.partition, ack.offset)) == Some(&ack.value)
+        };
+        if !held {
             a.lost += 1;
             a.note(
                 a.lost,
@@ -272,7 +284,13 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k, v.to_string()))
         .collect();
-        let acks = [ack(0, 0, "j0"), ack(0, 6, "j3")]; // j3 lost
+        // j3 lost; r1 acknowledged without an offset and stored; j7 likewise, not stored.
+        let acks = [
+            ack(0, 0, "j0"),
+            ack(0, 6, "j3"),
+            ack(0, -1, "r1"),
+            ack(0, -1, "j7"),
+        ];
         let reads = [
             (
                 "a",
@@ -293,7 +311,7 @@ mod tests {
         });
         assert_eq!(
             (a.lost, a.duplicated, a.out_of_order),
-            (1, 1, 1),
+            (2, 1, 1),
             "{:?}",
             a.problems
         );

@@ -1,8 +1,9 @@
 //! The cluster under test and the faults done to it: SIGKILL and SIGSTOP of partition
-//! leaders, followers, the Raft leader and every node at once, network cuts through the
-//! nodes' TCP proxies, rolling restarts, a full disk (each node's data dir on a small tmpfs
-//! of its own). Each fault waits until the cluster has recovered (every replica back in the
-//! ISR) before the next.
+//! leaders, followers, the Raft leader and every node at once; network faults through the
+//! nodes' TCP proxies (a node cut off with resets or into a black hole, one-way cuts either
+//! way, a bridge between two sides); rolling restarts; a full disk (each node's data dir on
+//! a small tmpfs of its own). Each fault waits until the cluster has recovered (every
+//! replica back in the ISR) before the next.
 
 use std::time::{Duration, Instant};
 
@@ -78,6 +79,15 @@ pub enum Nemesis {
     KillController,
     /// Cut a partition's leader off the network (its proxies refuse everything), then heal.
     IsolateLeader,
+    /// The same as a black hole: no byte moves to or from it, nothing is closed.
+    BlackHoleLeader,
+    /// One way: a partition's leader reaches no one, everyone still reaches it.
+    LeaderCannotSend,
+    /// The other way: no one reaches a partition's leader, its own connections go on.
+    LeaderCannotReceive,
+    /// Two sides that no longer hear each other, one node (a bridge) hearing both: the
+    /// partition's leader on one side with fewer than a quorum.
+    Bridge,
     /// SIGKILL every node at once, then start them all again.
     KillAll,
     /// SIGTERM and restart each node in turn.
@@ -88,11 +98,15 @@ pub enum Nemesis {
 }
 
 impl Nemesis {
-    pub const ALL: [Nemesis; 7] = [
+    pub const ALL: [Nemesis; 11] = [
         Nemesis::KillLeader,
         Nemesis::PauseFollower,
         Nemesis::KillController,
         Nemesis::IsolateLeader,
+        Nemesis::BlackHoleLeader,
+        Nemesis::LeaderCannotSend,
+        Nemesis::LeaderCannotReceive,
+        Nemesis::Bridge,
         Nemesis::KillAll,
         Nemesis::RollingRestart,
         Nemesis::FillDisk,
@@ -104,6 +118,10 @@ impl Nemesis {
             Nemesis::PauseFollower => "pause follower",
             Nemesis::KillController => "kill Raft leader",
             Nemesis::IsolateLeader => "network-isolate leader",
+            Nemesis::BlackHoleLeader => "black-hole leader",
+            Nemesis::LeaderCannotSend => "leader cannot send",
+            Nemesis::LeaderCannotReceive => "leader cannot receive",
+            Nemesis::Bridge => "bridge",
             Nemesis::KillAll => "kill all nodes",
             Nemesis::RollingRestart => "rolling restart",
             Nemesis::FillDisk => "fill leader's disk",
@@ -116,7 +134,11 @@ impl Nemesis {
             Nemesis::KillLeader => cluster.kill_leader(p),
             Nemesis::PauseFollower => cluster.pause_follower(p),
             Nemesis::KillController => cluster.kill_controller_leader(),
-            Nemesis::IsolateLeader => cluster.isolate_leader(p),
+            Nemesis::IsolateLeader => cluster.isolate_leader(p, Isolation::Reset),
+            Nemesis::BlackHoleLeader => cluster.isolate_leader(p, Isolation::BlackHole),
+            Nemesis::LeaderCannotSend => cluster.isolate_leader(p, Isolation::Outbound),
+            Nemesis::LeaderCannotReceive => cluster.deafen_leader(p),
+            Nemesis::Bridge => cluster.bridge(p),
             Nemesis::KillAll => cluster.kill_all(),
             Nemesis::RollingRestart => cluster.rolling_restart(),
             Nemesis::FillDisk => cluster.fill_disk(p),
@@ -128,6 +150,20 @@ impl Nemesis {
         (self == Nemesis::FillDisk).then_some(SmallDisk::MIB)
     }
 }
+
+/// How `Cluster::isolate_leader` cuts a node off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Every connection to and from it closed and refused.
+    Reset,
+    /// No byte moves to or from it; nothing closed.
+    BlackHole,
+    /// Its own connections refused; others still reach it.
+    Outbound,
+}
+
+/// How long each network fault lasts.
+const NETWORK_FAULT: Duration = Duration::from_secs(8);
 
 /// A tmpfs mounted at a node's data dir, unmounted when dropped.
 pub struct SmallDisk {
@@ -410,35 +446,128 @@ impl Cluster {
         self.wait_in_sync("the restart");
     }
 
-    /// Cut the leader of partition `p` off the network for 8 s, then heal.
-    pub fn isolate_leader(&mut self, p: usize) {
+    /// Cut the leader of partition `p` off the network (`how`) for 8 s, then heal. It can no
+    /// longer heartbeat, so the controller fences it and leadership moves.
+    pub fn isolate_leader(&mut self, p: usize, how: Isolation) {
         let x = self.leader_of(p, &[]);
         let also = self.also_controller(x);
+        let pid = self.nodes[x].pid();
         let at = Instant::now();
-        self.net.isolate(x, self.nodes[x].pid());
+        match how {
+            Isolation::Reset => self.net.isolate(x, pid),
+            Isolation::BlackHole => self.net.black_hole(x, pid),
+            Isolation::Outbound => self.net.cut_outbound(x, pid),
+        }
         let moved = self.wait_new_leader(p, x, &[x]);
         // The cut is real: the controller no longer hears the node.
-        let brokers: Value =
-            serde_json::from_str(&http_get(&self.view(&[x]).http, "/admin/brokers")).unwrap();
-        assert!(
-            brokers
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|b| b["id"] == x as u64 + 1 && b["fenced"] == true),
-            "the cut-off node is fenced: {brokers}"
-        );
+        assert!(self.is_fenced(x), "node {} is fenced", x + 1);
+        let what = match how {
+            Isolation::Reset => "network cut",
+            Isolation::BlackHole => "black hole",
+            Isolation::Outbound => "outbound cut",
+        };
         self.log(
-            format!(
-                "network cut of node {} (leader of p{p}){also} for 8 s",
-                x + 1
-            ),
+            format!("{what} of node {} (leader of p{p}){also} for 8 s", x + 1),
             at,
             Some(moved),
         );
-        std::thread::sleep(Duration::from_secs(8).saturating_sub(at.elapsed()));
+        std::thread::sleep(NETWORK_FAULT.saturating_sub(at.elapsed()));
         self.net.heal();
         self.wait_in_sync("the heal");
+    }
+
+    /// No one reaches the leader of partition `p` for 8 s while its own connections go on:
+    /// its heartbeats still reach the controller, so it is not fenced (as in Kafka), but its
+    /// followers cannot fetch and producers cannot reach it. What matters is what it
+    /// acknowledges meanwhile and that it catches up after.
+    pub fn deafen_leader(&mut self, p: usize) {
+        let x = self.leader_of(p, &[]);
+        let also = self.also_controller(x);
+        let at = Instant::now();
+        self.net.cut_inbound(x);
+        self.log(
+            format!(
+                "inbound cut of node {} (leader of p{p}){also} for 8 s",
+                x + 1
+            ),
+            at,
+            None,
+        );
+        std::thread::sleep(NETWORK_FAULT.saturating_sub(at.elapsed()));
+        let seen = &partitions(self.view(&[x]), &self.topic)[p];
+        eprintln!(
+            "  after 8 s p{p} has leader {} and ISR {:?} (node {} is {})",
+            seen.leader,
+            seen.isr,
+            x + 1,
+            if self.is_fenced(x) {
+                "fenced"
+            } else {
+                "not fenced"
+            }
+        );
+        self.net.heal();
+        self.wait_in_sync("the heal");
+    }
+
+    /// For 8 s the nodes split in two sides that cannot hear each other, joined by one node
+    /// that hears both: the leader of partition `p` on a side with fewer than a quorum
+    /// (itself on 3 nodes, itself and one more on 5), the bridge, then the rest. Clients
+    /// still reach every node.
+    pub fn bridge(&mut self, p: usize) {
+        let x = self.leader_of(p, &[]);
+        let others: Vec<usize> = (0..self.nodes.len()).filter(|i| *i != x).collect();
+        let half = (self.nodes.len() - 1) / 2;
+        let side = |ids: &[usize]| -> Vec<(usize, i32)> {
+            ids.iter().map(|i| (*i, self.nodes[*i].pid())).collect()
+        };
+        let mut a = vec![x];
+        a.extend(&others[..half - 1]);
+        let bridge = others[half - 1];
+        let b = &others[half..];
+        let at = Instant::now();
+        self.net.cut_between(&side(&a), &side(b));
+        let show = |ids: &[usize]| ids.iter().map(|i| i + 1).collect::<Vec<_>>();
+        // The cut is real: p's followers on the far side leave its ISR.
+        let far: Vec<u64> = b.iter().map(|i| *i as u64 + 1).collect();
+        let shrunk = wait_until(
+            "p's far-side followers out of its ISR",
+            Duration::from_secs(30),
+            || {
+                partitions(&self.nodes[bridge], &self.topic)
+                    .get(p)
+                    .is_some_and(|x| !x.isr.iter().any(|r| far.contains(r)))
+            },
+        );
+        eprintln!(
+            "  p{p}'s ISR lost the far side after {} ms",
+            shrunk.as_millis()
+        );
+        self.log(
+            format!(
+                "bridge: nodes {:?} (leader of p{p}) | node {} | nodes {:?} for 8 s",
+                show(&a),
+                bridge + 1,
+                show(b)
+            ),
+            at,
+            None,
+        );
+        std::thread::sleep(NETWORK_FAULT.saturating_sub(at.elapsed()));
+        self.net.heal();
+        self.wait_in_sync("the heal");
+    }
+
+    /// Node index `i` is fenced, as the other nodes' controller sees it.
+    fn is_fenced(&self, i: usize) -> bool {
+        let brokers: Value =
+            serde_json::from_str(&http_get(&self.view(&[i]).http, "/admin/brokers"))
+                .unwrap_or(Value::Null);
+        brokers
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|b| b["id"] == i as u64 + 1 && b["fenced"] == true)
     }
 
     /// Fill the file system of the leader of partition `p` to the last byte for 8 s (its

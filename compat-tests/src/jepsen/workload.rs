@@ -2,7 +2,7 @@
 //! producers printing every acknowledged record, consumers printing every record they read,
 //! a group member printing every acknowledged offset commit.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -77,8 +77,18 @@ impl Producer {
         let n = nacks.clone();
         let log = Arc::new(Mutex::new(std::collections::VecDeque::new()));
         let l = log.clone();
+        // With SLUICE_KEEP_LOGS, every line of it too.
+        let mut kept = std::env::var_os("SLUICE_KEEP_LOGS").and_then(|dir| {
+            let path =
+                std::path::Path::new(&dir).join(format!("{name}-producer-{}.log", child.id()));
+            let _ = std::fs::create_dir_all(&dir);
+            std::fs::File::create(path).ok()
+        });
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if let Some(f) = kept.as_mut() {
+                    let _ = writeln!(f, "{line}");
+                }
                 if line.starts_with("NACK") || line.starts_with("FAIL") {
                     n.lock().unwrap().push(line);
                 } else {
