@@ -239,6 +239,12 @@ impl ProducerStates {
         {
             return SequenceCheck::Duplicate(*dup);
         }
+        // A known epoch with nothing remembered (a transaction marker began it) starts at
+        // sequence 0, as in Kafka: anything else is a gap. Accepting it let a transaction's
+        // second batch in ahead of its first, whose retry was then refused for ever.
+        if entry.batches.is_empty() && h.base_sequence != 0 {
+            return SequenceCheck::OutOfOrder;
+        }
         match (entry.batches.front(), entry.batches.back()) {
             (Some(first), Some(last)) if h.base_sequence != next_seq(last.last_seq) => {
                 // Sequences wrap at i32::MAX: "older" only within this run of them.
@@ -360,6 +366,17 @@ mod tests {
         }
         assert_eq!(s.check(&header(0, 3, 1)), SequenceCheck::Append);
         assert_eq!(s.check(&header(0, 5, 1)), SequenceCheck::OutOfOrder);
+    }
+
+    #[test]
+    fn a_new_epoch_begun_by_a_marker_starts_at_sequence_zero() {
+        let mut s = ProducerStates::default();
+        s.record(&header(3, 0, 4), 0);
+        // Transaction version 2: the marker ending epoch 3's transaction bumps it to 4.
+        let marker = validate(&make_batch(1, 42, 4, -1, 0)).unwrap();
+        s.end_txn(&marker, 0);
+        assert_eq!(s.check(&header(4, 32, 1)), SequenceCheck::OutOfOrder);
+        assert_eq!(s.check(&header(4, 0, 32)), SequenceCheck::Append);
     }
 
     #[test]
