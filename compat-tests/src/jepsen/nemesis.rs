@@ -162,6 +162,16 @@ pub enum Isolation {
     Outbound,
 }
 
+impl Isolation {
+    fn name(self) -> &'static str {
+        match self {
+            Isolation::Reset => "network cut",
+            Isolation::BlackHole => "black hole",
+            Isolation::Outbound => "outbound cut",
+        }
+    }
+}
+
 /// How long each network fault lasts.
 const NETWORK_FAULT: Duration = Duration::from_secs(8);
 
@@ -461,13 +471,12 @@ impl Cluster {
         let moved = self.wait_new_leader(p, x, &[x]);
         // The cut is real: the controller no longer hears the node.
         assert!(self.is_fenced(x), "node {} is fenced", x + 1);
-        let what = match how {
-            Isolation::Reset => "network cut",
-            Isolation::BlackHole => "black hole",
-            Isolation::Outbound => "outbound cut",
-        };
         self.log(
-            format!("{what} of node {} (leader of p{p}){also} for 8 s", x + 1),
+            format!(
+                "{} of node {} (leader of p{p}){also} for 8 s",
+                how.name(),
+                x + 1
+            ),
             at,
             Some(moved),
         );
@@ -494,11 +503,11 @@ impl Cluster {
             None,
         );
         std::thread::sleep(NETWORK_FAULT.saturating_sub(at.elapsed()));
-        let seen = &partitions(self.view(&[x]), &self.topic)[p];
+        let seen = partitions(self.view(&[x]), &self.topic).get(p).cloned();
         eprintln!(
-            "  after 8 s p{p} has leader {} and ISR {:?} (node {} is {})",
-            seen.leader,
-            seen.isr,
+            "  after 8 s p{p} has leader {:?} and ISR {:?} (node {} is {})",
+            seen.as_ref().map(|s| s.leader),
+            seen.as_ref().map(|s| s.isr.clone()),
             x + 1,
             if self.is_fenced(x) {
                 "fenced"
