@@ -65,7 +65,7 @@ pub enum SequenceCheck {
     OutOfOrder,
     /// A retry of a batch older than the batches remembered: appended long ago (this
     /// epoch's sequences were taken only in order, and later ones followed it), but its
-    /// offsets are forgotten: DUPLICATE_SEQUENCE_NUMBER, which clients count as delivered.
+    /// offsets are forgotten: DUPLICATE_SEQUENCE_NUMBER, which the Java client counts as delivered.
     DuplicateBeyondMemory,
     /// An older epoch than the one already seen: INVALID_PRODUCER_EPOCH.
     StaleEpoch,
