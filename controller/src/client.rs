@@ -252,7 +252,11 @@ impl ControllerClient {
                 let answer = tokio::select! {
                     answer = forwarded => answer,
                     () = self.leader_other_than(id) => {
-                        tracing::info!(old = id, "controller leader replaced during a forwarded command; asking the new one");
+                        tracing::info!(
+                            old = id,
+                            "controller leader replaced during a forwarded command; asking \
+                             the new one"
+                        );
                         continue;
                     }
                 };
