@@ -51,10 +51,12 @@ apt_tool() {
 }
 
 # --- 1. Debian tools: kcat (links librdkafka 2.0.2), Prometheus (scrapes sluice in tests),
-# openssl (makes the throwaway certificates of the TLS tests, src/tls.rs)
+# openssl (makes the throwaway certificates of the TLS tests, src/tls.rs), faketime (its
+# libfaketime sets a node's wall clock in the fault matrix's clock-jump cells)
 apt_tool kcat
 apt_tool prometheus
 apt_tool openssl
+apt_tool faketime
 
 # --- 2. Apache Kafka jars (clients, tools, broker, Streams, Connect) from Maven Central ---
 KAFKA_DIR="$CACHE/kafka-$KAFKA_VERSION"

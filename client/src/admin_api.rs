@@ -28,6 +28,10 @@ pub struct Status {
     pub node_id: u64,
     /// The cluster's id.
     pub cluster_id: String,
+    /// The node's wall clock when it answered (ms since the epoch): skew between nodes
+    /// shows in record timestamps and time-based retention.
+    #[serde(default)]
+    pub wall_clock_ms: i64,
     /// The Raft quorum.
     pub raft: Raft,
 }

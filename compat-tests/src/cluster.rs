@@ -71,17 +71,18 @@ impl Node {
     /// heartbeats go through them too. [`Network::isolate`] then cuts one node off; bootstrap
     /// clients with [`Network::bootstrap`]. Ports are fixed up front, so restarts reuse them.
     pub fn start_cluster_behind_proxies(voters: usize, extra: &[&str]) -> (Vec<Node>, Network) {
-        let (nodes, net, _) = Self::start_cluster_on_disks(voters, extra, None);
+        let (nodes, net, _) = Self::start_cluster_on_disks(voters, extra, None, |_| Vec::new());
         (nodes, net)
     }
 
     /// [`Node::start_cluster_behind_proxies`], each node's data dir on a tmpfs of its own of
     /// `disk_mib` MiB if given (unmounted when the returned disks are dropped, after the
-    /// nodes).
+    /// nodes), node `i` run under `wrapper(i)` (e.g. a preloaded library's `env`).
     pub fn start_cluster_on_disks(
         voters: usize,
         extra: &[&str],
         disk_mib: Option<u64>,
+        wrapper: impl Fn(usize) -> Vec<String>,
     ) -> (Vec<Node>, Network, Vec<crate::jepsen::SmallDisk>) {
         let free_port = || format!("127.0.0.1:{}", reserve_port());
         let kafka: Vec<String> = (0..voters).map(|_| free_port()).collect();
@@ -120,7 +121,7 @@ impl Node {
                     node_id: i as u64 + 1,
                     controller: controller[i].clone(),
                     ready: None,
-                    wrapper: Vec::new(),
+                    wrapper: wrapper(i),
                 }
             })
             .collect();

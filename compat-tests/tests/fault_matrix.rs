@@ -25,8 +25,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sluice_compat_tests::jepsen::{
-    self, analyze, availability, print_failovers, stall, Anomalies, Cluster, Committer, Consumer,
-    History, Nemesis,
+    self, analyze, availability, print_failovers, stall, Anomalies, Clocks, Cluster, Committer,
+    Consumer, History, Nemesis,
 };
 use sluice_compat_tests::{launcher, run_ok, topic, Node, FAST_FAILOVER};
 
@@ -77,6 +77,8 @@ fn cells() -> Vec<Cell> {
             // Peers learn of a silent node by their own timeouts only (the retry of a batch
             // older than the remembered ones; a deposed controller leader's verdicts).
             cell(Nemesis::BlackHoleLeader, 3, "all"),
+            // Nothing that keeps data safe rests on wall time.
+            cell(Nemesis::ClockJump, 3, "all"),
         ],
     };
     // SLUICE_FAULT_ONLY=<part of "<nemesis> <nodes> <acks>">[,<another part>...] narrows a
@@ -112,9 +114,15 @@ fn full_matrix() -> Vec<Cell> {
 
 fn run_cell(cell: Cell) -> Outcome {
     let start = Instant::now();
+    let clocks = cell
+        .nemesis
+        .needs_clocks()
+        .then(|| Clocks::new(cell.replicas));
     // Dropped after the cluster: the nodes stop before their file systems go.
     let (nodes, net, _disks) =
-        Node::start_cluster_on_disks(cell.replicas, FAST_FAILOVER, cell.nemesis.disk_mib());
+        Node::start_cluster_on_disks(cell.replicas, FAST_FAILOVER, cell.nemesis.disk_mib(), |i| {
+            clocks.as_ref().map_or_else(Vec::new, |c| c.wrapper(i))
+        });
     let bootstrap = net.bootstrap();
     let topic = topic("matrix");
     run_ok(
@@ -147,6 +155,7 @@ fn run_cell(cell: Cell) -> Outcome {
         replication_factor: cell.replicas,
         faults: Vec::new(),
         progress: consumers[0].read.clone(),
+        clocks,
     };
     c.wait_in_sync("topic creation");
     let mut producers = jepsen::start_producers(&bootstrap, &topic, RATE, cell.acks);

@@ -66,6 +66,7 @@ fn jepsen_style_nemesis_loses_nothing_acknowledged() {
         replication_factor: 3,
         faults: Vec::new(),
         progress: consumers[0].read.clone(),
+        clocks: None,
     };
     c.wait_in_sync("topic creation");
 

@@ -38,6 +38,7 @@ pub async fn status(State(s): State<HttpState>) -> Reply<Status> {
     Ok(Json(Status {
         node_id: r.node_id,
         cluster_id: ctx.controller.image().cluster_id.clone(),
+        wall_clock_ms: crate::clock::now_ms(),
         raft: Raft {
             term: r.term,
             leader: r.leader,

@@ -2,8 +2,8 @@
 //! leaders, followers, the Raft leader and every node at once; network faults through the
 //! nodes' TCP proxies (a node cut off with resets or into a black hole, one-way cuts either
 //! way, a bridge between two sides); rolling restarts; a full disk (each node's data dir on
-//! a small tmpfs of its own). Each fault waits until the cluster has recovered (every
-//! replica back in the ISR) before the next.
+//! a small tmpfs of its own); wall-clock jumps (each node run under libfaketime). Each fault
+//! waits until the cluster has recovered (every replica back in the ISR) before the next.
 
 use std::time::{Duration, Instant};
 
@@ -95,10 +95,13 @@ pub enum Nemesis {
     /// Fill the file system of a partition's leader (a tmpfs of its own) to the last byte
     /// for 8 s, then free it.
     FillDisk,
+    /// Jump a partition leader's wall clock 10 min forward, then 10 min back, 4 s each, the
+    /// controller leader's the other way, then set both right.
+    ClockJump,
 }
 
 impl Nemesis {
-    pub const ALL: [Nemesis; 11] = [
+    pub const ALL: [Nemesis; 12] = [
         Nemesis::KillLeader,
         Nemesis::PauseFollower,
         Nemesis::KillController,
@@ -110,6 +113,7 @@ impl Nemesis {
         Nemesis::KillAll,
         Nemesis::RollingRestart,
         Nemesis::FillDisk,
+        Nemesis::ClockJump,
     ];
 
     pub fn name(self) -> &'static str {
@@ -125,6 +129,7 @@ impl Nemesis {
             Nemesis::KillAll => "kill all nodes",
             Nemesis::RollingRestart => "rolling restart",
             Nemesis::FillDisk => "fill leader's disk",
+            Nemesis::ClockJump => "clock jumps",
         }
     }
 
@@ -142,12 +147,18 @@ impl Nemesis {
             Nemesis::KillAll => cluster.kill_all(),
             Nemesis::RollingRestart => cluster.rolling_restart(),
             Nemesis::FillDisk => cluster.fill_disk(p),
+            Nemesis::ClockJump => cluster.jump_clocks(p),
         }
     }
 
     /// The size of each node's own file system, for the nemeses that need one.
     pub fn disk_mib(self) -> Option<u64> {
         (self == Nemesis::FillDisk).then_some(SmallDisk::MIB)
+    }
+
+    /// Whether the nodes must run under a clock the test sets.
+    pub fn needs_clocks(self) -> bool {
+        self == Nemesis::ClockJump
     }
 }
 
@@ -215,6 +226,67 @@ impl Drop for SmallDisk {
     }
 }
 
+/// Each node's wall clock, offset through libfaketime (Debian's `faketime`, installed by
+/// `compat-tests/setup.sh`), which the node runs under: its realtime clock adds the offset in
+/// the node's file, read again every second. Its monotonic clock, which timeouts, sessions
+/// and leases use, is left alone.
+pub struct Clocks {
+    dir: tempfile::TempDir,
+}
+
+impl Clocks {
+    const LIBRARY: &'static str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+    /// Clocks for `nodes` nodes, all right.
+    pub fn new(nodes: usize) -> Clocks {
+        assert!(
+            std::path::Path::new(Self::LIBRARY).exists(),
+            "{} missing: run compat-tests/setup.sh (it installs faketime)",
+            Self::LIBRARY
+        );
+        let clocks = Clocks {
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        for i in 0..nodes {
+            clocks.set(i, 0);
+        }
+        clocks
+    }
+
+    fn file(&self, i: usize) -> std::path::PathBuf {
+        self.dir.path().join(format!("node-{i}"))
+    }
+
+    /// The command node `i` runs under.
+    pub fn wrapper(&self, i: usize) -> Vec<String> {
+        vec![
+            "env".into(),
+            format!("LD_PRELOAD={}", Self::LIBRARY),
+            format!("FAKETIME_TIMESTAMP_FILE={}", self.file(i).display()),
+            "FAKETIME_CACHE_DURATION=1".into(),
+            "FAKETIME_DONT_FAKE_MONOTONIC=1".into(),
+        ]
+    }
+
+    /// Node `i`'s clock reads `offset_s` seconds off the real time from the next second on.
+    pub fn set(&self, i: usize, offset_s: i64) {
+        std::fs::write(self.file(i), format!("{offset_s:+}\n")).expect("clock file");
+    }
+}
+
+/// How far node `node`'s wall clock is off this process's, in seconds, from the
+/// `wall_clock_ms` of its `/admin/status`. (Not its HTTP `Date` header: hyper caches that
+/// until the clock passes the next second it expected, so it stands still after a jump back.)
+fn clock_offset(node: &Node) -> Option<f64> {
+    let status: Value = serde_json::from_str(&http_get(&node.http, "/admin/status")).ok()?;
+    let theirs = status["wall_clock_ms"].as_i64()?;
+    let ours = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis() as i64;
+    Some((theirs - ours) as f64 / 1000.0)
+}
+
 /// Allocates what is free under `data` as its `pieces`-th ballast file.
 fn take_free_space(data: &std::path::Path, pieces: &mut usize) {
     let _ = std::process::Command::new("fallocate")
@@ -250,6 +322,8 @@ pub struct Cluster {
     pub faults: Vec<FaultLog>,
     /// Records read so far by the consumer named in the progress lines.
     pub progress: std::sync::Arc<std::sync::Mutex<Vec<crate::jepsen::Read>>>,
+    /// The nodes' wall clocks, when they run under ones the test sets.
+    pub clocks: Option<Clocks>,
 }
 
 impl Cluster {
@@ -483,6 +557,53 @@ impl Cluster {
         std::thread::sleep(NETWORK_FAULT.saturating_sub(at.elapsed()));
         self.net.heal();
         self.wait_in_sync("the heal");
+    }
+
+    /// Jumps the wall clock of partition `p`'s leader 10 min forward for 4 s, then 10 min
+    /// behind for 4 s, then sets it right; the controller leader's (when another node) jumps
+    /// the other way meanwhile. Wall time stamps records and ages logs and transactions;
+    /// no lease, session or election may rest on it, so leadership should not move.
+    pub fn jump_clocks(&mut self, p: usize) {
+        const JUMP_S: i64 = 600;
+        let x = self.leader_of(p, &[]);
+        let r = raft_leader(&self.nodes[x]).map_or(x, |id| id as usize - 1);
+        let clocks = self.clocks.as_ref().expect("nodes run under faketime");
+        let at = Instant::now();
+        for offset in [JUMP_S, -JUMP_S] {
+            let since = Instant::now();
+            clocks.set(x, offset);
+            if r != x {
+                clocks.set(r, -offset);
+            }
+            // The jump is real: the node's own clock shows it.
+            wait_until(
+                &format!("node {}'s clock {offset:+} s off", x + 1),
+                Duration::from_secs(5),
+                || clock_offset(&self.nodes[x]).is_some_and(|o| (o - offset as f64).abs() < 2.0),
+            );
+            std::thread::sleep((NETWORK_FAULT / 2).saturating_sub(since.elapsed()));
+        }
+        clocks.set(x, 0);
+        clocks.set(r, 0);
+        let moved = partitions(self.view(&[]), &self.topic)
+            .get(p)
+            .is_some_and(|s| s.leader as usize != x + 1);
+        let other = if r != x {
+            format!(", node {}'s (controller leader) the other way", r + 1)
+        } else {
+            " (also the controller leader)".into()
+        };
+        self.log(
+            format!(
+                "node {}'s clock (leader of p{p}) +{JUMP_S} s then -{JUMP_S} s{other}, 4 s \
+                 each (leadership {})",
+                x + 1,
+                if moved { "moved" } else { "stayed" }
+            ),
+            at,
+            None,
+        );
+        self.wait_in_sync("the clocks set right");
     }
 
     /// No one reaches the leader of partition `p` for 8 s while its own connections go on:
