@@ -325,6 +325,23 @@ fn three_voters_and_a_learner_survive_losing_the_leader_and_recover_the_quorum()
     wait_until("back to 3 voters", Duration::from_secs(20), || {
         voters_of(&nodes[3]) == 3
     });
+    // Removed from the voters, the controller leader hands leadership over (openraft alone
+    // would let it lead on as a learner), then comes back as a voter.
+    let removed = raft_leader(&nodes[3]).unwrap();
+    admin(&["voters", "remove", &removed.to_string()]);
+    wait_until(
+        "a voter leading in the removed leader's place",
+        Duration::from_secs(20),
+        || {
+            nodes
+                .iter()
+                .all(|n| raft_leader(n).is_some_and(|l| l != removed))
+        },
+    );
+    admin(&["voters", "add", &removed.to_string()]);
+    wait_until("3 voters again", Duration::from_secs(20), || {
+        voters_of(&nodes[3]) == 3
+    });
 
     // Leadership moves where the operator asks.
     let current = raft_leader(&nodes[0]).unwrap();

@@ -567,7 +567,11 @@ impl ControllerClient {
             }
             Request::ChangeVoters { voters } => {
                 let ids: BTreeSet<u64> = voters.into_iter().collect();
-                let changed = self.raft.change_membership(ids, true).await;
+                let changed = self.raft.change_membership(ids.clone(), true).await;
+                if changed.is_ok() && !ids.contains(&self.node_id) {
+                    let me = self.clone();
+                    tokio::spawn(async move { me.hand_over_leadership().await });
+                }
                 Response::Done(changed.map(|_| ()).map_err(not_leader_or_failed))
             }
             Request::BrokerHeartbeat { broker_id } => {
@@ -624,6 +628,28 @@ impl ControllerClient {
                 }
                 Response::HeartbeatTaken(Ok(applied))
             }
+        }
+    }
+
+    /// A leader just removed from the voters hands leadership to the voter its log reached
+    /// furthest: openraft lets a learner go on leading, KRaft's leader resigns (and an
+    /// operator removing it means to move the quorum off it).
+    async fn hand_over_leadership(&self) {
+        let status = self.status();
+        let Some((to, addr)) = status
+            .voters
+            .iter()
+            .max_by_key(|(id, _)| status.replication.get(id).copied().flatten())
+        else {
+            return;
+        };
+        // It is another node (this one is no voter now): it starts an election.
+        let elect = rpc::call_once(addr, self.secret.as_ref(), &Request::Elect, FORWARD_TIMEOUT);
+        match elect.await {
+            Ok(Response::Done(Ok(()))) => {
+                tracing::info!(to, "removed from the voters: leadership handed over")
+            }
+            other => tracing::warn!(to, ?other, "removed from the voters; handover refused"),
         }
     }
 

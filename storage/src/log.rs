@@ -232,6 +232,8 @@ impl PartitionLog {
 
     pub(crate) fn mark_deleted(&self) {
         self.deleted.store(true, Ordering::Release);
+        // Writes waiting for the high watermark learn at once that the replica is gone.
+        self.high_watermark.send_modify(|_| {});
     }
 
     /// Records appended but not yet fsynced, and since when (ms; 0 if none).

@@ -124,9 +124,16 @@ fn deleted_partitions_disappear_and_refuse_appends() {
         .block_on(store.append(vec![entry(&logs[1], make_batch(1, -1, -1, -1, 1))]))
         .unwrap();
     assert_eq!(r[0], Err(AppendError::UnknownPartition));
+    // A write waiting on the deleted replica's high watermark (acks=all on a leader the
+    // partition was moved off) is woken, not left to its timeout.
+    let mut hw = logs[2].watch_high_watermark();
+    hw.mark_unchanged();
+    store.delete_partitions(&[key(2)]).unwrap();
+    assert!(hw.has_changed().unwrap());
+    assert!(logs[2].is_deleted());
     drop(store);
     let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
-    assert_eq!(store.partitions().len(), 2);
+    assert_eq!(store.partitions().len(), 1);
 }
 
 #[test]

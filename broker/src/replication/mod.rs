@@ -52,7 +52,10 @@ impl LeaderPartition {
         timeout: std::time::Duration,
     ) -> Result<(), BrokerError> {
         let mut hw = self.log.watch_high_watermark();
-        let done = hw.wait_for(|hw| *hw > last_offset || self.log.is_follower());
+        // A replica that now follows, or was moved off this node (a reassignment), will not
+        // see its high watermark move: the caller answers NOT_LEADER_OR_FOLLOWER at once.
+        let done =
+            hw.wait_for(|hw| *hw > last_offset || self.log.is_follower() || self.log.is_deleted());
         let reached = tokio::time::timeout(timeout, done).await;
         match reached {
             Ok(Ok(_)) => Ok(()),

@@ -2,7 +2,9 @@
 //! leaders, followers, the Raft leader and every node at once; network faults through the
 //! nodes' TCP proxies (a node cut off with resets or into a black hole, one-way cuts either
 //! way, a bridge between two sides); rolling restarts; a full disk (each node's data dir on
-//! a small tmpfs of its own); wall-clock jumps (each node run under libfaketime). Each fault
+//! a small tmpfs of its own); wall-clock jumps (each node run under libfaketime); the
+//! controller leader removed from the Raft voters and added back; a partition's replica moved
+//! off its leader and back (reassignments). Each fault
 //! waits until the cluster has recovered (every replica back in the ISR) before the next.
 
 use std::time::{Duration, Instant};
@@ -98,10 +100,16 @@ pub enum Nemesis {
     /// Jump a partition leader's wall clock 10 min forward, then 10 min back, 4 s each, the
     /// controller leader's the other way, then set both right.
     ClockJump,
+    /// Remove the controller leader from the Raft voters (it stays a broker and a learner),
+    /// then make it a voter again.
+    ChangeVoters,
+    /// Reassign a partition's replicas without its leader, then with it again (it copies
+    /// the whole log while writes go on).
+    Reassign,
 }
 
 impl Nemesis {
-    pub const ALL: [Nemesis; 12] = [
+    pub const ALL: [Nemesis; 14] = [
         Nemesis::KillLeader,
         Nemesis::PauseFollower,
         Nemesis::KillController,
@@ -114,6 +122,8 @@ impl Nemesis {
         Nemesis::RollingRestart,
         Nemesis::FillDisk,
         Nemesis::ClockJump,
+        Nemesis::ChangeVoters,
+        Nemesis::Reassign,
     ];
 
     pub fn name(self) -> &'static str {
@@ -130,6 +140,8 @@ impl Nemesis {
             Nemesis::RollingRestart => "rolling restart",
             Nemesis::FillDisk => "fill leader's disk",
             Nemesis::ClockJump => "clock jumps",
+            Nemesis::ChangeVoters => "remove and add a voter",
+            Nemesis::Reassign => "reassign leader's replica",
         }
     }
 
@@ -148,6 +160,8 @@ impl Nemesis {
             Nemesis::RollingRestart => cluster.rolling_restart(),
             Nemesis::FillDisk => cluster.fill_disk(p),
             Nemesis::ClockJump => cluster.jump_clocks(p),
+            Nemesis::ChangeVoters => cluster.change_voters(),
+            Nemesis::Reassign => cluster.reassign_leader_away(p),
         }
     }
 
@@ -285,6 +299,26 @@ fn clock_offset(node: &Node) -> Option<f64> {
         .ok()?
         .as_millis() as i64;
     Some((theirs - ours) as f64 / 1000.0)
+}
+
+/// `sluice admin --json <args>` against `node` (its own listeners, not the proxies);
+/// panics unless it succeeds.
+fn admin(node: &Node, args: &[&str]) -> Value {
+    let out = crate::run_ok(
+        std::process::Command::new(crate::sluice_bin())
+            .args([
+                "admin",
+                "--json",
+                "--bootstrap",
+                &node.kafka,
+                "--http",
+                &node.http,
+            ])
+            .args(args),
+        Duration::from_secs(60),
+        None,
+    );
+    serde_json::from_str(&out).unwrap_or(Value::Null)
 }
 
 /// Allocates what is free under `data` as its `pieces`-th ballast file.
@@ -604,6 +638,130 @@ impl Cluster {
             None,
         );
         self.wait_in_sync("the clocks set right");
+    }
+
+    /// The controller leader's index, once there is one.
+    fn controller_leader(&self) -> usize {
+        let mut r = 0;
+        wait_until("a Raft leader", Duration::from_secs(20), || {
+            r = raft_leader(&self.nodes[0]).unwrap_or(0) as usize;
+            r > 0
+        });
+        r - 1
+    }
+
+    /// Removes the controller leader from the Raft voters (it stays a broker, as a learner
+    /// of the quorum), waits for another to lead, then makes it a voter again: two
+    /// membership changes and an election while brokers heartbeat and ISRs change.
+    pub fn change_voters(&mut self) {
+        let r = self.controller_leader();
+        let n = self.nodes.len();
+        let at = Instant::now();
+        admin(self.view(&[]), &["voters", "remove", &(r + 1).to_string()]);
+        let other = self.view(&[r]);
+        let moved = wait_until("another controller leader", Duration::from_secs(30), || {
+            raft_leader(other).is_some_and(|l| l as usize != r + 1)
+        });
+        wait_until(
+            &format!("{} voters on every node", n - 1),
+            Duration::from_secs(30),
+            || self.voters_everywhere(n - 1),
+        );
+        self.log(
+            format!("node {} (controller leader) removed from the voters", r + 1),
+            at,
+            Some(moved),
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        admin(self.view(&[]), &["voters", "add", &(r + 1).to_string()]);
+        wait_until(
+            &format!("{n} voters on every node"),
+            Duration::from_secs(30),
+            || self.voters_everywhere(n),
+        );
+        self.wait_in_sync("the voter's return");
+    }
+
+    /// Reassigns partition `p` to its replicas without its leader (leadership moves, the
+    /// replica is deleted), then back with it (it copies the whole log while the producers
+    /// go on and rejoins the ISR).
+    pub fn reassign_leader_away(&mut self, p: usize) {
+        let x = self.leader_of(p, &[]);
+        let replicas = partitions(self.view(&[]), &self.topic)[p].replicas.clone();
+        let without: Vec<u64> = replicas
+            .iter()
+            .copied()
+            .filter(|r| *r != x as u64 + 1)
+            .collect();
+        let mut back = without.clone();
+        back.push(x as u64 + 1);
+        let at = Instant::now();
+        self.reassign(p, &without);
+        let moved = self.wait_new_leader(p, x, &[]);
+        wait_until(
+            &format!("p{p} on replicas {without:?}"),
+            Duration::from_secs(30),
+            || self.replicas_are(p, &without),
+        );
+        self.log(
+            format!(
+                "p{p} reassigned from {replicas:?} to {without:?} (off its leader, node {})",
+                x + 1
+            ),
+            at,
+            Some(moved),
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        let since = Instant::now();
+        self.reassign(p, &back);
+        wait_until(
+            &format!("p{p} on replicas {back:?}"),
+            Duration::from_secs(60),
+            || self.replicas_are(p, &back),
+        );
+        eprintln!(
+            "  p{p} back on {back:?} (node {} copied its log) after {} ms",
+            x + 1,
+            since.elapsed().as_millis()
+        );
+        self.wait_in_sync("the replica's return");
+    }
+
+    /// Every node's quorum has `count` voters.
+    fn voters_everywhere(&self, count: usize) -> bool {
+        self.nodes.iter().all(|node| {
+            node.admin_status()["raft"]["voters"]
+                .as_object()
+                .is_some_and(|v| v.len() == count)
+        })
+    }
+
+    /// Starts moving partition `p` to replicas `to` (`sluice admin reassign`, which sends
+    /// AlterPartitionReassignments).
+    fn reassign(&self, p: usize, to: &[u64]) {
+        let to: Vec<String> = to.iter().map(u64::to_string).collect();
+        let (partition, replicas) = (p.to_string(), to.join(","));
+        admin(
+            self.view(&[]),
+            &[
+                "reassign",
+                "start",
+                &self.topic,
+                "--partition",
+                &partition,
+                "--replicas",
+                &replicas,
+            ],
+        );
+    }
+
+    /// Every node's metadata shows partition `p` on exactly replicas `to`, with a leader.
+    fn replicas_are(&self, p: usize, to: &[u64]) -> bool {
+        self.nodes.iter().all(|n| {
+            partitions(n, &self.topic)
+                .get(p)
+                .is_some_and(|s| s.replicas == to && s.leader > 0)
+        })
     }
 
     /// No one reaches the leader of partition `p` for 8 s while its own connections go on:
