@@ -278,20 +278,25 @@ pub fn kafka_configs(node: &Node, args: &[&str]) -> String {
     )
 }
 
+/// `sluice admin --json` against `node`'s own listeners; add the subcommand's arguments.
+pub fn admin_command(node: &Node) -> Command {
+    let mut command = Command::new(crate::sluice_bin());
+    command.args([
+        "admin",
+        "--json",
+        "--bootstrap",
+        &node.kafka,
+        "--http",
+        &node.http,
+    ]);
+    command
+}
+
 /// `sluice admin --json ...` against `node`, or Null while the command fails (e.g. no
 /// coordinator yet).
 pub fn admin_json(node: &Node, args: &[&str]) -> serde_json::Value {
     let out = run(
-        Command::new(crate::sluice_bin())
-            .args([
-                "admin",
-                "--json",
-                "--bootstrap",
-                &node.kafka,
-                "--http",
-                &node.http,
-            ])
-            .args(args),
+        admin_command(node).args(args),
         Duration::from_secs(60),
         None,
     );

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sluice_compat_tests::{
-    commit_offsets, kcat_produce, launcher, run, run_ok, sluice_bin, topic, Node,
+    admin_command, commit_offsets, kcat_produce, launcher, run, run_ok, sluice_bin, topic, Node,
 };
 
 fn admin(node: &Node, args: &[&str]) -> String {
@@ -121,15 +121,7 @@ fn admin_top_shows_the_rates_of_traffic_while_it_flows() {
     let t = topic("top");
     admin(&node, &["topics", "create", &t]);
     // One 3-second window, with 2000 records produced inside it.
-    let top = std::process::Command::new(sluice_bin())
-        .args([
-            "admin",
-            "--json",
-            "--bootstrap",
-            &node.kafka,
-            "--http",
-            &node.http,
-        ])
+    let top = admin_command(&node)
         .args(["top", "--interval", "3", "--iterations", "1"])
         .stdout(std::process::Stdio::piped())
         .spawn()

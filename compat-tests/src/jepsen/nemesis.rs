@@ -305,16 +305,7 @@ fn clock_offset(node: &Node) -> Option<f64> {
 /// panics unless it succeeds.
 fn admin(node: &Node, args: &[&str]) -> Value {
     let out = crate::run_ok(
-        std::process::Command::new(crate::sluice_bin())
-            .args([
-                "admin",
-                "--json",
-                "--bootstrap",
-                &node.kafka,
-                "--http",
-                &node.http,
-            ])
-            .args(args),
+        crate::admin_command(node).args(args),
         Duration::from_secs(60),
         None,
     );
