@@ -303,13 +303,12 @@ fn clock_offset(node: &Node) -> Option<f64> {
 
 /// `sluice admin --json <args>` against `node` (its own listeners, not the proxies);
 /// panics unless it succeeds.
-fn admin(node: &Node, args: &[&str]) -> Value {
-    let out = crate::run_ok(
+fn admin(node: &Node, args: &[&str]) {
+    crate::run_ok(
         crate::admin_command(node).args(args),
         Duration::from_secs(60),
         None,
     );
-    serde_json::from_str(&out).unwrap_or(Value::Null)
 }
 
 /// Allocates what is free under `data` as its `pieces`-th ballast file.
@@ -533,12 +532,7 @@ impl Cluster {
 
     /// SIGKILL the controller (Raft) leader, restart it once another node leads.
     pub fn kill_controller_leader(&mut self) {
-        let mut r = 0;
-        wait_until("a Raft leader", Duration::from_secs(20), || {
-            r = raft_leader(&self.nodes[0]).unwrap_or(0) as usize;
-            r > 0
-        });
-        let r = r - 1;
+        let r = self.controller_leader();
         let at = Instant::now();
         self.nodes[r].kill9();
         let other = self.view(&[r]);
