@@ -23,6 +23,11 @@ use crate::TypeConfig;
 const EXECUTE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Timeout of one forwarded request.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a leader transfer waits for its target to lead.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a voter holds back its elections when asked (a transfer that dies half-way
+/// must not leave the quorum without candidates for long).
+const MAX_ELECTION_HOLD: Duration = Duration::from_secs(30);
 
 /// How a node takes part in the controller quorum.
 #[derive(Debug, Clone)]
@@ -118,6 +123,8 @@ pub struct ControllerClient {
     kafka_clients: Arc<Mutex<Option<mpsc::Receiver<TcpStream>>>>,
     /// The cluster secret, if any (see `secret.rs`).
     secret: Option<ClusterSecret>,
+    /// Until when this voter starts no elections (another voter is taking over leadership).
+    election_hold: Arc<Mutex<Option<Instant>>>,
 }
 
 /// Kafka clients on the controller listener waiting for the broker; more are turned away.
@@ -171,6 +178,7 @@ impl ControllerClient {
             raft,
             image,
             liveness: Arc::default(),
+            election_hold: Arc::default(),
             session_timeout: config.broker_session_timeout,
             committed,
             kafka_clients: Arc::new(Mutex::new(Some(kafka_rx))),
@@ -313,7 +321,10 @@ impl ControllerClient {
     }
 
     /// Moves Raft leadership to voter `to`: it starts an election, which it wins when its log
-    /// is up to date (openraft 0.9 has no transfer call; a triggered election is one).
+    /// is up to date (openraft 0.9 has no transfer call; a triggered election is one). The
+    /// other voters hold their elections meanwhile: the first campaign is refused while the
+    /// old leader's lease lasts, and without the hold the old leader, stepping down on the
+    /// target's higher term, raced it for the next one and often won.
     pub async fn transfer_leader(&self, to: u64) -> Result<(), ControllerError> {
         let status = self.status();
         let addr = status
@@ -323,8 +334,22 @@ impl ControllerClient {
         if status.leader == Some(to) {
             return Ok(());
         }
+        let others: Vec<(u64, String)> = status
+            .voters
+            .iter()
+            .filter(|(id, _)| **id != to)
+            .map(|(id, addr)| (*id, addr.clone()))
+            .collect();
+        self.hold_elections_of(&others, TRANSFER_TIMEOUT + FORWARD_TIMEOUT)
+            .await;
+        let transferred = self.campaign_and_wait(to, addr).await;
+        self.hold_elections_of(&others, Duration::ZERO).await;
+        transferred
+    }
+
+    async fn campaign_and_wait(&self, to: u64, addr: &str) -> Result<(), ControllerError> {
         let done = if to == self.node_id {
-            self.handle(Request::Elect).await
+            Response::Done(self.campaign().await)
         } else {
             rpc::call_once(addr, self.secret.as_ref(), &Request::Elect, FORWARD_TIMEOUT)
                 .await
@@ -339,11 +364,67 @@ impl ControllerClient {
             }
         }
         self.raft
-            .wait(Some(Duration::from_secs(10)))
+            .wait(Some(TRANSFER_TIMEOUT))
             .metrics(|m| m.current_leader == Some(to), "leadership transferred")
             .await
             .map(|_| ())
             .map_err(|e| ControllerError::Timeout(e.to_string()))
+    }
+
+    /// Starts an election on this node.
+    async fn campaign(&self) -> Result<(), RemoteError> {
+        let elected = self.raft.trigger().elect().await;
+        elected.map_err(|e| RemoteError::Failed(e.to_string()))
+    }
+
+    /// Asks `voters` (this node among them or not) to hold their elections for `hold`, or to
+    /// end a hold (`Duration::ZERO`). Best effort: an unreachable voter cannot campaign either.
+    async fn hold_elections_of(&self, voters: &[(u64, String)], hold: Duration) {
+        let request = Request::HoldElections {
+            millis: u64::try_from(hold.as_millis()).unwrap_or(u64::MAX),
+        };
+        let calls = voters.iter().map(|(id, addr)| {
+            let request = &request;
+            async move {
+                if *id == self.node_id {
+                    self.hold_elections(hold);
+                    return;
+                }
+                let held = rpc::call_once(addr, self.secret.as_ref(), request, FORWARD_TIMEOUT);
+                if let Err(e) = held.await {
+                    tracing::warn!(voter = id, error = %e, "could not hold its elections");
+                }
+            }
+        });
+        futures::future::join_all(calls).await;
+    }
+
+    /// Starts no election for `hold` (capped), or again at once for `Duration::ZERO`. The
+    /// hold ends by itself, whatever becomes of whoever asked for it.
+    fn hold_elections(&self, hold: Duration) {
+        let Ok(mut until) = self.election_hold.lock() else {
+            return;
+        };
+        if hold.is_zero() {
+            *until = None;
+            self.raft.runtime_config().elect(true);
+            return;
+        }
+        let end = Instant::now() + hold.min(MAX_ELECTION_HOLD);
+        *until = Some(end);
+        self.raft.runtime_config().elect(false);
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(end.into()).await;
+            let Ok(mut until) = me.election_hold.lock() else {
+                return;
+            };
+            // A later hold moved the end, or a release already re-enabled elections.
+            if until.is_some_and(|u| u <= Instant::now()) {
+                *until = None;
+                me.raft.runtime_config().elect(true);
+            }
+        });
     }
 
     /// The address the controller listener is bound to (peers and `--bootstrap-controller`).
@@ -554,13 +635,11 @@ impl ControllerClient {
                     Err(_) => Err(RemoteError::Failed("no quorum: commit timed out".into())),
                 })
             }
-            Request::Elect => Response::Done(
-                self.raft
-                    .trigger()
-                    .elect()
-                    .await
-                    .map_err(|e| RemoteError::Failed(e.to_string())),
-            ),
+            Request::HoldElections { millis } => {
+                self.hold_elections(Duration::from_millis(millis));
+                Response::Done(Ok(()))
+            }
+            Request::Elect => Response::Done(self.campaign().await),
             Request::AddLearner { id, addr } => {
                 let added = self.raft.add_learner(id, BasicNode::new(addr), false).await;
                 Response::Done(added.map(|_| ()).map_err(not_leader_or_failed))
@@ -636,20 +715,16 @@ impl ControllerClient {
     /// operator removing it means to move the quorum off it).
     async fn hand_over_leadership(&self) {
         let status = self.status();
-        let Some((to, addr)) = status
+        let Some(to) = status
             .voters
-            .iter()
-            .max_by_key(|(id, _)| status.replication.get(id).copied().flatten())
+            .keys()
+            .max_by_key(|id| status.replication.get(id).copied().flatten())
         else {
             return;
         };
-        // It is another node (this one is no voter now): it starts an election.
-        let elect = rpc::call_once(addr, self.secret.as_ref(), &Request::Elect, FORWARD_TIMEOUT);
-        match elect.await {
-            Ok(Response::Done(Ok(()))) => {
-                tracing::info!(to, "removed from the voters: leadership handed over")
-            }
-            other => tracing::warn!(to, ?other, "removed from the voters; handover refused"),
+        match self.transfer_leader(*to).await {
+            Ok(()) => tracing::info!(to, "removed from the voters: leadership handed over"),
+            Err(e) => tracing::warn!(to, error = %e, "removed from the voters; handover failed"),
         }
     }
 

@@ -60,6 +60,12 @@ pub(crate) enum Request {
         /// The new voter set.
         voters: Vec<u64>,
     },
+    /// Asks the receiving voter not to start elections for this long (0 ends a hold): a
+    /// leader transfer keeps the voters other than its target from racing it.
+    HoldElections {
+        /// How long, capped by the receiver.
+        millis: u64,
+    },
 }
 
 /// The answer to a [`Request`].
@@ -395,6 +401,7 @@ pub fn example_request_frames() -> Vec<Vec<u8>> {
         }),
         Request::BrokerHeartbeat { broker_id: 1 },
         Request::Elect,
+        Request::HoldElections { millis: 12_000 },
     ];
     requests
         .iter()
