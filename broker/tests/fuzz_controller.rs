@@ -44,3 +44,52 @@ fn arbitrary_controller_frames_never_crash_the_node_or_grow_it() {
         |n| n.controller_answers() && n.answers(),
     );
 }
+
+/// Regression (issue 24, found by `cargo fuzz run controller_rpc` on its seeds): a
+/// secret-holding peer claiming leadership of the node's own term (a made-up vote) with a
+/// `prev_log_id` that contradicts a committed entry made openraft truncate committed entries
+/// and panic applying them; an entry far past `prev_log_id` would leave a hole the same way.
+/// Both are refused now, and the node's own quorum goes on.
+#[test]
+fn made_up_leaders_neither_rewrite_nor_hole_the_controller_log() {
+    let node = FuzzNode::start();
+    let seed = sluice_controller::example_request_frames()
+        .into_iter()
+        .find(|f| f.windows(15).any(|w| w == b"\"AppendEntries\""))
+        .expect("an AppendEntries seed");
+    let frame_of = |request: &serde_json::Value| {
+        let json = request.to_string().into_bytes();
+        let mut frame = (json.len() as u32).to_be_bytes().to_vec();
+        frame.extend(json);
+        frame
+    };
+    let same_term: serde_json::Value = serde_json::from_slice(&seed[4..]).expect("JSON");
+    let mut hole = same_term.clone();
+    let append = &mut hole["AppendEntries"];
+    let far = |v: &mut serde_json::Value, index: u64| {
+        v["leader_id"]["term"] = 1000.into();
+        v["index"] = index.into();
+    };
+    append["vote"]["leader_id"]["term"] = 1000.into();
+    let mut entry = append["entries"][0].clone();
+    far(&mut entry["log_id"], 1_000_000);
+    append["entries"] = serde_json::Value::Array(vec![entry]);
+    far(&mut append["leader_commit"], 999_999);
+
+    // The seeds in libFuzzer's order (smallest first) brought the node to the same-term
+    // AppendEntries with its vote unchanged.
+    let mut seeds = controller_seeds();
+    seeds.sort_by_key(|s| s.bytes().len());
+    for seed in &seeds {
+        node.feed(seed);
+    }
+    for request in [&same_term, &hole] {
+        node.feed_bytes(Port::Peer, &frame_of(request));
+        std::thread::sleep(Duration::from_secs(1));
+        assert_eq!(node.panics(), 0, "the node panicked on {request}");
+        assert!(
+            node.controller_answers(),
+            "the controller stopped answering after {request}"
+        );
+    }
+}

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::raft::AppendEntriesRequest;
 use openraft::{BasicNode, Config, Raft, ServerState};
 use sluice_storage::Store;
 use tokio::net::{TcpListener, TcpStream};
@@ -118,6 +119,8 @@ pub struct ControllerClient {
     session_timeout: Duration,
     /// The committed index openraft last persisted on this node.
     committed: Arc<std::sync::atomic::AtomicU64>,
+    /// The Raft log, read to refuse AppendEntries that contradict its committed entries.
+    log: LogStore,
     /// Kafka clients that reached the controller listener (`--bootstrap-controller`), until
     /// the broker takes them.
     kafka_clients: Arc<Mutex<Option<mpsc::Receiver<TcpStream>>>>,
@@ -167,7 +170,7 @@ impl ControllerClient {
             PeerNetwork {
                 secret: config.cluster_secret.clone(),
             },
-            log,
+            log.clone(),
             sm,
         )
         .await
@@ -181,6 +184,7 @@ impl ControllerClient {
             election_hold: Arc::default(),
             session_timeout: config.broker_session_timeout,
             committed,
+            log,
             kafka_clients: Arc::new(Mutex::new(Some(kafka_rx))),
             secret: config.cluster_secret.clone(),
         };
@@ -369,6 +373,27 @@ impl ControllerClient {
             .await
             .map(|_| ())
             .map_err(|e| ControllerError::Timeout(e.to_string()))
+    }
+
+    /// Whether `r` claims an entry this node holds as committed under another id. No leader
+    /// elected by Raft's rules sends one (it holds every committed entry), only a process
+    /// that lies about its vote (found by the controller_rpc fuzz target: a seed's made-up
+    /// leader of the same term made openraft truncate committed entries, then panic applying
+    /// them).
+    fn rewrites_committed(&self, r: &AppendEntriesRequest<TypeConfig>) -> bool {
+        let committed = self.committed.load(std::sync::atomic::Ordering::Acquire);
+        let claimed = r
+            .prev_log_id
+            .iter()
+            .chain(r.entries.iter().map(|e| &e.log_id));
+        claimed
+            .filter(|id| id.index <= committed)
+            .any(|id| match self.log.log_id_at(id.index) {
+                Ok(Some(ours)) => ours != *id,
+                // Purged into the snapshot (so committed and matching) or unreadable: openraft
+                // decides.
+                _ => false,
+            })
     }
 
     /// Starts an election on this node.
@@ -618,6 +643,13 @@ impl ControllerClient {
     /// Serves one request from a peer (or from this node, for leader-only work).
     async fn handle(&self, req: Request) -> Response {
         match req {
+            Request::AppendEntries(r) if self.rewrites_committed(&r) => {
+                let vote = r.vote;
+                tracing::warn!(%vote, "refused an AppendEntries contradicting committed entries");
+                Response::Done(Err(RemoteError::Failed(
+                    "refused: it contradicts committed entries".into(),
+                )))
+            }
             Request::AppendEntries(r) => Response::AppendEntries(self.raft.append_entries(r).await),
             Request::Vote(r) => Response::Vote(self.raft.vote(r).await),
             Request::InstallSnapshot(r) => {

@@ -76,6 +76,15 @@ impl LogStore {
         self.committed.clone()
     }
 
+    /// The id of the entry at `index`, if this node holds it.
+    pub fn log_id_at(&self, index: u64) -> Result<Option<LogId<NodeId>>, SError> {
+        let Some(bytes) = self.log.get(&index_key(index)).map_err(read_err)? else {
+            return Ok(None);
+        };
+        let entry: Entry<TypeConfig> = serde_json::from_slice(&bytes).map_err(read_err)?;
+        Ok(Some(entry.log_id))
+    }
+
     fn get_json<T: for<'de> Deserialize<'de>>(&self, key: &[u8]) -> Result<Option<T>, SError> {
         match self.state.get(key).map_err(read_err)? {
             Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(read_err)?)),

@@ -68,6 +68,35 @@ pub(crate) enum Request {
     },
 }
 
+impl Request {
+    /// What openraft leaves to the leader it trusts: an AppendEntries whose entries do not
+    /// follow `prev_log_id` one index after another, or carry a term beyond the sender's
+    /// vote, leaves holes in the log store that a later commit index points into, and
+    /// openraft panics applying them (found by the controller_rpc fuzz target). No leader
+    /// sends one; only a process holding the cluster secret gets this far.
+    fn is_well_formed(&self) -> bool {
+        let Request::AppendEntries(r) = self else {
+            return true;
+        };
+        let term = r.vote.leader_id().term;
+        let mut prev = r.prev_log_id;
+        if prev.is_some_and(|p| p.leader_id.term > term) {
+            return false;
+        }
+        r.entries.iter().all(|e| {
+            let next = match prev {
+                Some(p) => p.index.checked_add(1),
+                None => Some(0),
+            };
+            let in_order = Some(e.log_id.index) == next
+                && prev.is_none_or(|p| p.leader_id.term <= e.log_id.leader_id.term)
+                && e.log_id.leader_id.term <= term;
+            prev = Some(e.log_id);
+            in_order
+        })
+    }
+}
+
 /// The answer to a [`Request`].
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Response {
@@ -328,7 +357,11 @@ pub(crate) async fn serve_connection<F, Fut>(
     }
     while let Some(Ok(frame)) = framed.next().await {
         let response = match serde_json::from_slice::<Request>(&frame) {
-            Ok(req) => handle(req).await,
+            Ok(req) if req.is_well_formed() => handle(req).await,
+            Ok(_) => {
+                tracing::warn!("AppendEntries with entries out of order; closing");
+                return;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "undecodable controller request; closing");
                 return;
@@ -434,6 +467,57 @@ mod tests {
         let verdict = speaks_kafka(&server).await;
         drop(client.await);
         verdict
+    }
+
+    #[test]
+    fn append_entries_must_follow_prev_log_id_one_index_after_another() {
+        use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Vote};
+        let log_id = |term, index| LogId::new(CommittedLeaderId::new(term, 2), index);
+        let append = |prev: Option<LogId<u64>>, entries: &[(u64, u64)]| {
+            Request::AppendEntries(AppendEntriesRequest {
+                vote: Vote::new_committed(3, 2),
+                prev_log_id: prev,
+                entries: entries
+                    .iter()
+                    .map(|&(term, index)| Entry::<TypeConfig> {
+                        log_id: log_id(term, index),
+                        payload: EntryPayload::Blank,
+                    })
+                    .collect(),
+                leader_commit: None,
+            })
+        };
+        assert!(append(None, &[]).is_well_formed());
+        assert!(append(None, &[(1, 0), (1, 1), (3, 2)]).is_well_formed());
+        assert!(append(Some(log_id(2, 7)), &[(2, 8), (3, 9)]).is_well_formed());
+        assert!(
+            !append(None, &[(1, 1)]).is_well_formed(),
+            "does not start at 0"
+        );
+        assert!(
+            !append(Some(log_id(2, 7)), &[(2, 8), (2, 10)]).is_well_formed(),
+            "a hole"
+        );
+        assert!(
+            !append(Some(log_id(2, 7)), &[(2, 7)]).is_well_formed(),
+            "no progress"
+        );
+        assert!(
+            !append(Some(log_id(2, 7)), &[(1, 8)]).is_well_formed(),
+            "term goes back"
+        );
+        assert!(
+            !append(Some(log_id(2, 7)), &[(4, 8)]).is_well_formed(),
+            "term past the vote"
+        );
+        assert!(
+            !append(Some(log_id(4, 7)), &[]).is_well_formed(),
+            "prev past the vote"
+        );
+        assert!(
+            !append(Some(log_id(2, u64::MAX)), &[(2, 0)]).is_well_formed(),
+            "overflow"
+        );
     }
 
     #[tokio::test]

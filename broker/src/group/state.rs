@@ -604,7 +604,11 @@ impl Group {
             tracing::debug!(group = %self.id, member = %m.id, "member left");
             self.fence_waiters(&m.id);
         }
-        self.prepare_rebalance(now);
+        // In a join phase already, the members that rejoined stay joined: starting it over
+        // would forget their parked JoinGroups, drop them at the deadline and never answer.
+        if self.state != GroupState::PreparingRebalance {
+            self.prepare_rebalance(now);
+        }
         self.maybe_complete_join(now);
         Ok(())
     }
@@ -705,8 +709,16 @@ impl Group {
         // generation at its next heartbeat.
         self.members
             .retain(|_, m| m.joined || m.instance_id.is_some());
-        self.awaiting_join
-            .retain(|id| self.members.values().any(|m| m.id == *id));
+        // A parked JoinGroup whose member is gone gets an answer, never silence.
+        let gone: Vec<String> = self
+            .awaiting_join
+            .iter()
+            .filter(|id| !self.members.values().any(|m| m.id == **id))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.fence_waiters(&id);
+        }
         self.generation += 1;
         self.persist_due = true;
         self.join_deadline = None;
@@ -952,6 +964,43 @@ mod tests {
         let r = g.take_replies();
         assert_eq!(joins(&r)[0].generation, 3);
         assert_eq!(joins(&r)[0].members.len(), 1);
+    }
+
+    /// TestTxnEtl/cooperative-sticky's lost joins (compat-tests/kgo/RESULTS.md): a member
+    /// leaving during a join phase restarted it, so the members already parked in it counted
+    /// as not joined, were dropped at the deadline a full rebalance timeout later, and their
+    /// JoinGroups were never answered.
+    #[test]
+    fn a_member_leaving_mid_join_keeps_the_joins_already_parked() {
+        let t0 = Instant::now();
+        let mut g = Group::new("g", Duration::ZERO);
+        let a = join_new(&mut g, t0);
+        let b = join_new(&mut g, t0);
+        assert!(matches!(g.join(params(&a), t0), Step::Wait(_)));
+        let c = join_new(&mut g, t0);
+        assert!(matches!(g.join(params(&a), t0), Step::Wait(_)));
+        assert!(matches!(g.join(params(&b), t0), Step::Wait(_)));
+        g.take_replies();
+        assert_eq!(g.state, GroupState::CompletingRebalance);
+        let generation = g.generation;
+        let all = vec![(a.clone(), Bytes::new()), (b.clone(), Bytes::new())];
+        g.sync(&a, generation, all, t0);
+        g.take_replies();
+        // a rejoins (a cooperative member gave up partitions), then c leaves, then b rejoins.
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(matches!(g.join(params(&a), t1), Step::Wait(_)));
+        g.leave(&c, None, t1).expect("c leaves");
+        assert!(matches!(g.join(params(&b), t1), Step::Wait(_)));
+        let replies = g.take_replies();
+        let results = joins(&replies);
+        assert_eq!(
+            results.len(),
+            2,
+            "both parked joins answered at once: {replies:?}"
+        );
+        assert!(results
+            .iter()
+            .all(|r| r.error.is_none() && r.generation == generation + 1));
     }
 
     #[test]
