@@ -119,8 +119,9 @@ pub struct ControllerClient {
     session_timeout: Duration,
     /// The committed index openraft last persisted on this node.
     committed: Arc<std::sync::atomic::AtomicU64>,
-    /// The Raft log, read to refuse AppendEntries that contradict its committed entries.
-    log: LogStore,
+    /// The Raft log, read to refuse AppendEntries that contradict its committed entries;
+    /// let go at shutdown (a handle kept would hold the RocksDB open past it).
+    log: Arc<Mutex<Option<LogStore>>>,
     /// Kafka clients that reached the controller listener (`--bootstrap-controller`), until
     /// the broker takes them.
     kafka_clients: Arc<Mutex<Option<mpsc::Receiver<TcpStream>>>>,
@@ -184,7 +185,7 @@ impl ControllerClient {
             election_hold: Arc::default(),
             session_timeout: config.broker_session_timeout,
             committed,
-            log,
+            log: Arc::new(Mutex::new(Some(log))),
             kafka_clients: Arc::new(Mutex::new(Some(kafka_rx))),
             secret: config.cluster_secret.clone(),
         };
@@ -381,6 +382,9 @@ impl ControllerClient {
     /// leader of the same term made openraft truncate committed entries, then panic applying
     /// them).
     fn rewrites_committed(&self, r: &AppendEntriesRequest<TypeConfig>) -> bool {
+        let Some(log) = self.log.lock().ok().and_then(|l| l.clone()) else {
+            return false;
+        };
         let committed = self.committed.load(std::sync::atomic::Ordering::Acquire);
         let claimed = r
             .prev_log_id
@@ -388,7 +392,7 @@ impl ControllerClient {
             .chain(r.entries.iter().map(|e| &e.log_id));
         claimed
             .filter(|id| id.index <= committed)
-            .any(|id| match self.log.log_id_at(id.index) {
+            .any(|id| match log.log_id_at(id.index) {
                 Ok(Some(ours)) => ours != *id,
                 // Purged into the snapshot (so committed and matching) or unreadable: openraft
                 // decides.
@@ -514,6 +518,9 @@ impl ControllerClient {
 
     /// Stops the Raft node.
     pub async fn shutdown(&self) {
+        if let Ok(mut log) = self.log.lock() {
+            log.take();
+        }
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "controller shutdown");
         }
